@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One module per concern; a lower layer never imports a higher one (see docs/architecture.md).
+let package = Package(
+    name: "berth",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "berth", targets: ["berth"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // System libraries (Debian: libyaml-dev, libseccomp-dev, libarchive-dev).
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+
+        // The code that runs between clone() and execve(): C only, async-signal-safe.
+        .target(name: "CRuntime", cSettings: [.define("_GNU_SOURCE")]),
+
+        .target(name: "YAML", dependencies: ["CYAML"]),
+        .target(name: "Compose", dependencies: ["YAML"]),
+        .target(name: "Images", dependencies: [
+            "CArchive",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "Runtime", dependencies: [
+            "CRuntime", "CSeccomp", "Images",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .executableTarget(name: "berth", dependencies: [
+            "Compose", "Runtime", "Images", "YAML",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
+        .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images"]),
+        .testTarget(name: "CLITests", dependencies: ["berth"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

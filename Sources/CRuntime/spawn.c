@@ -1,0 +1,2 @@
+#include "cruntime.h"
+int berth_cruntime_version(void) { return 1; }

@@ -1,0 +1,2 @@
+// Placeholder until the Compose module lands.
+public enum ComposeModule {}
