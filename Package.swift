@@ -30,7 +30,7 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "Runtime", dependencies: [
-            "CRuntime", "CSeccomp", "Images",
+            "CRuntime", "CSeccomp",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .executableTarget(name: "berth", dependencies: [
