@@ -1,0 +1,121 @@
+import Crypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small file-system steps the store builds on: locks, atomic writes, hashing.
+enum StoreFiles {
+    static func fail(_ op: String, _ path: String, _ err: Int32 = errno) -> ImageStore.Error {
+        .system(op, path, err)
+    }
+
+    /// mkdir -p, reporting the errno of the step that failed.
+    static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
+        if mkdir(path, mode) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT else { throw fail("create directory", path) }
+        let parent = (path as NSString).deletingLastPathComponent
+        if parent != path && !parent.isEmpty { try mkdirs(parent, mode: mode) }
+        if mkdir(path, mode) != 0 && errno != EEXIST { throw fail("create directory", path) }
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// Writes `data` so that readers see either the old file or the whole new one, never a part,
+    /// even after a crash: write a temp file in the same directory, fsync, rename.
+    static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = dir + "/.tmp-\(getpid())-\(UUID().uuidString)"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw fail("create", tmp) }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        do {
+            try data.withUnsafeBytes { raw in try writeAll(fd, raw, path: tmp) }
+            guard fsync(fd) == 0 else { throw fail("sync", tmp) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw fail("rename into place", path) }
+        ok = true
+        syncDirectory(dir)
+    }
+
+    static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail("write", path)
+            }
+            offset += n
+        }
+    }
+
+    /// Makes a rename durable: the directory entry itself must reach the disk.
+    static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    static func read(_ path: String) throws -> Data {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw fail("read", path, exists(path) ? EACCES : ENOENT)
+        }
+        return data
+    }
+
+    /// Removes a tree without following symlinks. Layer trees hold root-owned files, device nodes
+    /// and immutable-looking modes, which FileManager handles, so lean on it.
+    static func removeTree(_ path: String) {
+        guard exists(path) else { return }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func sha256Hex(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func hex<D: Digest>(_ digest: D) -> String {
+        digest.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// An exclusive or shared flock(2) on a file; released on `unlock()` or when the process dies,
+/// so a crashed berth never leaves the store locked.
+final class FileLock {
+    private let fd: Int32
+
+    init(path: String, exclusive: Bool) throws {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreFiles.fail("open lock file", path) }
+        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
+            if errno == EINTR { continue }
+            let err = errno
+            close(fd)
+            throw StoreFiles.fail("lock", path, err)
+        }
+    }
+
+    func unlock() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
+    static func with<T>(_ path: String, exclusive: Bool, _ body: () throws -> T) throws -> T {
+        let lock = try FileLock(path: path, exclusive: exclusive)
+        defer { lock.unlock() }
+        return try body()
+    }
+}
