@@ -1,2 +1,199 @@
-#include "cruntime.h"
-int berth_cruntime_version(void) { return 1; }
+/* spawn.c: clone the container's first process and the parent/child handshake.
+
+   Parent                              Child (new mnt, pid, uts, ipc, [net] namespaces)
+   pipe2(sync), pipe2(error) CLOEXEC
+   clone(CLONE_NEW* | CLONE_PIDFD)  -> reset signals, dup stdio, setsid
+   (Swift: cgroup placement,           read(sync) ... blocks
+    network hooks)
+   berth_resume: write(sync, 1)     -> unshare(CLONE_NEWCGROUP) (now rooted at its cgroup),
+                                       lo up, hostname, rootfs + mounts + pivot_root,
+                                       rlimits, caps, seccomp, uid/gid, cwd, execve
+   read(error): EOF = exec'ed,      <- or struct berth_failure {stage, errno, index}; _exit
+                record = failure */
+#include "internal.h"
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+/* The child starts with the parent's dispositions and mask; a Swift process may ignore or
+   block signals that the container's process must see with their defaults. */
+static void reset_signals(void) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void loopback_up(int efd) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, errno, -1);
+    struct ifreq req;
+    memset(&req, 0, sizeof req);
+    memcpy(req.ifr_name, "lo", 3);
+    if (ioctl(s, SIOCGIFFLAGS, &req) < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, errno, -1);
+    req.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &req) < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, errno, -1);
+    close(s);
+}
+
+__attribute__((noreturn)) static void child_main(const struct berth_container *c, int sync_fd, int efd) {
+    reset_signals();
+    umask(0);
+    berth_setup_stdio(&c->process, efd);
+    char go;
+    ssize_t n;
+    do { n = read(sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(126); /* the parent gave up before letting us run */
+    close(sync_fd);
+
+    /* The parent has placed us in our cgroup: a namespace created now is rooted there. */
+    if (unshare(CLONE_NEWCGROUP) < 0) berth_fail(efd, BERTH_STAGE_CGROUP_NS, errno, -1);
+    if (c->netns_fd >= 0 && setns(c->netns_fd, CLONE_NEWNET) < 0) berth_fail(efd, BERTH_STAGE_JOIN_NETNS, errno, -1);
+    if (c->new_network) loopback_up(efd);
+    if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+        berth_fail(efd, BERTH_STAGE_HOSTNAME, errno, -1);
+    if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
+        berth_fail(efd, BERTH_STAGE_DOMAINNAME, errno, -1);
+    berth_setup_rootfs(c, efd);
+    berth_finish_process(&c->process, efd);
+}
+
+int berth_spawn(const struct berth_container *c, struct berth_child *child) {
+    int sync_pipe[2], error_pipe[2];
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0) return -errno;
+    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(sync_pipe[0]); close(sync_pipe[1]);
+        return -e;
+    }
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD | SIGCHLD;
+    if (c->new_network) flags |= CLONE_NEWNET;
+    int pidfd = -1;
+    /* A raw clone without CLONE_VM is a fork: the child runs on a copy of this stack. */
+    long pid = syscall(SYS_clone, flags, 0, &pidfd, 0, 0);
+    if (pid == 0) {
+        close(sync_pipe[1]);
+        close(error_pipe[0]);
+        child_main(c, sync_pipe[0], error_pipe[1]);
+    }
+    int e = errno;
+    close(sync_pipe[0]);
+    close(error_pipe[1]);
+    if (pid < 0) {
+        close(sync_pipe[1]);
+        close(error_pipe[0]);
+        return -e;
+    }
+    child->pid = (pid_t)pid;
+    child->pidfd = pidfd;
+    child->sync_fd = sync_pipe[1];
+    child->error_fd = error_pipe[0];
+    return 0;
+}
+
+static int read_failure(int fd, struct berth_failure *failure) {
+    size_t got = 0;
+    char *buf = (char *)failure;
+    while (got < sizeof *failure) {
+        ssize_t n = read(fd, buf + got, sizeof *failure - got);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    if (got == 0) return 0;
+    if (got < sizeof *failure) {
+        failure->stage = BERTH_STAGE_NONE;
+        failure->err = EPROTO;
+        failure->index = -1;
+    }
+    return 1;
+}
+
+int berth_resume(struct berth_child *child, struct berth_failure *failure) {
+    char go = 1;
+    ssize_t n;
+    do { n = write(child->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    close(child->sync_fd);
+    child->sync_fd = -1;
+    int rc = read_failure(child->error_fd, failure);
+    close(child->error_fd);
+    child->error_fd = -1;
+    if (rc == 0 && n != 1) {
+        failure->stage = BERTH_STAGE_WAIT_PARENT;
+        failure->err = EPIPE;
+        failure->index = -1;
+        return 1;
+    }
+    return rc;
+}
+
+int berth_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int berth_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int berth_ioctl_winsize(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize ws = { rows, cols, 0, 0 };
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+int berth_ioctl_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -1;
+    *rows = ws.ws_row;
+    *cols = ws.ws_col;
+    return 0;
+}
+
+int berth_pipe_cloexec(int fds[2], int nonblock) {
+    return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+}
+
+int berth_open_pty(int *master, int *slave) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -errno;
+    char name[64];
+    if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof name) != 0) {
+        int e = errno;
+        close(m);
+        return -e;
+    }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int e = errno;
+        close(m);
+        return -e;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
+int berth_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
+}

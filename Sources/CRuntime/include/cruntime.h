@@ -1,5 +1,187 @@
 #ifndef BERTH_CRUNTIME_H
 #define BERTH_CRUNTIME_H
-/* Placeholder; the runtime issue fills this in. */
-int berth_cruntime_version(void);
+/*
+ * CRuntime: the code that runs between clone() and execve().
+ *
+ * Swift fills the flat structs below before calling berth_spawn()/berth_exec_spawn(); every
+ * pointer they hold stays valid until the call returns. The child only makes async-signal-safe
+ * calls: no allocation, no locks, no Swift. A failing step is written to the error pipe as a
+ * struct berth_failure (stage, errno, index into the table that failed) and the child exits;
+ * a successful execve() closes the CLOEXEC error pipe, so the parent reads EOF.
+ */
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Options of one mount table entry. */
+enum {
+    BERTH_MOUNT_MKDIR = 1,      /* create the target (and parents) as directories */
+    BERTH_MOUNT_MKFILE = 2,     /* create the target as an empty file (parents as directories) */
+    BERTH_MOUNT_BIND_RO = 4,    /* bind mount: remount it read-only right after */
+    BERTH_MOUNT_RO_LATER = 8,   /* remount read-only after every other mount is in place */
+    BERTH_MOUNT_OPTIONAL = 16,  /* skip the entry when the mount fails with ENOENT */
+};
+
+struct berth_mount {
+    const char *source;  /* device, host path for binds, or a name such as "proc" */
+    const char *target;  /* absolute path inside the container */
+    const char *fstype;  /* NULL for a bind mount */
+    unsigned long flags; /* MS_* flags */
+    const char *data;    /* filesystem options, may be NULL */
+    int options;         /* BERTH_MOUNT_* */
+};
+
+struct berth_device {
+    const char *path;    /* absolute path inside the container */
+    unsigned int mode;   /* S_IFCHR/S_IFBLK | permission bits */
+    unsigned int major, minor;
+    uid_t uid;
+    gid_t gid;
+};
+
+struct berth_symlink {
+    const char *target;  /* what the link points to */
+    const char *path;    /* absolute path of the link inside the container */
+};
+
+struct berth_rlimit {
+    int resource;
+    uint64_t soft, hard;
+};
+
+struct berth_sysctl {
+    const char *path;    /* below /proc/sys, e.g. "net/ipv4/ip_forward" */
+    const char *value;
+};
+
+/* What both `run` and `exec` do last: identity, capabilities, seccomp, cwd, execve. */
+struct berth_process {
+    const char *const *argv;   /* NULL-terminated */
+    const char *const *envp;   /* NULL-terminated */
+    const char *path_env;      /* PATH used to look argv[0] up, NULL for the default */
+    const char *cwd;
+    int create_cwd;            /* mkdir -p the cwd (as root) before changing identity */
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int ngroups;
+    uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable;
+    int last_cap;              /* highest capability number the kernel knows */
+    int no_new_privs;
+    const void *seccomp_filter; /* struct sock_filter[], NULL for no filter */
+    unsigned short seccomp_len; /* number of instructions */
+    int stdin_fd, stdout_fd, stderr_fd; /* dup2'ed onto 0, 1, 2; -1 keeps what is there */
+    int tty;                   /* stdin is a terminal: setsid + make it the controlling tty */
+    int use_init;              /* fork: PID 1 forwards signals and reaps, the child execs */
+    const struct berth_rlimit *rlimits;
+    int nrlimits;
+    int set_oom_score_adj;
+    int oom_score_adj;
+};
+
+struct berth_container {
+    struct berth_process process;
+    int new_network;           /* clone a new network namespace (and bring lo up) */
+    int netns_fd;              /* >= 0: join this network namespace instead */
+    const char *rootfs;        /* host directory the overlay is mounted on */
+    const char *overlay_data;  /* lowerdir=...,upperdir=...,workdir=... */
+    int readonly_rootfs;
+    const struct berth_mount *mounts;
+    int nmounts;
+    const struct berth_device *devices;
+    int ndevices;
+    const struct berth_symlink *symlinks;
+    int nsymlinks;
+    const struct berth_sysctl *sysctls;
+    int nsysctls;
+    const char *const *masked_paths;
+    int nmasked;
+    const char *const *readonly_paths;
+    int nreadonly;
+    const char *hostname;
+    const char *domainname;
+};
+
+/* Steps the child reports in struct berth_failure.stage. Keep in step with Swift's names. */
+enum berth_stage {
+    BERTH_STAGE_NONE = 0,
+    BERTH_STAGE_WAIT_PARENT,
+    BERTH_STAGE_STDIO,
+    BERTH_STAGE_SETSID,
+    BERTH_STAGE_CGROUP_NS,
+    BERTH_STAGE_JOIN_NETNS,
+    BERTH_STAGE_LOOPBACK,
+    BERTH_STAGE_PROPAGATION,
+    BERTH_STAGE_ROOTFS,
+    BERTH_STAGE_MOUNT,
+    BERTH_STAGE_DEVICE,
+    BERTH_STAGE_SYMLINK,
+    BERTH_STAGE_SYSCTL,
+    BERTH_STAGE_MASK,
+    BERTH_STAGE_READONLY_PATH,
+    BERTH_STAGE_REMOUNT_RO,
+    BERTH_STAGE_PIVOT_ROOT,
+    BERTH_STAGE_HOSTNAME,
+    BERTH_STAGE_DOMAINNAME,
+    BERTH_STAGE_RLIMIT,
+    BERTH_STAGE_OOM_SCORE,
+    BERTH_STAGE_BOUNDING,
+    BERTH_STAGE_SETGROUPS,
+    BERTH_STAGE_SETGID,
+    BERTH_STAGE_SETUID,
+    BERTH_STAGE_CAPSET,
+    BERTH_STAGE_NO_NEW_PRIVS,
+    BERTH_STAGE_SECCOMP,
+    BERTH_STAGE_CWD,
+    BERTH_STAGE_EXEC,
+    BERTH_STAGE_INIT,
+    BERTH_STAGE_CGROUP_JOIN,
+    BERTH_STAGE_SETNS,
+    BERTH_STAGE_FORK,
+    BERTH_STAGE_COUNT
+};
+
+struct berth_failure {
+    int stage;
+    int err;    /* errno */
+    int index;  /* entry of the mount/device/... table, or -1 */
+};
+
+/* A started (but still waiting) container child. */
+struct berth_child {
+    pid_t pid;
+    int pidfd;      /* pollable; readable once the process exits */
+    int sync_fd;    /* parent writes one byte here to let the child go on */
+    int error_fd;   /* parent reads struct berth_failure or EOF (exec happened) */
+};
+
+/* Clone the container's first process into new namespaces. It blocks until berth_resume().
+   Returns 0 or -errno (from pipe/clone in the parent). */
+int berth_spawn(const struct berth_container *config, struct berth_child *child);
+
+/* Let the child go on (after cgroup placement and network setup); closes sync_fd.
+   Then wait for execve: returns 0 when it happened, 1 when *failure was filled in,
+   -errno on a read error. Closes error_fd. */
+int berth_resume(struct berth_child *child, struct berth_failure *failure);
+
+/* exec into a running container. ns_fds: open /proc/PID/ns/{ipc,uts,net,pid,cgroup,mnt} in that
+   order (mnt last); cgroup_procs: cgroup.procs files to join first. The process ends up a child of
+   the caller (CLONE_PARENT), so waitpid() works. Returns 0 (child filled in, already running
+   past the setns step) or 1 with *failure, or -errno. */
+int berth_exec_spawn(const struct berth_process *process, const int *ns_fds, int nns,
+                     const char *const *cgroup_procs, int ncgroup_procs,
+                     struct berth_child *child, struct berth_failure *failure);
+
+/* SHA-256 of a buffer into out[32] (seccomp cache keys). */
+void berth_sha256(const void *data, size_t length, unsigned char out[32]);
+
+/* Small wrappers Swift cannot call directly. */
+int berth_pidfd_open(pid_t pid);
+int berth_pidfd_send_signal(int pidfd, int sig);
+int berth_ioctl_winsize(int fd, unsigned short rows, unsigned short cols);
+int berth_ioctl_get_winsize(int fd, unsigned short *rows, unsigned short *cols);
+int berth_wait_status_exit(int status);
+int berth_pipe_cloexec(int fds[2], int nonblock);   /* pipe2(O_CLOEXEC[|O_NONBLOCK]) */
+int berth_open_pty(int *master, int *slave);        /* a pty pair, both CLOEXEC; 0 or -errno */
+int berth_memfd(const char *name);                  /* memfd_create(MFD_CLOEXEC) */ /* exit code, or 128+signal */
+
 #endif

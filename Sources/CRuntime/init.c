@@ -1,0 +1,45 @@
+/* init.c: `init: true` — a minimal PID 1. It forks the real process, forwards every signal it
+   receives to it, reaps every zombie the namespace hands it, and exits with the real process's
+   status (128+n for signal n). It runs after capabilities and seccomp are in place. */
+#include "internal.h"
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void berth_run_init(int efd) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t child = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (child < 0) berth_fail(efd, BERTH_STAGE_INIT, errno, -1);
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        return; /* the caller goes on to execve */
+    }
+    /* Only the exec'ing child may hold the error pipe, so its execve is what closes it. */
+    close(efd);
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&all, &info);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) {
+            kill(child, sig);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t done = waitpid(-1, &status, WNOHANG);
+            if (done <= 0) break;
+            if (done == child) _exit(berth_wait_status_exit(status));
+        }
+    }
+}
+
+int berth_wait_status_exit(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 255;
+}

@@ -1,0 +1,129 @@
+/* process.c: the last steps before execve, shared by `run` and `exec`: stdio, rlimits, the
+   capability bounding set, seccomp, groups/gid/uid, the final capability sets, no_new_privs,
+   working directory, berth's init, and the PATH lookup of argv[0]. */
+#include "internal.h"
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+void berth_setup_stdio(const struct berth_process *p, int efd) {
+    int fds[3] = { p->stdin_fd, p->stdout_fd, p->stderr_fd };
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0) continue;
+        if (fds[i] == i) {
+            /* Already in place: only make sure it survives execve. */
+            if (fcntl(i, F_SETFD, 0) < 0) berth_fail(efd, BERTH_STAGE_STDIO, errno, i);
+            continue;
+        }
+        if (dup2(fds[i], i) < 0) berth_fail(efd, BERTH_STAGE_STDIO, errno, i);
+    }
+    if (setsid() < 0) berth_fail(efd, BERTH_STAGE_SETSID, errno, -1);
+    if (p->tty && ioctl(0, TIOCSCTTY, 0) < 0) berth_fail(efd, BERTH_STAGE_SETSID, errno, -1);
+}
+
+static void install_seccomp(const struct berth_process *p, int efd) {
+    struct sock_fprog prog = { p->seccomp_len, (struct sock_filter *)p->seccomp_filter };
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+        berth_fail(efd, BERTH_STAGE_SECCOMP, errno, -1);
+}
+
+static void set_capabilities(const struct berth_process *p, int efd) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (uint32_t)(p->cap_effective >> (32 * i));
+        data[i].permitted = (uint32_t)(p->cap_permitted >> (32 * i));
+        data[i].inheritable = (uint32_t)(p->cap_inheritable >> (32 * i));
+    }
+    if (syscall(SYS_capset, &header, data) < 0) berth_fail(efd, BERTH_STAGE_CAPSET, errno, -1);
+}
+
+__attribute__((noreturn)) static void exec_argv(const struct berth_process *p, int efd) {
+    const char *file = p->argv[0];
+    char *const *argv = (char *const *)p->argv;
+    char *const *envp = (char *const *)p->envp;
+    if (strchr(file, '/')) {
+        execve(file, argv, envp);
+        berth_fail(efd, BERTH_STAGE_EXEC, errno, -1);
+    }
+    const char *search = p->path_env ? p->path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    size_t flen = strlen(file);
+    int last = ENOENT;
+    char buf[PATH_MAX];
+    for (const char *s = search;;) {
+        const char *end = strchr(s, ':');
+        size_t dlen = end ? (size_t)(end - s) : strlen(s);
+        if (dlen + flen + 2 <= sizeof buf) {
+            size_t at = 0;
+            if (dlen == 0) buf[at++] = '.'; else { memcpy(buf, s, dlen); at = dlen; }
+            buf[at++] = '/';
+            memcpy(buf + at, file, flen + 1);
+            execve(buf, argv, envp);
+            /* Keep looking on "not here"; remember "here but not runnable". */
+            if (errno != ENOENT && errno != ENOTDIR) last = errno;
+        }
+        if (!end) break;
+        s = end + 1;
+    }
+    berth_fail(efd, BERTH_STAGE_EXEC, last, -1);
+}
+
+void berth_finish_process(const struct berth_process *p, int efd) {
+    for (int i = 0; i < p->nrlimits; i++) {
+        struct rlimit rl = { (rlim_t)p->rlimits[i].soft, (rlim_t)p->rlimits[i].hard };
+        if (setrlimit(p->rlimits[i].resource, &rl) < 0) berth_fail(efd, BERTH_STAGE_RLIMIT, errno, i);
+    }
+    if (p->set_oom_score_adj) {
+        char value[16];
+        int v = p->oom_score_adj, at = 15;
+        int negative = v < 0;
+        unsigned int u = negative ? (unsigned int)(-v) : (unsigned int)v;
+        value[at] = '\0';
+        do { value[--at] = (char)('0' + u % 10); u /= 10; } while (u);
+        if (negative) value[--at] = '-';
+        if (berth_write_file("/proc/self/oom_score_adj", value + at) < 0) berth_fail(efd, BERTH_STAGE_OOM_SCORE, errno, -1);
+    }
+    if (p->cwd && p->create_cwd && berth_mkdir_p(p->cwd, 0755) < 0) berth_fail(efd, BERTH_STAGE_CWD, errno, -1);
+
+    /* Nothing but the error pipe (CLOEXEC already) and stdio may cross execve. */
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+
+    for (int cap = 0; cap <= p->last_cap; cap++) {
+        if (p->cap_bounding & (1ULL << cap)) continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            berth_fail(efd, BERTH_STAGE_BOUNDING, errno, cap);
+    }
+    /* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we hold it. */
+    if (p->seccomp_filter && !p->no_new_privs) install_seccomp(p, efd);
+
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) berth_fail(efd, BERTH_STAGE_CAPSET, errno, -1);
+    if (setgroups((size_t)p->ngroups, p->groups) < 0) berth_fail(efd, BERTH_STAGE_SETGROUPS, errno, -1);
+    if (setresgid(p->gid, p->gid, p->gid) < 0) berth_fail(efd, BERTH_STAGE_SETGID, errno, -1);
+    if (setresuid(p->uid, p->uid, p->uid) < 0) berth_fail(efd, BERTH_STAGE_SETUID, errno, -1);
+    set_capabilities(p, efd);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) berth_fail(efd, BERTH_STAGE_CAPSET, errno, -1);
+
+    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        berth_fail(efd, BERTH_STAGE_NO_NEW_PRIVS, errno, -1);
+    if (p->seccomp_filter && p->no_new_privs) install_seccomp(p, efd);
+
+    if (p->cwd && chdir(p->cwd) < 0) berth_fail(efd, BERTH_STAGE_CWD, errno, -1);
+    umask(022);
+    if (p->use_init) berth_run_init(efd);
+    exec_argv(p, efd);
+}

@@ -1,0 +1,82 @@
+/* util.c: small async-signal-safe helpers used between clone() and execve(). */
+#include "internal.h"
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void berth_fail(int error_fd, int stage, int err, int index) {
+    struct berth_failure failure = { stage, err, index };
+    ssize_t n;
+    do {
+        n = write(error_fd, &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+int berth_join(char *dst, size_t size, const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/') la--;
+    if (la + lb + 2 > size) { errno = ENAMETOOLONG; return -1; }
+    memcpy(dst, a, la);
+    size_t at = la;
+    if (b[0] != '/') dst[at++] = '/';
+    memcpy(dst + at, b, lb + 1);
+    return 0;
+}
+
+int berth_mkdir_p(const char *path, unsigned int mode) {
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char saved = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, mode) < 0 && errno != EEXIST) return -1;
+            buf[i] = saved;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+    return 0;
+}
+
+int berth_touch(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) == 0) return 0;
+    char parent[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
+    memcpy(parent, path, len + 1);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (berth_mkdir_p(parent, 0755) < 0) return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
+int berth_write_file(const char *path, const char *value) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_TRUNC);
+    if (fd < 0) return -1;
+    size_t len = strlen(value), done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, value + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    close(fd);
+    return 0;
+}

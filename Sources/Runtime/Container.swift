@@ -1,0 +1,532 @@
+/// # Runtime: one container, from a plain description to a process in its own namespaces
+///
+/// Files (Swift, module Runtime):
+/// - Container.swift: this type — create, start, wait (via ContainerIO), stop, kill, remove, lookup;
+///   the parent side of the spawn protocol.
+/// - ContainerSpec.swift: the description the CLI/orchestrator hands in (layer paths, image
+///   defaults, overrides, mounts, security, limits). Runtime never imports Images.
+/// - ContainerRecord.swift: what lives on disk (config.json, state.json) and atomic JSON writes.
+/// - ProcessResolution.swift: Docker's Entrypoint/Cmd rules, environment, user lookup.
+/// - Capabilities.swift: names, Docker's 14 defaults, cap_add/cap_drop/privileged.
+/// - Seccomp.swift + SeccompDefaultProfile.swift: Docker-format profiles compiled by libseccomp
+///   to BPF in the parent, cached by content hash under ROOT/cache/seccomp.
+/// - MountPlan.swift: Docker's mounts, devices, masked and read-only paths as a table.
+/// - CArena.swift: C memory for the flat structs the child reads.
+/// - FileTree.swift: plain-syscall file writes and rm -rf for the hot path; the shared init
+///   layer (ROOT/cache/init-layer) and overlay mount point (ROOT/cache/rootfs-mount).
+/// - ProcFS.swift: /proc/PID/stat start time, SigCgt/SigBlk/SigIgn, timestamps, signal names.
+/// - SpawnConfig.swift: fills struct berth_container / berth_process from the above.
+/// - ContainerIO.swift: the waiting side — pumps stdout/stderr (pipes or pty) into the json-file
+///   log and the terminal, forwards stdin and signals, reaps, records the exit code.
+/// - ContainerLog.swift: json-file log writing (with size rotation) and reading (`logs -f`).
+/// - Exec.swift: `exec` into a running container.
+/// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/add/killAll/remove.
+///
+/// C (module CRuntime; only async-signal-safe calls after clone):
+/// - spawn.c: clone with new mnt/pid/uts/ipc[/net] namespaces, the handshake, loopback up.
+/// - mounts.c: overlay rootfs, mount table, devices, sysctls, masked/read-only paths, pivot_root.
+/// - process.c: rlimits, oom_score_adj, bounding set, seccomp, groups/uid/gid, capsets,
+///   no_new_privs, cwd, PATH lookup, execve.
+/// - init.c: `init: true` PID 1 (forward signals, reap, exit with the child's status).
+/// - exec.c: setns from a single-threaded child, CLONE_PARENT so berth can waitpid.
+/// - sha256.c: cache keys.
+///
+/// Parent/child protocol (see spawn.c): the parent clones the child, which blocks reading a
+/// CLOEXEC sync pipe. The parent puts the pid in the container's cgroup (and runs network
+/// hooks), then writes one byte. The child unshares its cgroup namespace, builds the rootfs,
+/// drops privileges and execs; any failing step writes (stage, errno, index) on a CLOEXEC error
+/// pipe. EOF on that pipe means execve succeeded. Failures become
+/// "container NAME: step pivot_root: Invalid argument" and everything made so far is undone.
+///
+/// Detached containers: `berth container run -d` execs `berth container monitor ID` (setsid),
+/// which starts the container as its own child, reports success or the error on a pipe, then
+/// stays to pump logs, reap and record the exit code (and remove the container for --rm).
+import CRuntime
+import Foundation
+
+public final class Container {
+    /// "container NAME: step STEP: DETAIL"; a person can act on it.
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public var container: String
+        public var step: String
+        public var detail: String
+        public init(container: String, step: String, detail: String) {
+            self.container = container
+            self.step = step
+            self.detail = detail
+        }
+        public var description: String {
+            var text = container.isEmpty ? "" : "container \(container): "
+            if !step.isEmpty { text += "step \(step): " }
+            return text + detail
+        }
+    }
+
+    public let root: String
+    public let id: String
+    public private(set) var record: ContainerRecord
+
+    public var name: String { record.name }
+    public var shortID: String { String(id.prefix(12)) }
+    var dir: String { Container.containersDir(root) + "/" + id }
+    var statePath: String { dir + "/state.json" }
+    public var logPath: String { dir + "/container.log" }
+
+    static func containersDir(_ root: String) -> String { root + "/containers" }
+    static func namesDir(_ root: String) -> String { root + "/container-names" }
+
+    init(root: String, record: ContainerRecord) {
+        self.root = root
+        self.id = record.id
+        self.record = record
+    }
+
+    // MARK: create
+
+    /// Validates the spec, resolves the process (Docker's rules, user in the image's files),
+    /// reserves the name and writes ROOT/containers/ID. On any error nothing is left behind.
+    public static func create(spec: ContainerSpec, root: String) throws -> Container {
+        let id = randomID()
+        let name = spec.name ?? generatedName(id)
+        guard isValidName(name) else {
+            throw Error(container: name, step: "", detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+        }
+        if access(namesDir(root), F_OK) != 0 { try FileTree.mkdirs(namesDir(root)) }
+        if access(containersDir(root), F_OK) != 0 { try FileTree.mkdirs(containersDir(root)) }
+        let nameLink = namesDir(root) + "/" + name
+        if symlink(id, nameLink) != 0 {
+            if errno == EEXIST {
+                let other = (try? FileManager.default.destinationOfSymbolicLink(atPath: nameLink)) ?? "?"
+                throw Error(container: name, step: "", detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
+            }
+            throw Error(container: name, step: "reserve name", detail: ProcFS.errnoText(errno))
+        }
+        let dir = containersDir(root) + "/" + id
+        do {
+            let process = try resolveProcess(spec: spec, id: id, name: name)
+            try FileTree.mkdir(dir, mode: 0o710)
+            for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) }
+            // Validate mounts now (missing bind sources) so create fails, not start.
+            _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
+            try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
+            let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
+            try JSONFiles.write(record, dir + "/config.json")
+            try JSONFiles.write(ContainerState(status: .created), dir + "/state.json")
+            return Container(root: root, record: record)
+        } catch var error as Error {
+            FileTree.removeTree(dir)
+            unlink(nameLink)
+            if error.container.isEmpty { error.container = name }
+            throw error
+        } catch {
+            FileTree.removeTree(dir)
+            unlink(nameLink)
+            throw Error(container: name, step: "", detail: "\(error)")
+        }
+    }
+
+    static func resolveProcess(spec: ContainerSpec, id: String, name: String) throws -> ResolvedProcess {
+        let argv = ProcessResolution.argv(image: spec.imageDefaults, entrypoint: spec.entrypoint, command: spec.command)
+        guard !argv.isEmpty else {
+            throw Error(container: name, step: "", detail: "no command specified: the image has no Entrypoint or Cmd and none was given")
+        }
+        let user: ProcessResolution.User
+        do {
+            user = try ProcessResolution.user(spec.user ?? spec.imageDefaults.user, extraGroups: spec.groupAdd) { path in
+                readFromLayers(spec.layerPaths, path)
+            }
+        } catch {
+            throw Error(container: name, step: "user", detail: "\(error)")
+        }
+        let caps: UInt64
+        do {
+            caps = try Capabilities.effectiveSet(privileged: spec.privileged, add: spec.capAdd, drop: spec.capDrop)
+        } catch {
+            throw Error(container: name, step: "capabilities", detail: "\(error)")
+        }
+        for limit in spec.ulimits {
+            _ = try makeRlimit(limit, container: name)
+        }
+        for (key, _) in spec.sysctls {
+            do { _ = try MountPlan.sysctlPath(key, hostNetwork: spec.network == .host) } catch var e as Error {
+                e.container = name
+                throw e
+            }
+        }
+        var stopSignal = SIGTERM
+        if let s = spec.stopSignal ?? spec.imageDefaults.stopSignal, !s.isEmpty {
+            guard let n = Signals.number(s) else { throw Error(container: name, step: "", detail: "unknown stop signal \(s)") }
+            stopSignal = n
+        }
+        let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
+        let env = ProcessResolution.environment(image: spec.imageDefaults.env, given: spec.env, hostname: hostname,
+                                                home: user.home, tty: spec.tty)
+        var cwd = spec.workingDir ?? spec.imageDefaults.workingDir ?? "/"
+        if cwd.isEmpty { cwd = "/" }
+        guard cwd.hasPrefix("/") else { throw Error(container: name, step: "", detail: "working directory \(cwd) is not an absolute path") }
+        return ResolvedProcess(argv: argv, env: env, workingDir: cwd, user: user, capabilities: caps,
+                               hostname: hostname, stopSignal: stopSignal, stopTimeout: spec.stopTimeout ?? 10)
+    }
+
+    static let rlimitNames: [String: Int32] = [
+        "core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8, "msgqueue": 12, "nice": 13,
+        "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14, "rttime": 15, "sigpending": 11, "stack": 3, "as": 9,
+    ]
+
+    /// A ulimit as the child sets it; never above the host's hard limit (raising it would need
+    /// CAP_SYS_RESOURCE, which berth may not have, and Docker would fail the same way).
+    static func makeRlimit(_ u: Ulimit, container: String) throws -> berth_rlimit {
+        guard let resource = rlimitNames[u.name] else {
+            throw Error(container: container, step: "ulimit", detail: "unknown ulimit \"\(u.name)\" (known: \(rlimitNames.keys.sorted().joined(separator: ", ")))")
+        }
+        guard u.soft <= u.hard else {
+            throw Error(container: container, step: "ulimit", detail: "ulimit \(u.name): soft limit \(u.soft) is above the hard limit \(u.hard)")
+        }
+        var host = rlimit()
+        getrlimit(__rlimit_resource_t(UInt32(resource)), &host)
+        if host.rlim_max != rlim_t.max && u.hard > host.rlim_max {
+            throw Error(container: container, step: "ulimit",
+                        detail: "ulimit \(u.name): hard limit \(u.hard) is above the host's hard limit \(host.rlim_max)")
+        }
+        return berth_rlimit(resource: resource, soft: u.soft, hard: u.hard)
+    }
+
+    /// A file inside the image: the topmost layer that has it wins.
+    static func readFromLayers(_ layers: [String], _ path: String) -> String? {
+        for layer in layers.reversed() {
+            if let text = readText(layer + path) { return text }
+        }
+        return nil
+    }
+
+    static func hostHostname() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count)
+        return String(cString: buf)
+    }
+
+    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String) throws {
+        var hosts: String
+        if spec.network == .host, let host = readText("/etc/hosts") {
+            hosts = host
+        } else {
+            hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+                + "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        }
+        for entry in spec.extraHosts {
+            let parts = entry.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { hosts += "\(parts[1])\t\(parts[0])\n" }
+        }
+        var resolv = readText("/etc/resolv.conf") ?? ""
+        if spec.network != .host {
+            // A host-local resolver (127.0.0.53) is unreachable from another network namespace.
+            let lines = resolv.split(separator: "\n", omittingEmptySubsequences: false).filter {
+                !($0.hasPrefix("nameserver") && ($0.contains(" 127.") || $0.contains(" ::1")))
+            }
+            resolv = lines.joined(separator: "\n")
+            if !resolv.contains("nameserver") { resolv += "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n" }
+        }
+        for (file, text) in [("hosts", hosts), ("hostname", hostname + "\n"), ("resolv.conf", resolv)] {
+            try FileTree.write(text, to: dir + "/" + file)
+        }
+    }
+
+    static func randomID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    static let adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+                             "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen"]
+    static let nouns = ["albatross", "beacon", "cutter", "dinghy", "ferry", "galleon", "harbor", "jetty", "keel",
+                        "lighthouse", "mooring", "pier", "quay", "schooner", "tug", "wharf"]
+
+    static func generatedName(_ id: String) -> String {
+        let bytes = Array(id.utf8)
+        let a = Int(bytes[0]) % adjectives.count, n = Int(bytes[1]) % nouns.count
+        return "\(adjectives[a])_\(nouns[n])_\(id.prefix(4))"
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first.isASCII, CharacterSet.alphanumerics.contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+    }
+
+    // MARK: lookup
+
+    /// By name, full ID or unique ID prefix.
+    public static func lookup(_ reference: String, root: String) throws -> Container {
+        if let id = try? FileManager.default.destinationOfSymbolicLink(atPath: namesDir(root) + "/" + reference),
+           let c = load(id: id, root: root) {
+            return c
+        }
+        if reference.count == 64, let c = load(id: reference, root: root) { return c }
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: containersDir(root))) ?? []
+        let matches = reference.isEmpty ? [] : ids.filter { $0.hasPrefix(reference) }
+        if matches.count > 1 { throw Error(container: reference, step: "", detail: "the ID prefix is ambiguous; give more characters") }
+        guard let only = matches.first, let c = load(id: only, root: root) else {
+            throw Error(container: reference, step: "", detail: "no such container")
+        }
+        return c
+    }
+
+    static func load(id: String, root: String) -> Container? {
+        guard let record = JSONFiles.read(ContainerRecord.self, containersDir(root) + "/" + id + "/config.json") else { return nil }
+        return Container(root: root, record: record)
+    }
+
+    /// Every container under the root, newest first.
+    public static func list(root: String) -> [Container] {
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: containersDir(root))) ?? []
+        return ids.compactMap { load(id: $0, root: root) }.sorted { $0.record.created > $1.record.created }
+    }
+
+    // MARK: state
+
+    func readRawState() -> ContainerState {
+        JSONFiles.read(ContainerState.self, statePath) ?? ContainerState(status: .created)
+    }
+
+    func writeState(_ state: ContainerState) {
+        try? JSONFiles.write(state, statePath)
+    }
+
+    /// The state on disk, corrected by reality: a "running" container whose process is gone
+    /// (or whose pid now names another process) is reported as exited.
+    public func state() -> ContainerState {
+        var s = readRawState()
+        if s.status == .running, !isAlive(s) {
+            s.status = .exited
+            if s.exitCode == nil { s.exitCode = 255 }
+        }
+        return s
+    }
+
+    func isAlive(_ s: ContainerState) -> Bool {
+        guard let pid = s.pid, let start = s.pidStartTime else { return false }
+        return ProcFS.startTime(pid: pid) == start
+    }
+
+    public var isRunning: Bool { state().status == .running }
+
+    // MARK: start
+
+    public enum Stdio {
+        /// stdin from /dev/null (or a pipe when `stdin`), stdout and stderr through pipes.
+        case pipes(stdin: Bool)
+        /// One pseudo-terminal for all three (-t).
+        case tty
+    }
+
+    /// Starts the container as a child of this process, which must then wait for it
+    /// (ContainerIO.run). `beforeResume` runs while the child waits in its namespaces, after
+    /// cgroup placement (network setup goes there).
+    public func start(stdio: Stdio, beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
+        let current = state()
+        guard current.status == .created else {
+            throw Error(container: name, step: "start", detail: current.status == .running ? "already running" : "the container has already run; remove it and run a new one")
+        }
+        let spec = record.spec
+        let io = try ProcessIO(stdio: stdio, container: name)
+        var cgroup: Cgroup?
+        var child = berth_child()
+        var spawned = false
+        do {
+            cgroup = try Cgroup.create(name: id, limits: CgroupLimits(
+                memory: spec.resources.memory, memorySwap: spec.resources.memorySwap, cpus: spec.resources.cpus,
+                cpuShares: spec.resources.cpuShares, pids: spec.resources.pids))
+            if !spec.privileged, let cgroup { try restrictDevices(cgroup) }
+            let config = try SpawnConfig(container: self, io: io)
+            let rc = withUnsafePointer(to: &config.container) { berth_spawn($0, &child) }
+            guard rc == 0 else { throw Error(container: name, step: "clone", detail: ProcFS.errnoText(-rc)) }
+            spawned = true
+            io.closeChildEnds()
+            try cgroup?.add(pid: child.pid)
+            try beforeResume?(child.pid)
+            var failure = berth_failure()
+            let resumed = berth_resume(&child, &failure)
+            if resumed != 0 {
+                var status: Int32 = 0
+                waitpid(child.pid, &status, 0)
+                spawned = false
+                if resumed < 0 { throw Error(container: name, step: "start", detail: ProcFS.errnoText(-resumed)) }
+                throw Error(container: name, step: config.describe(failure), detail: ProcFS.errnoText(failure.err))
+            }
+            withExtendedLifetime(config) {}
+        } catch {
+            if spawned {
+                if child.sync_fd >= 0 { close(child.sync_fd) }
+                if child.error_fd >= 0 { close(child.error_fd) }
+                Glibc.kill(child.pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(child.pid, &status, 0)
+            }
+            if child.pidfd > 0 { close(child.pidfd) }
+            io.closeAll()
+            try? cgroup?.killAll()
+            try? cgroup?.remove()
+            var failed = ContainerState(status: .exited)
+            failed.exitCode = 127
+            failed.error = "\(error)"
+            failed.finishedAt = Timestamp.now()
+            writeState(failed)
+            if let e = error as? Error { throw e }
+            throw Error(container: name, step: "start", detail: "\(error)")
+        }
+        var s = ContainerState(status: .running)
+        s.pid = child.pid
+        s.pidStartTime = ProcFS.startTime(pid: child.pid)
+        s.monitorPid = getpid()
+        s.startedAt = Timestamp.now()
+        writeState(s)
+        return ContainerProcess(container: self, pid: child.pid, pidfd: child.pidfd, io: io, cgroup: cgroup, isMain: true)
+    }
+
+    /// cgroup v1's device controller: the default devices, pseudo-terminals and mknod only
+    /// (Docker's default rules). v2 would need a BPF program; not done yet.
+    func restrictDevices(_ cgroup: Cgroup) throws {
+        for path in cgroup.paths where path.contains("/devices/") || path.hasSuffix("/devices") {
+            guard access(path + "/devices.deny", W_OK) == 0 else { continue }
+            let rules = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+                         "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
+            try writeControl(path + "/devices.deny", "a")
+            for rule in rules { try writeControl(path + "/devices.allow", rule) }
+        }
+    }
+
+    func writeControl(_ path: String, _ value: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Error(container: name, step: "cgroup \(path)", detail: ProcFS.errnoText(errno)) }
+        defer { close(fd) }
+        guard write(fd, value, value.utf8.count) == value.utf8.count else {
+            throw Error(container: name, step: "cgroup \(path) \(value)", detail: ProcFS.errnoText(errno))
+        }
+    }
+
+    /// Called by whoever waited for the main process: record the exit, drop the cgroup.
+    func recordExit(status: Int32) {
+        var s = readRawState()
+        s.status = .exited
+        s.exitCode = berth_wait_status_exit(status)
+        s.finishedAt = Timestamp.now()
+        writeState(s)
+        if let cgroup = Cgroup.open(name: id) {
+            // PID 1's death already killed the namespace; only strays (none, usually) need killAll.
+            if !cgroup.processes().isEmpty { try? cgroup.killAll() }
+            try? cgroup.remove()
+        }
+    }
+
+    // MARK: stop, kill, remove
+
+    /// Opens a pidfd for the container's PID 1 and checks it is still the same process.
+    func openProcess() -> (pid: Int32, pidfd: Int32)? {
+        let s = readRawState()
+        guard s.status == .running, let pid = s.pid, let start = s.pidStartTime else { return nil }
+        let fd = berth_pidfd_open(pid)
+        guard fd >= 0 else { return nil }
+        guard ProcFS.startTime(pid: pid) == start else {
+            close(fd)
+            return nil
+        }
+        return (pid, fd)
+    }
+
+    /// `docker stop`: the stop signal, then SIGKILL after `timeout` seconds. When PID 1 has no
+    /// handler for the signal (SigCgt), the kernel drops it for a namespace init: kill at once.
+    /// Returns when the process is gone and the exit is recorded.
+    public func stop(timeout: Int? = nil) throws {
+        guard let (pid, fd) = openProcess() else { return }
+        defer { close(fd) }
+        let sig = record.process.stopSignal
+        let bit = UInt64(1) << UInt64(sig - 1)
+        let masks = ProcFS.signalMasks(pid: pid)
+        let handled = masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
+        if handled && sig != SIGKILL {
+            _ = berth_pidfd_send_signal(fd, sig)
+            let grace = max(0, timeout ?? record.process.stopTimeout)
+            if waitReadable(fd, milliseconds: grace * 1000) {
+                waitForRecordedExit()
+                return
+            }
+        }
+        _ = berth_pidfd_send_signal(fd, SIGKILL)
+        _ = waitReadable(fd, milliseconds: 10_000)
+        waitForRecordedExit()
+    }
+
+    /// `docker kill -s SIG`.
+    public func kill(signal: Int32 = SIGKILL) throws {
+        guard let (_, fd) = openProcess() else {
+            throw Error(container: name, step: "kill", detail: "the container is not running")
+        }
+        defer { close(fd) }
+        if berth_pidfd_send_signal(fd, signal) != 0 {
+            throw Error(container: name, step: "kill", detail: ProcFS.errnoText(errno))
+        }
+    }
+
+    /// The waiter (monitor or foreground run) writes the exit code right after the process ends;
+    /// give it a moment so `stop` returns with the state already on disk.
+    func waitForRecordedExit() {
+        for _ in 0..<200 {
+            let s = readRawState()
+            if s.status != .running { return }
+            if let monitor = s.monitorPid, monitor != getpid(), Glibc.kill(monitor, 0) != 0 { return }
+            usleep(10_000)
+        }
+    }
+
+    /// `docker rm [-f]`: nothing of the container is left — process, cgroup, files, name.
+    public func remove(force: Bool = false) throws {
+        if isRunning {
+            guard force else {
+                throw Error(container: name, step: "remove", detail: "the container is running; stop it first or use force (-f)")
+            }
+            if let (_, fd) = openProcess() {
+                _ = berth_pidfd_send_signal(fd, SIGKILL)
+                _ = waitReadable(fd, milliseconds: 10_000)
+                close(fd)
+            }
+            waitForRecordedExit()
+        }
+        // The monitor of a detached container may still be finishing; let it go first.
+        let s = readRawState()
+        if let monitor = s.monitorPid, monitor != getpid() {
+            let fd = berth_pidfd_open(monitor)
+            if fd >= 0 {
+                _ = waitReadable(fd, milliseconds: 2000)
+                close(fd)
+            }
+        }
+        if let cgroup = Cgroup.open(name: id) {
+            if !cgroup.processes().isEmpty { try? cgroup.killAll() }
+            try cgroup.remove()
+        }
+        // A waiter that lost the race may still be writing its last state; one more pass.
+        if !FileTree.removeTree(dir) && !FileTree.removeTree(dir) {
+            throw Error(container: name, step: "remove \(dir)", detail: ProcFS.errnoText(errno))
+        }
+        let link = Container.namesDir(root) + "/" + name
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == id { unlink(link) }
+    }
+}
+
+/// poll() one fd for input; false on timeout.
+func waitReadable(_ fd: Int32, milliseconds: Int) -> Bool {
+    var deadline = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &deadline)
+    let end = Int64(deadline.tv_sec) * 1000 + Int64(deadline.tv_nsec) / 1_000_000 + Int64(milliseconds)
+    while true {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let left = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
+        if left < 0 { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let rc = poll(&p, 1, Int32(min(left, Int64(Int32.max))))
+        if rc > 0 { return true }
+        if rc < 0 && errno != EINTR { return false }
+        if rc == 0 { return false }
+    }
+}

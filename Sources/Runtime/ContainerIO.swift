@@ -1,0 +1,243 @@
+import CRuntime
+import Foundation
+
+/// The descriptors between berth and a container process: the child's ends (dup'ed onto its
+/// 0, 1, 2) and berth's ends (pipes, or a pty master for -t).
+final class ProcessIO {
+    var childStdin: Int32 = -1, childStdout: Int32 = -1, childStderr: Int32 = -1
+    var stdinWriter: Int32 = -1
+    var stdoutReader: Int32 = -1, stderrReader: Int32 = -1
+    let tty: Bool
+
+    init(stdio: Container.Stdio, container: String) throws {
+        func fail(_ step: String) -> Container.Error {
+            Container.Error(container: container, step: step, detail: ProcFS.errnoText(errno))
+        }
+        switch stdio {
+        case .tty:
+            tty = true
+            var master: Int32 = -1, slave: Int32 = -1
+            let rc = berth_open_pty(&master, &slave)
+            guard rc == 0 else {
+                errno = -rc
+                throw fail("open pseudo-terminal")
+            }
+            if isatty(STDOUT_FILENO) != 0 {
+                var rows: UInt16 = 0, cols: UInt16 = 0
+                if berth_ioctl_get_winsize(STDOUT_FILENO, &rows, &cols) == 0 { berth_ioctl_winsize(master, rows, cols) }
+            }
+            childStdin = slave
+            childStdout = slave
+            childStderr = slave
+            stdinWriter = master
+            stdoutReader = master
+        case .pipes(let withStdin):
+            tty = false
+            var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+            guard berth_pipe_cloexec(&out, 0) == 0 else { throw fail("pipe") }
+            guard berth_pipe_cloexec(&err, 0) == 0 else {
+                close(out[0]); close(out[1])
+                throw fail("pipe")
+            }
+            stdoutReader = out[0]; childStdout = out[1]
+            stderrReader = err[0]; childStderr = err[1]
+            if withStdin {
+                var input: [Int32] = [0, 0]
+                guard berth_pipe_cloexec(&input, 0) == 0 else {
+                    closeAll()
+                    throw fail("pipe")
+                }
+                childStdin = input[0]
+                stdinWriter = input[1]
+            } else {
+                childStdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            }
+        }
+    }
+
+    func closeChildEnds() {
+        for fd in Set([childStdin, childStdout, childStderr]) where fd >= 0 { close(fd) }
+        childStdin = -1; childStdout = -1; childStderr = -1
+    }
+
+    func closeAll() {
+        closeChildEnds()
+        for fd in Set([stdinWriter, stdoutReader, stderrReader]) where fd >= 0 { close(fd) }
+        stdinWriter = -1; stdoutReader = -1; stderrReader = -1
+    }
+}
+
+/// Signals that reach berth while it waits in the foreground, handed to the poll loop through a
+/// self-pipe (the only async-signal-safe way out of a handler).
+private nonisolated(unsafe) var signalPipeWriter: Int32 = -1
+
+private func forwardToPipe(_ sig: Int32) {
+    var byte = UInt8(truncatingIfNeeded: sig)
+    _ = write(signalPipeWriter, &byte, 1)
+}
+
+/// A running container process (the main one, or one started by exec) and the loop that
+/// waits for it.
+public final class ContainerProcess {
+    public let container: Container
+    public let pid: Int32
+    let pidfd: Int32
+    let io: ProcessIO
+    let cgroup: Cgroup?
+    let isMain: Bool
+
+    init(container: Container, pid: Int32, pidfd: Int32, io: ProcessIO, cgroup: Cgroup?, isMain: Bool) {
+        self.container = container
+        self.pid = pid
+        self.pidfd = pidfd
+        self.io = io
+        self.cgroup = cgroup
+        self.isMain = isMain
+    }
+
+    /// Waits for the process: copies its output into the container's json-file log (main process)
+    /// and, when `echo`, to berth's own stdout/stderr; forwards berth's stdin when `forwardStdin`,
+    /// and SIGINT/SIGTERM/... when `proxySignals`. Records the exit of the main process.
+    /// Returns the exit code (128+n for signal n).
+    public func wait(echo: Bool = false, forwardStdin: Bool = false, proxySignals: Bool = false) -> Int32 {
+        let log = isMain ? ContainerLogWriter(path: container.logPath, maxSize: container.record.spec.logMaxSize,
+                                              maxFiles: container.record.spec.logMaxFiles) : nil
+        var savedTerminal: termios?
+        if io.tty && forwardStdin && isatty(STDIN_FILENO) != 0 {
+            var t = termios()
+            if tcgetattr(STDIN_FILENO, &t) == 0 {
+                savedTerminal = t
+                var raw = t
+                cfmakeraw(&raw)
+                tcsetattr(STDIN_FILENO, TCSANOW, &raw)
+            }
+        }
+        var signalPipe: [Int32] = [-1, -1]
+        let proxied: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+        var previous: [Int32: sigaction] = [:]
+        if proxySignals, berth_pipe_cloexec(&signalPipe, 1) == 0 {
+            signalPipeWriter = signalPipe[1]
+            for sig in proxied {
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = forwardToPipe
+                action.sa_flags = SA_RESTART
+                var old = sigaction()
+                sigaction(sig, &action, &old)
+                previous[sig] = old
+            }
+        }
+        defer {
+            if let saved = savedTerminal {
+                var t = saved
+                tcsetattr(STDIN_FILENO, TCSANOW, &t)
+            }
+            for (sig, old) in previous {
+                var o = old
+                sigaction(sig, &o, nil)
+            }
+            if signalPipe[0] >= 0 {
+                signalPipeWriter = -1
+                close(signalPipe[0]); close(signalPipe[1])
+            }
+        }
+
+        var outputs: [(fd: Int32, stream: String, echoFD: Int32)] = []
+        if io.stdoutReader >= 0 { outputs.append((io.stdoutReader, "stdout", STDOUT_FILENO)) }
+        if io.stderrReader >= 0 { outputs.append((io.stderrReader, "stderr", STDERR_FILENO)) }
+        var stdinOpen = forwardStdin && io.stdinWriter >= 0
+        if !forwardStdin && io.stdinWriter >= 0 && !io.tty {
+            // Nothing will ever be written: let the container see EOF.
+            close(io.stdinWriter)
+            io.stdinWriter = -1
+        }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var status: Int32 = 0
+        var exited = false
+        var drainDeadline: Int32 = 0
+
+        func pump(_ fd: Int32, stream: String, echoFD: Int32) -> Bool {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { return true }
+            if n <= 0 { return false } // EOF, or EIO from a pty whose slave side is gone
+            buffer.withUnsafeBytes { raw in
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                log?.append(chunk, stream: stream)
+                if echo { writeAll(echoFD, chunk) }
+            }
+            return true
+        }
+
+        while !outputs.isEmpty || !exited {
+            var fds: [pollfd] = outputs.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            let pidIndex = fds.count
+            if !exited { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            let stdinIndex = fds.count
+            if stdinOpen && !exited { fds.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
+            let sigIndex = fds.count
+            if signalPipe[0] >= 0 && !exited { fds.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0)) }
+
+            // After exit, output still in the pipes is drained; a process that escaped with
+            // the pipe open cannot hold berth forever.
+            let rc = poll(&fds, nfds_t(fds.count), exited ? 2000 : -1)
+            if rc < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if rc == 0 && exited {
+                drainDeadline += 1
+                if drainDeadline >= 1 { break }
+                continue
+            }
+            var closed: [Int32] = []
+            for (i, o) in outputs.enumerated() where fds[i].revents != 0 {
+                if !pump(o.fd, stream: o.stream, echoFD: o.echoFD) { closed.append(o.fd) }
+            }
+            outputs.removeAll { closed.contains($0.fd) }
+            if !exited && fds[pidIndex].revents != 0 {
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                exited = true
+            }
+            if stdinOpen && stdinIndex < fds.count && fds[stdinIndex].fd == STDIN_FILENO && fds[stdinIndex].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    buffer.withUnsafeBytes { writeAll(io.stdinWriter, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                } else if n == 0 || errno != EINTR {
+                    stdinOpen = false
+                    if !io.tty {
+                        close(io.stdinWriter)
+                        io.stdinWriter = -1
+                    }
+                }
+            }
+            if sigIndex < fds.count && fds[sigIndex].fd == signalPipe[0] && fds[sigIndex].revents != 0 {
+                var sig: UInt8 = 0
+                while read(signalPipe[0], &sig, 1) == 1 {
+                    if Int32(sig) == SIGWINCH {
+                        var rows: UInt16 = 0, cols: UInt16 = 0
+                        if io.tty && berth_ioctl_get_winsize(STDOUT_FILENO, &rows, &cols) == 0 {
+                            berth_ioctl_winsize(io.stdoutReader, rows, cols)
+                        }
+                    } else {
+                        _ = berth_pidfd_send_signal(pidfd, Int32(sig))
+                    }
+                }
+            }
+        }
+        if !exited { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        log?.flush()
+        io.closeAll()
+        close(pidfd)
+        if isMain { container.recordExit(status: status) }
+        return berth_wait_status_exit(status)
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        done += n
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// What is on disk for each container, so any berth process can see it:
+///
+///     ROOT/containers/ID/config.json     ContainerRecord (spec + resolved process), written once
+///     ROOT/containers/ID/state.json      ContainerState, rewritten atomically on every change
+///     ROOT/containers/ID/container.log   json-file log (+ .1, .2 ... when rotated)
+///     ROOT/containers/ID/{hosts,hostname,resolv.conf}   bind-mounted into /etc
+///     ROOT/containers/ID/{upper,work}    the overlay's upper and work dirs (mounted volatile;
+///                                        the mount point and init layer are shared, see FileTree.swift)
+///     ROOT/container-names/NAME -> ID    symlink; creating it is what reserves the name
+
+/// The process as resolved at create time (Docker's rules applied, user looked up).
+public struct ResolvedProcess: Codable, Equatable, Sendable {
+    public var argv: [String]
+    public var env: [String]
+    public var workingDir: String
+    public var user: ProcessResolution.User
+    public var capabilities: UInt64
+    public var hostname: String
+    public var stopSignal: Int32
+    public var stopTimeout: Int
+}
+
+public struct ContainerRecord: Codable, Equatable, Sendable {
+    public var id: String
+    public var name: String
+    public var created: String
+    public var spec: ContainerSpec
+    public var process: ResolvedProcess
+}
+
+public struct ContainerState: Codable, Equatable, Sendable {
+    public enum Status: String, Codable, Sendable { case created, running, exited }
+    public var status: Status
+    public var pid: Int32?
+    /// /proc/PID/stat start time of `pid`, to tell the container from a process that reused its pid.
+    public var pidStartTime: UInt64?
+    /// The process that waits for the container (foreground `run`, or the `-d` monitor).
+    public var monitorPid: Int32?
+    public var exitCode: Int32?
+    public var startedAt: String?
+    public var finishedAt: String?
+    /// Why the start failed, when it did.
+    public var error: String?
+
+    public init(status: Status) {
+        self.status = status
+    }
+}
+
+enum JSONFiles {
+    static func read<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
+        guard let bytes = readAll(path) else { return nil }
+        return try? JSONDecoder().decode(T.self, from: Data(bytes))
+    }
+
+    /// Write to a temp file and rename, so readers never see half a file.
+    static func write<T: Encodable>(_ value: T, _ path: String, pretty: Bool = false) throws {
+        let encoder = JSONEncoder()
+        if pretty { encoder.outputFormatting = [.prettyPrinted, .sortedKeys] }
+        let data = try encoder.encode(value)
+        let temp = path + ".tmp\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }
+        let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(e))
+        }
+    }
+}

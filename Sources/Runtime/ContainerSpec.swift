@@ -1,0 +1,168 @@
+/// What a container should be, as a plain description: the CLI or the orchestrator resolves
+/// the image and hands Runtime its layer paths and config values (Runtime does not know Images).
+
+/// The run-time defaults the image carries (its config's Entrypoint, Cmd, Env, ...).
+public struct ImageDefaults: Codable, Equatable, Sendable {
+    public var entrypoint: [String]?
+    public var cmd: [String]?
+    public var env: [String]?
+    public var workingDir: String?
+    public var user: String?
+    public var stopSignal: String?
+
+    public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
+                workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil) {
+        self.entrypoint = entrypoint
+        self.cmd = cmd
+        self.env = env
+        self.workingDir = workingDir
+        self.user = user
+        self.stopSignal = stopSignal
+    }
+}
+
+/// A bind mount, a named volume (a directory under ROOT/volumes for now) or a tmpfs.
+public struct MountSpec: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable { case bind, volume, tmpfs }
+    public var kind: Kind
+    /// Host path (bind), volume name (volume), unused for tmpfs.
+    public var source: String
+    /// Absolute path inside the container.
+    public var target: String
+    public var readOnly: Bool
+    /// Bind only: create a missing host directory (the `-v` short syntax does; `--mount` does not).
+    public var createHostPath: Bool
+    /// tmpfs only: size in bytes and mode bits.
+    public var tmpfsSize: Int64?
+    public var tmpfsMode: UInt32?
+
+    public init(kind: Kind, source: String = "", target: String, readOnly: Bool = false,
+                createHostPath: Bool = false, tmpfsSize: Int64? = nil, tmpfsMode: UInt32? = nil) {
+        self.kind = kind
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+        self.createHostPath = createHostPath
+        self.tmpfsSize = tmpfsSize
+        self.tmpfsMode = tmpfsMode
+    }
+}
+
+public enum NetworkMode: Codable, Equatable, Sendable {
+    /// A network namespace of its own with only loopback, up (Docker's `none`, berth's default).
+    case none
+    /// The host's network namespace.
+    case host
+    /// Join an existing namespace (e.g. a bind-mounted /run/netns file made by the Network module).
+    case namespace(path: String)
+}
+
+public enum SeccompMode: Codable, Equatable, Sendable {
+    /// Docker's default profile (Sources/Runtime/SeccompDefaultProfile.swift).
+    case `default`
+    case unconfined
+    /// A profile in Docker's JSON format.
+    case profile(path: String)
+}
+
+public struct Ulimit: Codable, Equatable, Sendable {
+    public var name: String
+    public var soft: UInt64
+    public var hard: UInt64
+    public init(name: String, soft: UInt64, hard: UInt64) {
+        self.name = name
+        self.soft = soft
+        self.hard = hard
+    }
+}
+
+/// Resource limits in the container's cgroup (turned into the Cgroup module's CgroupLimits).
+public struct ResourceLimits: Codable, Equatable, Sendable {
+    public var memory: Int64?
+    public var memorySwap: Int64?
+    public var cpus: Double?
+    public var cpuShares: Int?
+    public var pids: Int?
+    public init(memory: Int64? = nil, memorySwap: Int64? = nil, cpus: Double? = nil, cpuShares: Int? = nil, pids: Int? = nil) {
+        self.memory = memory
+        self.memorySwap = memorySwap
+        self.cpus = cpus
+        self.cpuShares = cpuShares
+        self.pids = pids
+    }
+}
+
+public struct ContainerSpec: Codable, Equatable, Sendable {
+    public var name: String?
+    /// The image reference as the user wrote it, and its ID (for ps/inspect).
+    public var image: String
+    public var imageID: String
+    /// Unpacked layer directories, lowest first.
+    public var layerPaths: [String]
+    public var imageDefaults: ImageDefaults
+
+    /// nil: the image's; [] given: reset (Docker's `--entrypoint ""`).
+    public var entrypoint: [String]?
+    /// nil or []: the image's Cmd (unless an entrypoint was given, which resets it).
+    public var command: [String]?
+    /// KEY=VALUE, applied over the image's Env.
+    public var env: [String]
+    public var workingDir: String?
+    public var user: String?
+    public var groupAdd: [String]
+    public var hostname: String?
+    public var domainname: String?
+    public var mounts: [MountSpec]
+    public var readOnly: Bool
+    public var network: NetworkMode
+    public var capAdd: [String]
+    public var capDrop: [String]
+    public var privileged: Bool
+    public var seccomp: SeccompMode
+    public var noNewPrivileges: Bool
+    public var ulimits: [Ulimit]
+    public var sysctls: [String: String]
+    public var oomScoreAdj: Int?
+    public var tty: Bool
+    public var interactive: Bool
+    public var initProcess: Bool
+    public var resources: ResourceLimits
+    /// /dev/shm size in bytes (Docker's default 64 MiB).
+    public var shmSize: Int64?
+    public var stopSignal: String?
+    /// Seconds between the stop signal and SIGKILL (Docker's default 10).
+    public var stopTimeout: Int?
+    public var autoRemove: Bool
+    public var labels: [String: String]
+    /// "name:ip" lines added to /etc/hosts.
+    public var extraHosts: [String]
+    /// Log rotation of ROOT/containers/ID/container.log (json-file's max-size / max-file).
+    public var logMaxSize: Int64?
+    public var logMaxFiles: Int?
+
+    public init(image: String, imageID: String = "", layerPaths: [String], imageDefaults: ImageDefaults = ImageDefaults()) {
+        self.image = image
+        self.imageID = imageID
+        self.layerPaths = layerPaths
+        self.imageDefaults = imageDefaults
+        env = []
+        groupAdd = []
+        mounts = []
+        readOnly = false
+        network = .none
+        capAdd = []
+        capDrop = []
+        privileged = false
+        seccomp = .default
+        noNewPrivileges = false
+        ulimits = []
+        sysctls = [:]
+        tty = false
+        interactive = false
+        initProcess = false
+        resources = ResourceLimits()
+        autoRemove = false
+        labels = [:]
+        extraHosts = []
+    }
+}

@@ -1,0 +1,96 @@
+import CRuntime
+import Foundation
+
+/// `docker exec`: what to run in a running container. Unset fields take the container's.
+public struct ExecSpec: Sendable {
+    public var argv: [String]
+    public var env: [String]
+    public var user: String?
+    public var workingDir: String?
+    public var tty: Bool
+    public var interactive: Bool
+
+    public init(argv: [String], env: [String] = [], user: String? = nil, workingDir: String? = nil,
+                tty: Bool = false, interactive: Bool = false) {
+        self.argv = argv
+        self.env = env
+        self.user = user
+        self.workingDir = workingDir
+        self.tty = tty
+        self.interactive = interactive
+    }
+}
+
+extension Container {
+    static let namespaceOrder = ["ipc", "uts", "net", "pid", "cgroup", "mnt"]
+
+    /// Starts `spec.argv` inside the container (its namespaces, cgroup, capabilities, seccomp and
+    /// user rules) as a child of this process; wait for it with `ContainerProcess.wait`.
+    public func exec(_ spec: ExecSpec) throws -> ContainerProcess {
+        guard !spec.argv.isEmpty else { throw Error(container: name, step: "exec", detail: "no command given") }
+        guard let (pid, pidfd) = openProcess() else {
+            throw Error(container: name, step: "exec", detail: "the container is not running")
+        }
+        defer { close(pidfd) }
+        var nsFDs: [Int32] = []
+        defer { for fd in nsFDs { close(fd) } }
+        for ns in Container.namespaceOrder {
+            let fd = open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw Error(container: name, step: "open namespace \(ns)", detail: ProcFS.errnoText(errno)) }
+            nsFDs.append(fd)
+        }
+        // The pid may have been reused between reading state and opening the namespaces.
+        guard ProcFS.startTime(pid: pid) == readRawState().pidStartTime else {
+            throw Error(container: name, step: "exec", detail: "the container is not running")
+        }
+        var user = record.process.user
+        if let u = spec.user, !u.isEmpty {
+            do {
+                user = try ProcessResolution.user(u) { readText("/proc/\(pid)/root" + $0) }
+            } catch {
+                throw Error(container: name, step: "user", detail: "\(error)")
+            }
+        }
+        var env = record.process.env
+        for entry in spec.env {
+            let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
+            env.removeAll { $0 == key || $0.hasPrefix(key + "=") }
+            env.append(entry)
+        }
+        if spec.tty && !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
+        let io = try ProcessIO(stdio: spec.tty ? .tty : .pipes(stdin: spec.interactive), container: name)
+        let arena = CArena()
+        var names: [String] = []
+        var process = try SpawnConfig.process(record: record, root: root, io: io, arena: arena, container: name,
+                                              rlimitNames: &names, argv: spec.argv, env: env, user: user,
+                                              cwd: spec.workingDir ?? record.process.workingDir)
+        // The container's rlimits apply to its processes already; exec inherits berth's otherwise.
+        process.nrlimits = 0
+        let procs = (Cgroup.open(name: id)?.paths ?? []).map { $0 + "/cgroup.procs" }
+        var child = berth_child()
+        var failure = berth_failure()
+        let rc = withUnsafePointer(to: &process) { p in
+            nsFDs.withUnsafeBufferPointer { ns in
+                withExtendedLifetime(procs) {
+                    let cProcs = procs.map { arena.string($0) as UnsafePointer<CChar>? }
+                    return cProcs.withUnsafeBufferPointer { pp in
+                        berth_exec_spawn(p, ns.baseAddress, Int32(ns.count), pp.baseAddress, Int32(pp.count), &child, &failure)
+                    }
+                }
+            }
+        }
+        io.closeChildEnds()
+        if rc != 0 {
+            io.closeAll()
+            if rc < 0 { throw Error(container: name, step: "exec", detail: ProcFS.errnoText(-rc)) }
+            let step = SpawnConfig.describe(failure, plan: MountPlan(), sysctls: [], rlimits: [], argv0: spec.argv[0],
+                                            cwd: spec.workingDir ?? record.process.workingDir)
+            var detail = ProcFS.errnoText(failure.err)
+            if failure.stage == Int32(BERTH_STAGE_SETNS.rawValue), failure.index >= 0, Int(failure.index) < Container.namespaceOrder.count {
+                detail = "\(Container.namespaceOrder[Int(failure.index)]) namespace: " + detail
+            }
+            throw Error(container: name, step: step, detail: detail)
+        }
+        return ContainerProcess(container: self, pid: child.pid, pidfd: child.pidfd, io: io, cgroup: nil, isMain: false)
+    }
+}

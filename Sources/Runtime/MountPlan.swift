@@ -1,0 +1,182 @@
+import CRuntime
+import Foundation
+
+/// The container's mount namespace as Docker builds it, as a table for the C child:
+/// /proc, a tmpfs /dev with the default devices, /dev/pts, /dev/shm, /dev/mqueue, read-only /sys
+/// and /sys/fs/cgroup, the user's binds, volumes and tmpfs mounts, and the per-container
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf. Plus masked and read-only paths.
+struct MountPlan {
+    struct Entry {
+        var source: String?
+        var target: String
+        var fstype: String?
+        var flags: UInt
+        var data: String?
+        var options: Int32
+    }
+    struct Device {
+        var path: String
+        var mode: UInt32
+        var major: UInt32
+        var minor: UInt32
+    }
+
+    var mounts: [Entry] = []
+    var devices: [Device] = []
+    var symlinks: [(target: String, path: String)] = []
+    var masked: [String] = []
+    var readOnly: [String] = []
+
+    static let maskedPaths = [
+        "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+        "/sys/firmware", "/sys/devices/virtual/powercap",
+    ]
+    static let readOnlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+    static let defaultDevices: [Device] = [
+        Device(path: "/dev/null", mode: S_IFCHR | 0o666, major: 1, minor: 3),
+        Device(path: "/dev/zero", mode: S_IFCHR | 0o666, major: 1, minor: 5),
+        Device(path: "/dev/full", mode: S_IFCHR | 0o666, major: 1, minor: 7),
+        Device(path: "/dev/random", mode: S_IFCHR | 0o666, major: 1, minor: 8),
+        Device(path: "/dev/urandom", mode: S_IFCHR | 0o666, major: 1, minor: 9),
+        Device(path: "/dev/tty", mode: S_IFCHR | 0o666, major: 5, minor: 0),
+    ]
+
+    static let nosuid = UInt(MS_NOSUID), nodev = UInt(MS_NODEV), noexec = UInt(MS_NOEXEC)
+    static let rdonly = UInt(MS_RDONLY), bind = UInt(MS_BIND), rec = UInt(MS_REC)
+    static let mkdir = Int32(BERTH_MOUNT_MKDIR), mkfile = Int32(BERTH_MOUNT_MKFILE)
+
+    /// `containerDir`: ROOT/containers/ID (holds hosts, hostname, resolv.conf).
+    static func make(spec: ContainerSpec, containerDir: String, volumesDir: String) throws -> MountPlan {
+        var plan = MountPlan()
+        let privileged = spec.privileged
+        let sysFlags = nosuid | noexec | nodev | (privileged ? 0 : rdonly)
+        plan.mounts.append(Entry(source: "proc", target: "/proc", fstype: "proc", flags: nosuid | noexec | nodev, data: nil, options: mkdir))
+        plan.mounts.append(Entry(source: "tmpfs", target: "/dev", fstype: "tmpfs", flags: nosuid | UInt(MS_STRICTATIME),
+                                 data: "mode=755,size=65536k", options: mkdir))
+        plan.mounts.append(Entry(source: "devpts", target: "/dev/pts", fstype: "devpts", flags: nosuid | noexec,
+                                 data: "newinstance,ptmxmode=0666,mode=0620,gid=5", options: mkdir))
+        let shm = spec.shmSize ?? 64 * 1024 * 1024
+        plan.mounts.append(Entry(source: "shm", target: "/dev/shm", fstype: "tmpfs", flags: nosuid | noexec | nodev,
+                                 data: "mode=1777,size=\(shm)", options: mkdir))
+        plan.mounts.append(Entry(source: "mqueue", target: "/dev/mqueue", fstype: "mqueue", flags: nosuid | noexec | nodev, data: nil, options: mkdir))
+        plan.mounts.append(Entry(source: "sysfs", target: "/sys", fstype: "sysfs", flags: sysFlags, data: nil, options: mkdir))
+        plan.mounts += cgroupMounts(readOnly: !privileged)
+
+        for m in spec.mounts {
+            plan.mounts.append(try userMount(m, volumesDir: volumesDir))
+        }
+        for file in ["resolv.conf", "hostname", "hosts"] {
+            plan.mounts.append(Entry(source: containerDir + "/" + file, target: "/etc/" + file, fstype: nil,
+                                     flags: bind | UInt(MS_PRIVATE), data: nil, options: mkfile))
+        }
+
+        plan.devices = privileged ? hostDevices() : defaultDevices
+        plan.symlinks = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+                         ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"), ("/proc/kcore", "/dev/core")]
+        if !privileged {
+            plan.masked = maskedPaths
+            plan.readOnly = readOnlyPaths
+        }
+        return plan
+    }
+
+    static func userMount(_ m: MountSpec, volumesDir: String) throws -> Entry {
+        guard m.target.hasPrefix("/") else { throw Container.Error(container: "", step: "mount", detail: "mount target \(m.target) is not an absolute path") }
+        let ro = m.readOnly ? Int32(BERTH_MOUNT_BIND_RO) : 0
+        switch m.kind {
+        case .tmpfs:
+            var data: [String] = []
+            if let size = m.tmpfsSize { data.append("size=\(size)") }
+            data.append("mode=" + String(m.tmpfsMode ?? 0o1777, radix: 8))
+            return Entry(source: "tmpfs", target: m.target, fstype: "tmpfs",
+                         flags: nosuid | nodev | noexec | (m.readOnly ? rdonly : 0), data: data.joined(separator: ","), options: mkdir)
+        case .bind, .volume:
+            var source = m.source
+            if m.kind == .volume {
+                source = volumesDir + "/" + m.source + "/_data"
+                try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+            }
+            var st = stat()
+            if stat(source, &st) != 0 {
+                if m.kind == .bind && m.createHostPath && errno == ENOENT {
+                    try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+                    st.st_mode = S_IFDIR
+                } else {
+                    throw Container.Error(container: "", step: "mount",
+                                          detail: "bind source path \(source) for \(m.target): \(String(cString: strerror(errno)))")
+                }
+            }
+            let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+            return Entry(source: source, target: m.target, fstype: nil, flags: bind | rec | UInt(MS_PRIVATE),
+                         data: nil, options: (isDir ? mkdir : mkfile) | ro)
+        }
+    }
+
+    /// cgroup v2: one cgroup2 mount. v1 (and hybrid): a tmpfs with one mount per hierarchy the
+    /// host has, each seen from the container's cgroup namespace.
+    static func cgroupMounts(readOnly: Bool) -> [Entry] {
+        let ro = readOnly ? rdonly : 0
+        let base = nosuid | noexec | nodev
+        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 {
+            return [Entry(source: "cgroup", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: base | ro, data: nil, options: 0)]
+        }
+        var entries = [Entry(source: "tmpfs", target: "/sys/fs/cgroup", fstype: "tmpfs", flags: base,
+                             data: "mode=755", options: readOnly ? Int32(BERTH_MOUNT_RO_LATER) : 0)]
+        for (dir, options) in hostCgroupV1Hierarchies {
+            entries.append(Entry(source: "cgroup", target: dir, fstype: "cgroup", flags: base | ro, data: options, options: mkdir))
+        }
+        return entries
+    }
+
+    /// (mount point, super options) of every v1 hierarchy under /sys/fs/cgroup on the host.
+    static let hostCgroupV1Hierarchies: [(String, String)] = {
+        guard let text = readText("/proc/self/mountinfo") else { return [] }
+        var result: [(String, String)] = []
+        for line in text.split(separator: "\n") {
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2 else { continue }
+            let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
+            guard left.count > 4, right.count > 2, right[0] == "cgroup" else { continue }
+            let point = String(left[4])
+            guard point.hasPrefix("/sys/fs/cgroup/") else { continue }
+            let opts = right[2].split(separator: ",").filter { $0 != "rw" && $0 != "ro" }.joined(separator: ",")
+            result.append((point, opts))
+        }
+        return result
+    }()
+
+    /// Privileged containers see every device node of the host, as Docker gives them.
+    static func hostDevices() -> [Device] {
+        var result: [Device] = []
+        func walk(_ dir: String) {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+            for name in names {
+                let path = dir + "/" + name
+                if ["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages"].contains(path) || path == "/dev/ptmx" || path == "/dev/console" { continue }
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }
+                let type = st.st_mode & S_IFMT
+                if type == S_IFDIR { walk(path); continue }
+                guard type == S_IFCHR || type == S_IFBLK else { continue }
+                let dev = UInt64(st.st_rdev)
+                let major = UInt32(truncatingIfNeeded: ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff)))
+                let minor = UInt32(truncatingIfNeeded: (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff)))
+                result.append(Device(path: path, mode: st.st_mode, major: major, minor: minor))
+            }
+        }
+        walk("/dev")
+        return result
+    }
+
+    static func sysctlPath(_ key: String, hostNetwork: Bool) throws -> String {
+        let namespaced = key.hasPrefix("net.") || key.hasPrefix("kernel.shm") || key.hasPrefix("kernel.msg")
+            || key == "kernel.sem" || key.hasPrefix("fs.mqueue.")
+        guard namespaced else { throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) is not namespaced and cannot be set in a container") }
+        if hostNetwork && key.hasPrefix("net.") {
+            throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) cannot be set with the host's network")
+        }
+        return key.replacingOccurrences(of: ".", with: "/")
+    }
+}

@@ -1,0 +1,75 @@
+import CRuntime
+import Foundation
+
+/// What berth reads about processes from /proc, and small time helpers.
+enum ProcFS {
+    /// Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the pid it names
+    /// one process for good, so a recycled pid is never mistaken for the container.
+    static func startTime(pid: Int32) -> UInt64? {
+        guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); start time is field 22.
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+
+    /// The signal masks of /proc/PID/status: caught (has a handler), blocked and ignored.
+    static func signalMasks(pid: Int32) -> (caught: UInt64, blocked: UInt64, ignored: UInt64)? {
+        guard let text = readText("/proc/\(pid)/status") else { return nil }
+        var caught: UInt64 = 0, blocked: UInt64 = 0, ignored: UInt64 = 0
+        for line in text.split(separator: "\n") {
+            let value = { UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? 0 }
+            if line.hasPrefix("SigCgt:") { caught = value() }
+            else if line.hasPrefix("SigBlk:") { blocked = value() }
+            else if line.hasPrefix("SigIgn:") { ignored = value() }
+        }
+        return (caught, blocked, ignored)
+    }
+
+    static func errnoText(_ e: Int32) -> String {
+        String(cString: strerror(e))
+    }
+}
+
+/// RFC 3339 with nanoseconds in UTC, as Docker writes times ("2024-01-02T03:04:05.123456789Z").
+enum Timestamp {
+    static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return format(seconds: ts.tv_sec, nanoseconds: ts.tv_nsec)
+    }
+
+    static func format(seconds: Int, nanoseconds: Int) -> String {
+        var t = time_t(seconds)
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        let ns = String(nanoseconds)
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
+            + String(repeating: "0", count: 9 - ns.count) + ns + "Z"
+    }
+}
+
+/// Signal names as Docker accepts them: "SIGTERM", "TERM", "15".
+public enum Signals {
+    static let table: [String: Int32] = [
+        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "ILL": SIGILL, "TRAP": SIGTRAP, "ABRT": SIGABRT,
+        "BUS": SIGBUS, "FPE": SIGFPE, "KILL": SIGKILL, "USR1": SIGUSR1, "SEGV": SIGSEGV, "USR2": SIGUSR2,
+        "PIPE": SIGPIPE, "ALRM": SIGALRM, "TERM": SIGTERM, "STKFLT": SIGSTKFLT, "CHLD": SIGCHLD,
+        "CONT": SIGCONT, "STOP": SIGSTOP, "TSTP": SIGTSTP, "TTIN": SIGTTIN, "TTOU": SIGTTOU, "URG": SIGURG,
+        "XCPU": SIGXCPU, "XFSZ": SIGXFSZ, "VTALRM": SIGVTALRM, "PROF": SIGPROF, "WINCH": SIGWINCH,
+        "IO": SIGIO, "PWR": SIGPWR, "SYS": SIGSYS,
+    ]
+
+    public static func number(_ name: String) -> Int32? {
+        if let n = Int32(name), n > 0, n < 65 { return n }
+        var key = name.uppercased()
+        if key.hasPrefix("SIG") { key.removeFirst(3) }
+        if key.hasPrefix("RTMIN+"), let n = Int32(key.dropFirst(6)) { return 34 + n }
+        if key.hasPrefix("RTMAX-"), let n = Int32(key.dropFirst(6)) { return 64 - n }
+        return table[key]
+    }
+}

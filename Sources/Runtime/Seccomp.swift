@@ -1,0 +1,240 @@
+import CRuntime
+import CSeccomp
+import Foundation
+
+/// Seccomp profiles in Docker's JSON format, compiled with libseccomp to classic BPF in the
+/// parent and cached on disk by content hash (ROOT/cache/seccomp/SHA.bpf). The container's child
+/// only installs the bytes.
+public enum Seccomp {
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    struct Profile: Decodable {
+        var defaultAction: String
+        var defaultErrnoRet: UInt32?
+        var archMap: [ArchMap]?
+        var architectures: [String]?
+        var syscalls: [Rule]?
+
+        struct ArchMap: Decodable {
+            var architecture: String
+            var subArchitectures: [String]?
+        }
+        struct Rule: Decodable {
+            var names: [String]?
+            var name: String?
+            var action: String
+            var errnoRet: UInt32?
+            var args: [Arg]?
+            var includes: Filter?
+            var excludes: Filter?
+        }
+        struct Arg: Decodable {
+            var index: UInt32
+            var value: UInt64
+            var valueTwo: UInt64?
+            var op: String
+        }
+        struct Filter: Decodable {
+            var caps: [String]?
+            var arches: [String]?
+            var minKernel: String?
+        }
+    }
+
+    /// The BPF program (struct sock_filter[]) for a profile and a capability set, from the cache
+    /// when this exact input was compiled before.
+    public static func filter(profileJSON: String, capabilities: UInt64, root: String) throws -> [UInt8] {
+        let key = "berth-seccomp-v1\n\(hostArch)\n\(kernelRelease)\n\(String(capabilities, radix: 16))\n" + profileJSON
+        let hash = sha256Hex(Array(key.utf8))
+        let dir = root + "/cache/seccomp"
+        let path = dir + "/" + hash + ".bpf"
+        if let cached = readAll(path), !cached.isEmpty, cached.count % 8 == 0 { return cached }
+        let program = try compile(profileJSON: profileJSON, capabilities: capabilities)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let temp = path + ".\(getpid()).tmp"
+        if FileManager.default.createFile(atPath: temp, contents: Data(program)) {
+            if rename(temp, path) != 0 { unlink(temp) }
+        }
+        return program
+    }
+
+    public static func loadProfile(path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Error(description: "seccomp profile \(path): \(String(cString: strerror(errno)))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: compiling
+
+    static let actionAllow: UInt32 = 0x7fff_0000
+    static func actionErrno(_ e: UInt32) -> UInt32 { 0x0005_0000 | (e & 0xffff) }
+
+    static func action(_ name: String, errno: UInt32?, defaultErrno: UInt32?) throws -> UInt32 {
+        switch name {
+        case "SCMP_ACT_ALLOW": return actionAllow
+        case "SCMP_ACT_ERRNO": return actionErrno(errno ?? defaultErrno ?? UInt32(EPERM))
+        case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": return 0
+        case "SCMP_ACT_KILL_PROCESS": return 0x8000_0000
+        case "SCMP_ACT_TRAP": return 0x0003_0000
+        case "SCMP_ACT_TRACE": return 0x7ff0_0000 | ((errno ?? 0) & 0xffff)
+        case "SCMP_ACT_LOG": return 0x7ffc_0000
+        default: throw Error(description: "seccomp profile: unsupported action \(name)")
+        }
+    }
+
+    static func compare(_ op: String) throws -> scmp_compare {
+        switch op {
+        case "SCMP_CMP_NE": return SCMP_CMP_NE
+        case "SCMP_CMP_LT": return SCMP_CMP_LT
+        case "SCMP_CMP_LE": return SCMP_CMP_LE
+        case "SCMP_CMP_EQ": return SCMP_CMP_EQ
+        case "SCMP_CMP_GE": return SCMP_CMP_GE
+        case "SCMP_CMP_GT": return SCMP_CMP_GT
+        case "SCMP_CMP_MASKED_EQ": return SCMP_CMP_MASKED_EQ
+        default: throw Error(description: "seccomp profile: unknown operator \(op)")
+        }
+    }
+
+    /// Go-style architecture name, as Docker profiles write `includes.arches`.
+    static let hostArch: String = {
+        var u = utsname()
+        uname(&u)
+        let machine = withUnsafeBytes(of: &u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        switch machine {
+        case "x86_64": return "amd64"
+        case "aarch64": return "arm64"
+        default: return machine
+        }
+    }()
+
+    static let kernelRelease: String = {
+        var u = utsname()
+        uname(&u)
+        return withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }()
+
+    static func kernelAtLeast(_ version: String) -> Bool {
+        func numbers(_ s: String) -> [Int] {
+            s.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        }
+        let have = numbers(kernelRelease), want = numbers(version)
+        for i in 0..<max(have.count, want.count) {
+            let a = i < have.count ? have[i] : 0, b = i < want.count ? want[i] : 0
+            if a != b { return a > b }
+        }
+        return true
+    }
+
+    /// libseccomp's name for a Docker arch constant ("SCMP_ARCH_X86_64" -> "x86_64").
+    static func libseccompArch(_ docker: String) -> String {
+        var name = docker
+        if name.hasPrefix("SCMP_ARCH_") { name.removeFirst(10) }
+        return name.lowercased()
+    }
+
+    static func compile(profileJSON: String, capabilities: UInt64) throws -> [UInt8] {
+        let profile: Profile
+        do {
+            profile = try JSONDecoder().decode(Profile.self, from: Data(profileJSON.utf8))
+        } catch {
+            throw Error(description: "seccomp profile is not valid JSON in Docker's format: \(error)")
+        }
+        let defaultAction = try action(profile.defaultAction, errno: profile.defaultErrnoRet, defaultErrno: nil)
+        guard let ctx = seccomp_init(defaultAction) else { throw Error(description: "seccomp_init failed") }
+        defer { seccomp_release(ctx) }
+
+        // Sub-architectures of the native one (x86 and x32 on x86_64), as Docker adds them.
+        let native = seccomp_arch_native()
+        var arches: [String] = []
+        for entry in profile.archMap ?? [] where seccomp_arch_resolve_name(libseccompArch(entry.architecture)) == native {
+            arches += entry.subArchitectures ?? []
+        }
+        for name in arches {
+            let arch = seccomp_arch_resolve_name(libseccompArch(name))
+            if arch != 0 && arch != native {
+                let rc = seccomp_arch_add(ctx, arch)
+                if rc != 0 && rc != -EEXIST { throw Error(description: "seccomp: cannot add architecture \(name): \(String(cString: strerror(-rc)))") }
+            }
+        }
+
+        let capNames = Set(Capabilities.names(of: capabilities))
+        for rule in profile.syscalls ?? [] {
+            if let inc = rule.includes {
+                if let caps = inc.caps, !caps.allSatisfy({ capNames.contains(canonicalCap($0)) }) { continue }
+                if let a = inc.arches, !a.contains(hostArch) { continue }
+                if let k = inc.minKernel, !kernelAtLeast(k) { continue }
+            }
+            if let exc = rule.excludes {
+                if let caps = exc.caps, caps.contains(where: { capNames.contains(canonicalCap($0)) }) { continue }
+                if let a = exc.arches, a.contains(hostArch) { continue }
+            }
+            let act = try action(rule.action, errno: rule.errnoRet, defaultErrno: profile.defaultErrnoRet)
+            if act == defaultAction { continue }
+            var conditions: [scmp_arg_cmp] = []
+            for arg in rule.args ?? [] {
+                conditions.append(scmp_arg_cmp(arg: arg.index, op: try compare(arg.op), datum_a: arg.value, datum_b: arg.valueTwo ?? 0))
+            }
+            // One comparison per argument index: AND them in one rule; repeated indexes mean OR.
+            let repeated = Set(conditions.map { $0.arg }).count != conditions.count
+            let groups: [[scmp_arg_cmp]] = repeated ? conditions.map { [$0] } : [conditions]
+            for name in (rule.names ?? []) + (rule.name.map { [$0] } ?? []) {
+                let number = seccomp_syscall_resolve_name(name)
+                if number == __NR_SCMP_ERROR { continue }
+                for group in groups {
+                    let rc = group.withUnsafeBufferPointer {
+                        seccomp_rule_add_array(ctx, act, number, UInt32($0.count), $0.baseAddress)
+                    }
+                    if rc != 0 && rc != -EEXIST {
+                        throw Error(description: "seccomp: rule for \(name) rejected: \(String(cString: strerror(-rc)))")
+                    }
+                }
+            }
+        }
+
+        let fd = berth_memfd("berth-seccomp")
+        guard fd >= 0 else { throw Error(description: "seccomp: memfd_create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let rc = seccomp_export_bpf(ctx, fd)
+        guard rc == 0 else { throw Error(description: "seccomp: export: \(String(cString: strerror(-rc)))") }
+        lseek(fd, 0, SEEK_SET)
+        return readFD(fd)
+    }
+
+    static func canonicalCap(_ name: String) -> String {
+        let n = name.uppercased()
+        return n.hasPrefix("CAP_") ? n : "CAP_" + n
+    }
+
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        bytes.withUnsafeBytes { berth_sha256($0.baseAddress, $0.count, &digest) }
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Whole-file reads without Foundation's overhead (the start path reads a handful of files).
+func readAll(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    return readFD(fd)
+}
+
+func readFD(_ fd: Int32) -> [UInt8] {
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
+}
+
+func readText(_ path: String) -> String? {
+    readAll(path).map { String(decoding: $0, as: UTF8.self) }
+}
