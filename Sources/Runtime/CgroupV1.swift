@@ -113,7 +113,8 @@ enum CgroupV1 {
         if let freezer {
             try CgroupFiles.write("FROZEN", to: freezer + "/freezer.state")
             // Freezing is asynchronous; FREEZING means some task has not stopped yet.
-            for _ in 0..<1000 where CgroupFiles.readTrimmed(freezer + "/freezer.state") != "FROZEN" {
+            for _ in 0..<1000 {
+                if CgroupFiles.readTrimmed(freezer + "/freezer.state") == "FROZEN" { break }
                 usleep(1_000)
             }
         }

@@ -19,7 +19,7 @@ struct Berth: AsyncParsableCommand {
     /// Errors print as one line starting `berth:` and exit with status 1, never a stack trace.
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
             if var async = command as? AsyncParsableCommand {
                 try await async.run()
             } else {
@@ -69,6 +69,44 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .customLong("root"), help: "State directory (default: $BERTH_ROOT or /var/lib/berth).")
     var root: String?
+
+    /// Options that take a value, as they may stand before the command name.
+    private static let valued: Set<String> = [
+        "-f", "--file", "-p", "--project-name", "--profile", "--env-file", "--project-directory", "--root",
+    ]
+
+    /// `berth -f x.yaml -p demo config` is how people type it (as with `docker compose`), but
+    /// ArgumentParser reads options on the command that declares them. So global options written
+    /// before the command move behind the innermost command name, where `@OptionGroup` finds them.
+    static func hoisted(_ arguments: [String]) -> [String] {
+        var globals: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if valued.contains(argument), index + 1 < arguments.count {
+                globals += [argument, arguments[index + 1]]
+                index += 2
+            } else if let name = argument.split(separator: "=", maxSplits: 1).first,
+                      argument.contains("="), valued.contains(String(name)), argument.hasPrefix("--") {
+                globals.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard !globals.isEmpty else { return arguments }
+        var rest = Array(arguments[index...])
+        // Walk down the command tree as far as the names go.
+        var command: ParsableCommand.Type = Berth.self
+        var depth = 0
+        while depth < rest.count,
+              let sub = command.configuration.subcommands.first(where: { $0._commandName == rest[depth] }) {
+            command = sub
+            depth += 1
+        }
+        rest.insert(contentsOf: globals, at: depth)
+        return rest
+    }
 
     /// The state root: --root, then BERTH_ROOT, then /var/lib/berth.
     var stateRoot: String {

@@ -1,6 +1,101 @@
 import ArgumentParser
-// Placeholder: the compose work fills this in.
+import Compose
+import Foundation
+
+/// `berth config`: parse, resolve and render the compose model in canonical form, like
+/// `docker compose config`.
 struct ConfigCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "config", abstract: "Parse, resolve and render the compose file in canonical format.")
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Parse, resolve and render the compose file in canonical format.")
+
     @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("format"), help: "Format the output. Values: [yaml | json]")
+    var format: String = "yaml"
+
+    @Flag(name: .customLong("services"), help: "Print the service names, one per line.")
+    var services = false
+
+    @Flag(name: .customLong("volumes"), help: "Print the volume names, one per line.")
+    var volumes = false
+
+    @Flag(name: .customLong("networks"), help: "Print the network names, one per line.")
+    var networks = false
+
+    @Flag(name: .customLong("profiles"), help: "Print the profile names, one per line.")
+    var profiles = false
+
+    @Flag(name: .customLong("images"), help: "Print the image names, one per line.")
+    var images = false
+
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only validate the configuration, don't print anything.")
+    var quiet = false
+
+    @Flag(name: .customLong("no-interpolate"), help: "Don't interpolate environment variables.")
+    var noInterpolate = false
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Save to file (default to stdout).")
+    var output: String?
+
+    @Argument(help: "Services to render (and what they depend on).")
+    var serviceNames: [String] = []
+
+    func validate() throws {
+        guard format == "yaml" || format == "json" else {
+            throw ValidationError("unsupported format \"\(format)\": use yaml or json")
+        }
+    }
+
+    func run() throws {
+        var options = ProjectOptions(
+            files: global.files,
+            projectName: global.projectName,
+            profiles: global.profiles,
+            envFiles: global.envFiles,
+            projectDirectory: global.projectDirectory,
+            interpolate: !noInterpolate,
+            warn: { FileHandle.standardError.write(Data("WARN[0000] \($0)\n".utf8)) })
+        // The process ends right after printing: skip freeing the loader's trees.
+        options.fastExit = true
+        // --profiles lists every profile; --services and friends list the whole model.
+        if !services && !volumes && !networks && !profiles && !images {
+            options.services = serviceNames
+        } else if profiles {
+            options.profiles = ["*"]
+        }
+        let project = try ComposeLoader.load(options)
+        if quiet { return }
+
+        var text: String
+        if services {
+            text = lines(project.services.map(\.name))
+        } else if volumes {
+            text = lines(project.volumes.keys.sorted())
+        } else if networks {
+            text = lines(project.networks.keys.sorted())
+        } else if profiles {
+            let all = Set((project.services + project.disabledServices).flatMap(\.profiles))
+            text = lines(all.sorted())
+        } else if images {
+            text = lines(project.services.map { $0.image ?? "\(project.name)-\($0.name)" })
+        } else if format == "json" {
+            text = project.canonicalJSON() + "\n"
+        } else {
+            text = try project.canonicalYAML()
+        }
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
+                throw ComposeError("cannot write \(output)")
+            }
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        // Nothing is left to do: exit now rather than free the project.
+        Foundation.exit(0)
+    }
+
+    private func lines(_ items: [String]) -> String {
+        items.map { $0 + "\n" }.joined()
+    }
 }

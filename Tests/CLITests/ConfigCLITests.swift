@@ -24,6 +24,16 @@ import Testing
         #expect(Set(result.stdout.split(separator: "\n").map(String.init)) == ["a", "b"])
     }
 
+    @Test func globalOptionsMayStandBeforeTheCommand() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("other.yaml", "services:\n  api:\n    image: busybox\n  dbg:\n    image: busybox\n    profiles: [debug]\n")
+        let result = try BerthProcess.run(["-f", "\(dir.path)/other.yaml", "--profile=debug", "-p", "early", "config", "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(json["name"] as? String == "early")
+        #expect((json["services"] as? [String: Any])?.keys.sorted() == ["api", "dbg"])
+    }
+
     @Test func readsStdin() throws {
         let dir = try TemporaryDirectory()
         let result = try BerthProcess.run(["config", "-f", "-", "--services"], in: dir.path, stdin: "services:\n  only:\n    image: busybox\n")

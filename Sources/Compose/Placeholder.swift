@@ -1,2 +1,0 @@
-// Placeholder until the Compose module lands.
-public enum ComposeModule {}
