@@ -4,7 +4,7 @@ import Foundation
 /// The `berth` command: compose commands at the top level, single objects under nouns,
 /// named and flagged like `docker compose` and `docker`.
 @main
-struct Berth: AsyncParsableCommand {
+struct Berth: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A daemonless compose tool with its own container runtime.",
@@ -17,14 +17,12 @@ struct Berth: AsyncParsableCommand {
     )
 
     /// Errors print as one line starting `berth:` and exit with status 1, never a stack trace.
-    static func main() async {
+    /// Synchronous on purpose: no command needs Swift concurrency, and not starting its runtime
+    /// keeps every CLI call's start-up short.
+    static func main() {
         do {
             var command = try parseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
-            if var async = command as? AsyncParsableCommand {
-                try await async.run()
-            } else {
-                try command.run()
-            }
+            try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
         } catch {

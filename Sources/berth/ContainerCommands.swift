@@ -4,7 +4,7 @@ import Images
 import Runtime
 
 /// `berth container ...`, named and flagged like `docker container ...`.
-struct ContainerCommand: AsyncParsableCommand {
+struct ContainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "container", abstract: "Manage containers.",
         subcommands: [ContainerRun.self, ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
@@ -39,7 +39,7 @@ func parseBytes(_ text: String, what: String) throws -> Int64 {
     throw ContainerCommandError(description: "invalid size \"\(text)\" for \(what) (e.g. 64m, 1g)")
 }
 
-struct ContainerRun: AsyncParsableCommand {
+struct ContainerRun: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and run a new container from an image.")
 
     @OptionGroup var global: GlobalOptions
@@ -120,7 +120,7 @@ struct ContainerRun: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
     var command: [String] = []
 
-    func run() async throws {
+    func run() throws {
         let root = global.stateRoot
         let spec = try makeSpec(root: root)
         let container = try Container.create(spec: spec, root: root)

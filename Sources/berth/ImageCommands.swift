@@ -3,7 +3,7 @@ import Foundation
 import Images
 
 /// `berth image ...`, named and flagged like `docker image ...`.
-struct ImageCommand: AsyncParsableCommand {
+struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
         subcommands: [ImageImport.self, ImageList.self, ImageRemove.self, ImageTag.self, ImageInspect.self])
