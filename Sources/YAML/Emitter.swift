@@ -30,6 +30,20 @@ public enum YAMLEmitter {
     }
 }
 
+private let yaml11Booleans: Set<String> = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+]
+
+/// YAML 1.1 also reads 1_000, 12:30 (base 60) and 2001-12-14 (a timestamp) as non-strings; quote
+/// anything that starts like a number and holds only number-ish characters.
+private func looksNumeric(_ text: String) -> Bool {
+    guard let first = text.utf8.first, numberStarts.contains(first) else { return text == "<<" || text == "=" }
+    return text.utf8.allSatisfy { numberCharacters.contains($0) }
+}
+
+private let numberStarts = Set("0123456789+-.".utf8)
+private let numberCharacters = Set("0123456789_:.+-xXoObBabcdefABCDEFtTzZ ".utf8)
+
 private final class OutputBuffer {
     var bytes: [UInt8] = []
 }
@@ -82,7 +96,9 @@ private struct EventWriter {
     private static func outputStyle(_ text: String, _ style: ScalarStyle) -> yaml_scalar_style_t {
         if style == .plain { return YAML_ANY_SCALAR_STYLE }
         let probe = Node(.scalar(text, .plain), mark: Mark(file: "", line: 0, column: 0))
-        if text.isEmpty || probe.isNull || probe.bool != nil || probe.int != nil || probe.double != nil {
+        // YAML 1.1 readers (PyYAML, docker-compose 1.x) also take yes/no/on/off as booleans.
+        if text.isEmpty || probe.isNull || probe.bool != nil || probe.int != nil || probe.double != nil
+            || yaml11Booleans.contains(text) || looksNumeric(text) {
             return YAML_DOUBLE_QUOTED_SCALAR_STYLE
         }
         return text.contains("\n") ? YAML_LITERAL_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE

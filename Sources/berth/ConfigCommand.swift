@@ -4,7 +4,7 @@ import Foundation
 
 /// `berth config`: parse, resolve and render the compose model in canonical form, like
 /// `docker compose config`.
-struct ConfigCommand: AsyncParsableCommand {
+struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Parse, resolve and render the compose file in canonical format.")

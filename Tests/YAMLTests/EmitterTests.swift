@@ -27,6 +27,15 @@ import Testing
         #expect(text == "- \"true\"\n- \"8080\"\n- \"\"\n- \"null\"\n- true\n- 3\n")
     }
 
+    @Test func yaml11AmbiguitiesAreQuotedToo() throws {
+        for text in ["yes", "Off", "12:30", "1_000", "2024-01-31", "<<", "0o17", ".5"] {
+            #expect(try YAMLEmitter.emit(string(text)) == "\"\(text)\"\n", "\(text)")
+        }
+        for text in ["abc", "8080:80/tcp", "nginx:1.25", "a b"] {
+            #expect(try YAMLEmitter.emit(string(text)) == "\(text)\n", "\(text)")
+        }
+    }
+
     @Test func roundTripKeepsValues() throws {
         let source = "a: \"x: y\"\nb: \"multi\\nline\"\nc: 'it''s'\nd: [1, 2]\ne: \"#hash\"\n"
         let parsed = try #require(try YAMLParser.parse(source, file: "r"))

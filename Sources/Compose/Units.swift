@@ -1,0 +1,463 @@
+/// Value syntaxes of the compose format that are more than a YAML scalar: durations, byte sizes,
+/// the short syntax of ports and volumes. Each parser mirrors what `docker compose` (compose-go,
+/// go-units, go-connections) accepts, and each formatter prints what it prints.
+
+// MARK: - Durations
+
+/// A duration as compose-go keeps it (Go's `time.Duration`, nanoseconds), printed the way Go
+/// prints one ("1m30s", "500ms", "1h0m0s").
+public struct ComposeDuration: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public var nanoseconds: Int64
+
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+    public init(seconds: Double) { self.nanoseconds = Int64(seconds * 1e9) }
+
+    public var seconds: Double { Double(nanoseconds) / 1e9 }
+
+    public static func < (a: ComposeDuration, b: ComposeDuration) -> Bool { a.nanoseconds < b.nanoseconds }
+
+    /// Parses Go duration syntax plus `d` and `w` (str2duration): "1h30m", "10s", "1.5s", "0".
+    public static func parse(_ text: String) -> ComposeDuration? {
+        let b = Array(text.utf8)
+        var i = 0
+        var negative = false
+        if i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") {
+            negative = b[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        if b.count - i == 1 && b[i] == UInt8(ascii: "0") { return ComposeDuration(nanoseconds: 0) }
+        if i == b.count { return nil }
+        var total: Double = 0
+        func isNumberByte(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || c == 46 }
+        while i < b.count {
+            let numberStart = i
+            var digits = 0, dots = 0
+            while i < b.count, isNumberByte(b[i]) {
+                if b[i] == 46 { dots += 1 } else { digits += 1 }
+                i += 1
+            }
+            guard digits > 0, dots <= 1 else { return nil }
+            var numberText = String(decoding: b[numberStart..<i], as: UTF8.self)
+            if numberText.hasPrefix(".") { numberText = "0" + numberText }
+            guard let value = Double(numberText) else { return nil }
+            let unitStart = i
+            while i < b.count, !isNumberByte(b[i]) { i += 1 }
+            let scale: Double
+            switch String(decoding: b[unitStart..<i], as: UTF8.self) {
+            case "ns": scale = 1
+            case "us", "µs", "μs": scale = 1e3
+            case "ms": scale = 1e6
+            case "s": scale = 1e9
+            case "m": scale = 60e9
+            case "h": scale = 3600e9
+            case "d": scale = 86400e9
+            case "w": scale = 7 * 86400e9
+            default: return nil
+            }
+            total += value * scale
+            if !(total < 9.2e18) { return nil }
+        }
+        let ns = Int64(total.rounded(.towardZero))
+        return ComposeDuration(nanoseconds: negative ? -ns : ns)
+    }
+
+    /// Go's `time.Duration.String()`.
+    public var description: String {
+        var u = nanoseconds.magnitude
+        let negative = nanoseconds < 0
+        var out: String
+        if u < 1_000_000_000 {
+            if u == 0 { return "0s" }
+            let unit: String
+            let precision: Int
+            if u < 1_000 {
+                unit = "ns"; precision = 0
+            } else if u < 1_000_000 {
+                unit = "µs"; precision = 3
+            } else {
+                unit = "ms"; precision = 6
+            }
+            let (int, frac) = Self.split(u, precision)
+            out = String(int) + frac + unit
+        } else {
+            let (secs, frac) = Self.split(u, 9)
+            u = secs
+            out = String(u % 60) + frac + "s"
+            u /= 60
+            if u > 0 {
+                out = String(u % 60) + "m" + out
+                u /= 60
+                if u > 0 { out = String(u) + "h" + out }
+            }
+        }
+        return negative ? "-" + out : out
+    }
+
+    /// Splits v / 10^precision into its integer part and ".fraction" without trailing zeros.
+    private static func split(_ v: UInt64, _ precision: Int) -> (UInt64, String) {
+        var pow: UInt64 = 1
+        for _ in 0..<precision { pow *= 10 }
+        let int = v / pow
+        var frac = v % pow
+        if frac == 0 || precision == 0 { return (int, "") }
+        var digits = String(frac)
+        digits = String(repeating: "0", count: precision - digits.count) + digits
+        while digits.hasSuffix("0") { digits.removeLast() }
+        frac = 0
+        return (int, "." + digits)
+    }
+}
+
+// MARK: - Byte sizes
+
+public enum ByteSize {
+    /// A byte count: a plain (possibly negative) integer, or go-units' RAMInBytes syntax
+    /// ("512m", "1.5g", "2 GB", "100k"), binary multiples.
+    public static func parse(_ text: String) -> Int64? {
+        if let n = Int64(text) { return n }
+        var s = Substring(text)
+        var number = ""
+        while let c = s.first, c.isASCII, c.isNumber || c == "." {
+            number.append(c)
+            s = s.dropFirst()
+        }
+        guard !number.isEmpty, number.first!.isNumber, !number.hasSuffix("."),
+              !number.contains(".."), let value = Double(number) else { return nil }
+        if s.first == " " { s = s.dropFirst() }
+        var multiplier: Double = 1
+        if let c = s.first {
+            switch c {
+            case "k", "K": multiplier = 1024
+            case "m", "M": multiplier = 1024 * 1024
+            case "g", "G": multiplier = 1024 * 1024 * 1024
+            case "t", "T": multiplier = 1024 * 1024 * 1024 * 1024
+            case "p", "P": multiplier = 1024 * 1024 * 1024 * 1024 * 1024
+            default: multiplier = 0
+            }
+            if multiplier != 0 { s = s.dropFirst() } else { multiplier = 1 }
+        }
+        if let c = s.first, c == "i" || c == "I" { s = s.dropFirst() }
+        if let c = s.first, c == "b" || c == "B" { s = s.dropFirst() }
+        guard s.isEmpty else { return nil }
+        let bytes = value * multiplier
+        guard bytes < Double(Int64.max) else { return nil }
+        return Int64(bytes)
+    }
+}
+
+// MARK: - Ports
+
+public enum PortSpec {
+    /// Parses `[[ip:]host:]container[/proto]` with ranges (`8000-8010:80-90`) the way
+    /// go-connections' ParsePortSpecs does; returns one entry per container port, sorted as
+    /// docker compose sorts them ("port/proto" as strings).
+    public static func parse(_ raw: String) throws -> [ServicePort] {
+        let parts = splitBytes(raw, 58)
+        var ip = "", host = "", container = ""
+        switch parts.count {
+        case 1: container = parts[0]
+        case 2: host = parts[0]; container = parts[1]
+        case 3: ip = parts[0]; host = parts[1]; container = parts[2]
+        default:
+            ip = parts[0..<(parts.count - 2)].joined(separator: ":")
+            host = parts[parts.count - 2]
+            container = parts[parts.count - 1]
+        }
+        var proto = "tcp"
+        if let slash = container.firstIndex(of: "/") {
+            proto = String(container[container.index(after: slash)...])
+            container = String(container[..<slash])
+            if proto.isEmpty { proto = "tcp" }
+        }
+        if ip.hasPrefix("[") {
+            guard ip.hasSuffix("]") else { throw PortError("invalid IP address \(ip)") }
+            ip = String(ip.dropFirst().dropLast())
+        }
+        if !ip.isEmpty && !isIPAddress(ip) { throw PortError("invalid IP address: \(ip)") }
+        if container.isEmpty { throw PortError("no port specified: \(raw)<empty>") }
+        guard let (start, end) = range(container) else { throw PortError("invalid containerPort: \(container)") }
+        var hostStart = 0, hostEnd = 0
+        if !host.isEmpty {
+            guard let r = range(host) else { throw PortError("invalid hostPort: \(host)") }
+            (hostStart, hostEnd) = r
+        }
+        if !host.isEmpty && (end - start) != (hostEnd - hostStart) && end != start {
+            throw PortError("invalid ranges specified for container and host Ports: \(container) and \(host)")
+        }
+        let lowerProto = proto.lowercased()
+        guard ["tcp", "udp", "sctp"].contains(lowerProto) else { throw PortError("invalid proto: \(proto)") }
+        var result: [(key: String, port: ServicePort)] = []
+        for i in 0...(end - start) {
+            var published: String? = nil
+            if !host.isEmpty {
+                published = String(hostStart + i)
+                if start == end && hostStart != hostEnd {
+                    published = "\(hostStart)-\(hostEnd)"
+                }
+            }
+            let port = ServicePort(mode: "ingress", hostIP: ip.isEmpty ? nil : ip, target: start + i,
+                                   published: published, protocol: lowerProto)
+            result.append(("\(start + i)/\(lowerProto)", port))
+        }
+        result.sort { $0.key < $1.key }
+        return result.map(\.port)
+    }
+
+    /// "80" or "80-90", each a 16-bit port, end not below start.
+    static func range(_ s: String) -> (Int, Int)? {
+        if let dash = s.firstIndex(of: "-") {
+            guard let a = port(String(s[..<dash])), let b = port(String(s[s.index(after: dash)...])), b >= a else { return nil }
+            return (a, b)
+        }
+        guard let p = port(s) else { return nil }
+        return (p, p)
+    }
+
+    static func port(_ s: String) -> Int? {
+        guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let v = Int(s), v <= 65535 else { return nil }
+        return v
+    }
+
+    static func isIPAddress(_ s: String) -> Bool {
+        if s.contains(":") {
+            // IPv6: hex groups, at most one "::", optional trailing IPv4.
+            let allowed = Set("0123456789abcdefABCDEF:.")
+            guard s.allSatisfy({ allowed.contains($0) }) else { return false }
+            let doubleColons = s.components(separatedBy: "::").count - 1
+            guard doubleColons <= 1 else { return false }
+            let groups = s.split(separator: ":", omittingEmptySubsequences: true)
+            guard groups.count <= 8, (doubleColons == 1 || groups.count == 8 || (groups.last?.contains(".") == true && groups.count == 7)) else { return false }
+            for g in groups {
+                if g.contains(".") { if !isIPv4(String(g)) { return false } } else if g.count > 4 { return false }
+            }
+            return true
+        }
+        return isIPv4(s)
+    }
+
+    static func isIPv4(_ s: String) -> Bool {
+        var parts = 0, digits = 0, value = 0
+        for c in s.utf8 {
+            if c == 46 {
+                guard digits > 0 else { return false }
+                parts += 1; digits = 0; value = 0
+            } else if c >= 48 && c <= 57 {
+                digits += 1
+                value = value * 10 + Int(c - 48)
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
+                return false
+            }
+        }
+        return parts == 3 && digits > 0
+    }
+
+    /// `s` split at every `separator` byte, empty parts kept.
+    static func splitBytes(_ s: String, _ separator: UInt8) -> [String] {
+        var parts: [String] = []
+        var current: [UInt8] = []
+        for c in s.utf8 {
+            if c == separator {
+                parts.append(String(decoding: current, as: UTF8.self))
+                current.removeAll(keepingCapacity: true)
+            } else {
+                current.append(c)
+            }
+        }
+        parts.append(String(decoding: current, as: UTF8.self))
+        return parts
+    }
+}
+
+struct PortError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+// MARK: - Volumes
+
+enum VolumeSpec {
+    /// Parses `[SOURCE:]TARGET[:MODE]` the way compose-go's format.ParseVolume does.
+    static func parse(_ spec: String) throws -> ServiceVolume {
+        var volume = ServiceVolume(type: "volume", target: "")
+        let bytes = Array(spec.utf8)
+        switch spec.count {
+        case 0: throw PortError("invalid empty volume spec")
+        case 1, 2:
+            volume.target = spec
+            volume.volume = VolumeOptions()
+            return volume
+        default: break
+        }
+        var source: String? = nil
+        var target: String? = nil
+        var start = 0
+        var depth = 0
+        var readOnly = false
+        var bind: BindOptions? = nil
+        var nocopy = false
+        var i = 0
+        while i <= bytes.count {
+            let end = i == bytes.count
+            let c: UInt8 = end ? 0 : bytes[i]
+            defer { i += 1 }
+            if !end && c == UInt8(ascii: "$") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "{") {
+                depth += 1; continue
+            }
+            if !end && c == UInt8(ascii: "}") && depth > 0 {
+                depth -= 1; continue
+            }
+            if !end && c == UInt8(ascii: ":") && i - start == 1 && isLetter(bytes[start]) {
+                continue  // Windows drive letter
+            }
+            guard (end || c == UInt8(ascii: ":")) && depth == 0 else { continue }
+            if i == start { throw PortError("invalid spec: \(spec): empty section between colons") }
+            let text = String(decoding: bytes[start..<i], as: UTF8.self)
+            start = i + 1
+            if source == nil && end {
+                target = text
+            } else if source == nil {
+                source = text
+            } else if target == nil {
+                target = text
+            } else if !end {
+                throw PortError("invalid spec: \(spec): too many colons")
+            } else {
+                for option in text.split(separator: ",", omittingEmptySubsequences: false) {
+                    switch option {
+                    case "ro": readOnly = true
+                    case "rw": readOnly = false
+                    case "nocopy": nocopy = true
+                    case "rprivate", "private", "rshared", "shared", "rslave", "slave":
+                        if bind == nil { bind = BindOptions() }
+                        bind!.propagation = String(option)
+                    case "z", "Z":
+                        if bind == nil { bind = BindOptions() }
+                        bind!.selinux = String(option)
+                    default: break
+                    }
+                }
+            }
+        }
+        volume.source = source
+        volume.target = target ?? ""
+        volume.readOnly = readOnly
+        if let s = source, isFilePath(s) {
+            volume.type = "bind"
+            var b = bind ?? BindOptions()
+            b.createHostPath = true
+            volume.bind = b
+        } else {
+            volume.type = "volume"
+            volume.volume = VolumeOptions(nocopy: nocopy)
+            // Bind options given to a named volume are kept, as compose-go keeps them.
+            volume.bind = bind
+        }
+        return volume
+    }
+
+    static func isLetter(_ c: UInt8) -> Bool {
+        (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+    }
+
+    static func isFilePath(_ source: String) -> Bool {
+        guard let first = source.first else { return false }
+        if first == "." || first == "/" || first == "~" { return true }
+        if source.hasPrefix("\\\\") { return true }
+        let chars = Array(source)
+        return chars.count >= 2 && chars[0].isLetter && chars[1] == ":"
+    }
+}
+
+// MARK: - Paths
+
+enum PathUtil {
+    static func isAbsolute(_ p: String) -> Bool { p.hasPrefix("/") }
+
+    /// Go's path.Clean.
+    static func clean(_ path: String) -> String {
+        if path.isEmpty { return "." }
+        if isClean(path) { return path }
+        let bytes = Array(path.utf8)
+        let rooted = bytes.first == 47
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        if rooted { out.append(47) }
+        let base = out.count  // where the first segment starts
+        var i = 0
+        while i < bytes.count {
+            while i < bytes.count && bytes[i] == 47 { i += 1 }
+            let start = i
+            while i < bytes.count && bytes[i] != 47 { i += 1 }
+            let length = i - start
+            if length == 0 || (length == 1 && bytes[start] == 46) { continue }
+            if length == 2 && bytes[start] == 46 && bytes[start + 1] == 46 {
+                // drop the last segment unless it is ".." itself (or there is none)
+                var j = out.count
+                while j > base && out[j - 1] != 47 { j -= 1 }
+                let last = out[j..<out.count]
+                if out.count > base && !(last.count == 2 && last.first == 46 && last.last == 46) {
+                    out.removeSubrange((j > base ? j - 1 : j)..<out.count)
+                    continue
+                }
+                if rooted { continue }
+            }
+            if out.count > base { out.append(47) }
+            out.append(contentsOf: bytes[start..<i])
+        }
+        if out.isEmpty { return "." }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `clean` would return `path` unchanged: no empty, "." or ".." segment and no
+    /// trailing slash (the root "/" aside).
+    static func isClean(_ path: String) -> Bool {
+        var previous: UInt8 = 0
+        var segmentLength = 0
+        var dots = 0
+        for c in path.utf8 {
+            if c == 47 {  // "/"
+                if previous == 47 { return false }
+                if segmentLength > 0 && dots == segmentLength && dots <= 2 { return false }
+                segmentLength = 0
+                dots = 0
+            } else {
+                segmentLength += 1
+                if c == 46 { dots += 1 }
+            }
+            previous = c
+        }
+        if previous == 47 { return path.utf8.count == 1 }
+        if segmentLength > 0 && dots == segmentLength && dots <= 2 { return false }
+        return true
+    }
+
+    static func join(_ base: String, _ rel: String) -> String {
+        if rel.isEmpty { return clean(base) }
+        return clean(base + "/" + rel)
+    }
+
+    static func dirname(_ p: String) -> String {
+        let c = clean(p)
+        guard let slash = c.lastIndex(of: "/") else { return "." }
+        if slash == c.startIndex { return "/" }
+        return String(c[..<slash])
+    }
+
+    static func basename(_ p: String) -> String {
+        let c = clean(p)
+        if c == "/" { return "/" }
+        guard let slash = c.lastIndex(of: "/") else { return c }
+        return String(c[c.index(after: slash)...])
+    }
+
+    /// Absolute form of `p` against `base`, expanding a leading `~` with `home`.
+    static func absolute(_ p: String, base: String, home: String?) -> String {
+        var p = p
+        if let home, p == "~" || p.hasPrefix("~/") {
+            p = home + p.dropFirst()
+        }
+        if isAbsolute(p) { return p }  // compose-go keeps absolute paths as written
+        return join(base, p)
+    }
+}
