@@ -593,7 +593,8 @@ extension Render {
     static func node(_ value: OValue, dollars: Bool) -> Node {
         func plain(_ text: String) -> Node { Node(.scalar(text, .plain), mark: nowhere) }
         func string(_ text: String) -> Node {
-            Node(.scalar(dollars ? text.replacingOccurrences(of: "$", with: "$$") : text, .doubleQuoted), mark: nowhere)
+            let escaped = dollars && text.utf8.contains(UInt8(ascii: "$")) ? text.replacingOccurrences(of: "$", with: "$$") : text
+            return Node(.scalar(escaped, .doubleQuoted), mark: nowhere)
         }
         switch value {
         case .null: return plain("null")

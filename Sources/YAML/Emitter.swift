@@ -44,6 +44,10 @@ private func looksNumeric(_ text: String) -> Bool {
 private let numberStarts = Set("0123456789+-.".utf8)
 private let numberCharacters = Set("0123456789_:.+-xXoObBabcdefABCDEFtTzZ ".utf8)
 
+private let nowhere = Mark(file: "", line: 0, column: 0)
+/// First bytes of null, booleans (1.1 and 1.2), numbers, .inf/.nan and "<<" / "=".
+private let keywordStarts = Set("~nNtTfFyYoO0123456789+-.<=".utf8)
+
 private final class OutputBuffer {
     var bytes: [UInt8] = []
 }
@@ -95,12 +99,16 @@ private struct EventWriter {
     /// plain scalars meant as booleans and numbers stay plain.
     private static func outputStyle(_ text: String, _ style: ScalarStyle) -> yaml_scalar_style_t {
         if style == .plain { return YAML_ANY_SCALAR_STYLE }
-        let probe = Node(.scalar(text, .plain), mark: Mark(file: "", line: 0, column: 0))
-        // YAML 1.1 readers (PyYAML, docker-compose 1.x) also take yes/no/on/off as booleans.
-        if text.isEmpty || probe.isNull || probe.bool != nil || probe.int != nil || probe.double != nil
-            || yaml11Booleans.contains(text) || looksNumeric(text) {
-            return YAML_DOUBLE_QUOTED_SCALAR_STYLE
-        }
-        return text.contains("\n") ? YAML_LITERAL_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE
+        if mayReadAsNonString(text) { return YAML_DOUBLE_QUOTED_SCALAR_STYLE }
+        return text.utf8.contains(0x0a) ? YAML_LITERAL_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE
+    }
+
+    private static func mayReadAsNonString(_ text: String) -> Bool {
+        guard let first = text.utf8.first else { return true }
+        // Most strings start with a letter that begins no keyword: decide those without parsing.
+        if !keywordStarts.contains(first) { return false }
+        if yaml11Booleans.contains(text) || looksNumeric(text) { return true }
+        let probe = Node(.scalar(text, .plain), mark: nowhere)
+        return probe.isNull || probe.bool != nil || probe.int != nil || probe.double != nil
     }
 }
