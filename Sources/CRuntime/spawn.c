@@ -2,17 +2,24 @@
 
    Parent                              Child (new mnt, pid, uts, ipc, [net] namespaces)
    pipe2(sync), pipe2(error) CLOEXEC
-   clone(CLONE_NEW* | CLONE_PIDFD)  -> reset signals, dup stdio, setsid
-   (Swift: cgroup placement,           read(sync) ... blocks
-    network hooks)
-   berth_resume: write(sync, 1)     -> unshare(CLONE_NEWCGROUP) (now rooted at its cgroup),
-                                       lo up, hostname, rootfs + mounts + pivot_root,
-                                       rlimits, caps, seccomp, uid/gid, cwd, execve
-   read(error): EOF = exec'ed,      <- or struct berth_failure {stage, errno, index}; _exit
-                record = failure */
+   clone(CLONE_NEW* | CLONE_PIDFD)  -> reset signals, dup stdio, setsid,
+                                       join its cgroup (write "0" to each join file),
+   (Swift: network hooks)              read(sync) ... blocks
+   berth_release: write(sync, 1)    -> unshare(CLONE_NEWCGROUP) (now rooted at its cgroup),
+   (Swift: state.json "running",       lo up, hostname, rootfs + mounts + pivot_root,
+    while the child works)             rlimits, caps, seccomp, uid/gid, cwd, execve
+   berth_wait_exec: read(error):    <- or struct berth_failure {stage, errno, index}; _exit
+                EOF = exec'ed, record = failure
+
+   Why the child joins its cgroup itself: on cgroup v1, writing a pid to cgroup.procs takes the
+   global cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period (~10-20 ms
+   here, measured; most of a container start). Writing "0" to a v1 `tasks` file moves only the
+   calling thread, and the kernel skips that lock for it. The child is single-threaded (a fork of
+   one thread), so moving that thread moves the whole process, before it has done anything. */
 #include "internal.h"
 #include <fcntl.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -22,6 +29,7 @@
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
@@ -59,13 +67,15 @@ __attribute__((noreturn)) static void child_main(const struct berth_container *c
     reset_signals();
     umask(0);
     berth_setup_stdio(&c->process, efd);
+    for (int i = 0; i < c->ncgroup_join; i++)
+        if (berth_write_file(c->cgroup_join[i], "0") < 0) berth_fail(efd, BERTH_STAGE_CGROUP_JOIN, errno, i);
     char go;
     ssize_t n;
     do { n = read(sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(126); /* the parent gave up before letting us run */
     close(sync_fd);
 
-    /* The parent has placed us in our cgroup: a namespace created now is rooted there. */
+    /* We are in our cgroup: a namespace created now is rooted there. */
     if (unshare(CLONE_NEWCGROUP) < 0) berth_fail(efd, BERTH_STAGE_CGROUP_NS, errno, -1);
     if (c->netns_fd >= 0 && setns(c->netns_fd, CLONE_NEWNET) < 0) berth_fail(efd, BERTH_STAGE_JOIN_NETNS, errno, -1);
     if (c->new_network) loopback_up(efd);
@@ -131,22 +141,44 @@ static int read_failure(int fd, struct berth_failure *failure) {
     return 1;
 }
 
-int berth_resume(struct berth_child *child, struct berth_failure *failure) {
+int berth_release(struct berth_child *child) {
+    /* A child that failed early (stdio, cgroup join) has closed its end: the write then raises
+       SIGPIPE, which must not kill berth. Block it for this thread and drop a pending one. */
+    sigset_t pipe_only, saved;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &saved);
     char go = 1;
     ssize_t n;
     do { n = write(child->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EPIPE) {
+        struct timespec zero = { 0, 0 };
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE) && !sigismember(&saved, SIGPIPE)) sigtimedwait(&pipe_only, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     close(child->sync_fd);
     child->sync_fd = -1;
+    return n == 1;
+}
+
+int berth_wait_exec(struct berth_child *child, int released, struct berth_failure *failure) {
     int rc = read_failure(child->error_fd, failure);
     close(child->error_fd);
     child->error_fd = -1;
-    if (rc == 0 && n != 1) {
+    if (rc == 0 && !released) {
         failure->stage = BERTH_STAGE_WAIT_PARENT;
         failure->err = EPIPE;
         failure->index = -1;
         return 1;
     }
     return rc;
+}
+
+int berth_resume(struct berth_child *child, struct berth_failure *failure) {
+    int released = berth_release(child);
+    return berth_wait_exec(child, released, failure);
 }
 
 int berth_pidfd_open(pid_t pid) {

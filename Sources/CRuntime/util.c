@@ -26,21 +26,38 @@ int berth_join(char *dst, size_t size, const char *a, const char *b) {
 }
 
 int berth_mkdir_p(const char *path, unsigned int mode) {
+    /* Work upwards from the path to the deepest directory that exists, then create downwards:
+       mount targets nearly always exist or lack only their last component, while a walk from
+       "/" costs a mkdir per component of the (host) rootfs path. */
     char buf[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
     memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char saved = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, mode) < 0 && errno != EEXIST) return -1;
-            buf[i] = saved;
+    while (len > 1 && buf[len - 1] == '/') buf[--len] = '\0';
+    enum { MAX_DEPTH = 128 };
+    size_t cuts[MAX_DEPTH];
+    int ncuts = 0;
+    for (;;) {
+        if (mkdir(buf, mode) == 0) break;
+        if (errno == EEXIST) {
+            if (ncuts == 0) {
+                struct stat st;
+                if (stat(buf, &st) < 0) return -1;
+                if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+                return 0;
+            }
+            break;
         }
+        if (errno != ENOENT || ncuts == MAX_DEPTH) return -1;
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf) return -1;
+        *slash = '\0';
+        cuts[ncuts++] = (size_t)(slash - buf);
     }
-    struct stat st;
-    if (stat(path, &st) < 0) return -1;
-    if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+    while (ncuts > 0) {
+        buf[cuts[--ncuts]] = '/';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST) return -1;
+    }
     return 0;
 }
 

@@ -105,18 +105,59 @@ enum Timestamp {
         return f.string(from: date)
     }
 
+    /// By hand, not with ISO8601DateFormatter: that loads ICU calendar and locale data on first
+    /// use, about 2-3 ms of every `container run` (which reads the image's `created`), and it
+    /// rejects the nanoseconds Go writes. Accepts `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`.
     static func parse(_ text: String) -> Date? {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: text) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        if let d = f.date(from: text) { return d }
-        // Go writes nanoseconds (9 digits), which ISO8601DateFormatter rejects; cut to milliseconds.
-        if let dot = text.firstIndex(of: "."), let end = text[dot...].firstIndex(where: { !$0.isNumber && $0 != "." }) {
-            let frac = text[text.index(after: dot)..<end].prefix(3)
-            f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-            return f.date(from: String(text[..<dot]) + "." + frac + String(text[end...]))
+        let b = Array(text.utf8)
+        func digit(_ i: Int) -> Int? {
+            guard i < b.count, b[i] >= 48, b[i] <= 57 else { return nil }
+            return Int(b[i]) - 48
         }
-        return nil
+        func number(_ at: Int, _ width: Int) -> Int? {
+            var value = 0
+            for i in at..<(at + width) {
+                guard let d = digit(i) else { return nil }
+                value = value * 10 + d
+            }
+            return value
+        }
+        func byte(_ i: Int, _ c: UInt8) -> Bool { i < b.count && b[i] == c }
+        guard let year = number(0, 4), byte(4, 45), let month = number(5, 2), byte(7, 45), let day = number(8, 2),
+              byte(10, 84) || byte(10, 116), let hour = number(11, 2), byte(13, 58), let minute = number(14, 2),
+              byte(16, 58), let second = number(17, 2),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
+        var i = 19
+        var nanos = 0
+        if byte(i, 46) {
+            i += 1
+            var digits = 0
+            while let d = digit(i) {
+                if digits < 9 { nanos = nanos * 10 + d }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<max(digits, 9) { nanos *= 10 }
+        }
+        var offset = 0
+        if byte(i, 90) || byte(i, 122) {
+            i += 1
+        } else if byte(i, 43) || byte(i, 45), let oh = number(i + 1, 2), byte(i + 3, 58), let om = number(i + 4, 2) {
+            offset = (oh * 3600 + om * 60) * (b[i] == 45 ? -1 : 1)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
+        return Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9)
     }
 }

@@ -98,6 +98,18 @@ public final class Cgroup {
         return paths.isEmpty ? nil : Cgroup(name: name, layout: layout, paths: paths)
     }
 
+    /// Files a single-threaded process writes "0" to in order to move itself into the group.
+    /// v1: each hierarchy's `tasks`, because moving one thread (the caller) skips the global
+    /// threadgroup lock whose RCU grace period makes a cgroup.procs write cost 10-20 ms; for a
+    /// process with one thread that moves the whole process. v2 cannot move a lone thread across
+    /// domain groups, so there it is `cgroup.procs`.
+    public var joinFiles: [String] {
+        switch layout {
+        case .v1: return paths.map { $0 + "/tasks" }
+        case .v2: return paths.map { $0 + "/cgroup.procs" }
+        }
+    }
+
     /// Moves process `pid` (and its threads) into the group.
     public func add(pid: Int32) throws {
         for path in paths { try CgroupFiles.write(String(pid), to: path + "/cgroup.procs") }

@@ -20,7 +20,7 @@
 ///   log and the terminal, forwards stdin and signals, reaps, records the exit code.
 /// - ContainerLog.swift: json-file log writing (with size rotation) and reading (`logs -f`).
 /// - Exec.swift: `exec` into a running container.
-/// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/add/killAll/remove.
+/// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/joinFiles/killAll/remove.
 ///
 /// C (module CRuntime; only async-signal-safe calls after clone):
 /// - spawn.c: clone with new mnt/pid/uts/ipc[/net] namespaces, the handshake, loopback up.
@@ -31,11 +31,12 @@
 /// - exec.c: setns from a single-threaded child, CLONE_PARENT so berth can waitpid.
 /// - sha256.c: cache keys.
 ///
-/// Parent/child protocol (see spawn.c): the parent clones the child, which blocks reading a
-/// CLOEXEC sync pipe. The parent puts the pid in the container's cgroup (and runs network
-/// hooks), then writes one byte. The child unshares its cgroup namespace, builds the rootfs,
-/// drops privileges and execs; any failing step writes (stage, errno, index) on a CLOEXEC error
-/// pipe. EOF on that pipe means execve succeeded. Failures become
+/// Parent/child protocol (see spawn.c): the parent creates the cgroup and clones the child, which
+/// moves itself into that cgroup (writing "0" to v1 `tasks` files is ~1000x cheaper than the
+/// parent writing its pid to cgroup.procs) and blocks reading a CLOEXEC sync pipe. The parent
+/// runs network hooks, then writes one byte. The child unshares its cgroup namespace, builds the
+/// rootfs, drops privileges and execs; any failing step writes (stage, errno, index) on a CLOEXEC
+/// error pipe. EOF on that pipe means execve succeeded. Failures become
 /// "container NAME: step pivot_root: Invalid argument" and everything made so far is undone.
 ///
 /// Detached containers: `berth container run -d` execs `berth container monitor ID` (setsid),
@@ -94,9 +95,9 @@ public final class Container {
         if access(namesDir(root), F_OK) != 0 { try FileTree.mkdirs(namesDir(root)) }
         if access(containersDir(root), F_OK) != 0 { try FileTree.mkdirs(containersDir(root)) }
         let nameLink = namesDir(root) + "/" + name
-        if symlink(id, nameLink) != 0 {
+        if symlink(NameLink.target(forID: id), nameLink) != 0 {
             if errno == EEXIST {
-                let other = (try? FileManager.default.destinationOfSymbolicLink(atPath: nameLink)) ?? "?"
+                let other = NameLink.read(nameLink) ?? "?"
                 throw Error(container: name, step: "", detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
             }
             throw Error(container: name, step: "reserve name", detail: ProcFS.errnoText(errno))
@@ -257,8 +258,7 @@ public final class Container {
 
     /// By name, full ID or unique ID prefix.
     public static func lookup(_ reference: String, root: String) throws -> Container {
-        if let id = try? FileManager.default.destinationOfSymbolicLink(atPath: namesDir(root) + "/" + reference),
-           let c = load(id: id, root: root) {
+        if let id = NameLink.read(namesDir(root) + "/" + reference), let c = load(id: id, root: root) {
             return c
         }
         if reference.count == 64, let c = load(id: reference, root: root) { return c }
@@ -320,8 +320,8 @@ public final class Container {
     }
 
     /// Starts the container as a child of this process, which must then wait for it
-    /// (ContainerIO.run). `beforeResume` runs while the child waits in its namespaces, after
-    /// cgroup placement (network setup goes there).
+    /// (ContainerIO.run). `beforeResume` runs while the child waits in its namespaces (network
+    /// setup goes there); the child may still be moving itself into its cgroup meanwhile.
     public func start(stdio: Stdio, beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
         let current = state()
         guard current.status == .created else {
@@ -338,14 +338,26 @@ public final class Container {
                 cpuShares: spec.resources.cpuShares, pids: spec.resources.pids))
             if !spec.privileged, let cgroup { try restrictDevices(cgroup) }
             let config = try SpawnConfig(container: self, io: io)
+            // The child moves itself into the group first thing (see spawn.c for why not us).
+            let joinFiles = cgroup?.joinFiles ?? []
+            config.container.cgroup_join = config.arena.stringArray(joinFiles)
+            config.container.ncgroup_join = Int32(joinFiles.count)
             let rc = withUnsafePointer(to: &config.container) { berth_spawn($0, &child) }
             guard rc == 0 else { throw Error(container: name, step: "clone", detail: ProcFS.errnoText(-rc)) }
             spawned = true
             io.closeChildEnds()
-            try cgroup?.add(pid: child.pid)
             try beforeResume?(child.pid)
+            let released = berth_release(&child)
+            // The child now builds its rootfs for a few milliseconds: record the start meanwhile
+            // (on a failure below, the catch overwrites this with the error).
+            var running = ContainerState(status: .running)
+            running.pid = child.pid
+            running.pidStartTime = ProcFS.startTime(pid: child.pid)
+            running.monitorPid = getpid()
+            running.startedAt = Timestamp.now()
+            writeState(running)
             var failure = berth_failure()
-            let resumed = berth_resume(&child, &failure)
+            let resumed = berth_wait_exec(&child, released, &failure)
             if resumed != 0 {
                 var status: Int32 = 0
                 waitpid(child.pid, &status, 0)
@@ -374,12 +386,6 @@ public final class Container {
             if let e = error as? Error { throw e }
             throw Error(container: name, step: "start", detail: "\(error)")
         }
-        var s = ContainerState(status: .running)
-        s.pid = child.pid
-        s.pidStartTime = ProcFS.startTime(pid: child.pid)
-        s.monitorPid = getpid()
-        s.startedAt = Timestamp.now()
-        writeState(s)
         return ContainerProcess(container: self, pid: child.pid, pidfd: child.pidfd, io: io, cgroup: cgroup, isMain: true)
     }
 
@@ -480,7 +486,9 @@ public final class Container {
 
     /// `docker rm [-f]`: nothing of the container is left — process, cgroup, files, name.
     public func remove(force: Bool = false) throws {
-        if isRunning {
+        // One read of state.json in the common case (an exited container).
+        var s = readRawState()
+        if s.status == .running && isAlive(s) {
             guard force else {
                 throw Error(container: name, step: "remove", detail: "the container is running; stop it first or use force (-f)")
             }
@@ -490,9 +498,9 @@ public final class Container {
                 close(fd)
             }
             waitForRecordedExit()
+            s = readRawState()
         }
         // The monitor of a detached container may still be finishing; let it go first.
-        let s = readRawState()
         if let monitor = s.monitorPid, monitor != getpid() {
             let fd = berth_pidfd_open(monitor)
             if fd >= 0 {
@@ -509,7 +517,73 @@ public final class Container {
             throw Error(container: name, step: "remove \(dir)", detail: ProcFS.errnoText(errno))
         }
         let link = Container.namesDir(root) + "/" + name
-        if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == id { unlink(link) }
+        if NameLink.read(link) == id { unlink(link) }
+    }
+}
+
+/// ROOT/container-names/NAME is a symlink whose target is the container's ID, written as 43
+/// base64url characters rather than 64 hex digits: ext4 keeps a symlink target shorter than 60
+/// bytes inside the inode, a longer one takes a data block, and freeing a block on a host whose
+/// ext4 has no journal and mounts with `discard` waits for a synchronous discard (1-4 ms each,
+/// measured, on every `rm`). Links holding the 64 hex digits read back as well.
+enum NameLink {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func target(forID id: String) -> String {
+        guard let bytes = hexBytes(id) else { return id }
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let n = min(3, bytes.count - i)
+            var chunk = UInt32(bytes[i]) << 16
+            if n > 1 { chunk |= UInt32(bytes[i + 1]) << 8 }
+            if n > 2 { chunk |= UInt32(bytes[i + 2]) }
+            for k in 0...n { out.append(alphabet[Int((chunk >> (18 - 6 * UInt32(k))) & 63)]) }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func id(fromTarget target: String) -> String? {
+        if target.utf8.count == 64 { return hexBytes(target) == nil ? nil : target }
+        var bits: UInt32 = 0, count = 0
+        var bytes: [UInt8] = []
+        for c in target.utf8 {
+            guard let v = alphabet.firstIndex(of: c) else { return nil }
+            bits = (bits << 6) | UInt32(v)
+            count += 6
+            if count >= 8 {
+                count -= 8
+                bytes.append(UInt8((bits >> UInt32(count)) & 0xff))
+            }
+        }
+        guard bytes.count == 32 else { return nil }
+        var hex: [UInt8] = []
+        for b in bytes { hex.append(hexDigits[Int(b >> 4)]); hex.append(hexDigits[Int(b & 15)]) }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
+    /// The ID a name link points at, or nil when there is no such (valid) link.
+    static func read(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return id(fromTarget: target)
+    }
+
+    private static func hexBytes(_ text: String) -> [UInt8]? {
+        let u = Array(text.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var i = 0
+        while i < u.count {
+            guard let hi = hexDigits.firstIndex(of: u[i]), let lo = hexDigits.firstIndex(of: u[i + 1]) else { return nil }
+            out.append(UInt8(hi << 4 | lo))
+            i += 2
+        }
+        return out
     }
 }
 

@@ -8,7 +8,8 @@ import Foundation
 ///     ROOT/containers/ID/{hosts,hostname,resolv.conf}   bind-mounted into /etc
 ///     ROOT/containers/ID/{upper,work}    the overlay's upper and work dirs (mounted volatile;
 ///                                        the mount point and init layer are shared, see FileTree.swift)
-///     ROOT/container-names/NAME -> ID    symlink; creating it is what reserves the name
+///     ROOT/container-names/NAME -> ID    symlink; creating it is what reserves the name (the ID
+///                                        as base64url, so it fits in the inode: see NameLink)
 
 /// The process as resolved at create time (Docker's rules applied, user looked up).
 public struct ResolvedProcess: Codable, Equatable, Sendable {

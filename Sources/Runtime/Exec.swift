@@ -66,7 +66,7 @@ extension Container {
                                               cwd: spec.workingDir ?? record.process.workingDir)
         // The container's rlimits apply to its processes already; exec inherits berth's otherwise.
         process.nrlimits = 0
-        let procs = (Cgroup.open(name: id)?.paths ?? []).map { $0 + "/cgroup.procs" }
+        let procs = Cgroup.open(name: id)?.joinFiles ?? []
         var child = berth_child()
         var failure = berth_failure()
         let rc = withUnsafePointer(to: &process) { p in

@@ -99,6 +99,11 @@ struct berth_container {
     int nreadonly;
     const char *hostname;
     const char *domainname;
+    /* Files the child writes "0" to, to move itself into its cgroup before anything else
+       (v1: each hierarchy's `tasks`; v2: `cgroup.procs`). See spawn.c for why the child, not
+       the parent, does it. */
+    const char *const *cgroup_join;
+    int ncgroup_join;
 };
 
 /* Steps the child reports in struct berth_failure.stage. Keep in step with Swift's names. */
@@ -158,9 +163,15 @@ struct berth_child {
    Returns 0 or -errno (from pipe/clone in the parent). */
 int berth_spawn(const struct berth_container *config, struct berth_child *child);
 
-/* Let the child go on (after cgroup placement and network setup); closes sync_fd.
-   Then wait for execve: returns 0 when it happened, 1 when *failure was filled in,
-   -errno on a read error. Closes error_fd. */
+/* Let the child go on (after network setup); closes sync_fd. Returns 1 when the byte got
+   through, 0 when the child was already gone. */
+int berth_release(struct berth_child *child);
+
+/* Wait for the released child's execve: returns 0 when it happened, 1 when *failure was filled
+   in, -errno on a read error. Closes error_fd. `released` is berth_release's result. */
+int berth_wait_exec(struct berth_child *child, int released, struct berth_failure *failure);
+
+/* berth_release, then berth_wait_exec. */
 int berth_resume(struct berth_child *child, struct berth_failure *failure);
 
 /* exec into a running container. ns_fds: open /proc/PID/ns/{ipc,uts,net,pid,cgroup,mnt} in that
