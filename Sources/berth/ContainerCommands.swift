@@ -346,6 +346,15 @@ struct ContainerMonitor: ParsableCommand {
         close(reportFD)
     }
 
+    /// Sets FD_CLOEXEC on every descriptor above stderr but `kept`; this process exits soon anyway.
+    static func markInheritedDescriptorsCloseOnExec(keeping kept: Int32) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for name in names {
+            guard let fd = Int32(name), fd > 2, fd != kept else { continue }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+    }
+
     /// Starts `berth container monitor ID` detached from this process and waits until it reports.
     static func launch(container: Container, root: String) throws {
         var fds: [Int32] = [0, 0]
@@ -360,8 +369,12 @@ struct ContainerMonitor: ParsableCommand {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // dup2 clears close-on-exec on fd 3 only; the read end (CLOEXEC) closes itself at exec.
+        // (No addclose of fds[0] here: it may be 3 itself, which the dup2 just reused.)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
+        // The monitor outlives this command: it must hold none of the caller's descriptors (a
+        // pipe or socket it kept open would make the caller wait for the container to exit).
+        markInheritedDescriptorsCloseOnExec(keeping: fds[1])
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

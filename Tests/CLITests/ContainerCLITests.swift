@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// The container and image commands end to end, as a user types them (root; own BERTH_ROOT).
+@Suite(.serialized) struct ContainerCLITests {
+    /// A BERTH_ROOT with busybox imported by `berth image import`, removed with everything in it.
+    final class World {
+        let dir: TemporaryDirectory
+        var root: String { dir.path + "/root" }
+
+        init() throws {
+            dir = try TemporaryDirectory("berth-cli-ctr")
+            let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let make = Process()
+            make.executableURL = repo.appendingPathComponent("scripts/busybox-image")
+            make.arguments = [dir.path + "/busybox.tar"]
+            try make.run()
+            make.waitUntilExit()
+            guard make.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+            let imported = try berth(["image", "import", dir.path + "/busybox.tar", "busybox"])
+            guard imported.status == 0 else { throw CocoaError(.fileReadCorruptFile) }
+        }
+
+        func berth(_ arguments: [String], stdin: String? = nil) throws -> BerthProcess.Result {
+            try BerthProcess.run(arguments, environment: ["BERTH_ROOT": root], stdin: stdin)
+        }
+
+        deinit {
+            // Remove any container a failed test left running before the folder goes.
+            if let ps = try? berth(["container", "ps", "-a", "-q"]) {
+                for id in ps.stdout.split(separator: "\n") { _ = try? berth(["container", "rm", "-f", String(id)]) }
+            }
+        }
+    }
+
+    @Test func runPassesOutputAndExitCodeThrough() throws {
+        let world = try World()
+        let result = try world.berth(["container", "run", "--rm", "busybox", "sh", "-c", "echo hi from $(hostname | wc -c); exit 7"])
+        #expect(result.status == 7)
+        #expect(result.stdout == "hi from 13\n")
+        // --rm left nothing behind.
+        let ps = try world.berth(["container", "ps", "-a", "-q"])
+        #expect(ps.stdout.isEmpty)
+    }
+
+    @Test func detachedContainerLogsStopsAndGoes() throws {
+        let world = try World()
+        let run = try world.berth(["container", "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "echo started; exec sleep 600"])
+        #expect(run.status == 0, "\(run.stderr)")
+        // `logs` shows what PID 1 printed once it is up; poll a bounded number of times.
+        var logs = ""
+        for _ in 0..<100 {
+            logs = try world.berth(["container", "logs", "ticker"]).stdout
+            if logs.contains("started") { break }
+            usleep(20_000)
+        }
+        #expect(logs == "started\n")
+        let ps = try world.berth(["container", "ps"])
+        #expect(ps.stdout.contains("ticker"))
+        // sleep has no TERM handler as PID 1: the stop must not wait the 10 s grace period.
+        let started = Date()
+        #expect(try world.berth(["container", "stop", "ticker"]).status == 0)
+        #expect(Date().timeIntervalSince(started) < 5, "stop waited for the grace period")
+        // As docker: no TERM handler, so SIGKILL at once and exit code 137.
+        let inspect = try world.berth(["container", "inspect", "ticker"])
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let state = try #require(all.first?["State"] as? [String: Any])
+        #expect(state["Status"] as? String == "exited")
+        #expect(state["ExitCode"] as? Int == 137)
+        #expect(try world.berth(["container", "rm", "ticker"]).status == 0)
+        #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
+    }
+
+    @Test func badImageIsOneLineError() throws {
+        let world = try World()
+        let result = try world.berth(["container", "run", "--rm", "no-such-image", "true"])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("berth: "))
+        #expect(result.stderr.contains("no-such-image"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+}
