@@ -11,13 +11,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // System libraries (Debian: libyaml-dev, libseccomp-dev, libarchive-dev).
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // libarchive is loaded on first use, not linked: see Sources/CArchive/include/carchive.h.
+        .target(name: "CArchive", linkerSettings: [.linkedLibrary("dl")]),
 
         // The code that runs between clone() and execve(): C only, async-signal-safe.
         .target(name: "CRuntime", cSettings: [.define("_GNU_SOURCE")]),
@@ -27,11 +27,10 @@ let package = Package(
         .target(name: "Images", dependencies: [
             "CArchive",
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "Runtime", dependencies: [
             "CRuntime", "CSeccomp",
-            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "berth", dependencies: [
             "Compose", "Runtime", "Images", "YAML",

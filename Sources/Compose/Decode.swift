@@ -122,12 +122,13 @@ struct ModelDecoder {
             let v = p.value
             switch key {
             case "services":
-                let services = try parallelMap(v.mapping ?? []) { s in
+                var services = try parallelMap(v.mapping ?? []) { s in
                     let name = s.key.text ?? ""
                     let node = try prepare?(s.value, name) ?? s.value
                     return try service(name, node, keyMark: s.key.mark, workingDir: workingDir)
                 }
-                project.services = services.sorted { $0.name < $1.name }
+                services.sort { $0.name < $1.name }
+                project.services = services
             case "networks":
                 for r in v.mapping ?? [] { project.networks[r.key.text ?? ""] = try network(r.value, "networks.\(r.key.text ?? "")") }
             case "volumes":

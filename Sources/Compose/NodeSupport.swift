@@ -225,19 +225,29 @@ import Dispatch
 /// must be independent). The first error, in element order, is thrown.
 func parallelMap<T, R>(_ items: [T], minimumCount: Int = 48, _ transform: (T) throws -> R) throws -> [R] {
     if items.count < minimumCount { return try items.map(transform) }
-    var results = [Result<R, Error>?](repeating: nil, count: items.count)
+    let count = items.count
+    // Results are moved (not copied) out of this buffer: they can be large structs.
+    let results = UnsafeMutablePointer<Result<R, Error>>.allocate(capacity: count)
+    defer { results.deallocate() }
     try withoutActuallyEscaping(transform) { transform in
-        results.withUnsafeMutableBufferPointer { buffer in
-            let base = buffer.baseAddress!
-            let chunks = min(items.count, 8)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                var i = chunk
-                while i < items.count {
-                    (base + i).initialize(to: Result { try transform(items[i]) })
-                    i += chunks
-                }
+        let chunks = min(count, 8)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            var i = chunk
+            while i < count {
+                (results + i).initialize(to: Result { try transform(items[i]) })
+                i += chunks
             }
         }
     }
-    return try results.map { try $0!.get() }
+    var out: [R] = []
+    out.reserveCapacity(count)
+    var firstError: Error? = nil
+    for i in 0..<count {
+        switch (results + i).move() {
+        case .success(let r): if firstError == nil { out.append(r) }
+        case .failure(let e): if firstError == nil { firstError = e }
+        }
+    }
+    if let firstError { throw firstError }
+    return out
 }

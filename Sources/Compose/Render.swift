@@ -577,34 +577,47 @@ extension Project {
         return Render.json(doc, dollars: interpolated)
     }
 
-    /// The model as `docker compose config` prints it (YAML), written by libyaml's emitter.
+    /// The model as `docker compose config` prints it (YAML), as libyaml's emitter writes it.
     public func canonicalYAML() throws -> String {
+        String(decoding: try canonicalYAMLBytes(), as: UTF8.self)
+    }
+
+    /// `canonicalYAML()` as UTF-8 bytes, for writing out without another copy.
+    public func canonicalYAMLBytes() throws -> [UInt8] {
         let doc = Render(json: false).project(self)
         if fastExit { ProcessLifetime.keep(doc) }
-        return try YAMLEmitter.emit(Render.node(doc, dollars: interpolated))
+        let writer = try YAMLWriter()
+        try Render.writeYAML(doc, to: writer, dollars: interpolated)
+        return try writer.finish()
     }
 }
 
 extension Render {
-    private static let nowhere = Mark(file: "", line: 0, column: 0)
-
-    /// The document as a YAML node tree. Strings are marked as quoted so that the emitter quotes
-    /// the ones that would read back as another type; numbers and booleans stay plain.
-    static func node(_ value: OValue, dollars: Bool) -> Node {
-        func plain(_ text: String) -> Node { Node(.scalar(text, .plain), mark: nowhere) }
-        func string(_ text: String) -> Node {
+    /// Streams the document into libyaml's emitter. Strings go as quoted-style scalars so that
+    /// the emitter quotes the ones that would read back as another type; numbers, booleans and
+    /// null stay plain.
+    static func writeYAML(_ value: OValue, to writer: YAMLWriter, dollars: Bool) throws {
+        func string(_ text: String) throws {
             let escaped = dollars && text.utf8.contains(UInt8(ascii: "$")) ? text.replacingOccurrences(of: "$", with: "$$") : text
-            return Node(.scalar(escaped, .doubleQuoted), mark: nowhere)
+            try writer.scalar(escaped, style: .doubleQuoted)
         }
         switch value {
-        case .null: return plain("null")
-        case .bool(let b): return plain(b ? "true" : "false")
-        case .int(let i): return plain(String(i))
-        case .float(let d, let bits): return plain(formatGoFloat(d, bits: bits))
-        case .string(let s): return string(s)
-        case .array(let items): return Node(.sequence(items.map { node($0, dollars: dollars) }), mark: nowhere)
+        case .null: try writer.scalar("null", style: .plain)
+        case .bool(let b): try writer.scalar(b ? "true" : "false", style: .plain)
+        case .int(let i): try writer.scalar(String(i), style: .plain)
+        case .float(let d, let bits): try writer.scalar(formatGoFloat(d, bits: bits), style: .plain)
+        case .string(let s): try string(s)
+        case .array(let items):
+            try writer.beginSequence()
+            for item in items { try writeYAML(item, to: writer, dollars: dollars) }
+            try writer.endSequence()
         case .object(let pairs):
-            return Node(.mapping(pairs.map { Node.Pair(key: string($0.0), value: node($0.1, dollars: dollars)) }), mark: nowhere)
+            try writer.beginMapping()
+            for (key, item) in pairs {
+                try string(key)
+                try writeYAML(item, to: writer, dollars: dollars)
+            }
+            try writer.endMapping()
         }
     }
 }

@@ -200,6 +200,8 @@ final class DecompressedSource {
     private var closed = false
 
     init(path: String, displayName: String) throws {
+        // Every archive read starts here, so this is where a missing libarchive is reported.
+        if let problem = carchive_load_error() { throw ImageStore.Error.unpack(displayName, String(cString: problem)) }
         guard let raw = archive_read_new() else { throw ImageStore.Error.unpack(displayName, "out of memory") }
         self.raw = raw
         self.displayName = displayName

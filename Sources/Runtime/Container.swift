@@ -29,7 +29,6 @@
 ///   no_new_privs, cwd, PATH lookup, execve.
 /// - init.c: `init: true` PID 1 (forward signals, reap, exit with the child's status).
 /// - exec.c: setns from a single-threaded child, CLONE_PARENT so berth can waitpid.
-/// - sha256.c: cache keys.
 ///
 /// Parent/child protocol (see spawn.c): the parent creates the cgroup and clones the child, which
 /// moves itself into that cgroup (writing "0" to v1 `tasks` files is ~1000x cheaper than the

@@ -1,16 +1,70 @@
+import Synchronization
+
 /// A position in a source file, 1-based, as a person reads it in an editor.
+///
+/// Every node carries one, so it is kept small and free of reference counting: the file name is
+/// stored as an index into a process-wide table of names (each name is stored once), and line and
+/// column as 32-bit numbers. Copying a node therefore retains nothing for its position.
 public struct Mark: Hashable, Sendable, CustomStringConvertible {
-    public var file: String
-    public var line: Int
-    public var column: Int
+    @usableFromInline var fileID: UInt32
+    @usableFromInline var storedLine: Int32
+    @usableFromInline var storedColumn: Int32
 
     public init(file: String, line: Int, column: Int) {
-        self.file = file
-        self.line = line
-        self.column = column
+        self.fileID = FileNames.shared.id(file)
+        self.storedLine = Int32(truncatingIfNeeded: line)
+        self.storedColumn = Int32(truncatingIfNeeded: column)
+    }
+
+    /// A mark in a file already registered (the parser registers its file once).
+    init(fileID: UInt32, line: Int, column: Int) {
+        self.fileID = fileID
+        self.storedLine = Int32(truncatingIfNeeded: line)
+        self.storedColumn = Int32(truncatingIfNeeded: column)
+    }
+
+    public var file: String {
+        get { FileNames.shared.name(fileID) }
+        set { fileID = FileNames.shared.id(newValue) }
+    }
+
+    public var line: Int {
+        get { Int(storedLine) }
+        set { storedLine = Int32(truncatingIfNeeded: newValue) }
+    }
+
+    public var column: Int {
+        get { Int(storedColumn) }
+        set { storedColumn = Int32(truncatingIfNeeded: newValue) }
     }
 
     public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// The file names marks refer to: registered once, never removed (a process reads few files).
+final class FileNames: Sendable {
+    static let shared = FileNames()
+
+    private struct Table {
+        var names: [String] = [""]
+        var ids: [String: UInt32] = ["": 0]
+    }
+    private let table = Mutex(Table())
+
+    func id(_ name: String) -> UInt32 {
+        if name.isEmpty { return 0 }
+        return table.withLock { t in
+            if let id = t.ids[name] { return id }
+            let id = UInt32(t.names.count)
+            t.names.append(name)
+            t.ids[name] = id
+            return id
+        }
+    }
+
+    func name(_ id: UInt32) -> String {
+        table.withLock { $0.names[Int(id)] }
+    }
 }
 
 /// How a scalar was written. Only plain scalars are resolved to booleans, numbers and null

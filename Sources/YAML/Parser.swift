@@ -39,6 +39,7 @@ public enum YAMLParser {
 /// Drives libyaml and builds nodes. One per parse.
 private struct TreeBuilder {
     let file: String
+    let fileID: UInt32
     let aliasLimit: Int
     var root: Node?
 
@@ -49,6 +50,7 @@ private struct TreeBuilder {
 
     init(file: String, aliasLimit: Int) {
         self.file = file
+        self.fileID = FileNames.shared.id(file)
         self.aliasLimit = aliasLimit
     }
 
@@ -98,7 +100,7 @@ private struct TreeBuilder {
     }
 
     private func mark(_ m: yaml_mark_t) -> Mark {
-        Mark(file: file, line: Int(m.line) + 1, column: Int(m.column) + 1)
+        Mark(fileID: fileID, line: Int(m.line) + 1, column: Int(m.column) + 1)
     }
 
     private func unexpected(_ event: yaml_event_t) -> YAMLError {
@@ -167,7 +169,7 @@ private struct TreeBuilder {
             let tag = Self.string(event.data.mapping_start.tag)
             var explicit: [Node.Pair] = []
             var merged: [Node.Pair] = []
-            var seen: [String: Mark] = [:]
+            var seen = KeySet()
             var size = 1
             while true {
                 var keyEvent = try next()
@@ -185,17 +187,23 @@ private struct TreeBuilder {
                     continue
                 }
                 let keyText = Self.keyIdentity(key.node)
-                if let first = seen[keyText] {
-                    throw YAMLError("duplicate key '\(key.node.text ?? keyText)' (first defined at \(first))", at: key.node.mark)
+                if let first = seen.index(of: keyText) {
+                    throw YAMLError("duplicate key '\(key.node.text ?? keyText)' (first defined at \(explicit[first].key.mark))", at: key.node.mark)
                 }
-                seen[keyText] = key.node.mark
+                seen.insert(keyText)
                 explicit.append(Node.Pair(key: key.node, value: value.node))
             }
             // Explicit keys win over merged ones; among merged maps the first listed wins.
             var pairs = explicit
-            for pair in merged where seen[Self.keyIdentity(pair.key)] == nil {
-                seen[Self.keyIdentity(pair.key)] = pair.key.mark
-                pairs.append(pair)
+            if !merged.isEmpty {
+                pairs.reserveCapacity(explicit.count + merged.count)
+                for pair in merged {
+                    let keyText = Self.keyIdentity(pair.key)
+                    if seen.index(of: keyText) == nil {
+                        seen.insert(keyText)
+                        pairs.append(pair)
+                    }
+                }
             }
             return remember(Node(.mapping(pairs), mark: start, tag: tag), size: size, anchor: anchor)
 
@@ -231,5 +239,33 @@ private struct TreeBuilder {
     /// Keys compare by their text; collection keys (rare, and not used by compose) by their shape.
     private static func keyIdentity(_ key: Node) -> String {
         key.text ?? "\(key.value)"
+    }
+}
+
+/// The keys of one mapping, in order, for duplicate checks: a linear scan while the mapping is
+/// small (most are), a dictionary once it grows.
+private struct KeySet {
+    private var keys: [String] = []
+    private var index: [String: Int]? = nil
+
+    func index(of key: String) -> Int? {
+        if let index { return index[key] }
+        let count = key.utf8.count
+        for (i, k) in keys.enumerated() where k.utf8.count == count && k == key { return i }
+        return nil
+    }
+
+    /// Adds a key known to be absent.
+    mutating func insert(_ key: String) {
+        if index != nil {
+            index![key] = keys.count
+        } else if keys.count == 16 {
+            var built: [String: Int] = [:]
+            built.reserveCapacity(64)
+            for (i, k) in keys.enumerated() { built[k] = i }
+            built[key] = keys.count
+            index = built
+        }
+        keys.append(key)
     }
 }

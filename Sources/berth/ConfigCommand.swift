@@ -67,7 +67,7 @@ struct ConfigCommand: ParsableCommand {
         let project = try ComposeLoader.load(options)
         if quiet { return }
 
-        var text: String
+        let text: String
         if services {
             text = lines(project.services.map(\.name))
         } else if volumes {
@@ -82,17 +82,34 @@ struct ConfigCommand: ParsableCommand {
         } else if format == "json" {
             text = project.canonicalJSON() + "\n"
         } else {
-            text = try project.canonicalYAML()
+            // The YAML document is written as the bytes it was built in (it is the large one).
+            try finish(project, try project.canonicalYAMLBytes())
         }
-        if let output {
-            guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
-                throw ComposeError("cannot write \(output)")
+        try finish(project, Array(text.utf8))
+    }
+
+    /// Writes the output and exits: nothing is left to do, and freeing the project would only
+    /// cost time (it is kept alive until the process ends).
+    private func finish(_ project: Project, _ bytes: [UInt8]) throws -> Never {
+        try withExtendedLifetime(project) {
+            try emit(bytes)
+            Foundation.exit(0)
+        }
+    }
+
+    private func emit(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            let data = raw.baseAddress.map {
+                Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: raw.count, deallocator: .none)
+            } ?? Data()
+            if let output {
+                guard FileManager.default.createFile(atPath: output, contents: data) else {
+                    throw ComposeError("cannot write \(output)")
+                }
+            } else {
+                FileHandle.standardOutput.write(data)
             }
-        } else {
-            FileHandle.standardOutput.write(Data(text.utf8))
         }
-        // Nothing is left to do: exit now rather than free the project.
-        Foundation.exit(0)
     }
 
     private func lines(_ items: [String]) -> String {

@@ -182,9 +182,6 @@ int berth_exec_spawn(const struct berth_process *process, const int *ns_fds, int
                      const char *const *cgroup_procs, int ncgroup_procs,
                      struct berth_child *child, struct berth_failure *failure);
 
-/* SHA-256 of a buffer into out[32] (seccomp cache keys). */
-void berth_sha256(const void *data, size_t length, unsigned char out[32]);
-
 /* Small wrappers Swift cannot call directly. */
 int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int sig);

@@ -1,0 +1,70 @@
+#include "carchive.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void *library;
+static char load_error[256];
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+
+static void load(void) {
+    library = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        snprintf(load_error, sizeof load_error, "cannot load libarchive (install libarchive13): %s", dlerror());
+    }
+}
+
+const char *carchive_load_error(void) {
+    pthread_once(&load_once, load);
+    return library ? NULL : load_error;
+}
+
+/* Callers check carchive_load_error() first, so a missing symbol here is a broken install. */
+static void *real(const char *name) {
+    const char *error = carchive_load_error();
+    void *symbol = error ? NULL : dlsym(library, name);
+    if (!symbol) {
+        fprintf(stderr, "berth: %s\n", error ? error : dlerror());
+        abort();
+    }
+    return symbol;
+}
+
+/* Defines `name` with libarchive's own prototype (checked against archive.h) and forwards. */
+#define FORWARD(ret, name, params, args)                         \
+    ret name params {                                            \
+        static ret(*fn) params;                                  \
+        if (!fn) fn = (ret(*) params)real(#name);                \
+        return fn args;                                          \
+    }
+
+FORWARD(struct archive *, archive_read_new, (void), ())
+FORWARD(int, archive_read_free, (struct archive *a), (a))
+FORWARD(int, archive_read_support_filter_all, (struct archive *a), (a))
+FORWARD(int, archive_read_support_format_tar, (struct archive *a), (a))
+FORWARD(int, archive_read_support_format_raw, (struct archive *a), (a))
+FORWARD(int, archive_read_open_filename, (struct archive *a, const char *f, size_t b), (a, f, b))
+FORWARD(int, archive_read_open,
+        (struct archive *a, void *c, archive_open_callback *o, archive_read_callback *r, archive_close_callback *cl),
+        (a, c, o, r, cl))
+FORWARD(int, archive_read_next_header, (struct archive *a, struct archive_entry **e), (a, e))
+FORWARD(la_ssize_t, archive_read_data, (struct archive *a, void *b, size_t s), (a, b, s))
+FORWARD(int, archive_read_data_block, (struct archive *a, const void **b, size_t *s, la_int64_t *o), (a, b, s, o))
+FORWARD(int, archive_filter_code, (struct archive *a, int n), (a, n))
+FORWARD(const char *, archive_filter_name, (struct archive *a, int n), (a, n))
+FORWARD(int, archive_errno, (struct archive *a), (a))
+FORWARD(const char *, archive_error_string, (struct archive *a), (a))
+FORWARD(struct archive *, archive_write_disk_new, (void), ())
+FORWARD(int, archive_write_disk_set_options, (struct archive *a, int f), (a, f))
+FORWARD(int, archive_write_header, (struct archive *a, struct archive_entry *e), (a, e))
+FORWARD(la_ssize_t, archive_write_data_block, (struct archive *a, const void *b, size_t s, la_int64_t o), (a, b, s, o))
+FORWARD(int, archive_write_finish_entry, (struct archive *a), (a))
+FORWARD(int, archive_write_close, (struct archive *a), (a))
+FORWARD(int, archive_write_free, (struct archive *a), (a))
+FORWARD(la_int64_t, archive_entry_size, (struct archive_entry *e), (e))
+FORWARD(const char *, archive_entry_pathname, (struct archive_entry *e), (e))
+FORWARD(void, archive_entry_set_pathname, (struct archive_entry *e, const char *p), (e, p))
+FORWARD(const char *, archive_entry_hardlink, (struct archive_entry *e), (e))
+FORWARD(void, archive_entry_set_hardlink, (struct archive_entry *e, const char *p), (e, p))
