@@ -229,7 +229,7 @@ func parallelMap<T, R>(_ items: [T], minimumCount: Int = 48, _ transform: (T) th
     // Results are moved (not copied) out of this buffer: they can be large structs.
     let results = UnsafeMutablePointer<Result<R, Error>>.allocate(capacity: count)
     defer { results.deallocate() }
-    try withoutActuallyEscaping(transform) { transform in
+    withoutActuallyEscaping(transform) { transform in
         let chunks = min(count, 8)
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             var i = chunk

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Resource limits for one container, in Docker's units.
-public struct CgroupLimits: Equatable {
+public struct CgroupLimits: Codable, Equatable, Sendable {
     /// Bytes of memory (`--memory`).
     public var memory: Int64?
     /// Bytes of memory plus swap (`--memory-swap`); -1 is unlimited. Unset with `memory` set means

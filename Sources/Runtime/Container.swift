@@ -111,7 +111,9 @@ public final class Container {
             try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
             let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
             try JSONFiles.write(record, dir + "/config.json")
-            try JSONFiles.write(ContainerState(status: .created), dir + "/state.json")
+            // No state.json yet: a missing one reads as "created" (readRawState). Each file here
+            // costs a data block, and replacing or deleting it frees that block, which on this
+            // host's ext4 (no journal, `discard`) waits for the device.
             return Container(root: root, record: record)
         } catch var error as Error {
             FileTree.removeTree(dir)
@@ -332,9 +334,7 @@ public final class Container {
         var child = berth_child()
         var spawned = false
         do {
-            cgroup = try Cgroup.create(name: id, limits: CgroupLimits(
-                memory: spec.resources.memory, memorySwap: spec.resources.memorySwap, cpus: spec.resources.cpus,
-                cpuShares: spec.resources.cpuShares, pids: spec.resources.pids))
+            cgroup = try Cgroup.create(name: id, limits: spec.resources)
             if !spec.privileged, let cgroup { try restrictDevices(cgroup) }
             let config = try SpawnConfig(container: self, io: io)
             // The child moves itself into the group first thing (see spawn.c for why not us).
@@ -410,16 +410,26 @@ public final class Container {
     }
 
     /// Called by whoever waited for the main process: record the exit, drop the cgroup.
-    func recordExit(status: Int32) {
-        var s = readRawState()
-        s.status = .exited
-        s.exitCode = berth_wait_status_exit(status)
-        s.finishedAt = Timestamp.now()
-        writeState(s)
+    /// `removing`: the caller removes the container next, so the exit is not written (a state
+    /// left "running" by a crash in between reads as exited: its pid is gone).
+    func recordExit(status: Int32, removing: Bool = false) {
+        if !removing {
+            var s = readRawState()
+            s.status = .exited
+            s.exitCode = berth_wait_status_exit(status)
+            s.finishedAt = Timestamp.now()
+            writeState(s)
+        }
         if let cgroup = Cgroup.open(name: id) {
-            // PID 1's death already killed the namespace; only strays (none, usually) need killAll.
-            if !cgroup.processes().isEmpty { try? cgroup.killAll() }
-            try? cgroup.remove()
+            // PID 1's death already killed the namespace, so the groups are normally empty: try
+            // rmdir first (an occupied group refuses with EBUSY) rather than reading every
+            // hierarchy's cgroup.procs; only strays need killAll.
+            var left = false
+            for path in cgroup.paths where rmdir(path) != 0 && errno != ENOENT { left = true }
+            if left {
+                if !cgroup.processes().isEmpty { try? cgroup.killAll() }
+                try? cgroup.remove()
+            }
         }
     }
 

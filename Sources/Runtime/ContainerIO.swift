@@ -98,8 +98,9 @@ public final class ContainerProcess {
     /// Waits for the process: copies its output into the container's json-file log (main process)
     /// and, when `echo`, to berth's own stdout/stderr; forwards berth's stdin when `forwardStdin`,
     /// and SIGINT/SIGTERM/... when `proxySignals`. Records the exit of the main process.
-    /// Returns the exit code (128+n for signal n).
-    public func wait(echo: Bool = false, forwardStdin: Bool = false, proxySignals: Bool = false) -> Int32 {
+    /// Returns the exit code (128+n for signal n). `removing`: the caller removes the container
+    /// right after, so its exit is not written to state.json.
+    public func wait(echo: Bool = false, forwardStdin: Bool = false, proxySignals: Bool = false, removing: Bool = false) -> Int32 {
         let log = isMain ? ContainerLogWriter(path: container.logPath, maxSize: container.record.spec.logMaxSize,
                                               maxFiles: container.record.spec.logMaxFiles) : nil
         var savedTerminal: termios?
@@ -227,7 +228,7 @@ public final class ContainerProcess {
         log?.flush()
         io.closeAll()
         close(pidfd)
-        if isMain { container.recordExit(status: status) }
+        if isMain { container.recordExit(status: status, removing: removing) }
         return berth_wait_status_exit(status)
     }
 }

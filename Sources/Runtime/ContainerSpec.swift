@@ -76,22 +76,6 @@ public struct Ulimit: Codable, Equatable, Sendable {
     }
 }
 
-/// Resource limits in the container's cgroup (turned into the Cgroup module's CgroupLimits).
-public struct ResourceLimits: Codable, Equatable, Sendable {
-    public var memory: Int64?
-    public var memorySwap: Int64?
-    public var cpus: Double?
-    public var cpuShares: Int?
-    public var pids: Int?
-    public init(memory: Int64? = nil, memorySwap: Int64? = nil, cpus: Double? = nil, cpuShares: Int? = nil, pids: Int? = nil) {
-        self.memory = memory
-        self.memorySwap = memorySwap
-        self.cpus = cpus
-        self.cpuShares = cpuShares
-        self.pids = pids
-    }
-}
-
 public struct ContainerSpec: Codable, Equatable, Sendable {
     public var name: String?
     /// The image reference as the user wrote it, and its ID (for ps/inspect).
@@ -126,7 +110,8 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
     public var tty: Bool
     public var interactive: Bool
     public var initProcess: Bool
-    public var resources: ResourceLimits
+    /// cgroup limits (memory, cpus, shares, pids).
+    public var resources: CgroupLimits
     /// /dev/shm size in bytes (Docker's default 64 MiB).
     public var shmSize: Int64?
     public var stopSignal: String?
@@ -160,7 +145,7 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
         tty = false
         interactive = false
         initProcess = false
-        resources = ResourceLimits()
+        resources = CgroupLimits()
         autoRemove = false
         labels = [:]
         extraHosts = []

@@ -48,7 +48,20 @@ struct CommandFailure: Error {
     var status: Int32
 }
 
-/// Options every command accepts, as `docker compose` spells them.
+/// `--root`: where all state lives. Every command that touches state takes it.
+struct RootOptions: ParsableArguments {
+    @Option(name: .customLong("root"), help: "State directory (default: $BERTH_ROOT or /var/lib/berth).")
+    var root: String?
+
+    /// The state root: --root, then BERTH_ROOT, then /var/lib/berth.
+    var stateRoot: String {
+        root ?? ProcessInfo.processInfo.environment["BERTH_ROOT"] ?? "/var/lib/berth"
+    }
+}
+
+/// Options of the compose commands, as `docker compose` spells them. The single-object commands
+/// (`container`, `image`) take only `RootOptions`, since their own flags reuse -f (`logs -f`,
+/// `rm -f`) as docker's do.
 struct GlobalOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("file")], help: "Compose configuration files.")
     var files: [String] = []
@@ -65,8 +78,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("project-directory"), help: "Alternate working directory.")
     var projectDirectory: String?
 
-    @Option(name: .customLong("root"), help: "State directory (default: $BERTH_ROOT or /var/lib/berth).")
-    var root: String?
+    @OptionGroup var rootOptions: RootOptions
+
+    var stateRoot: String { rootOptions.stateRoot }
 
     /// Options that take a value, as they may stand before the command name.
     private static let valued: Set<String> = [
@@ -104,11 +118,6 @@ struct GlobalOptions: ParsableArguments {
         }
         rest.insert(contentsOf: globals, at: depth)
         return rest
-    }
-
-    /// The state root: --root, then BERTH_ROOT, then /var/lib/berth.
-    var stateRoot: String {
-        root ?? ProcessInfo.processInfo.environment["BERTH_ROOT"] ?? "/var/lib/berth"
     }
 }
 

@@ -11,17 +11,6 @@ struct ContainerCommand: ParsableCommand {
                       ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerMonitor.self])
 }
 
-/// `--root` alone, for the container commands that use docker's `-f` (logs -f, rm -f), which
-/// GlobalOptions already gives to compose's `--file`. Same rule: --root, BERTH_ROOT, /var/lib/berth.
-struct ContainerRootOptions: ParsableArguments {
-    @Option(name: .customLong("root"), help: "State directory (default: $BERTH_ROOT or /var/lib/berth).")
-    var root: String?
-
-    var stateRoot: String {
-        root ?? ProcessInfo.processInfo.environment["BERTH_ROOT"] ?? "/var/lib/berth"
-    }
-}
-
 /// Errors of the container commands that are about the command line, not the runtime.
 struct ContainerCommandError: Error, CustomStringConvertible {
     var description: String
@@ -42,8 +31,10 @@ func parseBytes(_ text: String, what: String) throws -> Int64 {
 struct ContainerRun: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and run a new container from an image.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
 
+    @Option(name: .customLong("env-file"), help: "Read in a file of environment variables.")
+    var envFiles: [String] = []
     @Flag(name: [.customShort("d"), .customLong("detach")], help: "Run in the background and print the container ID.")
     var detach = false
     @Flag(name: .customLong("rm"), help: "Remove the container when it exits.")
@@ -136,7 +127,7 @@ struct ContainerRun: ParsableCommand {
             if autoRemove { try? container.remove(force: true) }
             throw error
         }
-        let code = process.wait(echo: true, forwardStdin: interactive, proxySignals: true)
+        let code = process.wait(echo: true, forwardStdin: interactive, proxySignals: true, removing: autoRemove)
         if autoRemove { try container.remove(force: true) }
         if code != 0 { throw CommandFailure(status: code) }
     }
@@ -190,7 +181,7 @@ struct ContainerRun: ParsableCommand {
                 throw ContainerCommandError(description: "unknown security-opt \"\(opt)\"")
             }
         }
-        var resources = ResourceLimits()
+        var resources = CgroupLimits()
         if let memory { resources.memory = try parseBytes(memory, what: "--memory") }
         if let memorySwap { resources.memorySwap = memorySwap == "-1" ? -1 : try parseBytes(memorySwap, what: "--memory-swap") }
         resources.cpus = cpus
@@ -224,17 +215,23 @@ struct ContainerRun: ParsableCommand {
         return spec
     }
 
-    /// --env-file (the global option of the same name) first, then -e, as Docker applies them.
+    /// --env-file first, then -e, as Docker applies them. Docker's env files are literal (no
+    /// quotes, no `export`, no interpolation: that is compose's .env), and a name holding white
+    /// space is an error.
     func environment() throws -> [String] {
         var result: [String] = []
-        for file in global.envFiles {
+        for file in envFiles {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ContainerCommandError(description: "cannot read env file \(file)")
             }
-            for line in text.split(whereSeparator: \.isNewline) {
-                let trimmed = line.trimmingCharacters(in: .whitespaces)
+            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
                 if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-                result.append(contentsOf: Self.envEntry(trimmed))
+                let name = trimmed.prefix(while: { $0 != "=" })
+                if name.contains(where: \.isWhitespace) {
+                    throw ContainerCommandError(description: "\(file):\(number + 1): variable '\(name)' contains whitespaces")
+                }
+                result.append(contentsOf: Self.envEntry(String(trimmed)))
             }
         }
         for e in env { result.append(contentsOf: Self.envEntry(e)) }
@@ -319,7 +316,7 @@ struct ContainerMonitor: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "monitor", abstract: "Supervise a detached container (internal).",
                                                     shouldDisplay: false)
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
     @Option(name: .customLong("report-fd"), help: "Where to report that the container started.")
     var reportFD: Int32 = -1
     @Argument var container: String
@@ -410,7 +407,7 @@ struct ContainerMonitor: ParsableCommand {
 struct ContainerList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.", aliases: ["ls", "list"])
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("a"), .customLong("all")], help: "Show all containers (default shows just running).")
     var all = false
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only display container IDs.")
@@ -470,7 +467,7 @@ func ago(_ timestamp: String) -> String {
 struct ContainerLogs: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Fetch the logs of a container.")
 
-    @OptionGroup var global: ContainerRootOptions
+    @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("f"), .customLong("follow")], help: "Follow log output.")
     var follow = false
     @Flag(name: [.customShort("t"), .customLong("timestamps")], help: "Show timestamps.")
@@ -498,7 +495,7 @@ struct ContainerLogs: ParsableCommand {
 struct ContainerExec: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exec", abstract: "Execute a command in a running container.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
     @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
@@ -525,7 +522,7 @@ struct ContainerExec: ParsableCommand {
 struct ContainerStop: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop one or more running containers.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
     @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing the container.")
     var time: Int?
     @Argument var containers: [String]
@@ -541,7 +538,7 @@ struct ContainerStop: ParsableCommand {
 struct ContainerKill: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "kill", abstract: "Kill one or more running containers.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
     @Option(name: [.customShort("s"), .customLong("signal")], help: "Signal to send to the container.")
     var signal: String = "KILL"
     @Argument var containers: [String]
@@ -558,7 +555,7 @@ struct ContainerKill: ParsableCommand {
 struct ContainerRemove: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more containers.", aliases: ["remove"])
 
-    @OptionGroup var global: ContainerRootOptions
+    @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("f"), .customLong("force")], help: "Force the removal of a running container.")
     var force = false
     @Argument var containers: [String]
@@ -574,7 +571,7 @@ struct ContainerRemove: ParsableCommand {
 struct ContainerInspect: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on containers.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
     @Argument var containers: [String]
 
     struct Output: Encodable {

@@ -13,7 +13,7 @@ struct ImageImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: "Import the contents of a tarball to create a file system image.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
 
     @Option(name: [.customShort("c"), .customLong("change")], help: "Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, WORKDIR).")
     var changes: [String] = []
@@ -36,7 +36,7 @@ struct ImageImport: ParsableCommand {
 struct ImageList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List images.", aliases: ["list"])
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
 
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only show image IDs.")
     var quiet = false
@@ -81,7 +81,7 @@ struct ImageList: ParsableCommand {
 struct ImageRemove: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more images.", aliases: ["rmi", "remove"])
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
 
     @Flag(name: [.customShort("f"), .customLong("force")], help: "Remove an image ID even if several references share it.")
     var force = false
@@ -111,7 +111,7 @@ struct ImageRemove: ParsableCommand {
 struct ImageTag: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tag", abstract: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
 
     @Argument(help: "SOURCE_IMAGE[:TAG] or ID.")
     var source: String
@@ -127,7 +127,7 @@ struct ImageTag: ParsableCommand {
 struct ImageInspect: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on one or more images.")
 
-    @OptionGroup var global: GlobalOptions
+    @OptionGroup var global: RootOptions
 
     @Argument(help: "Image references or IDs.")
     var images: [String]

@@ -71,6 +71,21 @@ import Testing
         #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
     }
 
+    @Test func envFileFlagsAndRootBeforeTheNoun() throws {
+        let world = try World()
+        // Docker's env files are literal: the quotes stay part of the value.
+        try world.dir.write("app.env", "# settings\nA=1\nC='x y'\n")
+        let result = try BerthProcess.run(["--root", world.root, "container", "run", "--rm", "--env-file", world.dir.path + "/app.env",
+                                           "-e", "B=2", "-w", "/tmp", "-u", "app", "busybox", "sh", "-c", "echo $A$B $C $(pwd) $(id -un)"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "12 'x y' /tmp app\n")
+
+        try world.dir.write("bad.env", "A=1\nexport C=2\n")
+        let bad = try world.berth(["container", "run", "--rm", "--env-file", world.dir.path + "/bad.env", "busybox", "true"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr == "berth: \(world.dir.path)/bad.env:2: variable 'export C' contains whitespaces\n")
+    }
+
     @Test func badImageIsOneLineError() throws {
         let world = try World()
         let result = try world.berth(["container", "run", "--rm", "no-such-image", "true"])
