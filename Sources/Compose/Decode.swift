@@ -51,9 +51,18 @@ struct ModelDecoder {
     }
 
     func double(_ n: Node, _ path: @autoclosure () -> String) throws -> Double {
-        if let d = n.double { return d }
+        if let d = n.double, d.isFinite { return d }
         if let t = n.scalarString, let d = Double(t), d.isFinite { return d }
         throw ComposeError("invalid number \"\(n.text ?? "")\"", at: n.mark, key: path())
+    }
+
+    /// `cpus` is a float32 in compose-go: a value outside its range is an error, not infinity.
+    func cpus(_ n: Node, _ path: @autoclosure () -> String) throws -> Double {
+        let d = try double(n, path())
+        guard Float(d).isFinite, d >= 0 else {
+            throw ComposeError("invalid cpus \"\(n.text ?? "")\": use a number of CPUs like 0.5 or 2", at: n.mark, key: path())
+        }
+        return d
     }
 
     func bytes(_ n: Node, _ path: @autoclosure () -> String) throws -> Int64 {
@@ -259,7 +268,7 @@ struct ModelDecoder {
             case "entrypoint": s.entrypoint = try command(v, path)
             case "cap_add": s.capAdd = strings(v)
             case "cap_drop": s.capDrop = strings(v)
-            case "cpus": s.cpus = try double(v, path)
+            case "cpus": s.cpus = try cpus(v, path)
             case "cpu_shares": s.cpuShares = try int64(v, path)
             case "configs": s.configs = try fileReferences(v, path, secrets: false, marks: &s.marks, key: key)
             case "secrets": s.secrets = try fileReferences(v, path, secrets: true, marks: &s.marks, key: key)
@@ -568,7 +577,7 @@ struct ModelDecoder {
             var kp: String { joinPath(path, key) }
             if key.hasPrefix("x-") { r.extensions[key] = x.raw; continue }
             switch key {
-            case "cpus": r.cpus = try double(x, kp)
+            case "cpus": r.cpus = try cpus(x, kp)
             case "memory": r.memory = try bytes(x, kp)
             case "pids": r.pids = Int64(try int(x, kp))
             case "devices":

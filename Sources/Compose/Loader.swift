@@ -188,12 +188,13 @@ final class LoadContext {
             let dotEnv = PathUtil.join(workingDir, ".env")
             if !disabled && isFile(dotEnv) { envFiles = [dotEnv] }
         }
+        // Later files see what earlier ones set (the shell still wins), as docker compose reads them.
+        let shell = options.environment
+        var fromFile: [String: String] = [:]
         for file in envFiles {
             guard isFile(file) else {
                 throw ComposeError("couldn't find env file: \(file)")
             }
-            let shell = options.environment
-            var fromFile: [String: String] = [:]
             for (k, v) in try readEnvFile(file, lookup: { shell[$0] ?? fromFile[$0] }) {
                 fromFile[k] = v
                 if shell[k] == nil { environment[k] = v }

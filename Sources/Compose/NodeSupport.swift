@@ -175,7 +175,8 @@ func indexPath(_ base: String, _ i: Int) -> String {
 
 /// A float as Go's encoding/json prints it: shortest digits, plain notation for magnitudes in
 /// [1e-6, 1e21), else exponent notation like "1e-7".
-func formatGoFloat(_ d: Double, bits: Int) -> String {
+func formatGoFloat(_ value: Double, bits: Int) -> String {
+    let d = bits == 32 ? Double(Float(value)) : value
     if d.isNaN || d.isInfinite { return "0" }
     if d == 0 { return "0" }
     let text = bits == 32 ? Float(d).description : d.description

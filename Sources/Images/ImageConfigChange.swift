@@ -79,7 +79,9 @@ extension ImageConfig {
             return [(first, value)]
         }
         return try words.map { word in
-            let eq = word.firstIndex(of: "=")!
+            guard let eq = word.firstIndex(of: "=") else {
+                throw ChangeError(change: change, reason: "\(keyword) \(word) needs a value (KEY=VALUE)")
+            }
             let key = String(word[..<eq])
             guard !key.isEmpty else { throw ChangeError(change: change, reason: "\(keyword) has an empty name in \(word)") }
             return (key, String(word[word.index(after: eq)...]))

@@ -43,8 +43,9 @@ enum LayerUnpacker {
         guard let disk = archive_write_disk_new() else { throw ImageStore.Error.unpack(displayName, "out of memory") }
         defer { archive_write_free(disk) }
         // Numeric owners only (no name lookup): the host's /etc/passwd means nothing inside an image.
+        // No file flags (chattr +i from a tar would make a layer impossible to delete); Docker ignores them too.
         let flags = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
-            | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_SECURE_SYMLINKS
+            | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_SYMLINKS
             | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SPARSE
         archive_write_disk_set_options(disk, flags)
 

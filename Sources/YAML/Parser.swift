@@ -23,6 +23,8 @@ public struct YAMLError: Error, CustomStringConvertible, Equatable {
 /// `aliasLimit` nodes (the "billion laughs" attack) is rejected instead of eating the machine.
 public enum YAMLParser {
     public static let defaultAliasLimit = 200_000
+    /// Deep enough for any real compose file, shallow enough for every recursive pass over it.
+    public static let maximumDepth = 200
 
     /// Returns nil for an empty document (no content, or only comments).
     public static func parse(_ text: String, file: String, aliasLimit: Int = defaultAliasLimit) throws -> Node? {
@@ -118,9 +120,14 @@ private struct TreeBuilder {
     // MARK: Nodes
 
     /// Builds the node that starts with `event` (which this consumes), returning it and its size in nodes.
-    private mutating func buildNode(from event: inout yaml_event_t) throws -> (node: Node, size: Int) {
+    /// `depth` counts enclosing collections: every pass over the tree recurses, so a document
+    /// nested past `maximumDepth` is refused here rather than overflowing a stack later.
+    private mutating func buildNode(from event: inout yaml_event_t, depth: Int = 0) throws -> (node: Node, size: Int) {
         defer { yaml_event_delete(&event) }
         let start = mark(event.start_mark)
+        if depth > YAMLParser.maximumDepth {
+            throw YAMLError("nested deeper than \(YAMLParser.maximumDepth) levels", at: start)
+        }
         switch event.type {
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.data.alias.anchor) ?? ""
@@ -158,7 +165,7 @@ private struct TreeBuilder {
                     yaml_event_delete(&child)
                     break
                 }
-                let built = try buildNode(from: &child)
+                let built = try buildNode(from: &child, depth: depth + 1)
                 items.append(built.node)
                 size += built.size
             }
@@ -177,9 +184,9 @@ private struct TreeBuilder {
                     yaml_event_delete(&keyEvent)
                     break
                 }
-                let key = try buildNode(from: &keyEvent)
+                let key = try buildNode(from: &keyEvent, depth: depth + 1)
                 var valueEvent = try next()
-                let value = try buildNode(from: &valueEvent)
+                let value = try buildNode(from: &valueEvent, depth: depth + 1)
                 size += key.size + value.size
 
                 if key.node.isPlain, key.node.text == "<<" {

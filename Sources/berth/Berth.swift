@@ -112,7 +112,9 @@ struct GlobalOptions: ParsableArguments {
         var command: ParsableCommand.Type = Berth.self
         var depth = 0
         while depth < rest.count,
-              let sub = command.configuration.subcommands.first(where: { $0._commandName == rest[depth] }) {
+              let sub = command.configuration.subcommands.first(where: {
+                  $0._commandName == rest[depth] || $0.configuration.aliases.contains(rest[depth])
+              }) {
             command = sub
             depth += 1
         }

@@ -107,6 +107,18 @@ import Testing
         }
     }
 
+    @Test func deepNestingIsAnErrorNotACrash() throws {
+        let depth = 5000
+        let text = "a: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n"
+        #expect {
+            try parse(text)
+        } throws: { error in
+            (error as? YAMLError)?.message == "nested deeper than \(YAMLParser.maximumDepth) levels"
+        }
+        let fine = "a: " + String(repeating: "[", count: 50) + String(repeating: "]", count: 50) + "\n"
+        #expect(try parse(fine)["a"]?.sequence?.count == 1)
+    }
+
     @Test func unknownAliasIsAnError() throws {
         #expect(throws: YAMLError.self) { try parse("a: *nothing\n") }
     }
