@@ -34,6 +34,16 @@ import Testing
         #expect((json["services"] as? [String: Any])?.keys.sorted() == ["api", "dbg"])
     }
 
+    @Test func laterEnvFilesSeeEarlierOnes() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("a.env", "X=fromA\n")
+        try dir.write("b.env", "Y=${X}-b\n")
+        try dir.write("compose.yaml", "services:\n  web:\n    image: \"${Y}\"\n")
+        let result = try BerthProcess.run(["--env-file", "a.env", "--env-file", "b.env", "config", "--images"], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "fromA-b\n")
+    }
+
     @Test func readsStdin() throws {
         let dir = try TemporaryDirectory()
         let result = try BerthProcess.run(["config", "-f", "-", "--services"], in: dir.path, stdin: "services:\n  only:\n    image: busybox\n")
@@ -52,6 +62,8 @@ import Testing
         ("services:\n  web:\n    image: busybox\n    depends_on: [db]\n", "compose.yaml:4:"),
         // A cycle.
         ("services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", "cycle"),
+        // A number outside compose's float32 range.
+        ("services:\n  web:\n    image: busybox\n    cpus: 1e300\n", "compose.yaml:4:11"),
         // An unset required variable.
         ("services:\n  web:\n    image: ${IMAGE:?set IMAGE please}\n", "compose.yaml:3:12"),
     ])

@@ -86,6 +86,15 @@ import Testing
         #expect(bad.stderr == "berth: \(world.dir.path)/bad.env:2: variable 'export C' contains whitespaces\n")
     }
 
+    @Test func importChangeWithoutValueIsAnError() throws {
+        let world = try World()
+        let result = try world.berth(["image", "import", "-c", "ENV A=1 B", world.dir.path + "/busybox.tar", "other"])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("berth: "))
+        #expect(result.stderr.contains("B needs a value"), "\(result.stderr)")
+        #expect(try world.berth(["image", "ls", "-q"]).stdout.split(separator: "\n").count == 1)
+    }
+
     @Test func badImageIsOneLineError() throws {
         let world = try World()
         let result = try world.berth(["container", "run", "--rm", "no-such-image", "true"])
