@@ -331,7 +331,26 @@ final class LoadContext {
             }
             throw ComposeError("open \(path): no such file or directory")
         }
-        return String(decoding: data, as: UTF8.self)
+        // Decoding would swap bad bytes for U+FFFD and carry on; docker compose refuses the file.
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw ComposeError("invalid UTF-8", at: Self.firstInvalidUTF8(data, file: path))
+        }
+        return text
+    }
+
+    /// Where the first byte that is not UTF-8 stands, counting columns in characters.
+    static func firstInvalidUTF8(_ data: Data, file: String) -> Mark {
+        var parser = Unicode.UTF8.ForwardParser()
+        var bytes = data.makeIterator()
+        var line = 1, column = 1
+        while true {
+            switch parser.parseScalar(from: &bytes) {
+            case .valid(let encoded):
+                if encoded.first == 0x0a { line += 1; column = 1 } else { column += 1 }
+            case .error, .emptyInput:
+                return Mark(file: file, line: line, column: column)
+            }
+        }
     }
 
     func readEnvFile(_ path: String, lookup: (String) -> String?) throws -> [(key: String, value: String)] {

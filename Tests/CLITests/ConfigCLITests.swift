@@ -34,6 +34,15 @@ import Testing
         #expect((json["services"] as? [String: Any])?.keys.sorted() == ["api", "dbg"])
     }
 
+    @Test func invalidUTF8IsRefusedWithItsPosition() throws {
+        let dir = try TemporaryDirectory()
+        let bytes: [UInt8] = Array("services:\n  a:\n    image: \"".utf8) + [0xff, 0xfe] + Array("\"\n".utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir.path + "/compose.yaml"))
+        let result = try BerthProcess.run(["config"], in: dir.path)
+        #expect(result.status == 1)
+        #expect(result.stderr.hasSuffix("compose.yaml:3:13: invalid UTF-8\n"), "\(result.stderr)")
+    }
+
     @Test func laterEnvFilesSeeEarlierOnes() throws {
         let dir = try TemporaryDirectory()
         try dir.write("a.env", "X=fromA\n")
