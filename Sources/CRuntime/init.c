@@ -19,8 +19,12 @@ void berth_run_init(int efd) {
         sigprocmask(SIG_SETMASK, &none, NULL);
         return; /* the caller goes on to execve */
     }
-    /* Only the exec'ing child may hold the error pipe, so its execve is what closes it. */
+    /* Only the exec'ing child may hold the error pipe, so its execve is what closes it. PID 1
+       never execs, so close-on-exec protects nothing here: drop every descriptor above stdio, or
+       berth's pipes (a monitor's report pipe, the stdin writer) would stay open for the
+       container's life and be reachable through /proc/1/fd. */
     close(efd);
+    syscall(SYS_close_range, 3, ~0U, 0);
     for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&all, &info);

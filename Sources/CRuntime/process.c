@@ -112,9 +112,11 @@ void berth_finish_process(const struct berth_process *p, int efd) {
     if (p->seccomp_filter && !p->no_new_privs) install_seccomp(p, efd);
 
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) berth_fail(efd, BERTH_STAGE_CAPSET, errno, -1);
-    if (setgroups((size_t)p->ngroups, p->groups) < 0) berth_fail(efd, BERTH_STAGE_SETGROUPS, errno, -1);
-    if (setresgid(p->gid, p->gid, p->gid) < 0) berth_fail(efd, BERTH_STAGE_SETGID, errno, -1);
-    if (setresuid(p->uid, p->uid, p->uid) < 0) berth_fail(efd, BERTH_STAGE_SETUID, errno, -1);
+    /* Raw syscalls: glibc's wrappers broadcast to all threads (__nptl_setxid) when the process
+       was multi-threaded, and this raw-clone child inherited that state and perhaps held locks. */
+    if (syscall(SYS_setgroups, (size_t)p->ngroups, p->groups) < 0) berth_fail(efd, BERTH_STAGE_SETGROUPS, errno, -1);
+    if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0) berth_fail(efd, BERTH_STAGE_SETGID, errno, -1);
+    if (syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0) berth_fail(efd, BERTH_STAGE_SETUID, errno, -1);
     set_capabilities(p, efd);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) berth_fail(efd, BERTH_STAGE_CAPSET, errno, -1);
 

@@ -43,6 +43,13 @@ extension Container {
         guard ProcFS.startTime(pid: pid) == readRawState().pidStartTime else {
             throw Error(container: name, step: "exec", detail: "the container is not running")
         }
+        // "running" is recorded while the child still builds its rootfs; until it has pivoted,
+        // its mount namespace's root is the host's, which an exec must never enter.
+        var hostRoot = stat(), containerRoot = stat()
+        guard stat("/", &hostRoot) == 0, stat("/proc/\(pid)/root", &containerRoot) == 0,
+              hostRoot.st_dev != containerRoot.st_dev || hostRoot.st_ino != containerRoot.st_ino else {
+            throw Error(container: name, step: "exec", detail: "the container is still starting; try again")
+        }
         var user = record.process.user
         if let u = spec.user, !u.isEmpty {
             do {
@@ -64,8 +71,6 @@ extension Container {
         var process = try SpawnConfig.process(record: record, root: root, io: io, arena: arena, container: name,
                                               rlimitNames: &names, argv: spec.argv, env: env, user: user,
                                               cwd: spec.workingDir ?? record.process.workingDir)
-        // The container's rlimits apply to its processes already; exec inherits berth's otherwise.
-        process.nrlimits = 0
         let procs = Cgroup.open(name: id)?.joinFiles ?? []
         var child = berth_child()
         var failure = berth_failure()

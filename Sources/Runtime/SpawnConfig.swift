@@ -11,6 +11,8 @@ final class SpawnConfig {
     private var rlimitNames: [String] = []
 
     init(container c: Container, io: ProcessIO) throws {
+        // deinit closes netns_fd when >= 0; a zeroed struct would close stdin on an early throw.
+        container.netns_fd = -1
         let spec = c.record.spec
         let dir = c.dir
         plan = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: c.root + "/volumes")

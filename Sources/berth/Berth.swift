@@ -20,6 +20,10 @@ struct Berth: ParsableCommand {
     /// Synchronous on purpose: no command needs Swift concurrency, and not starting its runtime
     /// keeps every CLI call's start-up short.
     static func main() {
+        // `berth container run ... | head -1`: a vanished reader must be an EPIPE that berth
+        // handles (it still reaps, logs and removes), not a signal that kills it mid-way.
+        // Containers start with default signal handling (the C child resets every signal).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
             try command.run()

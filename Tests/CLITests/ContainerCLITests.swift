@@ -86,6 +86,18 @@ import Testing
         #expect(bad.stderr == "berth: \(world.dir.path)/bad.env:2: variable 'export C' contains whitespaces\n")
     }
 
+    @Test func initHoldsOnlyStdio() throws {
+        let world = try World()
+        // PID 1 is berth's init: it must hold nothing of berth's but stdio (never execs, so
+        // close-on-exec does not help it), or stdin's writer and the caller's pipes stay open.
+        let fds = try world.berth(["container", "run", "--rm", "--init", "busybox", "ls", "/proc/1/fd"])
+        #expect(fds.status == 0, "\(fds.stderr)")
+        // (#require: with a leaked stdin writer the `cat` below would never see EOF.)
+        try #require(fds.stdout == "0\n1\n2\n")
+        let echo = try world.berth(["container", "run", "--rm", "-i", "--init", "busybox", "cat"], stdin: "hi\n")
+        #expect(echo.stdout == "hi\n")
+    }
+
     @Test func importChangeWithoutValueIsAnError() throws {
         let world = try World()
         let result = try world.berth(["image", "import", "-c", "ENV A=1 B", world.dir.path + "/busybox.tar", "other"])
