@@ -11,6 +11,22 @@ struct ContainerCommand: ParsableCommand {
                       ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerMonitor.self])
 }
 
+/// Docker's rule for commands over several containers: act on every one, print each name that
+/// worked and each error on its own line, and exit 1 at the end if any failed.
+func forEachContainer(_ names: [String], _ body: (String) throws -> Void) throws {
+    var failed = false
+    for name in names {
+        do {
+            try body(name)
+            print(name)
+        } catch {
+            FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
+            failed = true
+        }
+    }
+    if failed { throw CommandFailure(status: 1) }
+}
+
 /// Errors of the container commands that are about the command line, not the runtime.
 struct ContainerCommandError: Error, CustomStringConvertible {
     var description: String
@@ -528,9 +544,8 @@ struct ContainerStop: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        for name in containers {
+        try forEachContainer(containers) { name in
             try Container.lookup(name, root: global.stateRoot).stop(timeout: time)
-            print(name)
         }
     }
 }
@@ -545,9 +560,8 @@ struct ContainerKill: ParsableCommand {
 
     func run() throws {
         guard let number = Signals.number(signal) else { throw ContainerCommandError(description: "unknown signal \"\(signal)\"") }
-        for name in containers {
+        try forEachContainer(containers) { name in
             try Container.lookup(name, root: global.stateRoot).kill(signal: number)
-            print(name)
         }
     }
 }
@@ -561,9 +575,8 @@ struct ContainerRemove: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        for name in containers {
+        try forEachContainer(containers) { name in
             try Container.lookup(name, root: global.stateRoot).remove(force: force)
-            print(name)
         }
     }
 }

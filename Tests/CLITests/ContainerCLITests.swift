@@ -107,6 +107,16 @@ import Testing
         #expect(try world.berth(["image", "ls", "-q"]).stdout.split(separator: "\n").count == 1)
     }
 
+    @Test func removeGoesOnPastAMissingName() throws {
+        let world = try World()
+        #expect(try world.berth(["container", "run", "--name", "one", "busybox", "true"]).status == 0)
+        let rm = try world.berth(["container", "rm", "missing", "one"])
+        #expect(rm.status == 1)
+        #expect(rm.stdout == "one\n")
+        #expect(rm.stderr.hasPrefix("berth: ") && rm.stderr.contains("missing"))
+        #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
+    }
+
     @Test func badImageIsOneLineError() throws {
         let world = try World()
         let result = try world.berth(["container", "run", "--rm", "no-such-image", "true"])
