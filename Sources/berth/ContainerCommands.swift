@@ -128,6 +128,26 @@ struct ContainerRun: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
+        do {
+            try runContainer()
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
+            throw CommandFailure(status: Self.startFailureStatus(error))
+        }
+    }
+
+    /// Docker's statuses for a container that never ran its command: 127 when the command is not
+    /// found, 126 when it cannot be executed, 125 for every other problem (image, flags, mounts).
+    static func startFailureStatus(_ error: Error) -> Int32 {
+        guard let failure = error as? Container.Error, failure.step.hasPrefix("exec") else { return 125 }
+        if failure.detail == String(cString: strerror(ENOENT)) { return 127 }
+        if failure.detail == String(cString: strerror(EACCES)) || failure.detail == String(cString: strerror(ENOEXEC)) { return 126 }
+        return 125
+    }
+
+    private func runContainer() throws {
         let root = global.stateRoot
         let spec = try makeSpec(root: root)
         let container = try Container.create(spec: spec, root: root)

@@ -82,7 +82,7 @@ import Testing
 
         try world.dir.write("bad.env", "A=1\nexport C=2\n")
         let bad = try world.berth(["container", "run", "--rm", "--env-file", world.dir.path + "/bad.env", "busybox", "true"])
-        #expect(bad.status == 1)
+        #expect(bad.status == 125)
         #expect(bad.stderr == "berth: \(world.dir.path)/bad.env:2: variable 'export C' contains whitespaces\n")
     }
 
@@ -117,10 +117,20 @@ import Testing
         #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
     }
 
+    @Test func missingCommandExitsWith127AsDockerDoes() throws {
+        let world = try World()
+        let result = try world.berth(["container", "run", "--rm", "busybox", "no-such-command"])
+        #expect(result.status == 127)
+        #expect(result.stderr.hasPrefix("berth: container "))
+        #expect(result.stderr.contains("no-such-command"))
+        #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
+    }
+
     @Test func badImageIsOneLineError() throws {
         let world = try World()
+        // Docker's status for a run that never started: 125.
         let result = try world.berth(["container", "run", "--rm", "no-such-image", "true"])
-        #expect(result.status == 1)
+        #expect(result.status == 125)
         #expect(result.stderr.hasPrefix("berth: "))
         #expect(result.stderr.contains("no-such-image"))
         #expect(result.stderr.split(separator: "\n").count == 1)
