@@ -100,7 +100,10 @@ public final class ContainerProcess {
     /// and SIGINT/SIGTERM/... when `proxySignals`. Records the exit of the main process.
     /// Returns the exit code (128+n for signal n). `removing`: the caller removes the container
     /// right after, so its exit is not written to state.json.
-    public func wait(echo: Bool = false, forwardStdin: Bool = false, proxySignals: Bool = false, removing: Bool = false) -> Int32 {
+    /// `holdStdin`: keep the container's stdin open though nothing is forwarded (`run -d -i`:
+    /// docker keeps it open so that an interactive shell waits instead of reading EOF).
+    public func wait(echo: Bool = false, forwardStdin: Bool = false, holdStdin: Bool = false, proxySignals: Bool = false,
+                     removing: Bool = false) -> Int32 {
         let log = isMain ? ContainerLogWriter(path: container.logPath, maxSize: container.record.spec.logMaxSize,
                                               maxFiles: container.record.spec.logMaxFiles) : nil
         var savedTerminal: termios?
@@ -146,7 +149,7 @@ public final class ContainerProcess {
         if io.stdoutReader >= 0 { outputs.append((io.stdoutReader, "stdout", STDOUT_FILENO)) }
         if io.stderrReader >= 0 { outputs.append((io.stderrReader, "stderr", STDERR_FILENO)) }
         var stdinOpen = forwardStdin && io.stdinWriter >= 0
-        if !forwardStdin && io.stdinWriter >= 0 && !io.tty {
+        if !forwardStdin && !holdStdin && io.stdinWriter >= 0 && !io.tty {
             // Nothing will ever be written: let the container see EOF.
             close(io.stdinWriter)
             io.stdinWriter = -1

@@ -361,14 +361,15 @@ struct ContainerMonitor: ParsableCommand {
         let c = try Container.lookup(container, root: global.stateRoot)
         let process: ContainerProcess
         do {
-            process = try c.start(stdio: .pipes(stdin: false))
+            let spec = c.record.spec
+            process = try c.start(stdio: spec.tty ? .tty : .pipes(stdin: spec.interactive))
         } catch {
             report("\(error)")
             if c.record.spec.autoRemove { try? c.remove(force: true) }
             throw CommandFailure(status: 1)
         }
         report("")
-        _ = process.wait()
+        _ = process.wait(holdStdin: c.record.spec.interactive, removing: c.record.spec.autoRemove)
         if c.record.spec.autoRemove { try? c.remove(force: true) }
     }
 

@@ -107,6 +107,16 @@ import Testing
         #expect(try world.berth(["image", "ls", "-q"]).stdout.split(separator: "\n").count == 1)
     }
 
+    @Test func detachedInteractiveShellStaysUpForExec() throws {
+        let world = try World()
+        // `docker run -dit IMAGE sh` then `exec`: the shell must wait on its open stdin.
+        #expect(try world.berth(["container", "run", "-d", "-i", "-t", "--name", "box", "busybox", "sh"]).status == 0)
+        let exec = try world.berth(["container", "exec", "box", "sh", "-c", "echo inside; exit 3"])
+        #expect(exec.stdout == "inside\n")
+        #expect(exec.status == 3)
+        #expect(try world.berth(["container", "rm", "-f", "box"]).status == 0)
+    }
+
     @Test func removeGoesOnPastAMissingName() throws {
         let world = try World()
         #expect(try world.berth(["container", "run", "--name", "one", "busybox", "true"]).status == 0)
