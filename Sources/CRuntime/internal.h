@@ -10,6 +10,7 @@ __attribute__((noreturn)) void berth_fail(int error_fd, int stage, int err, int 
 
 /* dst = a + b (b absolute); returns -1 (ENAMETOOLONG) when it does not fit. */
 int berth_join(char *dst, size_t size, const char *a, const char *b);
+int berth_join_in_root(char *dst, size_t size, const char *root, const char *target);
 
 /* mkdir -p; existing directories are fine. Returns 0 or -1 with errno. */
 int berth_mkdir_p(const char *path, unsigned int mode);

@@ -14,7 +14,7 @@ static void mount_table(const struct berth_container *c, int efd) {
     char path[PATH_MAX];
     for (int i = 0; i < c->nmounts; i++) {
         const struct berth_mount *m = &c->mounts[i];
-        if (berth_join(path, sizeof path, c->rootfs, m->target) < 0) berth_fail(efd, BERTH_STAGE_MOUNT, errno, i);
+        if (berth_join_in_root(path, sizeof path, c->rootfs, m->target) < 0) berth_fail(efd, BERTH_STAGE_MOUNT, errno, i);
         if ((m->options & BERTH_MOUNT_MKDIR) && berth_mkdir_p(path, 0755) < 0)
             berth_fail(efd, BERTH_STAGE_MOUNT, errno, i);
         if ((m->options & BERTH_MOUNT_MKFILE) && berth_touch(path) < 0)
@@ -96,7 +96,7 @@ static void remount_read_only(const struct berth_container *c, int efd) {
     for (int i = 0; i < c->nmounts; i++) {
         const struct berth_mount *m = &c->mounts[i];
         if (!(m->options & BERTH_MOUNT_RO_LATER)) continue;
-        if (berth_join(path, sizeof path, c->rootfs, m->target) < 0) berth_fail(efd, BERTH_STAGE_REMOUNT_RO, errno, i);
+        if (berth_join_in_root(path, sizeof path, c->rootfs, m->target) < 0) berth_fail(efd, BERTH_STAGE_REMOUNT_RO, errno, i);
         unsigned long flags = (m->flags & ~(MS_REC | MS_BIND)) | MS_REMOUNT | MS_RDONLY;
         if (m->fstype == NULL) flags |= MS_BIND;
         if (mount(NULL, path, NULL, flags, m->fstype ? m->data : NULL) < 0)

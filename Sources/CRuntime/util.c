@@ -14,6 +14,60 @@ void berth_fail(int error_fd, int stage, int err, int index) {
     _exit(127);
 }
 
+/* root + target, with every symlink met on the way resolved inside root: an absolute link starts
+   again at root and ".." never climbs above it, so links in an image cannot point a mount or a
+   mkdir at the host (runc calls this securejoin). Components that do not exist yet are appended
+   as written. Fixed buffers and lstat/readlink only: safe after clone(). */
+int berth_join_in_root(char *dst, size_t size, const char *root, const char *target) {
+    char pending[PATH_MAX], link[PATH_MAX];
+    size_t rootlen = strlen(root);
+    while (rootlen > 1 && root[rootlen - 1] == '/') rootlen--;
+    if (rootlen + 1 >= size || strlen(target) >= sizeof pending) { errno = ENAMETOOLONG; return -1; }
+    memcpy(dst, root, rootlen);
+    dst[rootlen] = '\0';
+    size_t len = rootlen;
+    strcpy(pending, target);
+    const char *p = pending;
+    int links = 0;
+    while (*p) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *end = p;
+        while (*end && *end != '/') end++;
+        size_t n = (size_t)(end - p);
+        if (n == 1 && p[0] == '.') { p = end; continue; }
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (len > rootlen && dst[len - 1] != '/') len--;
+            if (len > rootlen) len--;
+            dst[len] = '\0';
+            p = end;
+            continue;
+        }
+        if (len + 1 + n >= size) { errno = ENAMETOOLONG; return -1; }
+        dst[len] = '/';
+        memcpy(dst + len + 1, p, n);
+        dst[len + 1 + n] = '\0';
+        struct stat st;
+        if (lstat(dst, &st) == 0 && S_ISLNK(st.st_mode)) {
+            if (++links > 40) { errno = ELOOP; return -1; }
+            ssize_t l = readlink(dst, link, sizeof link - 1);
+            if (l < 0) return -1;
+            size_t rest = strlen(end);
+            if ((size_t)l + rest + 1 > sizeof link) { errno = ENAMETOOLONG; return -1; }
+            memcpy(link + l, end, rest + 1);
+            /* The link replaces its own component: resolve it from root or from its directory. */
+            if (link[0] == '/') len = rootlen;
+            dst[len] = '\0';
+            strcpy(pending, link);
+            p = pending;
+            continue;
+        }
+        len += 1 + n;
+        p = end;
+    }
+    return 0;
+}
+
 int berth_join(char *dst, size_t size, const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     while (la > 1 && a[la - 1] == '/') la--;

@@ -117,6 +117,34 @@ import Testing
         #expect(try world.berth(["container", "rm", "-f", "box"]).status == 0)
     }
 
+    @Test func imageSymlinksCannotPointMountsAtTheHost() throws {
+        let world = try World()
+        // An image whose /escape links to an absolute host path: a mount under /escape must land
+        // inside the container's root, as runc's securejoin makes it, never on the host.
+        let hostPath = "/tmp/berth-escape-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: hostPath) }
+        let rootfs = world.dir.path + "/escape-rootfs"
+        try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
+        try Self.tar(["-xf", world.dir.path + "/busybox.tar", "-C", rootfs])
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/escape", withDestinationPath: hostPath)
+        try Self.tar(["-C", rootfs, "-cf", world.dir.path + "/escape.tar", "."])
+        #expect(try world.berth(["image", "import", world.dir.path + "/escape.tar", "escape"]).status == 0)
+        let run = try world.berth(["container", "run", "--rm", "--tmpfs", "/escape/x", "escape",
+                                   "sh", "-c", "test -d \(hostPath)/x && echo inside"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == "inside\n")
+        #expect(!FileManager.default.fileExists(atPath: hostPath), "the mount target was created on the host")
+    }
+
+    static func tar(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/tar")
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+    }
+
     @Test func removeGoesOnPastAMissingName() throws {
         let world = try World()
         #expect(try world.berth(["container", "run", "--name", "one", "busybox", "true"]).status == 0)
