@@ -246,16 +246,17 @@ func getXattr(_ path: String, _ name: String) -> String? {
         let b = try s.staging("b")
         try s.write("b", to: b + "/b")
         let store = try ImageStore(root: s.root)
-        let imageA = try store.importRootfs(tarPath: try s.tar(a, name: "a.tar"), reference: "a")
-        let imageB = try store.importRootfs(tarPath: try s.tar(b, name: "b.tar"), reference: "b")
-        try store.tag("a", "c:v2")
+        let imageA = try store.importRootfs(tarPath: try s.tar(a, name: "a.tar"), reference: "app")
+        let imageB = try store.importRootfs(tarPath: try s.tar(b, name: "b.tar"), reference: "bin")
+        try store.tag("app", "c:v2")
         #expect(try store.image("c:v2").id == imageA.id)
 
         // By ID, an image with two references needs force.
         #expect(throws: ImageStore.Error.self) { try store.remove(imageA.id) }
 
-        try store.remove("a")
-        #expect(throws: ImageStore.Error.notFound("a")) { try store.image("a") }
+        try store.remove("app")
+        // (Names that are not hex: "a" could also match an image ID that starts with a.)
+        #expect(throws: ImageStore.Error.notFound("app")) { try store.image("app") }
         #expect(StoreFiles.exists(imageA.layerPaths[0]))
 
         try store.remove("c:v2")
@@ -264,7 +265,7 @@ func getXattr(_ path: String, _ name: String) -> String? {
         #expect(!StoreFiles.exists(blobs + "/" + imageA.id.dropFirst(7)))
         #expect(!StoreFiles.exists(blobs + "/" + imageA.manifestDigest.dropFirst(7)))
         #expect(directoryEntries(blobs).count == 3)
-        #expect(try store.image("b").layerPaths == imageB.layerPaths)
+        #expect(try store.image("bin").layerPaths == imageB.layerPaths)
         #expect(StoreFiles.exists(imageB.layerPaths[0]))
 
         try store.remove(String(imageB.id.dropFirst(7).prefix(12)))
