@@ -24,6 +24,8 @@ done
 echo "== building berth (release, static Swift runtime)"
 (cd "$top" && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product berth)
 berth="$(cd "$top" && swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/berth"
+# Flush what the build wrote, so its writeback does not run during the timings.
+sync
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

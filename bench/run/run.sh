@@ -13,6 +13,8 @@ runs="${RUNS:-30}"
 
 if [[ -z "${BERTH:-}" ]]; then
     (cd "$repo" && swift build -c release --static-swift-stdlib --product berth --scratch-path .build-bench-run >&2)
+    # Flush what the build wrote, so its writeback does not run during the timings.
+    sync
     BERTH="$repo/.build-bench-run/release/berth"
 fi
 busybox="$(command -v busybox)"
