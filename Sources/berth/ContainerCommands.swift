@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compose
 import Foundation
 import Images
 import Runtime
@@ -32,15 +33,9 @@ struct ContainerCommandError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// "64m", "1g", "512k", "1024" -> bytes (Docker's RAMInBytes: binary units).
+/// "64m", "1g", "512k", "1024" -> bytes: Docker's RAMInBytes, the same parser compose sizes use.
 func parseBytes(_ text: String, what: String) throws -> Int64 {
-    let lower = text.lowercased().trimmingCharacters(in: .whitespaces)
-    let units: [(String, Int64)] = [("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30), ("tb", 1 << 40),
-                                    ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("t", 1 << 40), ("b", 1)]
-    for (suffix, factor) in units where lower.hasSuffix(suffix) {
-        if let value = Double(lower.dropLast(suffix.count)), value >= 0 { return Int64(value * Double(factor)) }
-    }
-    if let value = Int64(lower), value >= -1 { return value }
+    if let value = ByteSize.parse(text.trimmingCharacters(in: .whitespaces)), value >= -1 { return value }
     throw ContainerCommandError(description: "invalid size \"\(text)\" for \(what) (e.g. 64m, 1g)")
 }
 
@@ -335,13 +330,13 @@ struct ContainerRun: ParsableCommand {
     }
 
     /// "nofile=1024:2048" or "nofile=1024" (soft = hard); -1 is unlimited.
-    static func parseUlimit(_ text: String) throws -> Ulimit {
+    static func parseUlimit(_ text: String) throws -> Runtime.Ulimit {
         let kv = text.split(separator: "=", maxSplits: 1).map(String.init)
         let bad = ContainerCommandError(description: "invalid ulimit \"\(text)\": use name=soft[:hard]")
         guard kv.count == 2 else { throw bad }
         let values = kv[1].split(separator: ":").map { $0 == "-1" ? UInt64.max : UInt64($0) }
         guard (1...2).contains(values.count), let soft = values[0], let hard = values.count == 2 ? values[1] : values[0] else { throw bad }
-        return Ulimit(name: kv[0], soft: soft, hard: hard)
+        return Runtime.Ulimit(name: kv[0], soft: soft, hard: hard)
     }
 }
 

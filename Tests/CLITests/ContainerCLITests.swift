@@ -80,6 +80,11 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "12 'x y' /tmp app\n")
 
+        // Sizes take Docker's units (binary multiples, fractions allowed).
+        let shm = try world.berth(["container", "run", "--rm", "--shm-size", "1.5m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"])
+        #expect(shm.stdout.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first == "1536")
+        #expect(try world.berth(["container", "run", "--rm", "--memory", "12x", "busybox", "true"]).status == 125)
+
         try world.dir.write("bad.env", "A=1\nexport C=2\n")
         let bad = try world.berth(["container", "run", "--rm", "--env-file", world.dir.path + "/bad.env", "busybox", "true"])
         #expect(bad.status == 125)
