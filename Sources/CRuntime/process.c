@@ -73,7 +73,8 @@ __attribute__((noreturn)) static void exec_argv(const struct berth_process *p, i
             if (dlen == 0) buf[at++] = '.'; else { memcpy(buf, s, dlen); at = dlen; }
             buf[at++] = '/';
             memcpy(buf + at, file, flen + 1);
-            execve(buf, argv, envp);
+            /* A failed execve sets up a new mm before it finds nothing; access() is a path walk. */
+            if (access(buf, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) execve(buf, argv, envp);
             /* Keep looking on "not here"; remember "here but not runnable". */
             if (errno != ENOENT && errno != ENOTDIR) last = errno;
         }

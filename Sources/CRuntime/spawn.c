@@ -4,12 +4,17 @@
    pipe2(sync), pipe2(error) CLOEXEC
    clone(CLONE_NEW* | CLONE_PIDFD)  -> reset signals, dup stdio, setsid,
                                        join its cgroup (write "0" to each join file),
-   (Swift: network hooks)              read(sync) ... blocks
-   berth_release: write(sync, 1)    -> unshare(CLONE_NEWCGROUP) (now rooted at its cgroup),
-   (Swift: state.json "running",       lo up, hostname, rootfs + mounts + pivot_root,
-    while the child works)             rlimits, caps, seccomp, uid/gid, cwd, execve
+   (Swift, on the other core: network  unshare(CLONE_NEWCGROUP) (now rooted at its cgroup),
+    hooks, state.json "running")       lo up, hostname, rootfs + mounts + pivot_root,
+                                       read(sync) ... blocks
+   berth_release: write(sync, 1)    -> rlimits, caps, seccomp, uid/gid, cwd, execve
    berth_wait_exec: read(error):    <- or struct berth_failure {stage, errno, index}; _exit
                 EOF = exec'ed, record = failure
+
+   The child builds its root filesystem while the parent does its own bookkeeping, and waits
+   only before the steps that start the container's program: nothing of the container runs
+   before the parent has recorded it and plumbed its network. The network hooks work on the
+   namespace from outside (netlink, a veth moved in), which the child's mounts do not touch.
 
    Why the child joins its cgroup itself: on cgroup v1, writing a pid to cgroup.procs takes the
    global cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period (~10-20 ms
@@ -69,11 +74,6 @@ __attribute__((noreturn)) static void child_main(const struct berth_container *c
     berth_setup_stdio(&c->process, efd);
     for (int i = 0; i < c->ncgroup_join; i++)
         if (berth_write_file(c->cgroup_join[i], "0") < 0) berth_fail(efd, BERTH_STAGE_CGROUP_JOIN, errno, i);
-    char go;
-    ssize_t n;
-    do { n = read(sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(126); /* the parent gave up before letting us run */
-    close(sync_fd);
 
     /* We are in our cgroup: a namespace created now is rooted there. */
     if (unshare(CLONE_NEWCGROUP) < 0) berth_fail(efd, BERTH_STAGE_CGROUP_NS, errno, -1);
@@ -84,6 +84,12 @@ __attribute__((noreturn)) static void child_main(const struct berth_container *c
     if (c->domainname && setdomainname(c->domainname, strlen(c->domainname)) < 0)
         berth_fail(efd, BERTH_STAGE_DOMAINNAME, errno, -1);
     berth_setup_rootfs(c, efd);
+
+    char go;
+    ssize_t n;
+    do { n = read(sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(126); /* the parent gave up before letting us run */
+    close(sync_fd);
     berth_finish_process(&c->process, efd);
 }
 

@@ -142,6 +142,20 @@ public final class Cgroup {
         }
     }
 
+    /// Removes group `name` wherever it exists. After PID 1's death the kernel has killed the
+    /// namespace, so the group is normally empty: rmdir comes first (an occupied group refuses
+    /// with EBUSY), one call per hierarchy, and only strays pay for listing and killAll.
+    public static func destroy(name: String) throws {
+        try validate(name)
+        var occupied = false
+        for path in try CgroupLayout.host().groupPaths(name) where rmdir(path) != 0 && errno != ENOENT {
+            occupied = true
+        }
+        guard occupied, let group = open(name: name) else { return }
+        if !group.processes().isEmpty { try? group.killAll() }
+        try group.remove()
+    }
+
     /// Removes the group's directories. The kernel may report a group busy for a moment after its
     /// last process exited, so retry briefly.
     public func remove() throws {
@@ -191,6 +205,8 @@ enum CgroupLayout: Equatable {
         var mountPoint: String
         /// `memory`, `cpu`, `cpuacct`, ... and `name=systemd` for named hierarchies.
         var controllers: Set<String>
+        /// The super options without rw/ro, to mount the same hierarchy inside a container.
+        var mountOptions: String
     }
 
     func groupPaths(_ name: String) -> [String] {
@@ -224,10 +240,11 @@ enum CgroupLayout: Equatable {
             if fsType == "cgroup2" {
                 if unified == nil { unified = mountPoint }
             } else if fsType == "cgroup" {
-                let options = fields[dash + 3].split(separator: ",").map(String.init)
-                let controllers = Set(options.filter { $0 != "rw" && $0 != "ro" && !$0.hasPrefix("release_agent") && $0 != "clone_children" && $0 != "noprefix" && $0 != "xattr" })
+                let options = fields[dash + 3].split(separator: ",").map(String.init).filter { $0 != "rw" && $0 != "ro" }
+                let controllers = Set(options.filter { !$0.hasPrefix("release_agent") && $0 != "clone_children" && $0 != "noprefix" && $0 != "xattr" })
                 if !controllers.isEmpty && !hierarchies.contains(where: { $0.mountPoint == mountPoint }) {
-                    hierarchies.append(Hierarchy(mountPoint: mountPoint, controllers: controllers))
+                    hierarchies.append(Hierarchy(mountPoint: mountPoint, controllers: controllers,
+                                                 mountOptions: options.joined(separator: ",")))
                 }
             }
         }

@@ -321,22 +321,24 @@ public final class Container {
     }
 
     /// Starts the container as a child of this process, which must then wait for it
-    /// (ContainerIO.run). `beforeResume` runs while the child waits in its namespaces (network
-    /// setup goes there); the child may still be moving itself into its cgroup meanwhile.
+    /// (ContainerIO.run). `beforeResume` runs while the child builds its root filesystem in its
+    /// namespaces (network setup goes there); the container's program starts after it returns.
     public func start(stdio: Stdio, beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
         let current = state()
         guard current.status == .created else {
             throw Error(container: name, step: "start", detail: current.status == .running ? "already running" : "the container has already run; remove it and run a new one")
         }
-        let spec = record.spec
         let io = try ProcessIO(stdio: stdio, container: name)
+        // The cgroup (a directory and limit files per hierarchy) on the second core while this
+        // one builds the spawn configuration.
+        let cgroupWork = BackgroundWork { try self.makeCgroup() }
         var cgroup: Cgroup?
         var child = berth_child()
         var spawned = false
         do {
-            cgroup = try Cgroup.create(name: id, limits: spec.resources)
-            if !spec.privileged, let cgroup { try restrictDevices(cgroup) }
-            let config = try SpawnConfig(container: self, io: io)
+            let configured = Result { try SpawnConfig(container: self, io: io) }
+            cgroup = try cgroupWork.wait()
+            let config = try configured.get()
             // The child moves itself into the group first thing (see spawn.c for why not us).
             let joinFiles = cgroup?.joinFiles ?? []
             config.container.cgroup_join = config.arena.stringArray(joinFiles)
@@ -345,16 +347,17 @@ public final class Container {
             guard rc == 0 else { throw Error(container: name, step: "clone", detail: ProcFS.errnoText(-rc)) }
             spawned = true
             io.closeChildEnds()
+            // The child builds its rootfs meanwhile, on the other core, then waits for the go:
+            // its program starts only once the network is in place and the start is recorded
+            // (on a failure below, the catch overwrites this state with the error).
             try beforeResume?(child.pid)
-            let released = berth_release(&child)
-            // The child now builds its rootfs for a few milliseconds: record the start meanwhile
-            // (on a failure below, the catch overwrites this with the error).
             var running = ContainerState(status: .running)
             running.pid = child.pid
             running.pidStartTime = ProcFS.startTime(pid: child.pid)
             running.monitorPid = getpid()
             running.startedAt = Timestamp.now()
             writeState(running)
+            let released = berth_release(&child)
             var failure = berth_failure()
             let resumed = berth_wait_exec(&child, released, &failure)
             if resumed != 0 {
@@ -386,6 +389,18 @@ public final class Container {
             throw Error(container: name, step: "start", detail: "\(error)")
         }
         return ContainerProcess(container: self, pid: child.pid, pidfd: child.pidfd, io: io, cgroup: cgroup, isMain: true)
+    }
+
+    /// The container's cgroup with its limits and device rules; nothing is left if a step fails.
+    func makeCgroup() throws -> Cgroup {
+        let cgroup = try Cgroup.create(name: id, limits: record.spec.resources)
+        do {
+            if !record.spec.privileged { try restrictDevices(cgroup) }
+        } catch {
+            try? cgroup.remove()
+            throw error
+        }
+        return cgroup
     }
 
     /// cgroup v1's device controller: the default devices, pseudo-terminals and mknod only
@@ -420,17 +435,8 @@ public final class Container {
             s.finishedAt = Timestamp.now()
             writeState(s)
         }
-        if let cgroup = Cgroup.open(name: id) {
-            // PID 1's death already killed the namespace, so the groups are normally empty: try
-            // rmdir first (an occupied group refuses with EBUSY) rather than reading every
-            // hierarchy's cgroup.procs; only strays need killAll.
-            var left = false
-            for path in cgroup.paths where rmdir(path) != 0 && errno != ENOENT { left = true }
-            if left {
-                if !cgroup.processes().isEmpty { try? cgroup.killAll() }
-                try? cgroup.remove()
-            }
-        }
+        // The remover drops the cgroup itself, beside the files.
+        if !removing { try? Cgroup.destroy(name: id) }
     }
 
     // MARK: stop, kill, remove
@@ -517,10 +523,13 @@ public final class Container {
                 close(fd)
             }
         }
-        if let cgroup = Cgroup.open(name: id) {
-            if !cgroup.processes().isEmpty { try? cgroup.killAll() }
-            try cgroup.remove()
-        }
+        // The cgroup on the second core while this one deletes the root filesystem's upper and
+        // work dirs (most of the inodes). The record goes last, and only once the cgroup is
+        // gone: if that fails, `rm` can be run again.
+        let id = self.id
+        let cgroupRemoval = BackgroundWork { try Cgroup.destroy(name: id) }
+        for sub in ["upper", "work"] { FileTree.removeTree(dir + "/" + sub) }
+        try cgroupRemoval.wait()
         // A waiter that lost the race may still be writing its last state; one more pass.
         if !FileTree.removeTree(dir) && !FileTree.removeTree(dir) {
             throw Error(container: name, step: "remove \(dir)", detail: ProcFS.errnoText(errno))

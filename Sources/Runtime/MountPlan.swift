@@ -119,33 +119,17 @@ struct MountPlan {
     static func cgroupMounts(readOnly: Bool) -> [Entry] {
         let ro = readOnly ? rdonly : 0
         let base = nosuid | noexec | nodev
-        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 {
+        guard case .v1(let hierarchies)? = try? CgroupLayout.host() else {
             return [Entry(source: "cgroup", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: base | ro, data: nil, options: 0)]
         }
         var entries = [Entry(source: "tmpfs", target: "/sys/fs/cgroup", fstype: "tmpfs", flags: base,
                              data: "mode=755", options: readOnly ? Int32(BERTH_MOUNT_RO_LATER) : 0)]
-        for (dir, options) in hostCgroupV1Hierarchies {
-            entries.append(Entry(source: "cgroup", target: dir, fstype: "cgroup", flags: base | ro, data: options, options: mkdir))
+        for h in hierarchies where h.mountPoint.hasPrefix("/sys/fs/cgroup/") {
+            entries.append(Entry(source: "cgroup", target: h.mountPoint, fstype: "cgroup", flags: base | ro,
+                                 data: h.mountOptions, options: mkdir))
         }
         return entries
     }
-
-    /// (mount point, super options) of every v1 hierarchy under /sys/fs/cgroup on the host.
-    static let hostCgroupV1Hierarchies: [(String, String)] = {
-        guard let text = readText("/proc/self/mountinfo") else { return [] }
-        var result: [(String, String)] = []
-        for line in text.split(separator: "\n") {
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2 else { continue }
-            let left = halves[0].split(separator: " "), right = halves[1].split(separator: " ")
-            guard left.count > 4, right.count > 2, right[0] == "cgroup" else { continue }
-            let point = String(left[4])
-            guard point.hasPrefix("/sys/fs/cgroup/") else { continue }
-            let opts = right[2].split(separator: ",").filter { $0 != "rw" && $0 != "ro" }.joined(separator: ",")
-            result.append((point, opts))
-        }
-        return result
-    }()
 
     /// Privileged containers see every device node of the host, as Docker gives them.
     static func hostDevices() -> [Device] {

@@ -87,7 +87,7 @@ struct GlobalOptions: ParsableArguments {
     var stateRoot: String { rootOptions.stateRoot }
 
     /// Options that take a value, as they may stand before the command name.
-    private static let valued: Set<String> = [
+    private static let valued = [
         "-f", "--file", "-p", "--project-name", "--profile", "--env-file", "--project-directory", "--root",
     ]
 
@@ -95,6 +95,8 @@ struct GlobalOptions: ParsableArguments {
     /// ArgumentParser reads options on the command that declares them. So global options written
     /// before the command move behind the innermost command name, where `@OptionGroup` finds them.
     static func hoisted(_ arguments: [String]) -> [String] {
+        // The common case, a command name first, costs nothing.
+        guard arguments.first?.hasPrefix("-") == true else { return arguments }
         var globals: [String] = []
         var index = 0
         while index < arguments.count {

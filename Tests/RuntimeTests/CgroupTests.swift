@@ -136,9 +136,9 @@ private func contents(_ path: String) -> String? {
         41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
         """
         #expect(CgroupLayout.parse(mountinfo: hybrid) == .v1([
-            .init(mountPoint: "/sys/fs/cgroup/cpu,cpuacct", controllers: ["cpu", "cpuacct"]),
-            .init(mountPoint: "/sys/fs/cgroup/memory", controllers: ["memory"]),
-            .init(mountPoint: "/sys/fs/cgroup/systemd", controllers: ["name=systemd"]),
+            .init(mountPoint: "/sys/fs/cgroup/cpu,cpuacct", controllers: ["cpu", "cpuacct"], mountOptions: "cpu,cpuacct"),
+            .init(mountPoint: "/sys/fs/cgroup/memory", controllers: ["memory"], mountOptions: "memory"),
+            .init(mountPoint: "/sys/fs/cgroup/systemd", controllers: ["name=systemd"], mountOptions: "xattr,name=systemd"),
         ]))
         let unified = """
         25 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot

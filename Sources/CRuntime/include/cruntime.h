@@ -159,8 +159,9 @@ struct berth_child {
     int error_fd;   /* parent reads struct berth_failure or EOF (exec happened) */
 };
 
-/* Clone the container's first process into new namespaces. It blocks until berth_resume().
-   Returns 0 or -errno (from pipe/clone in the parent). */
+/* Clone the container's first process into new namespaces. It builds its root filesystem, then
+   blocks until berth_release() before the steps that start the program. Returns 0 or -errno
+   (from pipe/clone in the parent). */
 int berth_spawn(const struct berth_container *config, struct berth_child *child);
 
 /* Let the child go on (after network setup); closes sync_fd. Returns 1 when the byte got
