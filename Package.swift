@@ -2,6 +2,13 @@
 import PackageDescription
 
 // One module per concern; a lower layer never imports a higher one (see docs/architecture.md).
+
+// A file sees the members (methods, properties) of the modules it imports itself, not of every
+// module loaded. Otherwise Foundation's String extensions reach every file through Crypto (which
+// imports Foundation), win overload resolution (`contains` and friends) and link full Foundation
+// back into the binary.
+let memberImportVisibility: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
+
 let package = Package(
     name: "berth",
     platforms: [.macOS(.v13)],
@@ -22,22 +29,29 @@ let package = Package(
         // The code that runs between clone() and execve(): C only, async-signal-safe.
         .target(name: "CRuntime", cSettings: [.define("_GNU_SOURCE")]),
 
-        .target(name: "YAML", dependencies: ["CYAML"]),
-        .target(name: "Compose", dependencies: ["YAML"]),
+        // The few helpers full Foundation gave (trimming, hex, standard streams), on the standard
+        // library and Glibc, for Compose, Images, Runtime and the CLI. The sources import
+        // FoundationEssentials, never Foundation: linking Foundation brings its ICU data and
+        // ~1700 conformance records that every process start pays for.
+        .target(name: "Support", swiftSettings: memberImportVisibility),
+
+        .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: memberImportVisibility),
+        .target(name: "Compose", dependencies: ["YAML", "Support"], swiftSettings: memberImportVisibility),
         .target(name: "Images", dependencies: [
-            "CArchive",
+            "CArchive", "Support",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], swiftSettings: memberImportVisibility),
         .target(name: "Runtime", dependencies: [
-            "CRuntime", "CSeccomp",
+            "CRuntime", "CSeccomp", "Support",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], swiftSettings: memberImportVisibility),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Compose", "Runtime", "Images", "YAML",
+                "Compose", "Runtime", "Images", "YAML", "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: memberImportVisibility,
             // A position-dependent executable, as Go links docker's and runc's by default: a PIE
             // of this size carries ~84,000 relative relocations that ld.so applies (and whose
             // pages it copies) on every start, about 1 ms of each CLI call (bench/run).

@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,16 +57,43 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-static void loopback_up(int efd) {
+/* Brings up `lo` in the caller's network namespace; 0 or -errno. */
+static int set_loopback_up(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, errno, -1);
+    if (s < 0) return -errno;
     struct ifreq req;
     memset(&req, 0, sizeof req);
     memcpy(req.ifr_name, "lo", 3);
-    if (ioctl(s, SIOCGIFFLAGS, &req) < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, errno, -1);
+    int rc = 0;
+    if (ioctl(s, SIOCGIFFLAGS, &req) < 0) rc = -errno;
     req.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &req) < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, errno, -1);
+    if (rc == 0 && ioctl(s, SIOCSIFFLAGS, &req) < 0) rc = -errno;
     close(s);
+    return rc;
+}
+
+static void loopback_up(int efd) {
+    int rc = set_loopback_up();
+    if (rc < 0) berth_fail(efd, BERTH_STAGE_LOOPBACK, -rc, -1);
+}
+
+int berth_netns_open(void) {
+    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original < 0) return -errno;
+    int rc = 0, made = -1;
+    if (unshare(CLONE_NEWNET) < 0) rc = -errno;
+    if (rc == 0 && (rc = set_loopback_up()) == 0) {
+        made = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (made < 0) rc = -errno;
+    }
+    /* Back home, so a caller that is not a throwaway thread keeps the host's network. */
+    if (setns(original, CLONE_NEWNET) < 0 && rc == 0) rc = -errno;
+    close(original);
+    if (rc < 0) {
+        if (made >= 0) close(made);
+        return rc;
+    }
+    return made;
 }
 
 __attribute__((noreturn)) static void child_main(const struct berth_container *c, int sync_fd, int efd) {
@@ -234,4 +262,14 @@ int berth_open_pty(int *master, int *slave) {
 
 int berth_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+int berth_only_overlay_xattrs(const char *path) {
+    char names[4096];
+    ssize_t n = llistxattr(path, names, sizeof names);
+    if (n < 0) return 0;
+    static const char prefix[] = "trusted.overlay.";
+    for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1)
+        if (strncmp(names + at, prefix, sizeof prefix - 1) != 0) return 0;
+    return 1;
 }

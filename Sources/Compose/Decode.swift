@@ -1,3 +1,4 @@
+import Support
 import YAML
 
 /// Turns the merged canonical tree into the typed model, checking every value that needs more
@@ -37,7 +38,7 @@ struct ModelDecoder {
 
     func int(_ n: Node, _ path: @autoclosure () -> String) throws -> Int {
         if let i = n.int { return i }
-        if let t = n.scalarString, let i = Int(t.trimmingCharacters(in: [" "])) { return i }
+        if let t = n.scalarString, let i = Int(t.trimming(while: { $0 == " " })) { return i }
         throw ComposeError("invalid integer \"\(n.text ?? "")\"", at: n.mark, key: path())
     }
 

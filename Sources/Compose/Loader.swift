@@ -39,7 +39,9 @@
 /// Everything is linear in the size of the files: mappings are indexed by key once per stage, and
 /// the per-service stages (canonical form, decoding, rendering) run on all cores for large
 /// projects (`parallelMap`; errors are still reported in file order).
-import Foundation
+import FoundationEssentials
+import Support
+import Synchronization
 import YAML
 
 /// What `docker compose`'s global options say, plus the process context.
@@ -69,8 +71,8 @@ public struct ProjectOptions {
                 workingDirectory: String = FileManager.default.currentDirectoryPath,
                 environment: [String: String] = ProcessInfo.processInfo.environment,
                 interpolate: Bool = true, services: [String] = [],
-                readStdin: @escaping () -> String = { String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) },
-                warn: @escaping (String) -> Void = { FileHandle.standardError.write(Data("WARN: \($0)\n".utf8)) }) {
+                readStdin: @escaping () -> String = { String(decoding: StandardStreams.readInput(), as: UTF8.self) },
+                warn: @escaping (String) -> Void = { StandardStreams.writeError("WARN: \($0)\n") }) {
         self.files = files
         self.projectName = projectName
         self.profiles = profiles
@@ -111,15 +113,15 @@ public enum ComposeLoader {
 }
 
 /// Collects warnings from concurrent work.
-final class WarningSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen = Set<String>()
-    private(set) var messages: [String] = []
+final class WarningSink: Sendable {
+    private let state = Mutex((seen: Set<String>(), messages: [String]()))
+
+    var messages: [String] { state.withLock { $0.messages } }
 
     func add(_ message: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        if seen.insert(message).inserted { messages.append(message) }
+        state.withLock { state in
+            if state.seen.insert(message).inserted { state.messages.append(message) }
+        }
     }
 }
 
@@ -264,7 +266,7 @@ final class LoadContext {
 
         var profiles = options.profiles
         if profiles.isEmpty, let env = environment["COMPOSE_PROFILES"] {
-            profiles = env.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            profiles = env.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         }
         try Profiles.apply(&project, profiles: profiles, requested: options.services)
         try Normalizer(environment: environment).loadEnvFiles(&project, warn: options.warn)
@@ -319,15 +321,15 @@ final class LoadContext {
     }
 
     func isFile(_ path: String) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir.boolValue
+        var isDir = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir
     }
 
     func readFile(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
-            var isDir: ObjCBool = false
+            var isDir = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-                throw ComposeError(isDir.boolValue ? "read \(path): is a directory" : "open \(path): permission denied")
+                throw ComposeError(isDir ? "read \(path): is a directory" : "open \(path): permission denied")
             }
             throw ComposeError("open \(path): no such file or directory")
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import YAML
 
 /// The defaults and derived values `docker compose` adds to a model (compose-go's Normalize and
@@ -88,8 +88,8 @@ struct Normalizer {
             let s = project.services[i]
             var fromFiles: [String: String] = [:]
             for (n, f) in s.envFiles.enumerated() {
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: f.path, isDirectory: &isDir), !isDir.boolValue,
+                var isDir = false
+                guard FileManager.default.fileExists(atPath: f.path, isDirectory: &isDir), !isDir,
                       let data = FileManager.default.contents(atPath: f.path) else {
                     if f.required {
                         throw ComposeError("env file \(f.path) not found: stat \(f.path): no such file or directory",

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import YAML
 
 /// An ordered document tree: what `docker compose config` prints, in its key order (Go struct
@@ -598,7 +598,7 @@ extension Render {
     /// null stay plain.
     static func writeYAML(_ value: OValue, to writer: YAMLWriter, dollars: Bool) throws {
         func string(_ text: String) throws {
-            let escaped = dollars && text.utf8.contains(UInt8(ascii: "$")) ? text.replacingOccurrences(of: "$", with: "$$") : text
+            let escaped = dollars && text.utf8.contains(UInt8(ascii: "$")) ? text.replacing("$", with: "$$") : text
             try writer.scalar(escaped, style: .doubleQuoted)
         }
         switch value {

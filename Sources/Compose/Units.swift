@@ -223,7 +223,7 @@ public enum PortSpec {
             // IPv6: hex groups, at most one "::", optional trailing IPv4.
             let allowed = Set("0123456789abcdefABCDEF:.")
             guard s.allSatisfy({ allowed.contains($0) }) else { return false }
-            let doubleColons = s.components(separatedBy: "::").count - 1
+            let doubleColons = s.ranges(of: "::").count
             guard doubleColons <= 1 else { return false }
             let groups = s.split(separator: ":", omittingEmptySubsequences: true)
             guard groups.count <= 8, (doubleColons == 1 || groups.count == 8 || (groups.last?.contains(".") == true && groups.count == 7)) else { return false }

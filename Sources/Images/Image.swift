@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// An image as the runtime needs it: what to run (config) and the unpacked layers to stack.
 public struct Image {

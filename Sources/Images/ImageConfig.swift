@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The run-time defaults an image carries: the `config` object of an OCI image configuration,
 /// with Docker's capitalized keys (`Entrypoint`, `Cmd`, `Env`, ...), so configs written by Docker,

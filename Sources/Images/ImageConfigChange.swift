@@ -1,13 +1,14 @@
-import Foundation
+import FoundationEssentials
+import Support
 
 extension ImageConfig {
     /// Applies one Dockerfile-style instruction, as `docker import --change` takes them:
     /// `CMD ["sh"]`, `CMD echo hi`, `ENTRYPOINT [...]`, `ENV A=1 B=2`, `ENV A 1`, `EXPOSE 80 53/udp`,
     /// `LABEL k=v`, `USER u`, `WORKDIR /w`, `STOPSIGNAL SIGTERM`.
     public mutating func apply(change: String) throws {
-        let trimmed = change.trimmingCharacters(in: .whitespaces)
+        let trimmed = change.trimmingWhitespace()
         let keyword = trimmed.prefix { !$0.isWhitespace }
-        let argument = trimmed.dropFirst(keyword.count).trimmingCharacters(in: .whitespaces)
+        let argument = trimmed.dropFirst(keyword.count).trimmingWhitespace()
         func bad(_ reason: String) -> ChangeError { ChangeError(change: change, reason: reason) }
         if argument.isEmpty { throw bad("\(keyword.uppercased()) needs an argument") }
 
@@ -74,7 +75,7 @@ extension ImageConfig {
         let words = try shellWords(argument, change: change)
         if let first = words.first, !first.contains("=") {
             // Legacy form: the first word is the key, everything after the first blank the value.
-            let value = argument.drop { !$0.isWhitespace }.trimmingCharacters(in: .whitespaces)
+            let value = argument.drop { !$0.isWhitespace }.trimmingWhitespace()
             guard !value.isEmpty else { throw ChangeError(change: change, reason: "\(keyword) \(first) needs a value") }
             return [(first, value)]
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// An image reference such as `busybox`, `nginx:1.25`, `ghcr.io/org/app@sha256:...`,
 /// normalized the way Docker does: `busybox` means `docker.io/library/busybox:latest`.

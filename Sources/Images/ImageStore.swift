@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -194,11 +194,11 @@ public final class ImageStore {
     // MARK: blobs
 
     func blobPath(_ digest: String) -> String {
-        blobsDir + "/" + digest.replacingOccurrences(of: "sha256:", with: "")
+        blobsDir + "/" + digest.replacing("sha256:", with: "")
     }
 
     func layerDirectory(_ diffID: String) -> String {
-        layersDir + "/" + diffID.replacingOccurrences(of: "sha256:", with: "")
+        layersDir + "/" + diffID.replacing("sha256:", with: "")
     }
 
     /// Reads a blob and checks it still hashes to its name.

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension ImageStore {
     /// What went wrong in the image store, each as one line a person can act on.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The JSON documents of the OCI image layout and image spec that the store reads and writes.
 /// Only the fields berth uses are modelled; unknown fields in documents from other tools are
@@ -98,17 +98,38 @@ enum JSON {
 }
 
 /// RFC 3339 timestamps as the image spec writes them, with or without fractional seconds.
-enum Timestamp {
-    static func format(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: date)
+/// (`package`: the CLI prints and reads times in these forms too.)
+package enum Timestamp {
+    /// UTC with milliseconds, rounded to the nearest as ISO8601DateFormatter did:
+    /// "2024-01-02T03:04:05.123Z". By hand: that formatter is in full Foundation, which berth
+    /// does not link (see Package.swift), and FoundationEssentials' ISO8601FormatStyle truncates.
+    package static func format(_ date: Date) -> String {
+        // Halves round up, before 1970 too, as ICU rounds them.
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000 + 0.5).rounded(.down))
+        var days = milliseconds / 86_400_000, ofDay = milliseconds % 86_400_000
+        if ofDay < 0 { days -= 1; ofDay += 86_400_000 }
+        // The proleptic Gregorian date of a day count, the inverse of the one in `parse`.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthFromMarch = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
+        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(ofDay / 3_600_000, 2)):"
+            + "\(pad(ofDay / 60_000 % 60, 2)):\(pad(ofDay / 1000 % 60, 2)).\(pad(ofDay % 1000, 3))Z"
     }
 
     /// By hand, not with ISO8601DateFormatter: that loads ICU calendar and locale data on first
     /// use, about 2-3 ms of every `container run` (which reads the image's `created`), and it
     /// rejects the nanoseconds Go writes. Accepts `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`.
-    static func parse(_ text: String) -> Date? {
+    package static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
         func digit(_ i: Int) -> Int? {
             guard i < b.count, b[i] >= 48, b[i] <= 57 else { return nil }

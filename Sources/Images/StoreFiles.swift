@@ -1,5 +1,10 @@
+// For `stat()` below: libarchive's headers include <sys/stat.h> outside Glibc's module, so the
+// compiler may credit the struct's initializer to CArchive and, with MemberImportVisibility (see
+// Package.swift), ask for this import.
+import CArchive
 import Crypto
-import Foundation
+import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,9 +19,17 @@ enum StoreFiles {
     static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
         if mkdir(path, mode) == 0 || errno == EEXIST { return }
         guard errno == ENOENT else { throw fail("create directory", path) }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = parentDirectory(path)
         if parent != path && !parent.isEmpty { try mkdirs(parent, mode: mode) }
         if mkdir(path, mode) != 0 && errno != EEXIST { throw fail("create directory", path) }
+    }
+
+    /// The path without its last component, as NSString's `deletingLastPathComponent` gave it:
+    /// "/a/b/" -> "/a", "/a" -> "/", "/" -> "/", "a" -> "".
+    static func parentDirectory(_ path: String) -> String {
+        let components = path.split(separator: "/")
+        let parent = components.dropLast().joined(separator: "/")
+        return path.hasPrefix("/") ? "/" + parent : parent
     }
 
     static func exists(_ path: String) -> Bool {
@@ -27,7 +40,7 @@ enum StoreFiles {
     /// Writes `data` so that readers see either the old file or the whole new one, never a part,
     /// even after a crash: write a temp file in the same directory, fsync, rename.
     static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = parentDirectory(path)
         let tmp = dir + "/.tmp-\(getpid())-\(UUID().uuidString)"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw fail("create", tmp) }
@@ -84,11 +97,11 @@ enum StoreFiles {
     }
 
     static func sha256Hex(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: data).hexString
     }
 
     static func hex<D: Digest>(_ digest: D) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
+        digest.hexString
     }
 }
 

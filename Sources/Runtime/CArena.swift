@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Owns the C memory behind a berth_container/berth_process: strings, pointer arrays and
 /// tables. Swift builds everything here before clone(); the child only reads it.

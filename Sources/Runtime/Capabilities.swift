@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Support
 
 /// Linux capabilities by name and Docker's rules for the sets a container gets.
 public enum Capabilities {
@@ -36,7 +37,7 @@ public enum Capabilities {
     /// The highest capability this kernel knows.
     public static let lastCap: Int = {
         if let text = try? String(contentsOfFile: "/proc/sys/kernel/cap_last_cap", encoding: .utf8),
-           let n = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { return n }
+           let n = Int(text.trimmingWhitespaceAndNewlines()) { return n }
         return names.count - 1
     }()
 
@@ -44,7 +45,7 @@ public enum Capabilities {
     public static let hostBounding: UInt64 = {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("CapBnd:") {
-            return UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0
+            return UInt64(line.dropFirst(7).trimmingWhitespace(), radix: 16) ?? 0
         }
         return 0
     }()

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -291,7 +292,7 @@ enum CgroupFiles {
     }
 
     static func readTrimmed(_ path: String) -> String? {
-        read(path)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        read(path)?.trimmingWhitespaceAndNewlines()
     }
 
     static func write(_ value: String, to path: String) throws {

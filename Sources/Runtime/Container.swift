@@ -42,7 +42,11 @@
 /// which starts the container as its own child, reports success or the error on a pipe, then
 /// stays to pump logs, reap and record the exit code (and remove the container for --rm).
 import CRuntime
-import Foundation
+import FoundationEssentials
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class Container {
     /// "container NAME: step STEP: DETAIL"; a person can act on it.
@@ -65,6 +69,27 @@ public final class Container {
     public let root: String
     public let id: String
     public private(set) var record: ContainerRecord
+    /// The cgroup create() made, for start() in the same process.
+    var preparedCgroup: Cgroup?
+    /// config.json is not written yet (create(startingNow:)); start() writes it.
+    var recordPending = false
+    /// The detached overlay and network namespace create(startingNow:) made, for start(); -1
+    /// when none.
+    var preparedRootfs: Int32 = -1
+    var preparedNetns: Int32 = -1
+
+    deinit {
+        if preparedRootfs >= 0 { close(preparedRootfs) }
+        if preparedNetns >= 0 { close(preparedNetns) }
+    }
+
+    /// In place: until this write, a recycled directory's stale record names another ID, which
+    /// load() refuses, so no reader sees half of it (ContainerPool).
+    func writePendingRecord() throws {
+        guard recordPending else { return }
+        try JSONFiles.overwrite(record, dir + "/config.json")
+        recordPending = false
+    }
 
     public var name: String { record.name }
     public var shortID: String { String(id.prefix(12)) }
@@ -85,7 +110,9 @@ public final class Container {
 
     /// Validates the spec, resolves the process (Docker's rules, user in the image's files),
     /// reserves the name and writes ROOT/containers/ID. On any error nothing is left behind.
-    public static func create(spec: ContainerSpec, root: String) throws -> Container {
+    /// `startingNow`: the caller calls start() next, in this process (`docker run`); the record
+    /// is then written by start() while the child builds its root filesystem on the other core.
+    public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false) throws -> Container {
         let id = randomID()
         let name = spec.name ?? generatedName(id)
         guard isValidName(name) else {
@@ -102,28 +129,56 @@ public final class Container {
             throw Error(container: name, step: "reserve name", detail: ProcFS.errnoText(errno))
         }
         let dir = containersDir(root) + "/" + id
+        // The cgroup (a directory and limit files per hierarchy) and the network namespace are
+        // made on the second core while this one resolves the process and writes the
+        // container's files; start() uses them.
+        let cgroupWork = BackgroundWork { () throws -> (Cgroup, Int32) in
+            let cgroup = try makeCgroup(id: id, name: name, spec: spec)
+            guard startingNow, spec.network == .none else { return (cgroup, -1) }
+            let netns = berth_netns_open()
+            guard netns >= 0 else {
+                try? cgroup.remove()
+                throw Error(container: name, step: "create network namespace", detail: ProcFS.errnoText(-netns))
+            }
+            return (cgroup, netns)
+        }
+        var rootfsWork: BackgroundWork<Int32>?
         do {
             let process = try resolveProcess(spec: spec, id: id, name: name)
-            try FileTree.mkdir(dir, mode: 0o710)
-            for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) }
+            if !ContainerPool.take(root: root, into: dir) {
+                try FileTree.mkdir(dir, mode: 0o710)
+                for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) }
+            }
+            // The overlay too, on a third thread: mostly inode work in the upper dir's file system.
+            if startingNow {
+                rootfsWork = BackgroundWork {
+                    try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: spec.layerPaths, container: name)
+                }
+            }
             // Validate mounts now (missing bind sources) so create fails, not start.
             _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
             try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
             let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
-            try JSONFiles.write(record, dir + "/config.json")
             // No state.json yet: a missing one reads as "created" (readRawState). Each file here
             // costs a data block, and replacing or deleting it frees that block, which on this
             // host's ext4 (no journal, `discard`) waits for the device.
-            return Container(root: root, record: record)
-        } catch var error as Error {
-            FileTree.removeTree(dir)
-            unlink(nameLink)
-            if error.container.isEmpty { error.container = name }
-            throw error
+            let container = Container(root: root, record: record)
+            container.recordPending = true
+            if !startingNow { try container.writePendingRecord() }
+            (container.preparedCgroup, container.preparedNetns) = try cgroupWork.wait()
+            container.preparedRootfs = try rootfsWork?.wait() ?? -1
+            return container
         } catch {
+            if let (cgroup, netns) = try? cgroupWork.wait() {
+                try? cgroup.remove()
+                if netns >= 0 { close(netns) }
+            }
+            if let fd = try? rootfsWork?.wait() { close(fd) }
             FileTree.removeTree(dir)
             unlink(nameLink)
-            throw Error(container: name, step: "", detail: "\(error)")
+            guard var failure = error as? Error else { throw Error(container: name, step: "", detail: "\(error)") }
+            if failure.container.isEmpty { failure.container = name }
+            throw failure
         }
     }
 
@@ -236,7 +291,7 @@ public final class Container {
     static func randomID() -> String {
         var rng = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        return bytes.map { String(format: "%02x", $0) }.joined()
+        return bytes.hexString
     }
 
     static let adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
@@ -251,8 +306,12 @@ public final class Container {
     }
 
     static func isValidName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, first.isASCII, CharacterSet.alphanumerics.contains(first) else { return false }
-        return name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+        // Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+        func isAlphanumeric(_ c: Unicode.Scalar) -> Bool {
+            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
+        }
+        guard let first = name.unicodeScalars.first, isAlphanumeric(first) else { return false }
+        return name.unicodeScalars.allSatisfy { isAlphanumeric($0) || "_.-".unicodeScalars.contains($0) }
     }
 
     // MARK: lookup
@@ -273,7 +332,8 @@ public final class Container {
     }
 
     static func load(id: String, root: String) -> Container? {
-        guard let record = JSONFiles.read(ContainerRecord.self, containersDir(root) + "/" + id + "/config.json") else { return nil }
+        guard let record = JSONFiles.read(ContainerRecord.self, containersDir(root) + "/" + id + "/config.json"),
+              record.id == id else { return nil }
         return Container(root: root, record: record)
     }
 
@@ -328,16 +388,38 @@ public final class Container {
         guard current.status == .created else {
             throw Error(container: name, step: "start", detail: current.status == .running ? "already running" : "the container has already run; remove it and run a new one")
         }
-        let io = try ProcessIO(stdio: stdio, container: name)
-        // The cgroup (a directory and limit files per hierarchy) on the second core while this
-        // one builds the spawn configuration.
-        let cgroupWork = BackgroundWork { try self.makeCgroup() }
-        var cgroup: Cgroup?
+        let io: ProcessIO
+        do { io = try ProcessIO(stdio: stdio, container: name) } catch {
+            try? writePendingRecord()
+            throw error
+        }
+        // Made by create() in this process, or now on the second core while this one builds the
+        // spawn configuration.
+        let id = self.id, name = self.name, spec = record.spec
+        let cgroupWork = preparedCgroup == nil ? BackgroundWork { try Container.makeCgroup(id: id, name: name, spec: spec) } : nil
+        var cgroup = preparedCgroup
+        preparedCgroup = nil
+        var rootfs = preparedRootfs
+        let netns = preparedNetns
+        preparedRootfs = -1
+        preparedNetns = -1
+        // The child attaches its own copy of the mount; this one goes once the clone is done.
+        defer { if rootfs >= 0 { close(rootfs) } }
         var child = berth_child()
         var spawned = false
         do {
-            let configured = Result { try SpawnConfig(container: self, io: io) }
-            cgroup = try cgroupWork.wait()
+            let configured = Result {
+                if rootfs < 0 {
+                    do {
+                        rootfs = try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: spec.layerPaths, container: name)
+                    } catch {
+                        if netns >= 0 { close(netns) }
+                        throw error
+                    }
+                }
+                return try SpawnConfig(container: self, io: io, rootfs: rootfs, netns: netns)
+            }
+            if let cgroupWork { cgroup = try cgroupWork.wait() }
             let config = try configured.get()
             // The child moves itself into the group first thing (see spawn.c for why not us).
             let joinFiles = cgroup?.joinFiles ?? []
@@ -351,6 +433,7 @@ public final class Container {
             // its program starts only once the network is in place and the start is recorded
             // (on a failure below, the catch overwrites this state with the error).
             try beforeResume?(child.pid)
+            try writePendingRecord()
             var running = ContainerState(status: .running)
             running.pid = child.pid
             running.pidStartTime = ProcFS.startTime(pid: child.pid)
@@ -378,6 +461,8 @@ public final class Container {
             }
             if child.pidfd > 0 { close(child.pidfd) }
             io.closeAll()
+            // A start that failed leaves a container that `ps -a` shows with its error.
+            try? writePendingRecord()
             try? cgroup?.killAll()
             try? cgroup?.remove()
             var failed = ContainerState(status: .exited)
@@ -392,10 +477,10 @@ public final class Container {
     }
 
     /// The container's cgroup with its limits and device rules; nothing is left if a step fails.
-    func makeCgroup() throws -> Cgroup {
-        let cgroup = try Cgroup.create(name: id, limits: record.spec.resources)
+    static func makeCgroup(id: String, name: String, spec: ContainerSpec) throws -> Cgroup {
+        let cgroup = try Cgroup.create(name: id, limits: spec.resources)
         do {
-            if !record.spec.privileged { try restrictDevices(cgroup) }
+            if !spec.privileged { try restrictDevices(cgroup, container: name) }
         } catch {
             try? cgroup.remove()
             throw error
@@ -405,17 +490,17 @@ public final class Container {
 
     /// cgroup v1's device controller: the default devices, pseudo-terminals and mknod only
     /// (Docker's default rules). v2 would need a BPF program; not done yet.
-    func restrictDevices(_ cgroup: Cgroup) throws {
+    static func restrictDevices(_ cgroup: Cgroup, container name: String) throws {
         for path in cgroup.paths where path.contains("/devices/") || path.hasSuffix("/devices") {
             guard access(path + "/devices.deny", W_OK) == 0 else { continue }
             let rules = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
                          "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
-            try writeControl(path + "/devices.deny", "a")
-            for rule in rules { try writeControl(path + "/devices.allow", rule) }
+            try writeControl(path + "/devices.deny", "a", container: name)
+            for rule in rules { try writeControl(path + "/devices.allow", rule, container: name) }
         }
     }
 
-    func writeControl(_ path: String, _ value: String) throws {
+    static func writeControl(_ path: String, _ value: String, container name: String) throws {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Error(container: name, step: "cgroup \(path)", detail: ProcFS.errnoText(errno)) }
         defer { close(fd) }
@@ -523,15 +608,15 @@ public final class Container {
                 close(fd)
             }
         }
-        // The cgroup on the second core while this one deletes the root filesystem's upper and
-        // work dirs (most of the inodes). The record goes last, and only once the cgroup is
-        // gone: if that fails, `rm` can be run again.
+        // The cgroup on the second core while this one empties the upper dir (the container's
+        // writes). The directory goes last, and only once the cgroup is gone: if that fails,
+        // `rm` can be run again. It is kept for the next container when it can be (ContainerPool).
         let id = self.id
         let cgroupRemoval = BackgroundWork { try Cgroup.destroy(name: id) }
-        for sub in ["upper", "work"] { FileTree.removeTree(dir + "/" + sub) }
+        FileTree.removeContents(of: dir + "/upper")
         try cgroupRemoval.wait()
         // A waiter that lost the race may still be writing its last state; one more pass.
-        if !FileTree.removeTree(dir) && !FileTree.removeTree(dir) {
+        if !ContainerPool.give(root: root, dir: dir, id: id) && !FileTree.removeTree(dir) {
             throw Error(container: name, step: "remove \(dir)", detail: ProcFS.errnoText(errno))
         }
         let link = Container.namesDir(root) + "/" + name

@@ -1,5 +1,8 @@
 import CRuntime
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The descriptors between berth and a container process: the child's ends (dup'ed onto its
 /// 0, 1, 2) and berth's ends (pipes, or a pty master for -t).

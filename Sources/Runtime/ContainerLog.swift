@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Docker's json-file log: one JSON object per line,
 /// {"log":"text\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"},
@@ -66,7 +69,7 @@ public final class ContainerLogWriter {
         text.withUTF8 { buf in
             var done = 0
             while done < buf.count {
-                let n = Foundation.write(fd, buf.baseAddress! + done, buf.count - done)
+                let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
                 done += n
@@ -99,7 +102,9 @@ public final class ContainerLogWriter {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
+                    // JSON's \u escape takes four hex digits.
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What is on disk for each container, so any berth process can see it:
 ///
@@ -61,6 +64,16 @@ enum JSONFiles {
         let encoder = JSONEncoder()
         if pretty { encoder.outputFormatting = [.prettyPrinted, .sortedKeys] }
         let data = try encoder.encode(value)
+        try write(data, path)
+    }
+
+    /// In place, for a file no reader trusts yet (see ContainerPool).
+    static func overwrite<T: Encodable>(_ value: T, _ path: String) throws {
+        let data = try JSONEncoder().encode(value)
+        try data.withUnsafeBytes { try FileTree.write($0, to: path) }
+    }
+
+    private static func write(_ data: Data, _ path: String) throws {
         let temp = path + ".tmp\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }

@@ -1,5 +1,8 @@
 import CRuntime
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `docker exec`: what to run in a running container. Unset fields take the container's.
 public struct ExecSpec: Sendable {

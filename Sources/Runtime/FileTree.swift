@@ -1,17 +1,26 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// File operations for the start and removal paths, as plain system calls: Foundation's writes
 /// fsync and its recursive delete stats more than needed, and every millisecond here is paid
 /// by every container.
 enum FileTree {
     static func write(_ text: String, to path: String, mode: mode_t = 0o644) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        var text = text
+        try text.withUTF8 { try write(UnsafeRawBufferPointer($0), to: path, mode: mode) }
+    }
+
+    /// Overwrites the file in place and then cuts it to length, rather than truncating first:
+    /// a file of a recycled container directory (ContainerPool) keeps its data block, where
+    /// O_TRUNC would free it and allocate another.
+    static func write(_ bytes: UnsafeRawBufferPointer, to path: String, mode: mode_t = 0o644) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, mode)
         guard fd >= 0 else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }
         defer { close(fd) }
-        var text = text
-        let ok = text.withUTF8 { buf in
-            buf.count == 0 || Glibc.write(fd, buf.baseAddress, buf.count) == buf.count
-        }
+        let ok = (bytes.count == 0 || pwrite(fd, bytes.baseAddress, bytes.count, 0) == bytes.count)
+            && ftruncate(fd, off_t(bytes.count)) == 0
         guard ok else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }
     }
 
@@ -29,6 +38,23 @@ enum FileTree {
                 throw Container.Error(container: "", step: "mkdir \(current)", detail: ProcFS.errnoText(errno))
             }
         }
+    }
+
+    /// The names in a directory, without "." and ".."; empty when it cannot be read.
+    static func names(in dir: String) -> [String] {
+        guard let handle = opendir(dir) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// rm -rf of what a directory holds, keeping the directory.
+    static func removeContents(of path: String) {
+        removeContents(dirfd: AT_FDCWD, path)
     }
 
     /// rm -rf without following symlinks; true when the path is gone.

@@ -1,5 +1,8 @@
 import CRuntime
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The container's mount namespace as Docker builds it, as a table for the C child:
 /// /proc, a tmpfs /dev with the default devices, /dev/pts, /dev/shm, /dev/mqueue, read-only /sys
@@ -161,6 +164,6 @@ struct MountPlan {
         if hostNetwork && key.hasPrefix("net.") {
             throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) cannot be set with the host's network")
         }
-        return key.replacingOccurrences(of: ".", with: "/")
+        return key.replacing(".", with: "/")
     }
 }

@@ -1,5 +1,8 @@
 import CRuntime
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What berth reads about processes from /proc, and small time helpers.
 enum ProcFS {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Support
 
 /// Docker's rules for what runs: argv from Entrypoint/Cmd, the environment, and the user
 /// (name or uid[:gid] looked up in the image's /etc/passwd and /etc/group).
@@ -107,7 +108,7 @@ public enum ProcessResolution {
     private static func parse(_ text: String?) -> [[String]] {
         guard let text else { return [] }
         return text.split(separator: "\n").compactMap { line in
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty || trimmed.hasPrefix("#") { return nil }
             return trimmed.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         }

@@ -1,7 +1,10 @@
 import Crypto
 import CRuntime
 import CSeccomp
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Seccomp profiles in Docker's JSON format, compiled with libseccomp to classic BPF in the
 /// parent and cached on disk by content hash (ROOT/cache/seccomp/SHA.bpf). The container's child

@@ -1,5 +1,8 @@
 import CRuntime
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Fills the flat C structs the child reads (berth_container, berth_process) from a container's
 /// record; owns their memory until the spawn call returns.
@@ -10,9 +13,12 @@ final class SpawnConfig {
     private var sysctlKeys: [String] = []
     private var rlimitNames: [String] = []
 
-    init(container c: Container, io: ProcessIO) throws {
+    /// `rootfs`: the container's overlay from `openOverlay`, owned by the caller. `netns`: a
+    /// network namespace made beforehand (berth_netns_open) for the default network, or -1 for
+    /// the clone to make one; this object owns and closes it.
+    init(container c: Container, io: ProcessIO, rootfs: Int32, netns: Int32) throws {
         // deinit closes netns_fd when >= 0; a zeroed struct would close stdin on an early throw.
-        container.netns_fd = -1
+        container.netns_fd = netns
         let spec = c.record.spec
         let dir = c.dir
         plan = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: c.root + "/volumes")
@@ -27,13 +33,15 @@ final class SpawnConfig {
 
         switch spec.network {
         case .none:
-            container.new_network = 1
-            container.netns_fd = -1
+            // Joined rather than cloned when made beforehand (lo is up already).
+            container.new_network = netns >= 0 ? 0 : 1
         case .host:
             container.new_network = 0
+            if netns >= 0 { close(netns) }
             container.netns_fd = -1
         case .namespace(let path):
             container.new_network = 0
+            if netns >= 0 { close(netns) }
             container.netns_fd = open(path, O_RDONLY | O_CLOEXEC)
             guard container.netns_fd >= 0 else {
                 throw Container.Error(container: c.name, step: "open network namespace \(path)", detail: ProcFS.errnoText(errno))
@@ -41,15 +49,7 @@ final class SpawnConfig {
         }
 
         container.rootfs = arena.string(try SharedLayers.mountPoint(root: c.root))
-        // overlayfs lists lowerdirs topmost first; the image gives them lowest first.
-        guard !spec.layerPaths.isEmpty else { throw Container.Error(container: c.name, step: "rootfs", detail: "the image has no layers") }
-        // volatile: the upper dir is the container's scratch space; without it every unmount
-        // (each container exit) syncs the whole host filesystem that holds ROOT (~10-30 ms).
-        // A volatile overlay leaves work/work/incompat/volatile behind, which must go before the
-        // next mount of the same upper dir.
-        SpawnConfig.clearVolatileMarker(workdir: dir + "/work")
-        let lower = ([try SharedLayers.initLayer(root: c.root)] + spec.layerPaths.reversed()).joined(separator: ":")
-        container.overlay_data = arena.string("lowerdir=\(lower),upperdir=\(dir)/upper,workdir=\(dir)/work,volatile")
+        container.rootfs_fd = rootfs
         container.readonly_rootfs = spec.readOnly ? 1 : 0
 
         let mounts = plan.mounts.map { m in
@@ -83,7 +83,27 @@ final class SpawnConfig {
         container.domainname = arena.optionalString(spec.domainname)
     }
 
+    /// The container's root filesystem as a detached overlay mount (see berth_overlay_open):
+    /// the image's layers under the shared init layer, the container's upper and work dirs on top.
+    static func openOverlay(root: String, containerDir dir: String, layerPaths: [String], container name: String) throws -> Int32 {
+        guard !layerPaths.isEmpty else { throw Container.Error(container: name, step: "rootfs", detail: "the image has no layers") }
+        // A volatile overlay leaves work/work/incompat/volatile/dirty behind, which must go
+        // before the next mount of the same work dir (a recycled one: ContainerPool).
+        clearVolatileMarker(workdir: dir + "/work")
+        // overlayfs lists lowerdirs topmost first; the image gives them lowest first.
+        let lower = ([try SharedLayers.initLayer(root: root)] + layerPaths.reversed()).joined(separator: ":")
+        var message = [CChar](repeating: 0, count: 512)
+        let fd = berth_overlay_open(lower, dir + "/upper", dir + "/work", &message, message.count)
+        guard fd >= 0 else {
+            let reason = String(cString: message)
+            throw Container.Error(container: name, step: "mount overlay rootfs",
+                                  detail: ProcFS.errnoText(-fd) + (reason.isEmpty ? "" : " (\(reason))"))
+        }
+        return fd
+    }
+
     static func clearVolatileMarker(workdir: String) {
+        unlink(workdir + "/work/incompat/volatile/dirty")
         rmdir(workdir + "/work/incompat/volatile")
         rmdir(workdir + "/work/incompat")
     }

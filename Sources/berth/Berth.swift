@@ -1,5 +1,9 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `berth` command: compose commands at the top level, single objects under nouns,
 /// named and flagged like `docker compose` and `docker`.
@@ -28,16 +32,16 @@ struct Berth: ParsableCommand {
             var command = try parseAsRoot(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
+            Glibc.exit(exit.rawValue)
         } catch {
             if let code = (error as? CommandFailure)?.status {
-                Foundation.exit(code)
+                Glibc.exit(code)
             }
             if Berth.isArgumentParserError(error) {
                 Berth.exit(withError: error)
             }
-            FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
-            Foundation.exit(1)
+            StandardStreams.writeError("berth: \(error)\n")
+            Glibc.exit(1)
         }
     }
 

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Compose
-import Foundation
+import FoundationEssentials
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `berth config`: parse, resolve and render the compose model in canonical form, like
 /// `docker compose config`.
@@ -55,7 +59,7 @@ struct ConfigCommand: ParsableCommand {
             envFiles: global.envFiles,
             projectDirectory: global.projectDirectory,
             interpolate: !noInterpolate,
-            warn: { FileHandle.standardError.write(Data("WARN[0000] \($0)\n".utf8)) })
+            warn: { StandardStreams.writeError("WARN[0000] \($0)\n") })
         // The process ends right after printing: skip freeing the loader's trees.
         options.fastExit = true
         // --profiles lists every profile; --services and friends list the whole model.
@@ -93,7 +97,7 @@ struct ConfigCommand: ParsableCommand {
     private func finish(_ project: Project, _ bytes: [UInt8]) throws -> Never {
         try withExtendedLifetime(project) {
             try emit(bytes)
-            Foundation.exit(0)
+            Glibc.exit(0)
         }
     }
 
@@ -107,7 +111,7 @@ struct ConfigCommand: ParsableCommand {
                     throw ComposeError("cannot write \(output)")
                 }
             } else {
-                FileHandle.standardOutput.write(data)
+                StandardStreams.write(raw, to: 1)
             }
         }
     }

@@ -1,8 +1,12 @@
 import ArgumentParser
 import Compose
-import Foundation
+import FoundationEssentials
 import Images
 import Runtime
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `berth container ...`, named and flagged like `docker container ...`.
 struct ContainerCommand: ParsableCommand {
@@ -21,7 +25,7 @@ func forEachContainer(_ names: [String], _ body: (String) throws -> Void) throws
             try body(name)
             print(name)
         } catch {
-            FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
+            StandardStreams.writeError("berth: \(error)\n")
             failed = true
         }
     }
@@ -35,7 +39,7 @@ struct ContainerCommandError: Error, CustomStringConvertible {
 
 /// "64m", "1g", "512k", "1024" -> bytes: Docker's RAMInBytes, the same parser compose sizes use.
 func parseBytes(_ text: String, what: String) throws -> Int64 {
-    if let value = ByteSize.parse(text.trimmingCharacters(in: .whitespaces)), value >= -1 { return value }
+    if let value = ByteSize.parse(text.trimmingWhitespace()), value >= -1 { return value }
     throw ContainerCommandError(description: "invalid size \"\(text)\" for \(what) (e.g. 64m, 1g)")
 }
 
@@ -128,7 +132,7 @@ struct ContainerRun: ParsableCommand {
         } catch let failure as CommandFailure {
             throw failure
         } catch {
-            FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
+            StandardStreams.writeError("berth: \(error)\n")
             throw CommandFailure(status: Self.startFailureStatus(error))
         }
     }
@@ -145,7 +149,7 @@ struct ContainerRun: ParsableCommand {
     private func runContainer() throws {
         let root = global.stateRoot
         let spec = try makeSpec(root: root)
-        let container = try Container.create(spec: spec, root: root)
+        let container = try Container.create(spec: spec, root: root, startingNow: !detach)
         if detach {
             try ContainerMonitor.launch(container: container, root: root)
             print(container.id)
@@ -293,7 +297,7 @@ struct ContainerRun: ParsableCommand {
         }
         if fields.count == 1 {
             guard fields[0].hasPrefix("/") else { throw ContainerCommandError(description: "invalid volume \"\(text)\": the target must be an absolute path") }
-            let anonymous = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            let anonymous = (0..<32).map { _ in UInt8.random(in: 0...255) }.hexString
             return MountSpec(kind: .volume, source: anonymous, target: fields[0], readOnly: readOnly)
         }
         guard fields.count == 2, !fields[0].isEmpty, fields[1].hasPrefix("/") else {
@@ -463,10 +467,7 @@ struct ContainerList: ParsableCommand {
                          ago(c.record.created) + " ago", status(s), "", c.name])
         }
         if quiet { return }
-        let widths = rows[0].indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
-        for row in rows {
-            print(row.enumerated().map { i, v in i == row.count - 1 ? v : v.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0) }.joined())
-        }
+        print(HumanFormat.table(rows), terminator: "")
     }
 
     func status(_ s: ContainerState) -> String {
@@ -480,10 +481,7 @@ struct ContainerList: ParsableCommand {
 
 /// "2 minutes", "About an hour", ... from an RFC 3339 timestamp, as docker prints.
 func ago(_ timestamp: String) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    let trimmed = timestamp.count > 27 ? String(timestamp.prefix(23)) + "Z" : timestamp
-    guard let date = formatter.date(from: trimmed) else { return "N/A" }
+    guard let date = Timestamp.parse(timestamp) else { return "N/A" }
     let seconds = Int(Date().timeIntervalSince(date))
     switch seconds {
     case ..<1: return "Less than a second"
@@ -512,7 +510,7 @@ struct ContainerLogs: ParsableCommand {
         let c = try Container.lookup(container, root: global.stateRoot)
         let emit: (ContainerLogEntry) -> Void = { e in
             let text = (timestamps ? e.time + " " : "") + e.log
-            FileHandle(fileDescriptor: e.stream == "stderr" ? 2 : 1).write(Data(text.utf8))
+            StandardStreams.write(text, to: e.stream == "stderr" ? 2 : 1)
         }
         if follow {
             ContainerLogReader.follow(path: c.logPath, isRunning: { c.isRunning }, emit: emit)

@@ -1,6 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Images
+import Support
 
 /// `berth image ...`, named and flagged like `docker image ...`.
 struct ImageCommand: ParsableCommand {
@@ -100,7 +101,7 @@ struct ImageRemove: ParsableCommand {
                 if !image.reference.isEmpty { print("Untagged: \(image.reference)") }
                 if (try? store.image(image.id)) == nil { print("Deleted: \(image.id)") }
             } catch {
-                FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
+                StandardStreams.writeError("berth: \(error)\n")
                 failed = true
             }
         }
@@ -165,12 +166,10 @@ struct ImageInspect: ParsableCommand {
             do {
                 let image = try store.image(name)
                 let refs = all.filter { $0.id == image.id && !$0.reference.isEmpty }.map(\.reference)
-                let formatter = ISO8601DateFormatter()
-                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
                 out.append(Inspect(
                     Id: image.id, RepoTags: refs.sorted(),
                     RepoDigests: refs.map { ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@" + image.manifestDigest }.sorted(),
-                    Created: image.created.map(formatter.string(from:)) ?? "",
+                    Created: image.created.map(Timestamp.format) ?? "",
                     Config: image.config, Architecture: image.architecture, Os: image.os, Size: image.size,
                     RootFS: .init(Layers: image.diffIDs),
                     GraphDriver: .init(Data: ["LowerDir": image.layerPaths.reversed().joined(separator: ":")])))
@@ -182,58 +181,5 @@ struct ImageInspect: ParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(out), as: UTF8.self))
         if let firstError { throw firstError }
-    }
-}
-
-/// Docker's human-readable sizes, durations and tables.
-private enum HumanFormat {
-    /// Decimal units with three significant digits: `4.26MB`, `1.23kB`, `512B`.
-    static func size(_ bytes: Int64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB", "PB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1000 && unit < units.count - 1 {
-            value /= 1000
-            unit += 1
-        }
-        var text = String(format: "%.3g", value)
-        if text.contains("e") { text = String(format: "%.0f", value) }
-        return text + units[unit]
-    }
-
-    /// `Less than a second`, `5 seconds`, `About a minute`, `3 hours`, `2 weeks`, ...
-    static func duration(_ interval: TimeInterval) -> String {
-        let seconds = Int(interval)
-        let minutes = seconds / 60
-        let hours = minutes / 60
-        switch true {
-        case seconds < 1: return "Less than a second"
-        case seconds == 1: return "1 second"
-        case seconds < 60: return "\(seconds) seconds"
-        case minutes == 1: return "About a minute"
-        case minutes < 60: return "\(minutes) minutes"
-        case hours == 1: return "About an hour"
-        case hours < 48: return "\(hours) hours"
-        case hours < 24 * 7 * 2: return "\(hours / 24) days"
-        case hours < 24 * 30 * 2: return "\(hours / 24 / 7) weeks"
-        case hours < 24 * 365 * 2: return "\(hours / 24 / 30) months"
-        default: return "\(hours / 24 / 365) years"
-        }
-    }
-
-    /// Columns padded to the widest cell plus three spaces, like docker's tabwriter output.
-    static func table(_ rows: [[String]]) -> String {
-        guard let columns = rows.first?.count else { return "" }
-        var widths = [Int](repeating: 0, count: columns)
-        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        var out = ""
-        for row in rows {
-            var line = ""
-            for (i, cell) in row.enumerated() {
-                line += i == columns - 1 ? cell : cell.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0)
-            }
-            out += line + "\n"
-        }
-        return out
     }
 }

@@ -82,8 +82,8 @@ struct berth_container {
     struct berth_process process;
     int new_network;           /* clone a new network namespace (and bring lo up) */
     int netns_fd;              /* >= 0: join this network namespace instead */
-    const char *rootfs;        /* host directory the overlay is mounted on */
-    const char *overlay_data;  /* lowerdir=...,upperdir=...,workdir=... */
+    const char *rootfs;        /* host directory the overlay is attached on */
+    int rootfs_fd;             /* the overlay, made detached by berth_overlay_open */
     int readonly_rootfs;
     const struct berth_mount *mounts;
     int nmounts;
@@ -183,14 +183,27 @@ int berth_exec_spawn(const struct berth_process *process, const int *ns_fds, int
                      const char *const *cgroup_procs, int ncgroup_procs,
                      struct berth_child *child, struct berth_failure *failure);
 
+/* The container's overlay as a detached mount (fsopen/fsconfig/fsmount), made in the parent so
+   that overlayfs's setup (its work dir and feature probes, a dozen inode creations) runs on
+   another core before the clone; the child attaches it with move_mount. `lowerdir` lists layers
+   topmost first, ':'-separated. Returns a CLOEXEC mount fd, or -errno with the kernel's reason
+   (if it gave one) in `message`. */
+int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *workdir, char *message, size_t size);
+
+/* A new network namespace with `lo` up, made by the calling thread (which returns to its own
+   namespace) so that its setup, most of a clone with CLONE_NEWNET, runs on another core before
+   the clone; the child joins it with setns. Returns a CLOEXEC fd or -errno. */
+int berth_netns_open(void);
+
 /* Small wrappers Swift cannot call directly. */
 int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int sig);
 int berth_ioctl_winsize(int fd, unsigned short rows, unsigned short cols);
 int berth_ioctl_get_winsize(int fd, unsigned short *rows, unsigned short *cols);
-int berth_wait_status_exit(int status);
+int berth_wait_status_exit(int status);            /* exit code, or 128+signal */
 int berth_pipe_cloexec(int fds[2], int nonblock);   /* pipe2(O_CLOEXEC[|O_NONBLOCK]) */
 int berth_open_pty(int *master, int *slave);        /* a pty pair, both CLOEXEC; 0 or -errno */
-int berth_memfd(const char *name);                  /* memfd_create(MFD_CLOEXEC) */ /* exit code, or 128+signal */
+int berth_memfd(const char *name);                  /* memfd_create(MFD_CLOEXEC) */
+int berth_only_overlay_xattrs(const char *path);    /* 1 when every xattr is trusted.overlay.* */
 
 #endif

@@ -1,0 +1,64 @@
+import CRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Removed containers' directories, emptied and kept for the next container:
+///
+///     ROOT/cache/container-pool/ID/{upper,work,hosts,hostname,resolv.conf,config.json}
+///
+/// Why: creating and deleting inodes and blocks is most of a short container's cost on an ext4
+/// without a journal (this host's). There, every new inode is placed only after skipping each
+/// inode of its block group deleted in the last minutes (`recently_deleted`), so a run that makes
+/// and drops 17 inodes slows every later one, and each freed block waits for a synchronous
+/// discard. A recycled directory brings its three dirs, four files and their blocks along: only
+/// state.json, the name link and overlayfs's own scratch inodes are made per run.
+///
+/// An entry is taken by renaming it to ROOT/containers/ID, which one taker wins; its files are
+/// then rewritten in place. Until config.json is, the stale record there names another ID, which
+/// `Container.load` refuses, so no one sees a half-made container.
+enum ContainerPool {
+    /// Enough for the containers a project starts and stops together; the rest are deleted.
+    static let capacity = 8
+
+    static func directory(root: String) -> String { root + "/cache/container-pool" }
+
+    /// Moves a pooled directory to `dir` (which must not exist); false when none is left.
+    static func take(root: String, into dir: String) -> Bool {
+        let pool = directory(root: root)
+        for entry in FileTree.names(in: pool) where rename(pool + "/" + entry, dir) == 0 {
+            // A state left by a waiter that raced the removal must not describe this container.
+            unlink(dir + "/state.json")
+            return true
+        }
+        return false
+    }
+
+    /// Empties a removed container's directory and keeps it, or deletes it when the pool is full
+    /// or its upper dir cannot be made as new. True when `dir` is gone from where it was.
+    static func give(root: String, dir: String, id: String) -> Bool {
+        let pool = directory(root: root)
+        guard canRecycle(dir), FileTree.names(in: pool).count < capacity, access(pool, F_OK) == 0 || mkdir(pool, 0o700) == 0 else {
+            return FileTree.removeTree(dir)
+        }
+        return rename(dir, pool + "/" + id) == 0 || FileTree.removeTree(dir)
+    }
+
+    /// Drops everything the container made (its writes in upper, its state and logs) and keeps
+    /// the skeleton. An upper dir whose owner, mode or extended attributes the container changed
+    /// (a chmod of / is copied up onto it) is not reused: the next container would inherit them.
+    /// overlayfs's own attributes (trusted.overlay.uuid on the upper root) may stay.
+    private static func canRecycle(_ dir: String) -> Bool {
+        let upper = dir + "/upper"
+        FileTree.removeContents(of: upper)
+        var st = stat()
+        guard lstat(upper, &st) == 0, st.st_mode == S_IFDIR | 0o755, st.st_uid == 0, st.st_gid == 0,
+              berth_only_overlay_xattrs(upper) == 1, access(dir + "/work", F_OK) == 0 else { return false }
+        for entry in FileTree.names(in: dir) where !kept.contains(entry) {
+            FileTree.removeTree(dir + "/" + entry)
+        }
+        return true
+    }
+
+    private static let kept: Set<String> = ["upper", "work", "hosts", "hostname", "resolv.conf", "config.json"]
+}
