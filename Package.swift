@@ -54,8 +54,11 @@ let package = Package(
             swiftSettings: memberImportVisibility,
             // A position-dependent executable, as Go links docker's and runc's by default: a PIE
             // of this size carries ~84,000 relative relocations that ld.so applies (and whose
-            // pages it copies) on every start, about 1 ms of each CLI call (bench/run).
-            linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"])]
+            // pages it copies) on every start, about 1 ms of each CLI call (bench/run). Release
+            // only, which is built with --static-swift-stdlib (scripts/quickstart): against the
+            // shared Swift libraries of a debug build, ld.so warns about every protected symbol
+            // a position-dependent executable references.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"], .when(configuration: .release))]
         ),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/xattr.h>
+#include <linux/fs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,6 +263,17 @@ int berth_open_pty(int *master, int *slave) {
 
 int berth_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+int berth_mark_top_directory(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int flags = 0, rc = 0;
+    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0) rc = -errno;
+    flags |= FS_TOPDIR_FL;
+    if (rc == 0 && ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0) rc = -errno;
+    close(fd);
+    return rc;
 }
 
 int berth_only_overlay_xattrs(const char *path) {

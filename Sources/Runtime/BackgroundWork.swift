@@ -10,12 +10,12 @@ import Glibc
 /// instead of waiting for one. A plain pthread: it starts in microseconds, where a dispatch
 /// queue's first use spins up its worker pool. Every clone() happens after `wait()`, so the
 /// child is always forked from a single-threaded parent.
-final class BackgroundWork<Value> {
+public final class BackgroundWork<Value> {
     private var thread = pthread_t()
     private var running = false
     private var outcome: Result<Value, Swift.Error>?
 
-    init(_ work: @escaping () throws -> Value) {
+    public init(_ work: @escaping () throws -> Value) {
         // The thread entry is a C function pointer, which cannot capture the generic Value: it
         // runs a plain closure that stores the outcome here.
         let body = ThreadBody { [unowned(unsafe) self] in self.outcome = Result { try work() } }
@@ -32,7 +32,7 @@ final class BackgroundWork<Value> {
     }
 
     /// The work's value, or its error; waits for the thread first.
-    func wait() throws -> Value {
+    public func wait() throws -> Value {
         if running {
             pthread_join(thread, nil)
             running = false

@@ -112,14 +112,35 @@ public final class Container {
     /// reserves the name and writes ROOT/containers/ID. On any error nothing is left behind.
     /// `startingNow`: the caller calls start() next, in this process (`docker run`); the record
     /// is then written by start() while the child builds its root filesystem on the other core.
-    public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false) throws -> Container {
+    /// `completingSpec`: fills in what is slow to find (the image's layers and defaults) while
+    /// the cgroup and network namespace are being made; it must not change the name, resources,
+    /// privileges or network. Its errors come out as they are.
+    /// `networkNamespace`: one the caller made beforehand (`NetworkNamespace.make`) for a
+    /// container on the default network that starts now; create() owns it from here.
+    public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false,
+                              networkNamespace: Int32 = -1,
+                              completingSpec: ((inout ContainerSpec) throws -> Void)? = nil) throws -> Container {
+        let usesPrepared = startingNow && spec.network == .none && networkNamespace >= 0
+        // Closed here unless the cgroup thread below takes it over.
+        var unusedNetns = networkNamespace
+        defer { if unusedNetns >= 0 { close(unusedNetns) } }
         let id = randomID()
         let name = spec.name ?? generatedName(id)
         guard isValidName(name) else {
             throw Error(container: name, step: "", detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
         }
-        if access(namesDir(root), F_OK) != 0 { try FileTree.mkdirs(namesDir(root)) }
-        if access(containersDir(root), F_OK) != 0 { try FileTree.mkdirs(containersDir(root)) }
+        if access(namesDir(root), F_OK) != 0 || access(containersDir(root), F_OK) != 0 {
+            // ext4's "T" attribute on ROOT and ROOT/containers: the directories made under them
+            // (the names dir, each container's) are placed like top-level ones, in the block
+            // group with the fewest directories, rather than beside a parent whose group other
+            // programs' deletions may crowd (ContainerPool.take says why that matters). Other
+            // file systems ignore it.
+            try FileTree.mkdirs(root)
+            _ = berth_mark_top_directory(root)
+            try FileTree.mkdirs(namesDir(root))
+            try FileTree.mkdirs(containersDir(root))
+            _ = berth_mark_top_directory(containersDir(root))
+        }
         let nameLink = namesDir(root) + "/" + name
         if symlink(NameLink.target(forID: id), nameLink) != 0 {
             if errno == EEXIST {
@@ -132,9 +153,15 @@ public final class Container {
         // The cgroup (a directory and limit files per hierarchy) and the network namespace are
         // made on the second core while this one resolves the process and writes the
         // container's files; start() uses them.
+        if usesPrepared { unusedNetns = -1 }
         let cgroupWork = BackgroundWork { () throws -> (Cgroup, Int32) in
-            let cgroup = try makeCgroup(id: id, name: name, spec: spec)
+            let cgroup: Cgroup
+            do { cgroup = try makeCgroup(id: id, name: name, spec: spec) } catch {
+                if usesPrepared { close(networkNamespace) }
+                throw error
+            }
             guard startingNow, spec.network == .none else { return (cgroup, -1) }
+            if usesPrepared { return (cgroup, networkNamespace) }
             let netns = berth_netns_open()
             guard netns >= 0 else {
                 try? cgroup.remove()
@@ -143,18 +170,26 @@ public final class Container {
             return (cgroup, netns)
         }
         var rootfsWork: BackgroundWork<Int32>?
+        var spec = spec
+        var completing = false
         do {
-            let process = try resolveProcess(spec: spec, id: id, name: name)
             if !ContainerPool.take(root: root, into: dir) {
                 try FileTree.mkdir(dir, mode: 0o710)
                 for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) }
             }
+            if let completingSpec {
+                completing = true
+                try completingSpec(&spec)
+                completing = false
+            }
             // The overlay too, on a third thread: mostly inode work in the upper dir's file system.
             if startingNow {
+                let layerPaths = spec.layerPaths
                 rootfsWork = BackgroundWork {
-                    try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: spec.layerPaths, container: name)
+                    try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: layerPaths, container: name)
                 }
             }
+            let process = try resolveProcess(spec: spec, id: id, name: name)
             // Validate mounts now (missing bind sources) so create fails, not start.
             _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
             try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
@@ -176,6 +211,7 @@ public final class Container {
             if let fd = try? rootfsWork?.wait() { close(fd) }
             FileTree.removeTree(dir)
             unlink(nameLink)
+            if completing { throw error }
             guard var failure = error as? Error else { throw Error(container: name, step: "", detail: "\(error)") }
             if failure.container.isEmpty { failure.container = name }
             throw failure

@@ -44,7 +44,11 @@ func parseBytes(_ text: String, what: String) throws -> Int64 {
 }
 
 struct ContainerRun: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and run a new container from an image.")
+    // The super-command name matters only when `run` is parsed as the root (Berth.main's fast
+    // path): help then reads `berth container run`, and ArgumentParser skips its check for
+    // `--generate-completion-script`, which re-parses every argument twice.
+    static let configuration = CommandConfiguration(commandName: "run", _superCommandName: "berth container",
+                                                    abstract: "Create and run a new container from an image.")
 
     @OptionGroup var global: RootOptions
 
@@ -126,6 +130,9 @@ struct ContainerRun: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
     var command: [String] = []
 
+    /// Made by Berth.parse while the arguments were parsed (see there).
+    static var earlyNetworkNamespace: BackgroundWork<Int32>?
+
     func run() throws {
         do {
             try runContainer()
@@ -148,8 +155,14 @@ struct ContainerRun: ParsableCommand {
 
     private func runContainer() throws {
         let root = global.stateRoot
-        let spec = try makeSpec(root: root)
-        let container = try Container.create(spec: spec, root: root, startingNow: !detach)
+        let netns = (try? Self.earlyNetworkNamespace?.wait()) ?? -1
+        Self.earlyNetworkNamespace = nil
+        // The image is read while the runtime makes the cgroup (and the network namespace,
+        // unless Berth.parse made it already).
+        let container = try Container.create(spec: try makeSpec(), root: root, startingNow: !detach,
+                                             networkNamespace: netns) { spec in
+            try Self.complete(&spec, image: image, root: root)
+        }
         if detach {
             try ContainerMonitor.launch(container: container, root: root)
             print(container.id)
@@ -167,12 +180,19 @@ struct ContainerRun: ParsableCommand {
         if code != 0 { throw CommandFailure(status: code) }
     }
 
-    func makeSpec(root: String) throws -> ContainerSpec {
+    /// The image's part of a spec: its ID, layers and defaults.
+    static func complete(_ spec: inout ContainerSpec, image: String, root: String) throws {
         let resolved = try ImageStore(root: root).image(image)
         let c = resolved.config
-        var spec = ContainerSpec(image: image, imageID: resolved.id, layerPaths: resolved.layerPaths,
-                                 imageDefaults: ImageDefaults(entrypoint: c.entrypoint, cmd: c.cmd, env: c.env,
-                                                              workingDir: c.workingDir, user: c.user, stopSignal: c.stopSignal))
+        spec.imageID = resolved.id
+        spec.layerPaths = resolved.layerPaths
+        spec.imageDefaults = ImageDefaults(entrypoint: c.entrypoint, cmd: c.cmd, env: c.env,
+                                           workingDir: c.workingDir, user: c.user, stopSignal: c.stopSignal)
+    }
+
+    /// The spec from the flags; the image's part comes from `complete`.
+    func makeSpec() throws -> ContainerSpec {
+        var spec = ContainerSpec(image: image, layerPaths: [])
         spec.name = name
         if let entrypoint { spec.entrypoint = entrypoint.isEmpty ? [] : [entrypoint] }
         spec.command = command.isEmpty ? nil : command

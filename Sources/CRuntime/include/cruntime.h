@@ -205,5 +205,6 @@ int berth_pipe_cloexec(int fds[2], int nonblock);   /* pipe2(O_CLOEXEC[|O_NONBLO
 int berth_open_pty(int *master, int *slave);        /* a pty pair, both CLOEXEC; 0 or -errno */
 int berth_memfd(const char *name);                  /* memfd_create(MFD_CLOEXEC) */
 int berth_only_overlay_xattrs(const char *path);    /* 1 when every xattr is trusted.overlay.* */
+int berth_mark_top_directory(const char *path);     /* FS_TOPDIR_FL (chattr +T); 0 or -errno */
 
 #endif
