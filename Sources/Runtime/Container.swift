@@ -21,21 +21,26 @@
 /// - ContainerLog.swift: json-file log writing (with size rotation) and reading (`logs -f`).
 /// - Exec.swift: `exec` into a running container.
 /// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/joinFiles/killAll/remove.
+/// - ContainerPool.swift: removed containers' directories, emptied and reused (ext4 inode costs).
+/// - BackgroundWork.swift: one job on a pthread, for the start and removal steps run side by side.
 ///
 /// C (module CRuntime; only async-signal-safe calls after clone):
 /// - spawn.c: clone with new mnt/pid/uts/ipc[/net] namespaces, the handshake, loopback up.
-/// - mounts.c: overlay rootfs, mount table, devices, sysctls, masked/read-only paths, pivot_root.
+/// - mounts.c: the overlay as a detached mount (parent side), then in the child: attaching it,
+///   mount table, devices, sysctls, masked/read-only paths, pivot_root.
 /// - process.c: rlimits, oom_score_adj, bounding set, seccomp, groups/uid/gid, capsets,
 ///   no_new_privs, cwd, PATH lookup, execve.
 /// - init.c: `init: true` PID 1 (forward signals, reap, exit with the child's status).
 /// - exec.c: setns from a single-threaded child, CLONE_PARENT so berth can waitpid.
 ///
-/// Parent/child protocol (see spawn.c): the parent creates the cgroup and clones the child, which
-/// moves itself into that cgroup (writing "0" to v1 `tasks` files is ~1000x cheaper than the
-/// parent writing its pid to cgroup.procs) and blocks reading a CLOEXEC sync pipe. The parent
-/// runs network hooks, then writes one byte. The child unshares its cgroup namespace, builds the
-/// rootfs, drops privileges and execs; any failing step writes (stage, errno, index) on a CLOEXEC
-/// error pipe. EOF on that pipe means execve succeeded. Failures become
+/// Parent/child protocol (see spawn.c): the parent creates the cgroup, the overlay (detached) and
+/// for the default network a network namespace, on background threads while it does the rest
+/// (see create), then clones the child, which moves itself into that cgroup (writing "0" to v1
+/// `tasks` files is ~1000x cheaper than the parent writing its pid to cgroup.procs), unshares its
+/// cgroup namespace, joins the network namespace, builds the rootfs and blocks reading a CLOEXEC
+/// sync pipe. Meanwhile the parent runs network hooks and records the start, then writes one
+/// byte. The child drops privileges and execs; any failing step writes (stage, errno, index) on a
+/// CLOEXEC error pipe. EOF on that pipe means execve succeeded. Failures become
 /// "container NAME: step pivot_root: Invalid argument" and everything made so far is undone.
 ///
 /// Detached containers: `berth container run -d` execs `berth container monitor ID` (setsid),

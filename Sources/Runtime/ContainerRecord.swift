@@ -13,6 +13,7 @@ import Glibc
 ///                                        the mount point and init layer are shared, see FileTree.swift)
 ///     ROOT/container-names/NAME -> ID    symlink; creating it is what reserves the name (the ID
 ///                                        as base64url, so it fits in the inode: see NameLink)
+///     ROOT/cache/container-pool/         removed containers' directories, kept (ContainerPool)
 
 /// The process as resolved at create time (Docker's rules applied, user looked up).
 public struct ResolvedProcess: Codable, Equatable, Sendable {
