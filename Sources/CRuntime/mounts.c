@@ -128,6 +128,9 @@ int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *w
         fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upperdir, 0) < 0 ||
         fsconfig(fs, FSCONFIG_SET_STRING, "workdir", workdir, 0) < 0 ||
         fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0 ||
+        /* Whatever the kernel's default: an index would tie a (recycled) upper dir to one set
+           of lower layers. */
+        fsconfig(fs, FSCONFIG_SET_STRING, "index", "off", 0) < 0 ||
         fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
         (mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0)) < 0) {
         int e = errno;

@@ -159,13 +159,15 @@ public final class Container {
         // made on the second core while this one resolves the process and writes the
         // container's files; start() uses them.
         if usesPrepared { unusedNetns = -1 }
-        let cgroupWork = BackgroundWork { () throws -> (Cgroup, Int32) in
+        let cgroupWork = BackgroundWork { () throws -> (Cgroup?, Int32) in
+            // A container started later (by the -d monitor) gets its cgroup then.
+            guard startingNow else { return (nil, -1) }
             let cgroup: Cgroup
             do { cgroup = try makeCgroup(id: id, name: name, spec: spec) } catch {
                 if usesPrepared { close(networkNamespace) }
                 throw error
             }
-            guard startingNow, spec.network == .none else { return (cgroup, -1) }
+            guard spec.network == .none else { return (cgroup, -1) }
             if usesPrepared { return (cgroup, networkNamespace) }
             let netns = berth_netns_open()
             guard netns >= 0 else {
@@ -205,12 +207,15 @@ public final class Container {
             let container = Container(root: root, record: record)
             container.recordPending = true
             if !startingNow { try container.writePendingRecord() }
-            (container.preparedCgroup, container.preparedNetns) = try cgroupWork.wait()
-            container.preparedRootfs = try rootfsWork?.wait() ?? -1
+            // Both jobs first: the container owns what they made only once neither failed (the
+            // catch below cleans up after either).
+            let (cgroup, netns) = try cgroupWork.wait()
+            let rootfs = try rootfsWork?.wait() ?? -1
+            (container.preparedCgroup, container.preparedNetns, container.preparedRootfs) = (cgroup, netns, rootfs)
             return container
         } catch {
             if let (cgroup, netns) = try? cgroupWork.wait() {
-                try? cgroup.remove()
+                try? cgroup?.remove()
                 if netns >= 0 { close(netns) }
             }
             if let fd = try? rootfsWork?.wait() { close(fd) }
@@ -424,6 +429,8 @@ public final class Container {
     /// Starts the container as a child of this process, which must then wait for it
     /// (ContainerIO.run). `beforeResume` runs while the child builds its root filesystem in its
     /// namespaces (network setup goes there); the container's program starts after it returns.
+    /// The child writes its sysctls before that (they must precede /proc/sys going read-only),
+    /// so a per-interface sysctl for an interface a hook adds needs the hook to set it.
     public func start(stdio: Stdio, beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
         let current = state()
         guard current.status == .created else {
@@ -431,6 +438,10 @@ public final class Container {
         }
         let io: ProcessIO
         do { io = try ProcessIO(stdio: stdio, container: name) } catch {
+            try? preparedCgroup?.remove()
+            preparedCgroup = nil
+            for fd in [preparedRootfs, preparedNetns] where fd >= 0 { close(fd) }
+            (preparedRootfs, preparedNetns) = (-1, -1)
             try? writePendingRecord()
             throw error
         }

@@ -36,8 +36,9 @@ enum ContainerPool {
         guard entries.count >= capacity else { return false }
         // Entry names start with the time they were given back, zero-padded: oldest first.
         for entry in entries.sorted() where rename(pool + "/" + entry, dir) == 0 {
-            // A state left by a waiter that raced the removal must not describe this container.
-            unlink(dir + "/state.json")
+            // What a slow waiter of the last container wrote after the removal (state, log)
+            // must not describe this one.
+            removeUnkept(dir)
             return true
         }
         return false
@@ -64,13 +65,30 @@ enum ContainerPool {
     private static func canRecycle(_ dir: String) -> Bool {
         let upper = dir + "/upper"
         FileTree.removeContents(of: upper)
+        // Anything the delete could not remove (an immutable file, a tree deeper than the open
+        // file limit) would appear in the next container's /.
         var st = stat()
-        guard lstat(upper, &st) == 0, st.st_mode == S_IFDIR | 0o755, st.st_uid == 0, st.st_gid == 0,
-              berth_only_overlay_xattrs(upper) == 1, access(dir + "/work", F_OK) == 0 else { return false }
+        guard FileTree.names(in: upper).isEmpty, lstat(upper, &st) == 0, st.st_mode == S_IFDIR | 0o755,
+              st.st_uid == 0, st.st_gid == 0, berth_only_overlay_xattrs(upper) == 1,
+              access(dir + "/work", F_OK) == 0 else { return false }
+        removeUnkept(dir)
+        // The /etc files are bind-mounted read-write: one the container chmod'ed, chown'ed or
+        // tagged goes, and the next container gets a new one.
+        for file in ["hosts", "hostname", "resolv.conf"] {
+            let path = dir + "/" + file
+            guard lstat(path, &st) == 0 else { continue }
+            if st.st_mode != S_IFREG | 0o644 || st.st_uid != 0 || st.st_gid != 0 || st.st_nlink != 1
+                || berth_only_overlay_xattrs(path) != 1 {
+                if unlink(path) != 0 { return false }
+            }
+        }
+        return true
+    }
+
+    private static func removeUnkept(_ dir: String) {
         for entry in FileTree.names(in: dir) where !kept.contains(entry) {
             FileTree.removeTree(dir + "/" + entry)
         }
-        return true
     }
 
     private static let kept: Set<String> = ["upper", "work", "hosts", "hostname", "resolv.conf", "config.json"]
