@@ -23,6 +23,7 @@
 /// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/joinFiles/killAll/remove.
 /// - ContainerPool.swift: removed containers' directories, emptied and reused (ext4 inode costs).
 /// - BackgroundWork.swift: one job on a pthread, for the start and removal steps run side by side.
+/// - NetworkNamespace.swift: a default-network namespace made ahead of the clone.
 ///
 /// C (module CRuntime; only async-signal-safe calls after clone):
 /// - spawn.c: clone with new mnt/pid/uts/ipc[/net] namespaces, the handshake, loopback up.

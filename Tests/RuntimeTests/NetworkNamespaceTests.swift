@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+@testable import Runtime
+
+/// The default network is a namespace of the container's own with only `lo`, up — whether the
+/// clone makes it, create() makes it beforehand, or the caller hands one in — and host mode
+/// shares the host's.
+@Suite struct NetworkNamespaceTests {
+    static let probe = ["sh", "-c", "readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags"]
+
+    func output(_ f: RuntimeFixture, _ container: Container) throws -> (code: Int32, lines: [String]) {
+        defer { try? container.remove(force: true) }
+        let process = try container.start(stdio: .pipes(stdin: false))
+        let code = process.wait()
+        let text = ContainerLogReader.entries(path: container.logPath).map(\.log).joined()
+        return (code, text.split(separator: "\n").map(String.init))
+    }
+
+    @Test func defaultNetworkIsIsolatedWithLoopbackUpHowEverItIsMade() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        let made = [
+            try Container.create(spec: f.spec(Self.probe), root: f.root),                      // by the clone
+            try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true),  // by create()
+            try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true,
+                                 networkNamespace: NetworkNamespace.make()),                 // by the caller
+        ]
+        for container in made {
+            let run = try output(f, container)
+            #expect(run.code == 0)
+            #expect(run.lines.count == 3)
+            guard run.lines.count == 3 else { continue }
+            #expect(run.lines[0].hasPrefix("net:[") && run.lines[0] != host)
+            #expect(run.lines[1] == "lo")
+            // IFF_UP | IFF_LOOPBACK
+            #expect(run.lines[2] == "0x9")
+        }
+        #expect(RuntimeFixture.leftovers(id: made[0].id, root: f.root).isEmpty)
+    }
+
+    @Test func hostNetworkSharesTheHostsNamespace() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        var spec = f.spec(["readlink", "/proc/self/ns/net"])
+        spec.network = .host
+        // A namespace handed in for a host-network container is closed, not used.
+        let container = try Container.create(spec: spec, root: f.root, startingNow: true,
+                                             networkNamespace: NetworkNamespace.make())
+        let run = try output(f, container)
+        #expect(run.code == 0)
+        #expect(run.lines == [try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")])
+    }
+}
