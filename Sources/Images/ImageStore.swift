@@ -11,7 +11,9 @@ import Glibc
 ///     ROOT/images/blobs/sha256/<hex>               content-addressed blobs
 ///     ROOT/images/layers/sha256/<diffid>/diff/     a layer, unpacked once, with overlay whiteouts
 ///     ROOT/images/layers/sha256/<diffid>/size      its uncompressed size in bytes
-///     ROOT/images/tmp/                             work in progress, renamed into place when done
+///     ROOT/images/tmp/                             work in progress, renamed into place when done;
+///                                                  what a failed or killed import leaves there goes
+///                                                  with the next garbage collection
 ///
 /// Several berth processes may use one store at once. `lock` serializes index.json updates.
 /// `gc.lock` is held shared by everything that adds content and exclusive by garbage collection,
@@ -24,7 +26,7 @@ public final class ImageStore {
     let tmpDir: String
     let indexPath: String
     private let indexLockPath: String
-    private let gcLockPath: String
+    let gcLockPath: String
 
     /// Opens (creating if needed) the store under `root`, the berth state root.
     public init(root: String) throws {
@@ -100,9 +102,24 @@ public final class ImageStore {
             .sorted { ($0.created ?? .distantPast, $0.reference) > ($1.created ?? .distantPast, $1.reference) }
     }
 
+    /// What `remove` did, for `image rm` to report.
+    public struct Removal {
+        /// The references removed, as the user writes them.
+        public var untagged: [String] = []
+        /// IDs of the images no reference names any more, whose content is now deleted.
+        public var deleted: [String] = []
+    }
+
     /// Removes a reference (or, by ID, the image's only reference), then deletes blobs and layers
-    /// no remaining image uses. An ID that several references share needs `force`.
-    public func remove(_ reference: String, force: Bool = false) throws {
+    /// no remaining image uses. An ID that several references share needs `force`. Content of the
+    /// image that could not be deleted is an error (`contentKept`), never a silent leftover.
+    @discardableResult
+    public func remove(_ reference: String, force: Bool = false) throws -> Removal {
+        var removal = Removal()
+        // Manifest digest and image ID of each entry removed from the index.
+        var removedImages: [(manifest: String, id: String?)] = []
+        // Blob digests and diff IDs of the removed images, read while the index still names them.
+        var content = Set<String>()
         try FileLock.with(gcLockPath, exclusive: false) {
             try updateIndex { index in
                 let matches = try resolve(reference, in: index)
@@ -111,10 +128,34 @@ public final class ImageStore {
                     let id = try manifest(index.manifests[matches[0]].digest).config.digest
                     throw Error.referencedMany(String(id.dropFirst(7).prefix(12)), refs.map { Self.familiar($0) })
                 }
+                for i in matches {
+                    let descriptor = index.manifests[i]
+                    content.insert(descriptor.digest)
+                    if let name = descriptor.refName { removal.untagged.append(Self.familiar(name)) }
+                    let m = try? manifest(descriptor.digest)
+                    removedImages.append((descriptor.digest, m?.config.digest))
+                    guard let m else { continue }
+                    content.insert(m.config.digest)
+                    m.layers.forEach { content.insert($0.digest) }
+                    (try? imageConfig(m.config.digest))?.rootfs.diffIDs.forEach { content.insert($0) }
+                }
                 for i in matches.sorted(by: >) { index.manifests.remove(at: i) }
             }
         }
-        try collectGarbage()
+        let report = try collectGarbage()
+        if let kept = report.kept.first(where: { content.contains($0.item) }) {
+            throw Error.contentKept(reference, "\(kept.error)")
+        }
+        let remaining = Set(try readIndex().manifests.map(\.digest))
+        for image in removedImages where !remaining.contains(image.manifest) {
+            // Only a collection that skipped everything (a damaged store file) leaves it.
+            guard !StoreFiles.exists(blobPath(image.manifest)) else {
+                let reason = report.skipped.map { "\($0)" } ?? "its manifest \(image.manifest) is still stored"
+                throw Error.contentKept(reference, reason)
+            }
+            if let id = image.id, !removal.deleted.contains(id) { removal.deleted.append(id) }
+        }
+        return removal
     }
 
     /// Gives the image `source` names the reference `target`, moving `target` off any other image.
@@ -285,12 +326,13 @@ public final class ImageStore {
         }
         let work = tmpDir + "/layer-\(getpid())-\(UUID().uuidString)"
         try StoreFiles.mkdirs(work + "/diff")
-        defer { StoreFiles.removeTree(work) }
-        // libarchive's symlink checks walk the whole path, so hand it one without symlinks.
-        guard let real = realpath(work + "/diff", nil) else { throw StoreFiles.fail("resolve", work) }
-        let dest = String(cString: real)
-        free(real)
-        let result = try LayerUnpacker.unpack(blobPath: blobPath, into: dest, displayName: display)
+        // On any failure the partial tree goes now; if even that fails (or the process dies), the
+        // next garbage collection removes it: nothing else works in tmp/ without gc.lock shared.
+        defer { try? TreeRemoval.remove(path: work) }
+        let diff = open(work + "/diff", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard diff >= 0 else { throw StoreFiles.fail("open", work + "/diff") }
+        defer { close(diff) }
+        let result = try LayerUnpacker.unpack(blobPath: blobPath, into: diff, displayName: display)
         if let expectedDiffID, expectedDiffID != result.diffID {
             throw Error.digestMismatch(what: "the uncompressed layer \(blobDigest)", expected: expectedDiffID, actual: result.diffID)
         }
@@ -335,36 +377,6 @@ public final class ImageStore {
             var index = try readIndex()
             try change(&index)
             try writeIndex(index)
-        }
-    }
-
-    // MARK: garbage collection
-
-    /// Deletes blobs, layers and temp files that no reference reaches. Waits for imports in
-    /// progress (they hold gc.lock shared), so their new blobs are never taken.
-    public func collectGarbage() throws {
-        try FileLock.with(gcLockPath, exclusive: true) {
-            var blobs = Set<String>()
-            var layers = Set<String>()
-            for d in try readIndex().manifests {
-                blobs.insert(d.digest)
-                // A damaged manifest keeps what it can; never delete on a guess.
-                guard let m = try? manifest(d.digest) else { return }
-                blobs.insert(m.config.digest)
-                m.layers.forEach { blobs.insert($0.digest) }
-                guard let c = try? imageConfig(m.config.digest) else { return }
-                c.rootfs.diffIDs.forEach { layers.insert($0) }
-            }
-            let fm = FileManager.default
-            for name in (try? fm.contentsOfDirectory(atPath: blobsDir)) ?? [] where !blobs.contains("sha256:" + name) {
-                unlink(blobsDir + "/" + name)
-            }
-            for name in (try? fm.contentsOfDirectory(atPath: layersDir)) ?? [] where !layers.contains("sha256:" + name) {
-                StoreFiles.removeTree(layersDir + "/" + name)
-            }
-            for name in (try? fm.contentsOfDirectory(atPath: tmpDir)) ?? [] {
-                StoreFiles.removeTree(tmpDir + "/" + name)
-            }
         }
     }
 

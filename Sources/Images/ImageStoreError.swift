@@ -18,8 +18,12 @@ extension ImageStore {
         case system(String, String, Int32)
         /// The input is not a tar archive (plain or gzip-compressed).
         case notATar(String, String)
-        /// A tar entry could not be unpacked.
-        case unpack(String, String)
+        /// A layer (the user's file or the blob's digest) could not be unpacked: which entry (empty
+        /// when the layer as a whole failed) and why.
+        case unpack(String, String, String)
+        /// A reference was removed, but content only that image used could not be deleted; the
+        /// next garbage collection (image import, tag or rm) tries again.
+        case contentKept(String, String)
         /// Content did not hash to the digest it was announced with.
         case digestMismatch(what: String, expected: String, actual: String)
         /// A store file is damaged or was written by something else.
@@ -39,8 +43,12 @@ extension ImageStore {
                 return "cannot \(op) \(path): \(String(cString: strerror(err)))"
             case .notATar(let path, let detail):
                 return "\(path) is not a tar archive (plain or gzip): \(detail)"
-            case .unpack(let entry, let detail):
-                return "cannot unpack layer entry \(entry): \(detail)"
+            case .unpack(let layer, let entry, let reason):
+                return entry.isEmpty ? "cannot unpack \(layer): \(reason)"
+                    : "cannot unpack \(layer): entry \(entry): \(reason)"
+            case .contentKept(let image, let reason):
+                return "removed \(image), but not all of its content: \(reason); "
+                    + "the next image rm, tag or import tries again"
             case .digestMismatch(let what, let expected, let actual):
                 return "\(what) has digest \(actual) but \(expected) was expected; the content is damaged"
             case .corrupt(let path, let detail):

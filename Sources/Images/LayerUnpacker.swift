@@ -7,7 +7,8 @@ import Glibc
 
 /// Unpacks one layer tar (plain, gzip or zstd) into a directory, in a single pass over the blob:
 /// libarchive's "raw" reader decompresses, every decompressed byte is hashed on its way to the tar
-/// reader (that hash is the layer's diff ID), and the tar reader writes entries to disk.
+/// reader (that hash is the layer's diff ID), and `LayerEntryWriter` writes each entry to disk
+/// relative to directory descriptors, so paths longer than PATH_MAX unpack too.
 ///
 /// OCI whiteouts become what overlayfs understands, so the directory can be a lowerdir as is:
 /// `.wh.NAME` becomes a 0/0 character device NAME, `.wh..wh..opq` sets
@@ -22,13 +23,14 @@ enum LayerUnpacker {
         var mediaType: String
     }
 
-    /// Unpacks `blobPath` into `dest`, an existing empty directory. `displayName` names the input
-    /// in errors (the user's file, not a temp path).
-    static func unpack(blobPath: String, into dest: String, displayName: String) throws -> Result {
+    /// Unpacks `blobPath` into the directory open as `destination`, which must be empty.
+    /// `displayName` names the layer in errors (the user's file or the blob's digest, not a temp
+    /// path). On failure the directory holds part of the layer; the caller removes it.
+    static func unpack(blobPath: String, into destination: Int32, displayName: String) throws -> Result {
         let source = try DecompressedSource(path: blobPath, displayName: displayName)
         defer { source.close() }
 
-        guard let tar = archive_read_new() else { throw ImageStore.Error.unpack(displayName, "out of memory") }
+        guard let tar = archive_read_new() else { throw ImageStore.Error.unpack(displayName, "", "out of memory") }
         defer { archive_read_free(tar) }
         archive_read_support_format_tar(tar)
         // The tar reader pulls decompressed bytes from `source`, which hashes them as they pass.
@@ -40,16 +42,7 @@ enum LayerUnpacker {
             throw source.failure ?? ImageStore.Error.notATar(displayName, archiveError(tar))
         }
 
-        guard let disk = archive_write_disk_new() else { throw ImageStore.Error.unpack(displayName, "out of memory") }
-        defer { archive_write_free(disk) }
-        // Numeric owners only (no name lookup): the host's /etc/passwd means nothing inside an image.
-        // No file flags (chattr +i from a tar would make a layer impossible to delete); Docker ignores them too.
-        let flags = ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
-            | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_SYMLINKS
-            | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SPARSE
-        archive_write_disk_set_options(disk, flags)
-
-        let root = Array(dest.utf8)
+        let writer = LayerEntryWriter(root: destination)
         var sawEntry = false
         while true {
             var entry: OpaquePointer?
@@ -58,38 +51,29 @@ enum LayerUnpacker {
             if r < ARCHIVE_WARN {
                 if let failure = source.failure { throw failure }
                 if !sawEntry { throw ImageStore.Error.notATar(displayName, archiveError(tar)) }
-                throw ImageStore.Error.unpack(displayName, archiveError(tar))
+                throw ImageStore.Error.unpack(displayName, "", archiveError(tar))
             }
             sawEntry = true
             guard let entry, let rawName = archive_entry_pathname(entry) else { continue }
-            let name = Array(UnsafeBufferPointer(start: UnsafeRawPointer(rawName).assumingMemoryBound(to: UInt8.self),
-                                                 count: strlen(rawName)))
-            let parts = try cleanPath(name, display: String(decoding: name, as: UTF8.self))
-            if let last = parts.last, last.starts(with: Array(".wh.".utf8)) {
-                try applyWhiteout(root: root, parts: parts, display: String(decoding: name, as: UTF8.self))
-                continue
-            }
-            archive_entry_set_pathname(entry, cString(root + parts.flatMap { [UInt8(ascii: "/")] + $0 }))
-            if let rawLink = archive_entry_hardlink(entry) {
-                let link = Array(UnsafeBufferPointer(start: UnsafeRawPointer(rawLink).assumingMemoryBound(to: UInt8.self),
-                                                     count: strlen(rawLink)))
-                let linkParts = try cleanPath(link, display: String(decoding: link, as: UTF8.self))
-                archive_entry_set_hardlink(entry, cString(root + linkParts.flatMap { [UInt8(ascii: "/")] + $0 }))
-            }
-            let displayEntry = String(decoding: name, as: UTF8.self)
-            if archive_write_header(disk, entry) < ARCHIVE_WARN {
-                throw ImageStore.Error.unpack(displayEntry, archiveError(disk))
-            }
-            if archive_entry_size(entry) > 0 {
-                try copyData(from: tar, to: disk, entry: displayEntry, source: source)
-            }
-            if archive_write_finish_entry(disk) < ARCHIVE_WARN {
-                throw ImageStore.Error.unpack(displayEntry, archiveError(disk))
+            let name = bytes(rawName)
+            do {
+                let parts = try cleanPath(name)
+                if let last = parts.last, last.starts(with: Array(".wh.".utf8)) {
+                    try applyWhiteout(parts, with: writer)
+                    continue
+                }
+                let target = try archive_entry_hardlink(entry).map { try cleanPath(bytes($0)) }
+                try writer.write(entry, at: parts, hardlinkTarget: target) { fd in
+                    try copyData(from: tar, to: fd, source: source)
+                }
+            } catch let failure as LayerWriteFailure {
+                throw ImageStore.Error.unpack(displayName, DisplayPath.of(name), failure.reason)
             }
         }
-        // Directory modes and times are fixed up at close, after their contents were written.
-        if archive_write_close(disk) < ARCHIVE_WARN {
-            throw ImageStore.Error.unpack(displayName, archiveError(disk))
+        do {
+            try writer.finish()
+        } catch let failure as LayerWriteFailure {
+            throw ImageStore.Error.unpack(displayName, "", failure.reason)
         }
         if let failure = source.failure { throw failure }
         if !sawEntry && source.size == 0 {
@@ -101,8 +85,8 @@ enum LayerUnpacker {
                       mediaType: source.mediaType)
     }
 
-    private static func copyData(from tar: OpaquePointer, to disk: OpaquePointer, entry: String,
-                                 source: DecompressedSource) throws {
+    /// Writes the current entry's data blocks at their offsets (holes of a sparse file stay holes).
+    private static func copyData(from tar: OpaquePointer, to fd: Int32, source: DecompressedSource) throws {
         var buffer: UnsafeRawPointer?
         var size = 0
         var offset: la_int64_t = 0
@@ -110,22 +94,31 @@ enum LayerUnpacker {
             let r = archive_read_data_block(tar, &buffer, &size, &offset)
             if r == ARCHIVE_EOF { return }
             if r < ARCHIVE_WARN {
-                throw source.failure ?? ImageStore.Error.unpack(entry, archiveError(tar))
+                if let failure = source.failure { throw failure }
+                throw LayerWriteFailure("cannot read its data: \(archiveError(tar))")
             }
-            if archive_write_data_block(disk, buffer, size, offset) < ARCHIVE_WARN {
-                throw ImageStore.Error.unpack(entry, archiveError(disk))
+            guard let buffer else { continue }
+            var written = 0
+            while written < size {
+                let n = pwrite(fd, buffer + written, size - written, off_t(offset) + off_t(written))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw LayerWriteFailure("cannot write the file: \(LayerWriteFailure.text(errno))")
+                }
+                written += n
             }
         }
     }
 
-    /// Splits a tar path into components, dropping `/`, `.` and empty parts. A `..` anywhere is
-    /// refused: a layer must never write outside its directory.
-    static func cleanPath(_ path: [UInt8], display: String) throws -> [[UInt8]] {
+    /// Splits a tar path into components, dropping `/`, `.` and empty parts (so an absolute path
+    /// lands inside the layer, as Docker puts it). A `..` anywhere is refused: a layer must never
+    /// write outside its directory.
+    static func cleanPath(_ path: [UInt8]) throws -> [[UInt8]] {
         var parts: [[UInt8]] = []
         for part in path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             if part.elementsEqual([UInt8(ascii: ".")]) { continue }
             if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
-                throw ImageStore.Error.unpack(display, "the path leaves the layer with '..'")
+                throw LayerWriteFailure("the path leaves the layer with '..'")
             }
             parts.append(Array(part))
         }
@@ -133,53 +126,18 @@ enum LayerUnpacker {
     }
 
     /// Turns an OCI whiteout entry into its overlayfs form.
-    private static func applyWhiteout(root: [UInt8], parts: [[UInt8]], display: String) throws {
+    private static func applyWhiteout(_ parts: [[UInt8]], with writer: LayerEntryWriter) throws {
         let base = parts.last!
-        let dirParts = Array(parts.dropLast())
-        let dir = try realDirectory(root: root, parts: dirParts, display: display)
-        if base.elementsEqual(Array(".wh..wh..opq".utf8)) {
-            guard XAttr.set(dir, "trusted.overlay.opaque", "y") == 0 else {
-                throw ImageStore.Error.unpack(display, "cannot mark the directory opaque: \(String(cString: strerror(errno)))")
-            }
-            return
-        }
+        let directory = Array(parts.dropLast())
+        if base.elementsEqual(".wh..wh..opq".utf8) { return try writer.markOpaque(directory) }
         // Other `.wh..wh.` names are aufs bookkeeping with no meaning in an image.
         if base.starts(with: Array(".wh..wh.".utf8)) { return }
-        let hidden = Array(base.dropFirst(4))
-        let target = dir + "/" + String(decoding: hidden, as: UTF8.self)
-        let targetBytes = Array(dir.utf8) + [UInt8(ascii: "/")] + hidden
-        // A file of the same name in this same layer wins; the whiteout only hides lower layers.
-        var st = stat()
-        if cString(targetBytes).withUnsafeBufferPointer({ lstat($0.baseAddress!, &st) }) == 0 { return }
-        let r = cString(targetBytes).withUnsafeBufferPointer { mknod($0.baseAddress!, S_IFCHR | 0o000, 0 /* makedev(0, 0) */) }
-        guard r == 0 else {
-            throw ImageStore.Error.unpack(display, "cannot create the whiteout \(target): \(String(cString: strerror(errno)))")
-        }
+        try writer.whiteout(Array(base.dropFirst(4)), in: directory)
     }
 
-    /// The directory `root/parts...`, created as needed, refusing to pass through a symlink (which
-    /// could point outside the layer).
-    private static func realDirectory(root: [UInt8], parts: [[UInt8]], display: String) throws -> String {
-        var path = root
-        for part in parts {
-            path += [UInt8(ascii: "/")] + part
-            var st = stat()
-            let c = cString(path)
-            if c.withUnsafeBufferPointer({ lstat($0.baseAddress!, &st) }) != 0 {
-                guard c.withUnsafeBufferPointer({ mkdir($0.baseAddress!, 0o755) }) == 0 else {
-                    throw ImageStore.Error.unpack(display, "cannot create its directory: \(String(cString: strerror(errno)))")
-                }
-                continue
-            }
-            guard (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw ImageStore.Error.unpack(display, "its parent is a symlink or a file, not a directory")
-            }
-        }
-        return String(decoding: path, as: UTF8.self)
-    }
-
-    private static func cString(_ bytes: [UInt8]) -> [CChar] {
-        bytes.map { CChar(bitPattern: $0) } + [0]
+    private static func bytes(_ text: UnsafePointer<CChar>) -> [UInt8] {
+        let count = strlen(text)
+        return text.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
     }
 
     static func archiveError(_ a: OpaquePointer) -> String {
@@ -202,8 +160,10 @@ final class DecompressedSource {
 
     init(path: String, displayName: String) throws {
         // Every archive read starts here, so this is where a missing libarchive is reported.
-        if let problem = carchive_load_error() { throw ImageStore.Error.unpack(displayName, String(cString: problem)) }
-        guard let raw = archive_read_new() else { throw ImageStore.Error.unpack(displayName, "out of memory") }
+        if let problem = carchive_load_error() {
+            throw ImageStore.Error.unpack(displayName, "", String(cString: problem))
+        }
+        guard let raw = archive_read_new() else { throw ImageStore.Error.unpack(displayName, "", "out of memory") }
         self.raw = raw
         self.displayName = displayName
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
@@ -269,22 +229,5 @@ final class DecompressedSource {
         closed = true
         archive_read_free(raw)
         buffer.deallocate()
-    }
-}
-
-/// setxattr(2) from libc. Swift's Glibc module does not export <sys/xattr.h>, so look the symbol
-/// up once at run time.
-enum XAttr {
-    private typealias SetFn = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) -> Int32
-    private static let setFn: SetFn? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setxattr")
-        .map { unsafeBitCast($0, to: SetFn.self) }
-
-    /// Returns 0 or -1 with errno set, like the system call.
-    static func set(_ path: String, _ name: String, _ value: String) -> Int32 {
-        guard let setFn else {
-            errno = ENOSYS
-            return -1
-        }
-        return Array(value.utf8).withUnsafeBytes { setFn(path, name, $0.baseAddress, $0.count, 0) }
     }
 }

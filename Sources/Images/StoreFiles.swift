@@ -89,13 +89,6 @@ enum StoreFiles {
         return data
     }
 
-    /// Removes a tree without following symlinks. Layer trees hold root-owned files, device nodes
-    /// and immutable-looking modes, which FileManager handles, so lean on it.
-    static func removeTree(_ path: String) {
-        guard exists(path) else { return }
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
     static func sha256Hex(_ data: Data) -> String {
         SHA256.hash(data: data).hexString
     }

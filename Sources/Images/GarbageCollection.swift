@@ -1,0 +1,106 @@
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Garbage collection: deleting blobs and unpacked layers no reference reaches, and whatever
+/// imports left in tmp/.
+///
+/// It runs under gc.lock held exclusively. Everything that adds content (imports, the late unpack
+/// in `makeImage`) holds gc.lock shared for as long as it works, including all its work in tmp/.
+/// So a collection never takes a blob an import has written but not yet referenced, and whatever
+/// tmp/ holds while the collection has the lock belongs to no live process: an import that was
+/// killed, or that failed and could not clean up. flock(2) locks die with their process, so a
+/// killed import never keeps its leftovers from being collected.
+extension ImageStore {
+    /// What one garbage collection deleted, and what it should have deleted but could not.
+    public struct GarbageReport {
+        /// Digests of the blobs deleted.
+        public var removedBlobs: [String] = []
+        /// Diff IDs of the unpacked layers deleted.
+        public var removedLayers: [String] = []
+        /// What stays although nothing uses it (a blob digest, a layer diff ID or a tmp/ name), and
+        /// why. The next collection tries again.
+        public var kept: [(item: String, error: ImageStore.Error)] = []
+        /// Why the collection deleted no blob or layer at all: a damaged manifest or config makes
+        /// it unknowable what that image uses, and the store never deletes on a guess.
+        public var skipped: ImageStore.Error?
+    }
+
+    /// Deletes blobs, layers and temp files that no reference reaches. Waits for imports in
+    /// progress (they hold gc.lock shared), so their new blobs are never taken.
+    @discardableResult
+    public func collectGarbage() throws -> GarbageReport {
+        try FileLock.with(gcLockPath, exclusive: true) {
+            var report = GarbageReport()
+            for name in Self.names(in: tmpDir) {
+                do {
+                    try TreeRemoval.remove(path: tmpDir + "/" + name)
+                } catch let error as ImageStore.Error {
+                    report.kept.append((name, error))
+                }
+            }
+
+            let blobs: Set<String>, layers: Set<String>
+            switch try referencedContent() {
+            case .success(let content): (blobs, layers) = content
+            case .failure(let damage):
+                report.skipped = damage
+                return report
+            }
+            for name in Self.names(in: blobsDir) where !blobs.contains("sha256:" + name) {
+                if unlink(blobsDir + "/" + name) == 0 || errno == ENOENT {
+                    report.removedBlobs.append("sha256:" + name)
+                } else {
+                    report.kept.append(("sha256:" + name, StoreFiles.fail("remove", blobsDir + "/" + name)))
+                }
+            }
+            for name in Self.names(in: layersDir) where !layers.contains("sha256:" + name) {
+                do {
+                    try removeLayer(name)
+                    report.removedLayers.append("sha256:" + name)
+                } catch let error as ImageStore.Error {
+                    report.kept.append(("sha256:" + name, error))
+                }
+            }
+            return report
+        }
+    }
+
+    /// Deletes the unpacked layer `layers/sha256/<name>`. It is first renamed into tmp/, one
+    /// atomic step, so a collection cut short never leaves a half-deleted tree in layers/, where
+    /// an import would take it for the whole layer; the rest of it goes with tmp/ next time.
+    private func removeLayer(_ name: String) throws {
+        let path = layersDir + "/" + name
+        let doomed = tmpDir + "/removing-layer-\(name)-\(getpid())-\(UUID().uuidString)"
+        guard rename(path, doomed) == 0 else {
+            if errno == ENOENT { return }
+            throw StoreFiles.fail("move away the layer directory", path)
+        }
+        try TreeRemoval.remove(path: doomed)
+    }
+
+    /// The blob digests and diff IDs the index reaches, or the damage that hides some of them.
+    private func referencedContent() throws -> Result<(Set<String>, Set<String>), ImageStore.Error> {
+        var blobs = Set<String>()
+        var layers = Set<String>()
+        for d in try readIndex().manifests {
+            blobs.insert(d.digest)
+            let m: OCIManifest, c: OCIImageConfig
+            do {
+                m = try manifest(d.digest)
+                blobs.insert(m.config.digest)
+                m.layers.forEach { blobs.insert($0.digest) }
+                c = try imageConfig(m.config.digest)
+            } catch let damage as ImageStore.Error {
+                return .failure(damage)
+            }
+            c.rootfs.diffIDs.forEach { layers.insert($0) }
+        }
+        return .success((blobs, layers))
+    }
+
+    private static func names(in directory: String) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    }
+}
