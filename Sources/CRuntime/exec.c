@@ -7,12 +7,18 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 __attribute__((noreturn)) static void intermediate(const struct berth_process *p, const int *ns_fds, int nns,
                                                    const char *const *procs, int nprocs, int pid_fd, int efd) {
+    /* Non-dumpable before joining anything: this process and the one it clones into the
+       container's PID namespace are copies of the host's berth binary until execve, and a
+       process of the container must not open it through /proc/PID/exe (CVE-2019-5736). The flag
+       is inherited by the clone and reset by its execve. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) berth_fail(efd, BERTH_STAGE_SETNS, errno, -1);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;

@@ -8,18 +8,16 @@
 /* Report a failed step on the error pipe and leave. Never returns. */
 __attribute__((noreturn)) void berth_fail(int error_fd, int stage, int err, int index);
 
-/* dst = a + b (b absolute); returns -1 (ENAMETOOLONG) when it does not fit. */
+/* dst = a + b (b absolute); returns -1 (ENAMETOOLONG) when it does not fit. For paths of
+   berth's own (and /proc/sys keys); never for a path inside a container's root (inroot.c). */
 int berth_join(char *dst, size_t size, const char *a, const char *b);
-int berth_join_in_root(char *dst, size_t size, const char *root, const char *target);
 
-/* mkdir -p; existing directories are fine. Returns 0 or -1 with errno. */
-int berth_mkdir_p(const char *path, unsigned int mode);
+/* "/proc/self/fd/N": the path through which mount(2) reaches what fd N is. */
+int berth_fd_path(char *buf, size_t size, int fd);
 
-/* Create an empty file (and parent directories) unless something exists there. */
-int berth_touch(const char *path);
-
-/* Write a whole string to a file; 0 or -1 with errno. */
+/* Write a whole string to a file (or an open fd); 0 or -1 with errno. */
 int berth_write_file(const char *path, const char *value);
+int berth_write_fd(int fd, const char *value);
 
 /* Build the mount namespace under config->rootfs and pivot into it. */
 void berth_setup_rootfs(const struct berth_container *config, int error_fd);

@@ -99,7 +99,15 @@ void berth_finish_process(const struct berth_process *p, int efd) {
         if (negative) value[--at] = '-';
         if (berth_write_file("/proc/self/oom_score_adj", value + at) < 0) berth_fail(efd, BERTH_STAGE_OOM_SCORE, errno, -1);
     }
-    if (p->cwd && p->create_cwd && berth_mkdir_p(p->cwd, 0755) < 0) berth_fail(efd, BERTH_STAGE_CWD, errno, -1);
+    if (p->cwd && p->create_cwd) {
+        /* After pivot_root (or setns) "/" is the container's root already; resolving in it
+           anyway keeps every path of the container's on one code path (inroot.c). */
+        int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int dir = root < 0 ? -1 : berth_in_root(root, p->cwd, BERTH_IN_ROOT_MKDIR, 0755);
+        if (dir < 0) berth_fail(efd, BERTH_STAGE_CWD, errno, -1);
+        close(dir);
+        close(root);
+    }
 
     /* Nothing but the error pipe (CLOEXEC already) and stdio may cross execve. */
     syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);

@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/xattr.h>
 #include <linux/fs.h>
 #include <time.h>
@@ -98,6 +99,10 @@ int berth_netns_open(void) {
 }
 
 __attribute__((noreturn)) static void child_main(const struct berth_container *c, int sync_fd, int efd) {
+    /* Until execve this process is a copy of berth, PID 1 of the container's namespace (and for
+       `init: true`, for good): non-dumpable, so no process of the container can open the host's
+       berth binary through /proc/1/exe or touch its memory (CVE-2019-5736). execve resets it. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     reset_signals();
     umask(0);
     berth_setup_stdio(&c->process, efd);
@@ -284,4 +289,9 @@ int berth_only_overlay_xattrs(const char *path) {
     for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1)
         if (strncmp(names + at, prefix, sizeof prefix - 1) != 0) return 0;
     return 1;
+}
+
+int berth_overlay_opaque(const char *path) {
+    char value = 0;
+    return lgetxattr(path, "trusted.overlay.opaque", &value, 1) == 1 && value == 'y';
 }

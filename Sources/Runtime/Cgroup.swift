@@ -11,26 +11,143 @@ public struct CgroupLimits: Codable, Equatable, Sendable {
     /// Bytes of memory plus swap (`--memory-swap`); -1 is unlimited. Unset with `memory` set means
     /// twice `memory`, as Docker does.
     public var memorySwap: Int64?
-    /// CPUs as a fraction (`--cpus 1.5`), enforced by CFS quota over a 100 ms period.
-    public var cpus: Double?
+    /// CPUs in billionths (`--cpus 1.5` is 1_500_000_000), Docker's NanoCPUs: an integer, so no
+    /// floating-point value (NaN, infinity, 1e300) ever reaches an integer conversion or a cgroup
+    /// file. Enforced by a CFS quota over a 100 ms period.
+    public var nanoCPUs: Int64?
     /// Relative CPU weight (`--cpu-shares`, default 1024).
     public var cpuShares: Int?
-    /// Maximum number of processes (`--pids-limit`); 0 or less is unlimited.
+    /// Maximum number of processes (`--pids-limit`); 0 or less is unlimited (Docker ≥ 20.10).
     public var pids: Int?
 
-    public init(memory: Int64? = nil, memorySwap: Int64? = nil, cpus: Double? = nil, cpuShares: Int? = nil, pids: Int? = nil) {
+    /// `cpus` (a fraction of CPUs) is converted to `nanoCPUs` (see `nanoCPUs(fromCPUs:)`);
+    /// `nanoCPUs`, when given, wins.
+    public init(memory: Int64? = nil, memorySwap: Int64? = nil, cpus: Double? = nil, nanoCPUs: Int64? = nil,
+                cpuShares: Int? = nil, pids: Int? = nil) {
         self.memory = memory
         self.memorySwap = memorySwap
-        self.cpus = cpus
+        self.nanoCPUs = nanoCPUs ?? cpus.map(Self.nanoCPUs(fromCPUs:))
         self.cpuShares = cpuShares
         self.pids = pids
     }
 
-    /// The memory+swap limit Docker would apply: explicit, or twice the memory limit.
+    /// CPUs as a fraction, for callers that hold a Double (compose's `cpus: 1.5`). Setting it
+    /// stores `nanoCPUs(fromCPUs:)`, which never traps: out-of-range values saturate to ones
+    /// `validate()` refuses.
+    public var cpus: Double? {
+        get { nanoCPUs.map { Double($0) / 1e9 } }
+        set { nanoCPUs = newValue.map(Self.nanoCPUs(fromCPUs:)) }
+    }
+
+    /// CPUs to billionths, rounded. NaN becomes Int64.min and anything beyond Int64's range
+    /// saturates, so the result is always an Int64 and an invalid input stays invalid.
+    public static func nanoCPUs(fromCPUs cpus: Double) -> Int64 {
+        let nano = (cpus * 1e9).rounded()
+        if nano.isNaN { return .min }
+        // 2^63 is exactly representable; every Double below it converts without trapping.
+        if nano >= 9_223_372_036_854_775_808.0 { return .max }
+        if nano < -9_223_372_036_854_775_808.0 { return .min }
+        return Int64(nano)
+    }
+
+    /// The CFS period berth uses, in microseconds (Docker's default, 100 ms).
+    public static let cfsPeriodMicroseconds: Int64 = 100_000
+    /// Docker's smallest memory limit (linuxMinMemory in moby's daemon_unix.go), 6 MiB.
+    public static let minimumMemory: Int64 = 6 << 20
+    /// The smallest positive CPU limit: a 1 ms quota, the kernel's minimum, over the 100 ms period.
+    public static let minimumNanoCPUs: Int64 = 10_000_000
+
+    /// The CFS quota for `nanoCPUs` over `cfsPeriodMicroseconds`, as Docker computes it
+    /// (NanoCPUs * period / 1e9, which is NanoCPUs / 10_000 exactly and cannot overflow); nil
+    /// when there is no CPU limit.
+    var cfsQuotaMicroseconds: Int64? {
+        guard let nanoCPUs, nanoCPUs > 0 else { return nil }
+        return nanoCPUs / (1_000_000_000 / Self.cfsPeriodMicroseconds)
+    }
+
+    /// The memory+swap limit Docker would apply: explicit, or twice the memory limit (saturated).
     var effectiveMemorySwap: Int64? {
         if let memorySwap, memorySwap != 0 { return memorySwap }
-        if let memory, memory > 0 { return memory * 2 }
+        if let memory, memory > 0 {
+            let (twice, overflow) = memory.multipliedReportingOverflow(by: 2)
+            return overflow ? .max : twice
+        }
         return nil
+    }
+
+    /// A limit Docker's daemon would refuse; `description` is Docker's message.
+    public struct ValidationError: Swift.Error, CustomStringConvertible, Equatable {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Refuses what Docker's daemon refuses (verifyPlatformContainerResources in moby's
+    /// daemon/daemon_unix.go), with its messages, before anything is made:
+    /// - memory: 0 is no limit; anything else below 6 MiB is refused (-1 too, as Docker does);
+    /// - memory-swap: -1 is unlimited, 0 unset (twice the memory); a positive value needs
+    ///   `memory` and must be at least `memory`. (Docker drops a swap limit with a warning on a
+    ///   host without swap accounting; berth refuses it everywhere, so the rule is the same on
+    ///   every host.) Below -1 has no meaning and is refused;
+    /// - cpus: 0 is no limit; otherwise from 0.01 (a 1 ms quota, the kernel's minimum; Docker
+    ///   leaves that bound to the kernel's EINVAL) up to the number of online CPUs;
+    /// - pids: 0 or less is unlimited (Docker ≥ 20.10), never an error.
+    public func validate() throws {
+        try validate(onlineCPUs: Self.onlineCPUs())
+    }
+
+    func validate(onlineCPUs: Int) throws {
+        let memory = self.memory ?? 0, swap = memorySwap ?? 0
+        if memory != 0 && memory < Self.minimumMemory {
+            throw ValidationError("Minimum memory limit allowed is 6MB")
+        }
+        if swap < -1 {
+            throw ValidationError("Invalid memory swap limit \(swap): use -1 for unlimited swap, or a size")
+        }
+        if memory > 0 && swap > 0 && swap < memory {
+            throw ValidationError("Minimum memoryswap limit should be larger than memory limit, see usage")
+        }
+        if memory == 0 && swap > 0 {
+            throw ValidationError("You should always set the Memory limit when using Memoryswap limit, see usage")
+        }
+        if let nano = nanoCPUs, nano != 0 {
+            let cpus = max(onlineCPUs, 1)
+            let (most, overflow) = Int64(cpus).multipliedReportingOverflow(by: 1_000_000_000)
+            if nano < Self.minimumNanoCPUs || (!overflow && nano > most) {
+                // moby's text since 2025 (ddd885a961); before it began with a capital R.
+                throw ValidationError("range of CPUs is from 0.01 to \(cpus).00, as there are only \(cpus) CPUs available")
+            }
+        }
+    }
+
+    /// CPUs online now (sysconf _SC_NPROCESSORS_ONLN), at least 1.
+    public static func onlineCPUs() -> Int {
+        max(sysconf(Int32(_SC_NPROCESSORS_ONLN)), 1)
+    }
+
+    // Records written before `nanoCPUs` existed stored `cpus` as a Double; they still load.
+    private enum CodingKeys: String, CodingKey {
+        case memory, memorySwap, nanoCPUs, cpus, cpuShares, pids
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        memory = try c.decodeIfPresent(Int64.self, forKey: .memory)
+        memorySwap = try c.decodeIfPresent(Int64.self, forKey: .memorySwap)
+        nanoCPUs = try c.decodeIfPresent(Int64.self, forKey: .nanoCPUs)
+        if nanoCPUs == nil, let legacy = try? c.decodeIfPresent(Double.self, forKey: .cpus) {
+            nanoCPUs = Self.nanoCPUs(fromCPUs: legacy)
+        }
+        cpuShares = try c.decodeIfPresent(Int.self, forKey: .cpuShares)
+        pids = try c.decodeIfPresent(Int.self, forKey: .pids)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(memory, forKey: .memory)
+        try c.encodeIfPresent(memorySwap, forKey: .memorySwap)
+        try c.encodeIfPresent(nanoCPUs, forKey: .nanoCPUs)
+        try c.encodeIfPresent(cpuShares, forKey: .cpuShares)
+        try c.encodeIfPresent(pids, forKey: .pids)
     }
 }
 

@@ -69,10 +69,10 @@ enum CgroupV1 {
                 try CgroupFiles.write(swap!, to: swapFile)
             }
         }
-        if let cpus = limits.cpus, cpus > 0 {
+        if let quota = limits.cfsQuotaMicroseconds {
             let dir = try require("cpu")
-            try CgroupFiles.write("100000", to: dir + "/cpu.cfs_period_us")
-            try CgroupFiles.write(String(Int64((cpus * 100_000).rounded())), to: dir + "/cpu.cfs_quota_us")
+            try CgroupFiles.write(String(CgroupLimits.cfsPeriodMicroseconds), to: dir + "/cpu.cfs_period_us")
+            try CgroupFiles.write(String(quota), to: dir + "/cpu.cfs_quota_us")
         }
         if let shares = limits.cpuShares, shares > 0 {
             try CgroupFiles.write(String(shares), to: try require("cpu") + "/cpu.shares")

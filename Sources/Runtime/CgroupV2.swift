@@ -68,8 +68,8 @@ enum CgroupV2 {
             }
             try CgroupFiles.write(value, to: path + "/memory.swap.max")
         }
-        if let cpus = limits.cpus, cpus > 0 {
-            try CgroupFiles.write("\(Int64((cpus * 100_000).rounded())) 100000", to: try require("cpu.max", "cpu"))
+        if let quota = limits.cfsQuotaMicroseconds {
+            try CgroupFiles.write("\(quota) \(CgroupLimits.cfsPeriodMicroseconds)", to: try require("cpu.max", "cpu"))
         }
         if let shares = limits.cpuShares, shares > 0 {
             try CgroupFiles.write(String(weight(fromShares: shares)), to: try require("cpu.weight", "cpu"))

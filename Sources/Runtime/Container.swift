@@ -7,6 +7,10 @@
 ///   defaults, overrides, mounts, security, limits). Runtime never imports Images.
 /// - ContainerRecord.swift: what lives on disk (config.json, state.json) and atomic JSON writes.
 /// - ProcessResolution.swift: Docker's Entrypoint/Cmd rules, environment, user lookup.
+/// - RootFiles.swift: the user and group files, read inside the image's layers (overlay rules) or
+///   a running container's root, never through a link to the host.
+/// - DockerNames.swift: Docker's rule for container and volume names.
+/// - DeviceRules.swift: Docker's default device list, as v1 rules or a v2 BPF program.
 /// - Capabilities.swift: names, Docker's 14 defaults, cap_add/cap_drop/privileged.
 /// - Seccomp.swift + SeccompDefaultProfile.swift: Docker-format profiles compiled by libseccomp
 ///   to BPF in the parent, cached by content hash under ROOT/cache/seccomp.
@@ -29,6 +33,9 @@
 /// - spawn.c: clone with new mnt/pid/uts/ipc[/net] namespaces, the handshake, loopback up.
 /// - mounts.c: the overlay as a detached mount (parent side), then in the child: attaching it,
 ///   mount table, devices, sysctls, masked/read-only paths, pivot_root.
+/// - inroot.c: every path inside the container's root, resolved with openat2(RESOLVE_IN_ROOT)
+///   and used by fd, so an image's or a volume's symlinks never lead to the host.
+/// - devices.c: the cgroup v2 device program (BPF), built from a rule list and attached.
 /// - process.c: rlimits, oom_score_adj, bounding set, seccomp, groups/uid/gid, capsets,
 ///   no_new_privs, cwd, PATH lookup, execve.
 /// - init.c: `init: true` PID 1 (forward signals, reap, exit with the child's status).
@@ -135,6 +142,14 @@ public final class Container {
         guard isValidName(name) else {
             throw Error(container: name, step: "", detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
         }
+        // Numbers first, as Docker's daemon checks them: nothing is made for a spec it refuses
+        // (an unchecked cpus once trapped after the name was taken).
+        do { try spec.resources.validate() } catch {
+            throw Error(container: name, step: "", detail: "\(error)")
+        }
+        if let adj = spec.oomScoreAdj, !(-1000...1000).contains(adj) {
+            throw Error(container: name, step: "", detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
         if access(namesDir(root), F_OK) != 0 || access(containersDir(root), F_OK) != 0 {
             // ext4's "T" attribute on ROOT and ROOT/containers: the directories made under them
             // (the names dir, each container's) are placed like top-level ones, in the block
@@ -237,7 +252,7 @@ public final class Container {
         let user: ProcessResolution.User
         do {
             user = try ProcessResolution.user(spec.user ?? spec.imageDefaults.user, extraGroups: spec.groupAdd) { path in
-                readFromLayers(spec.layerPaths, path)
+                try RootFiles.read(path, layers: spec.layerPaths)
             }
         } catch {
             throw Error(container: name, step: "user", detail: "\(error)")
@@ -293,14 +308,6 @@ public final class Container {
                         detail: "ulimit \(u.name): hard limit \(u.hard) is above the host's hard limit \(host.rlim_max)")
         }
         return berth_rlimit(resource: resource, soft: u.soft, hard: u.hard)
-    }
-
-    /// A file inside the image: the topmost layer that has it wins.
-    static func readFromLayers(_ layers: [String], _ path: String) -> String? {
-        for layer in layers.reversed() {
-            if let text = readText(layer + path) { return text }
-        }
-        return nil
     }
 
     static func hostHostname() -> String {
@@ -501,7 +508,7 @@ public final class Container {
                 waitpid(child.pid, &status, 0)
                 spawned = false
                 if resumed < 0 { throw Error(container: name, step: "start", detail: ProcFS.errnoText(-resumed)) }
-                throw Error(container: name, step: config.describe(failure), detail: ProcFS.errnoText(failure.err))
+                throw Error(container: name, step: config.describe(failure), detail: config.detail(failure))
             }
             withExtendedLifetime(config) {}
         } catch {
@@ -533,33 +540,13 @@ public final class Container {
     static func makeCgroup(id: String, name: String, spec: ContainerSpec) throws -> Cgroup {
         let cgroup = try Cgroup.create(name: id, limits: spec.resources)
         do {
-            if !spec.privileged { try restrictDevices(cgroup, container: name) }
+            // cgroup v1: devices.deny/allow; v2: a BPF device program (see DeviceRules).
+            try DeviceRules.apply(to: cgroup, privileged: spec.privileged, container: name)
         } catch {
             try? cgroup.remove()
             throw error
         }
         return cgroup
-    }
-
-    /// cgroup v1's device controller: the default devices, pseudo-terminals and mknod only
-    /// (Docker's default rules). v2 would need a BPF program; not done yet.
-    static func restrictDevices(_ cgroup: Cgroup, container name: String) throws {
-        for path in cgroup.paths where path.contains("/devices/") || path.hasSuffix("/devices") {
-            guard access(path + "/devices.deny", W_OK) == 0 else { continue }
-            let rules = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-                         "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
-            try writeControl(path + "/devices.deny", "a", container: name)
-            for rule in rules { try writeControl(path + "/devices.allow", rule, container: name) }
-        }
-    }
-
-    static func writeControl(_ path: String, _ value: String, container name: String) throws {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw Error(container: name, step: "cgroup \(path)", detail: ProcFS.errnoText(errno)) }
-        defer { close(fd) }
-        guard write(fd, value, value.utf8.count) == value.utf8.count else {
-            throw Error(container: name, step: "cgroup \(path) \(value)", detail: ProcFS.errnoText(errno))
-        }
     }
 
     /// Called by whoever waited for the main process: record the exit, drop the cgroup.

@@ -35,9 +35,23 @@ public struct MountSpec: Codable, Equatable, Sendable {
     /// tmpfs only: size in bytes and mode bits.
     public var tmpfsSize: Int64?
     public var tmpfsMode: UInt32?
+    /// tmpfs only: the owner of its root (Docker's `uid=`/`gid=` options).
+    public var tmpfsUID: UInt32?
+    public var tmpfsGID: UInt32?
+    /// tmpfs only: allow execution (Docker's `exec`; its tmpfs mounts are noexec otherwise).
+    public var tmpfsExec: Bool?
+    /// Bind and volume only: mount propagation; nil is Docker's default, rprivate.
+    public var propagation: Propagation?
+
+    /// Docker's bind propagation modes. The r- forms apply to every mount below the bind too.
+    public enum Propagation: String, Codable, Sendable, CaseIterable {
+        case rprivate, `private`, rslave, slave, rshared, shared
+    }
 
     public init(kind: Kind, source: String = "", target: String, readOnly: Bool = false,
-                createHostPath: Bool = false, tmpfsSize: Int64? = nil, tmpfsMode: UInt32? = nil) {
+                createHostPath: Bool = false, tmpfsSize: Int64? = nil, tmpfsMode: UInt32? = nil,
+                tmpfsUID: UInt32? = nil, tmpfsGID: UInt32? = nil, tmpfsExec: Bool? = nil,
+                propagation: Propagation? = nil) {
         self.kind = kind
         self.source = source
         self.target = target
@@ -45,6 +59,10 @@ public struct MountSpec: Codable, Equatable, Sendable {
         self.createHostPath = createHostPath
         self.tmpfsSize = tmpfsSize
         self.tmpfsMode = tmpfsMode
+        self.tmpfsUID = tmpfsUID
+        self.tmpfsGID = tmpfsGID
+        self.tmpfsExec = tmpfsExec
+        self.propagation = propagation
     }
 }
 

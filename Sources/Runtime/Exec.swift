@@ -56,7 +56,7 @@ extension Container {
         var user = record.process.user
         if let u = spec.user, !u.isEmpty {
             do {
-                user = try ProcessResolution.user(u) { readText("/proc/\(pid)/root" + $0) }
+                user = try ProcessResolution.user(u) { try RootFiles.read($0, inRootOf: pid) }
             } catch {
                 throw Error(container: name, step: "user", detail: "\(error)")
             }

@@ -31,7 +31,7 @@ struct MountPlan {
     var readOnly: [String] = []
 
     static let maskedPaths = [
-        "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
         "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
         "/sys/firmware", "/sys/devices/virtual/powercap",
     ]
@@ -67,6 +67,8 @@ struct MountPlan {
         plan.mounts.append(Entry(source: "sysfs", target: "/sys", fstype: "sysfs", flags: sysFlags, data: nil, options: mkdir))
         plan.mounts += cgroupMounts(readOnly: !privileged)
 
+        // Every mount is checked before the first volume directory is made.
+        for m in spec.mounts { try validate(m) }
         for m in spec.mounts {
             plan.mounts.append(try userMount(m, volumesDir: volumesDir))
         }
@@ -85,36 +87,79 @@ struct MountPlan {
         return plan
     }
 
+    /// A mount of the user's, checked as Docker checks it before anything is made: an absolute
+    /// target other than "/", a volume name that stays inside ROOT/volumes, an existing (or, for
+    /// `-v`, creatable) bind source. Its target is resolved inside the container's root later,
+    /// by the child (inroot.c), which also refuses a target that a link turns into "/" or /proc.
+    static func validate(_ m: MountSpec) throws {
+        guard m.target.hasPrefix("/") else { throw mountError(m, "the target \(m.target) is not an absolute path") }
+        // Cleaned as Docker cleans it (filepath.Clean): "/a/.." is "/" too.
+        var cleaned: [Substring] = []
+        for part in m.target.split(separator: "/") where part != "." {
+            if part == ".." { _ = cleaned.popLast() } else { cleaned.append(part) }
+        }
+        guard !cleaned.isEmpty else {
+            throw mountError(m, "invalid mount target \(m.target): destination can't be '/'")
+        }
+        if m.kind == .volume && !DockerNames.isValid(m.source) {
+            throw mountError(m, "\"\(m.source)\" includes invalid characters for a local volume name, only "
+                + "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+        }
+    }
+
     static func userMount(_ m: MountSpec, volumesDir: String) throws -> Entry {
-        guard m.target.hasPrefix("/") else { throw Container.Error(container: "", step: "mount", detail: "mount target \(m.target) is not an absolute path") }
-        let ro = m.readOnly ? Int32(BERTH_MOUNT_BIND_RO) : 0
+        let user = Int32(BERTH_MOUNT_USER)
         switch m.kind {
         case .tmpfs:
             var data: [String] = []
             if let size = m.tmpfsSize { data.append("size=\(size)") }
             data.append("mode=" + String(m.tmpfsMode ?? 0o1777, radix: 8))
+            if let uid = m.tmpfsUID { data.append("uid=\(uid)") }
+            if let gid = m.tmpfsGID { data.append("gid=\(gid)") }
+            // Docker's tmpfs mounts are noexec unless `exec` is asked for.
+            let exec = m.tmpfsExec == true ? 0 : noexec
             return Entry(source: "tmpfs", target: m.target, fstype: "tmpfs",
-                         flags: nosuid | nodev | noexec | (m.readOnly ? rdonly : 0), data: data.joined(separator: ","), options: mkdir)
+                         flags: nosuid | nodev | exec | (m.readOnly ? rdonly : 0), data: data.joined(separator: ","),
+                         options: mkdir | user)
         case .bind, .volume:
             var source = m.source
             if m.kind == .volume {
                 source = volumesDir + "/" + m.source + "/_data"
-                try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+                try FileTree.mkdirs(source)
             }
             var st = stat()
             if stat(source, &st) != 0 {
-                if m.kind == .bind && m.createHostPath && errno == ENOENT {
-                    try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
-                    st.st_mode = S_IFDIR
-                } else {
-                    throw Container.Error(container: "", step: "mount",
-                                          detail: "bind source path \(source) for \(m.target): \(String(cString: strerror(errno)))")
+                let err = errno
+                var link = stat()
+                if lstat(source, &link) == 0 {
+                    throw mountError(m, "bind source path \(source) is a symbolic link whose target does not exist")
                 }
+                guard m.kind == .bind && m.createHostPath && err == ENOENT else {
+                    throw mountError(m, "bind source path does not exist: \(source)")
+                }
+                try FileTree.mkdirs(source)
+                st.st_mode = S_IFDIR
             }
             let isDir = (st.st_mode & S_IFMT) == S_IFDIR
-            return Entry(source: source, target: m.target, fstype: nil, flags: bind | rec | UInt(MS_PRIVATE),
-                         data: nil, options: (isDir ? mkdir : mkfile) | ro)
+            return Entry(source: source, target: m.target, fstype: nil, flags: propagationFlags(m.propagation ?? .rprivate),
+                         data: nil, options: (isDir ? mkdir : mkfile) | (m.readOnly ? Int32(BERTH_MOUNT_BIND_RO) : 0) | user)
         }
+    }
+
+    /// The child's encoding of a bind's propagation (see struct berth_mount).
+    static func propagationFlags(_ p: MountSpec.Propagation) -> UInt {
+        switch p {
+        case .rprivate: return UInt(MS_PRIVATE) | rec
+        case .private: return UInt(MS_PRIVATE)
+        case .rslave: return UInt(MS_SLAVE) | rec
+        case .slave: return UInt(MS_SLAVE)
+        case .rshared: return UInt(MS_SHARED) | rec
+        case .shared: return UInt(MS_SHARED)
+        }
+    }
+
+    static func mountError(_ m: MountSpec, _ detail: String) -> Container.Error {
+        Container.Error(container: "", step: "mount \(m.target)", detail: detail)
     }
 
     /// cgroup v2: one cgroup2 mount. v1 (and hybrid): a tmpfs with one mount per hierarchy the
@@ -157,13 +202,23 @@ struct MountPlan {
         return result
     }
 
+    /// The file under /proc/sys for a namespaced sysctl, "net.ipv4.ip_forward" or (for names
+    /// holding dots, such as a VLAN's interface) "net/ipv4/conf/eth0.100/rp_filter". Every
+    /// component is a plain name: the child writes this file as the host's root before the
+    /// container runs, and "net./../../sysrq-trigger" must not lead it out of /proc/sys.
     static func sysctlPath(_ key: String, hostNetwork: Bool) throws -> String {
-        let namespaced = key.hasPrefix("net.") || key.hasPrefix("kernel.shm") || key.hasPrefix("kernel.msg")
-            || key == "kernel.sem" || key.hasPrefix("fs.mqueue.")
+        let path = key.contains("/") ? key : key.replacing(".", with: "/")
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+            throw Container.Error(container: "", step: "sysctl", detail: "invalid sysctl name \"\(key)\"")
+        }
+        let dotted = parts.joined(separator: ".")
+        let namespaced = dotted.hasPrefix("net.") || dotted.hasPrefix("kernel.shm") || dotted.hasPrefix("kernel.msg")
+            || dotted == "kernel.sem" || dotted.hasPrefix("fs.mqueue.")
         guard namespaced else { throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) is not namespaced and cannot be set in a container") }
-        if hostNetwork && key.hasPrefix("net.") {
+        if hostNetwork && dotted.hasPrefix("net.") {
             throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) cannot be set with the host's network")
         }
-        return key.replacing(".", with: "/")
+        return path
     }
 }

@@ -55,10 +55,10 @@ public enum ProcessResolution {
     /// Resolves `user` (name, uid, name:group, uid:gid) the way runc does: names must exist in
     /// the image's files, numbers need not; supplementary groups are every /etc/group entry that
     /// lists the user by name, plus `extraGroups`.
-    /// `readFile` reads a path inside the image's root (e.g. from the top layer down).
-    public static func user(_ spec: String?, extraGroups: [String] = [], readFile: (String) -> String?) throws -> User {
-        let passwd = parse(readFile("/etc/passwd"))
-        let group = parse(readFile("/etc/group"))
+    /// `readFile` reads a path inside the container's root and never outside it (RootFiles).
+    public static func user(_ spec: String?, extraGroups: [String] = [], readFile: (String) throws -> String?) throws -> User {
+        let passwd = parse(try readFile("/etc/passwd"))
+        let group = parse(try readFile("/etc/group"))
         let value = (spec ?? "").isEmpty ? "0" : spec!
         let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let userPart = parts[0]

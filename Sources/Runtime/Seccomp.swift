@@ -64,11 +64,68 @@ public enum Seccomp {
         return program
     }
 
+    /// The largest profile berth reads: Docker's default profile is about 30 KB of JSON.
+    public static let maximumProfileSize = 1 << 20
+
+    /// Reads a profile file in Docker's JSON format. It must be a regular file (not a FIFO,
+    /// device or directory, which could block or never end) of at most `maximumProfileSize`
+    /// bytes of UTF-8. Every failure is one line naming the file, in Docker's words:
+    /// `opening seccomp profile (PATH) failed: REASON`.
     public static func loadProfile(path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Error(description: "seccomp profile \(path): \(String(cString: strerror(errno)))")
+        // The path as one line (control characters escaped), so the message stays one line.
+        let shown = path.unicodeScalars.map { c -> String in
+            switch c {
+            case "\n": return "\\n"
+            case "\t": return "\\t"
+            case "\r": return "\\r"
+            default: return c.value < 0x20 || c.value == 0x7f ? "\\x" + String(c.value, radix: 16) : String(c)
+            }
+        }.joined()
+        func failure(_ reason: String) -> Error {
+            Error(description: "opening seccomp profile (\(shown)) failed: \(reason)")
         }
-        return String(decoding: data, as: UTF8.self)
+        func kind(_ mode: mode_t) -> String {
+            switch mode & S_IFMT {
+            case S_IFDIR: return "a directory"
+            case S_IFCHR: return "a character device"
+            case S_IFBLK: return "a block device"
+            case S_IFIFO: return "a FIFO"
+            case S_IFSOCK: return "a socket"
+            default: return "not a regular file"
+            }
+        }
+        guard !path.isEmpty else { throw failure("no file name given") }
+        guard !path.utf8.contains(0) else { throw failure("the file name contains a NUL byte") }
+        // The type is checked before the open, which alone could block (a FIFO) or act (a device).
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw failure(String(cString: strerror(errno))) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw failure("it is \(kind(st.st_mode)), not a regular file") }
+        // O_NONBLOCK and the second check: the path may have been swapped for a FIFO meanwhile.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        guard fstat(fd, &st) == 0 else { throw failure(String(cString: strerror(errno))) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw failure("it is \(kind(st.st_mode)), not a regular file") }
+        let limit = maximumProfileSize
+        let tooLarge = "larger than \(limit >> 20) MiB"
+        guard st.st_size <= limit else { throw failure(tooLarge) }
+        // Up to one byte more than the limit is read, so a file that grew since the fstat is caught.
+        var bytes = [UInt8](repeating: 0, count: min(Int(st.st_size) + 4096, limit + 1))
+        var count = 0
+        while true {
+            if count == bytes.count {
+                guard bytes.count <= limit else { break }
+                bytes += [UInt8](repeating: 0, count: min(bytes.count, limit + 1 - bytes.count))
+            }
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw failure(String(cString: strerror(errno))) }
+            if n == 0 { break }
+            count += n
+        }
+        guard count <= limit else { throw failure(tooLarge) }
+        guard let text = String(validating: bytes[..<count], as: UTF8.self) else { throw failure("the file is not UTF-8 text") }
+        return text
     }
 
     // MARK: compiling

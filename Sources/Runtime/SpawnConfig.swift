@@ -51,6 +51,10 @@ final class SpawnConfig {
         container.rootfs = arena.string(try SharedLayers.mountPoint(root: c.root))
         container.rootfs_fd = rootfs
         container.readonly_rootfs = spec.readOnly ? 1 : 0
+        // As Docker sets the rootfs propagation: shared when a bind needs it, else slave, else private.
+        let asked = plan.mounts.filter { $0.fstype == nil }.map { $0.flags }
+        container.root_propagation = asked.contains { $0 & UInt(MS_SHARED) != 0 } ? UInt(MS_SHARED)
+            : asked.contains { $0 & UInt(MS_SLAVE) != 0 } ? UInt(MS_SLAVE) : UInt(MS_PRIVATE)
 
         let mounts = plan.mounts.map { m in
             berth_mount(source: arena.optionalString(m.source), target: arena.string(m.target), fstype: arena.optionalString(m.fstype),
@@ -190,12 +194,25 @@ final class SpawnConfig {
         Int32(BERTH_STAGE_SECCOMP.rawValue): "seccomp", Int32(BERTH_STAGE_CWD.rawValue): "working directory",
         Int32(BERTH_STAGE_EXEC.rawValue): "exec", Int32(BERTH_STAGE_INIT.rawValue): "init",
         Int32(BERTH_STAGE_CGROUP_JOIN.rawValue): "join cgroup", Int32(BERTH_STAGE_SETNS.rawValue): "setns",
-        Int32(BERTH_STAGE_FORK.rawValue): "fork",
+        Int32(BERTH_STAGE_FORK.rawValue): "fork", Int32(BERTH_STAGE_MOUNT_TARGET.rawValue): "mount",
     ]
 
     /// "mount /dev/shm", "exec sh", "sysctl net.ipv4.ip_forward", ...
     func describe(_ f: berth_failure) -> String {
         SpawnConfig.describe(f, plan: plan, sysctls: sysctlKeys, rlimits: rlimitNames, argv0: argv0, cwd: cwd)
+    }
+
+    /// What went wrong at that step: the errno's text, or for the checks of the child's own
+    /// (a mount target that a link turned into the root or into /proc) what it found.
+    func detail(_ f: berth_failure) -> String {
+        SpawnConfig.detail(f)
+    }
+
+    static func detail(_ f: berth_failure) -> String {
+        guard UInt32(f.stage) == BERTH_STAGE_MOUNT_TARGET.rawValue else { return ProcFS.errnoText(f.err) }
+        return f.err == EBUSY
+            ? "the target resolves to the container's root (\"/\"), which a mount cannot replace"
+            : "the target resolves to a path inside /proc, which a mount may not cover"
     }
 
     private var argv0: String { container.process.argv.pointee.map { String(cString: $0) } ?? "" }
@@ -205,7 +222,7 @@ final class SpawnConfig {
         let base = stageNames[f.stage] ?? "stage \(f.stage)"
         let i = Int(f.index)
         switch UInt32(f.stage) {
-        case BERTH_STAGE_MOUNT.rawValue, BERTH_STAGE_REMOUNT_RO.rawValue:
+        case BERTH_STAGE_MOUNT.rawValue, BERTH_STAGE_REMOUNT_RO.rawValue, BERTH_STAGE_MOUNT_TARGET.rawValue:
             if i >= 0 && i < plan.mounts.count {
                 let m = plan.mounts[i]
                 return "\(base) \(m.target)" + (m.fstype == nil ? " (bind \(m.source ?? ""))" : " (\(m.fstype!))")

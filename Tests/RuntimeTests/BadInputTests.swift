@@ -62,7 +62,8 @@ import Testing
         spec.name = "bad-bind"
         spec.mounts = [MountSpec(kind: .bind, source: f.base + "/missing", target: "/data")]
         let text = message { _ = try Container.create(spec: spec, root: f.root) }
-        #expect(text.hasPrefix("container bad-bind: step mount: bind source path \(f.base)/missing for /data: No such file or directory"))
+        // Docker's words: "invalid mount config for type "bind": bind source path does not exist: PATH".
+        #expect(text == "container bad-bind: step mount /data: bind source path does not exist: \(f.base)/missing")
         expectNothingLeft(f)
     }
 
@@ -116,5 +117,37 @@ import Testing
         #expect(message { _ = try Container.create(spec: spec, root: f.root) }.contains("the name is already in use"))
         try first.remove()
         expectNothingLeft(f)
+    }
+
+    /// A seccomp profile must be a regular file of at most 1 MiB of UTF-8; each refusal is one
+    /// line naming the file (Docker's "opening seccomp profile (PATH) failed: ...").
+    @Test func seccompProfileFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("berth-seccomp-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func load(_ path: String) -> String {
+            do { return try Seccomp.loadProfile(path: path) } catch { return "error: \(error)" }
+        }
+        #expect(load("/dev/zero") == "error: opening seccomp profile (/dev/zero) failed: it is a character device, not a regular file")
+        #expect(load(dir) == "error: opening seccomp profile (\(dir)) failed: it is a directory, not a regular file")
+        #expect(load(dir + "/missing") == "error: opening seccomp profile (\(dir)/missing) failed: No such file or directory")
+        #expect(load("") == "error: opening seccomp profile () failed: no file name given")
+        #expect(mkfifo(dir + "/fifo", 0o600) == 0)
+        #expect(load(dir + "/fifo") == "error: opening seccomp profile (\(dir)/fifo) failed: it is a FIFO, not a regular file")
+        // A link to a regular file is fine; a line break in the name is escaped.
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: dir + "/p.json"))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.json", withDestinationPath: dir + "/p.json")
+        #expect(load(dir + "/link.json") == "{}")
+        #expect(load(dir + "/a\nb") == "error: opening seccomp profile (\(dir)/a\\nb) failed: No such file or directory")
+        let limit = Seccomp.maximumProfileSize
+        try Data(repeating: 0x20, count: limit).write(to: URL(fileURLWithPath: dir + "/max.json"))
+        #expect(load(dir + "/max.json").utf8.count == limit)
+        try Data(repeating: 0x20, count: limit + 1).write(to: URL(fileURLWithPath: dir + "/big.json"))
+        #expect(load(dir + "/big.json") == "error: opening seccomp profile (\(dir)/big.json) failed: larger than 1 MiB")
+        try Data([0x7b, 0xff, 0x7d]).write(to: URL(fileURLWithPath: dir + "/latin1.json"))
+        #expect(load(dir + "/latin1.json") == "error: opening seccomp profile (\(dir)/latin1.json) failed: the file is not UTF-8 text")
+        #expect(chmod(dir + "/p.json", 0) == 0)
+        // (root reads it anyway; as another user the open would say Permission denied.)
+        #expect(load(dir + "/p.json") == (getuid() == 0 ? "{}" : "error: opening seccomp profile (\(dir)/p.json) failed: Permission denied"))
     }
 }

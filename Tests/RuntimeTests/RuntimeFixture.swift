@@ -15,9 +15,11 @@ final class RuntimeFixture {
         var stderr: String
     }
 
-    /// `probes`: name -> C source, built with `cc -static` into the image's /bin.
+    /// `probes`: name -> C source, built with `cc -static` into the image's /bin. `links`: path ->
+    /// symlink target, made last (replacing what is there); `prepare` may add anything else to
+    /// the root filesystem (FIFOs, device nodes) before it is packed.
     init(imageConfig: ImageConfig = ImageConfig(cmd: ["sh"]), extraFiles: [String: String] = [:],
-         probes: [String: String] = [:]) throws {
+         probes: [String: String] = [:], links: [String: String] = [:], prepare: ((String) throws -> Void)? = nil) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("berth-rt-\(UUID().uuidString.prefix(8))").path
         root = base + "/root"
         let rootfs = base + "/rootfs"
@@ -45,6 +47,13 @@ final class RuntimeFixture {
                 try source.write(toFile: base + "/\(name).c", atomically: false, encoding: .utf8)
                 try RuntimeFixture.capture(["/usr/bin/cc", "-static", "-O1", "-o", rootfs + "/bin/" + name, base + "/\(name).c"])
             }
+            for (path, target) in links.sorted(by: { $0.key < $1.key }) {
+                let full = rootfs + "/" + path
+                try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try? fm.removeItem(atPath: full)
+                try fm.createSymbolicLink(atPath: full, withDestinationPath: target)
+            }
+            try prepare?(rootfs)
             let tar = base + "/rootfs.tar"
             _ = try RuntimeFixture.capture(["/bin/tar", "-C", rootfs, "-cf", tar, "."])
             image = try ImageStore(root: root).importRootfs(tarPath: tar, reference: "busybox-test:latest", config: imageConfig)

@@ -16,16 +16,18 @@
 enum {
     BERTH_MOUNT_MKDIR = 1,      /* create the target (and parents) as directories */
     BERTH_MOUNT_MKFILE = 2,     /* create the target as an empty file (parents as directories) */
-    BERTH_MOUNT_BIND_RO = 4,    /* bind mount: remount it read-only right after */
+    BERTH_MOUNT_BIND_RO = 4,    /* bind mount: read-only, every submount too (attached so) */
     BERTH_MOUNT_RO_LATER = 8,   /* remount read-only after every other mount is in place */
     BERTH_MOUNT_OPTIONAL = 16,  /* skip the entry when the mount fails with ENOENT */
+    BERTH_MOUNT_USER = 32,      /* asked for by the user: may not land on procfs */
 };
 
 struct berth_mount {
     const char *source;  /* device, host path for binds, or a name such as "proc" */
-    const char *target;  /* absolute path inside the container */
+    const char *target;  /* absolute path inside the container, resolved inside its root */
     const char *fstype;  /* NULL for a bind mount */
-    unsigned long flags; /* MS_* flags */
+    unsigned long flags; /* MS_* flags; for binds MS_PRIVATE|MS_SLAVE|MS_SHARED is the
+                            propagation (private when none) and MS_REC makes it recursive */
     const char *data;    /* filesystem options, may be NULL */
     int options;         /* BERTH_MOUNT_* */
 };
@@ -85,6 +87,10 @@ struct berth_container {
     const char *rootfs;        /* host directory the overlay is attached on */
     int rootfs_fd;             /* the overlay, made detached by berth_overlay_open */
     int readonly_rootfs;
+    /* Propagation of the container's mounts copied from the host: MS_PRIVATE (0 means it too),
+       MS_SLAVE when a bind asks for (r)slave, MS_SHARED when one asks for (r)shared; a bind
+       can only stay a peer (or slave) of its host source when the copy it is cloned from is. */
+    unsigned long root_propagation;
     const struct berth_mount *mounts;
     int nmounts;
     const struct berth_device *devices;
@@ -142,6 +148,7 @@ enum berth_stage {
     BERTH_STAGE_CGROUP_JOIN,
     BERTH_STAGE_SETNS,
     BERTH_STAGE_FORK,
+    BERTH_STAGE_MOUNT_TARGET,  /* err EBUSY: resolves to the root; EXDEV: lands in /proc */
     BERTH_STAGE_COUNT
 };
 
@@ -195,6 +202,23 @@ int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *w
    the clone; the child joins it with setns. Returns a CLOEXEC fd or -errno. */
 int berth_netns_open(void);
 
+/* Paths inside a container's root (inroot.c): resolved by openat2(RESOLVE_IN_ROOT |
+   RESOLVE_NO_MAGICLINKS) relative to root_fd, so that no symlink or ".." leads outside it. */
+enum {
+    BERTH_IN_ROOT_MKDIR = 1,   /* create what is missing as directories, the last one too */
+    BERTH_IN_ROOT_MKFILE = 2,  /* create missing parents as directories, the last as an empty file */
+};
+/* O_PATH, which Swift's Glibc module does not export (it is a _GNU_SOURCE name). */
+enum { BERTH_O_PATH = 010000000 };
+/* openat2 in root with `flags` (O_CLOEXEC added); fd or -1 with errno. */
+int berth_in_root_open(int root_fd, const char *path, int flags);
+/* An O_PATH fd of `path`, creating what is missing as `create` says (0: nothing). A dangling
+   link on the way is followed inside the root and what it names is created. fd or -1/errno. */
+int berth_in_root(int root_fd, const char *path, int create, unsigned int mode);
+/* The O_PATH fd of the directory holding `path`'s last component (made when missing), whose
+   name goes to `name`: for mknodat/symlinkat/fchownat by name. fd or -1 with errno. */
+int berth_in_root_parent(int root_fd, const char *path, char *name, size_t size);
+
 /* Small wrappers Swift cannot call directly. */
 int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int sig);
@@ -205,6 +229,7 @@ int berth_pipe_cloexec(int fds[2], int nonblock);   /* pipe2(O_CLOEXEC[|O_NONBLO
 int berth_open_pty(int *master, int *slave);        /* a pty pair, both CLOEXEC; 0 or -errno */
 int berth_memfd(const char *name);                  /* memfd_create(MFD_CLOEXEC) */
 int berth_only_overlay_xattrs(const char *path);    /* 1 when every xattr is trusted.overlay.* */
+int berth_overlay_opaque(const char *path);         /* 1 when trusted.overlay.opaque is "y" (no follow) */
 int berth_mark_top_directory(const char *path);     /* FS_TOPDIR_FL (chattr +T); 0 or -errno */
 
 #endif
