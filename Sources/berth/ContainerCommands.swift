@@ -72,29 +72,32 @@ struct ContainerRun: ParsableCommand {
     var hostname: String?
     @Option(name: .customLong("domainname"), help: "Container NIS domain name.")
     var domainname: String?
-    @Option(name: [.customShort("m"), .customLong("memory")], help: "Memory limit (e.g. 32m).")
+    // Numbers are taken as text and read by Docker's rules (DockerFlags), so a bad value gets
+    // Docker's message and status 125. `.unconditional`: the next argument is the value even when
+    // it starts with "-", as Docker's flag parser takes it (`--pids-limit -1`, `--cpus -1`).
+    @Option(name: [.customShort("m"), .customLong("memory")], parsing: .unconditional, help: "Memory limit (e.g. 32m; at least 6m).")
     var memory: String?
-    @Option(name: .customLong("memory-swap"), help: "Memory plus swap limit; -1 for unlimited swap.")
+    @Option(name: .customLong("memory-swap"), parsing: .unconditional, help: "Memory plus swap limit; -1 for unlimited swap.")
     var memorySwap: String?
-    @Option(name: .customLong("cpus"), help: "Number of CPUs.")
-    var cpus: Double?
-    @Option(name: [.customShort("c"), .customLong("cpu-shares")], help: "CPU shares (relative weight).")
-    var cpuShares: Int?
-    @Option(name: .customLong("pids-limit"), help: "Tune the container's pids limit (-1 for unlimited).")
-    var pidsLimit: Int?
+    @Option(name: .customLong("cpus"), parsing: .unconditional, help: "Number of CPUs (e.g. 1.5, 0.25).")
+    var cpus: String?
+    @Option(name: [.customShort("c"), .customLong("cpu-shares")], parsing: .unconditional, help: "CPU shares (relative weight).")
+    var cpuShares: String?
+    @Option(name: .customLong("pids-limit"), parsing: .unconditional, help: "Tune the container's pids limit (-1 for unlimited).")
+    var pidsLimit: String?
     @Option(name: .customLong("cap-add"), help: "Add Linux capabilities.")
     var capAdd: [String] = []
     @Option(name: .customLong("cap-drop"), help: "Drop Linux capabilities.")
     var capDrop: [String] = []
     @Flag(name: .customLong("privileged"), help: "Give extended privileges to this container.")
     var privileged = false
-    @Option(name: .customLong("security-opt"), help: "Security options (seccomp=unconfined|FILE, no-new-privileges).")
+    @Option(name: .customLong("security-opt"), help: "Security options (seccomp=unconfined|builtin|FILE, no-new-privileges[=true|false]).")
     var securityOpt: [String] = []
     @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem as read only.")
     var readOnly = false
-    @Option(name: [.customShort("v"), .customLong("volume")], help: "Bind mount a volume (SRC:DST[:ro]).")
+    @Option(name: [.customShort("v"), .customLong("volume")], help: "Bind mount a volume (SRC:DST[:ro,rshared,...]).")
     var volumes: [String] = []
-    @Option(name: .customLong("tmpfs"), help: "Mount a tmpfs directory (PATH[:size=64m,mode=1777]).")
+    @Option(name: .customLong("tmpfs"), help: "Mount a tmpfs directory (PATH[:size=64m,mode=1777,uid=0,gid=0,exec,ro]).")
     var tmpfs: [String] = []
     @Flag(name: .customLong("init"), help: "Run an init inside the container that forwards signals and reaps processes.")
     var initProcess = false
@@ -110,14 +113,14 @@ struct ContainerRun: ParsableCommand {
     var sysctls: [String] = []
     @Option(name: .customLong("entrypoint"), help: "Overwrite the default ENTRYPOINT of the image.")
     var entrypoint: String?
-    @Option(name: .customLong("shm-size"), help: "Size of /dev/shm.")
+    @Option(name: .customLong("shm-size"), parsing: .unconditional, help: "Size of /dev/shm.")
     var shmSize: String?
     @Option(name: .customLong("stop-signal"), help: "Signal to stop the container.")
     var stopSignal: String?
-    @Option(name: .customLong("stop-timeout"), help: "Seconds to wait before killing the container.")
-    var stopTimeout: Int?
-    @Option(name: .customLong("oom-score-adj"), help: "Tune the host's OOM preferences (-1000 to 1000).")
-    var oomScoreAdj: Int?
+    @Option(name: .customLong("stop-timeout"), parsing: .unconditional, help: "Seconds to wait before killing the container.")
+    var stopTimeout: String?
+    @Option(name: .customLong("oom-score-adj"), parsing: .unconditional, help: "Tune the host's OOM preferences (-1000 to 1000).")
+    var oomScoreAdj: String?
     @Option(name: .customLong("add-host"), help: "Add a custom host-to-IP mapping (host:ip).")
     var addHost: [String] = []
     @Option(name: [.customShort("l"), .customLong("label")], help: "Set metadata on a container.")
@@ -157,9 +160,15 @@ struct ContainerRun: ParsableCommand {
         let root = global.stateRoot
         let netns = (try? Self.earlyNetworkNamespace?.wait()) ?? -1
         Self.earlyNetworkNamespace = nil
+        // Every flag is checked before anything is made under ROOT (Docker's status 125).
+        let spec: ContainerSpec
+        do { spec = try makeSpec() } catch {
+            if netns >= 0 { close(netns) }
+            throw error
+        }
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already).
-        let container = try Container.create(spec: try makeSpec(), root: root, startingNow: !detach,
+        let container = try Container.create(spec: spec, root: root, startingNow: !detach,
                                              networkNamespace: netns) { spec in
             try Self.complete(&spec, image: image, root: root)
         }
@@ -211,8 +220,15 @@ struct ContainerRun: ParsableCommand {
         spec.initProcess = initProcess
         spec.autoRemove = autoRemove
         spec.stopSignal = stopSignal
-        spec.stopTimeout = stopTimeout
-        spec.oomScoreAdj = oomScoreAdj
+        if let stopTimeout { spec.stopTimeout = Int(try DockerFlags.integer(stopTimeout, flag: "--stop-timeout")) }
+        if let oomScoreAdj {
+            let adj = try DockerFlags.integer(oomScoreAdj, flag: "--oom-score-adj")
+            // moby's verifyPlatformContainerSettings.
+            guard (-1000...1000).contains(adj) else {
+                throw ContainerCommandError(description: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+            }
+            spec.oomScoreAdj = Int(adj)
+        }
         spec.extraHosts = addHost
         switch network {
         case "none", "default", "": spec.network = .none
@@ -222,29 +238,31 @@ struct ContainerRun: ParsableCommand {
                 throw ContainerCommandError(description: "network \"\(network)\" is not supported by `container run` (use none or host)")
             }
         }
-        for opt in securityOpt {
-            let parts = opt.split(separator: opt.contains("=") ? "=" : ":", maxSplits: 1).map(String.init)
-            switch parts[0] {
-            case "seccomp":
-                guard parts.count == 2 else { throw ContainerCommandError(description: "security-opt seccomp needs a value: seccomp=unconfined or seccomp=FILE.json") }
-                spec.seccomp = parts[1] == "unconfined" ? .unconfined : .profile(path: parts[1])
-            case "no-new-privileges":
-                spec.noNewPrivileges = parts.count == 1 || parts[1] == "true"
-            case "apparmor", "label":
-                continue // No LSM support: accepted and ignored, as on hosts without AppArmor/SELinux.
-            default:
-                throw ContainerCommandError(description: "unknown security-opt \"\(opt)\"")
-            }
-        }
+        try Self.applySecurityOptions(securityOpt, to: &spec)
         var resources = CgroupLimits()
-        if let memory { resources.memory = try parseBytes(memory, what: "--memory") }
-        if let memorySwap { resources.memorySwap = memorySwap == "-1" ? -1 : try parseBytes(memorySwap, what: "--memory-swap") }
-        resources.cpus = cpus
-        resources.cpuShares = cpuShares
-        resources.pids = pidsLimit
+        if let memory { resources.memory = try DockerFlags.size(memory, flag: "-m, --memory") }
+        // Docker's MemSwapBytes: "-1" is unlimited, anything else a size.
+        if let memorySwap { resources.memorySwap = memorySwap == "-1" ? -1 : try DockerFlags.size(memorySwap, flag: "--memory-swap") }
+        if let cpus { resources.nanoCPUs = try DockerFlags.nanoCPUs(cpus) }
+        if let cpuShares { resources.cpuShares = Int(try DockerFlags.integer(cpuShares, flag: "-c, --cpu-shares")) }
+        if let pidsLimit { resources.pids = Int(try DockerFlags.integer(pidsLimit, flag: "--pids-limit")) }
+        // The daemon's checks (the same rules Container.create applies), before anything is made.
+        try resources.validate()
         spec.resources = resources
-        if let shmSize { spec.shmSize = try parseBytes(shmSize, what: "--shm-size") }
-        for v in volumes { spec.mounts.append(try Self.parseVolume(v)) }
+        if let shmSize {
+            let size = try DockerFlags.size(shmSize, flag: "--shm-size", allowNegative: true)
+            guard size >= 0 else { throw ContainerCommandError(description: "SHM size can not be less than 0") }
+            spec.shmSize = size
+        }
+        var targets = Set<String>()
+        for v in volumes {
+            let mount = try Self.parseVolume(v)
+            // moby's registerMountPoints: one -v per destination.
+            guard targets.insert(mount.target).inserted else {
+                throw ContainerCommandError(description: "Duplicate mount point: \(DockerFlags.escaped(mount.target))")
+            }
+            spec.mounts.append(mount)
+        }
         for t in tmpfs { spec.mounts.append(try Self.parseTmpfs(t)) }
         for u in ulimits { spec.ulimits.append(try Self.parseUlimit(u)) }
         for s in sysctls {
@@ -283,71 +301,283 @@ struct ContainerRun: ParsableCommand {
                 let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
                 if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
                 let name = trimmed.prefix(while: { $0 != "=" })
+                // docker/cli's pkg/kvfile.
+                if name.isEmpty {
+                    throw ContainerCommandError(description: "\(file):\(number + 1): no variable name on line '\(DockerFlags.escaped(String(trimmed)))'")
+                }
                 if name.contains(where: \.isWhitespace) {
                     throw ContainerCommandError(description: "\(file):\(number + 1): variable '\(name)' contains whitespaces")
                 }
-                result.append(contentsOf: Self.envEntry(String(trimmed)))
+                result.append(contentsOf: try Self.envEntry(String(trimmed)))
             }
         }
-        for e in env { result.append(contentsOf: Self.envEntry(e)) }
+        for e in env { result.append(contentsOf: try Self.envEntry(e)) }
         return result
     }
 
     /// "KEY=VALUE" as is; "KEY" takes berth's own value, or is dropped when unset (Docker's rule).
-    static func envEntry(_ text: String) -> [String] {
+    /// An empty name ("=x", "") is refused, as docker/cli's opts.ValidateEnv does.
+    static func envEntry(_ text: String) throws -> [String] {
+        let name = text.prefix(while: { $0 != "=" })
+        guard !name.isEmpty else {
+            throw ContainerCommandError(description: "invalid environment variable: \(DockerFlags.escaped(text))")
+        }
         if text.contains("=") { return [text] }
         if let value = ProcessInfo.processInfo.environment[text] { return ["\(text)=\(value)"] }
         return []
     }
 
-    /// `-v SRC:DST[:ro|rw]`: SRC starting with / or . is a host path (created when missing, as
-    /// Docker's -v does), anything else a named volume; `-v /DST` an anonymous volume.
-    static func parseVolume(_ text: String) throws -> MountSpec {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        var readOnly = false
-        var fields = parts
-        if fields.count == 3 || (fields.count == 2 && ["ro", "rw"].contains(fields[1]) && fields[0].hasPrefix("/")) {
-            for opt in fields.removeLast().split(separator: ",") {
-                switch opt {
-                case "ro": readOnly = true
-                case "rw", "z", "Z", "rprivate", "private", "rslave", "slave": continue
-                default: throw ContainerCommandError(description: "invalid volume option \"\(opt)\" in -v \(text)")
+    /// `--security-opt`, as docker/cli (parseSecurityOpts) and moby (parseSecurityOpt) read it:
+    /// `KEY=VALUE` (or the old `KEY:VALUE`), and `no-new-privileges` alone. An option berth cannot
+    /// honour is an error, never silently dropped.
+    static func applySecurityOptions(_ options: [String], to spec: inout ContainerSpec) throws {
+        for opt in options {
+            if opt == "no-new-privileges" {
+                spec.noNewPrivileges = true
+                continue
+            }
+            let separator = opt.firstIndex(of: "=") ?? opt.firstIndex(of: ":")
+            guard let separator, separator != opt.index(before: opt.endIndex) else {
+                throw ContainerCommandError(description: "invalid --security-opt: \(DockerFlags.quoted(opt))")
+            }
+            let key = String(opt[..<separator]), value = String(opt[opt.index(after: separator)...])
+            func cannot(_ reason: String) -> ContainerCommandError {
+                ContainerCommandError(description: "--security-opt \(DockerFlags.escaped(opt)): \(reason)")
+            }
+            switch key {
+            case "seccomp":
+                switch value {
+                case "unconfined": spec.seccomp = .unconfined
+                case "builtin": spec.seccomp = .default // docker/cli's name for the default profile
+                default:
+                    // Read now, as Docker's CLI does, so a bad file fails before anything is made;
+                    // the runtime reads it again (by absolute path) when the container starts.
+                    let path = value.hasPrefix("/") ? value : FileManager.default.currentDirectoryPath + "/" + value
+                    try Self.checkSeccompProfile(try Seccomp.loadProfile(path: path), path: path)
+                    spec.seccomp = .profile(path: path)
                 }
+            case "no-new-privileges":
+                // Go's strconv.ParseBool, as moby reads the value.
+                switch value {
+                case "1", "t", "T", "true", "TRUE", "True": spec.noNewPrivileges = true
+                case "0", "f", "F", "false", "FALSE", "False": spec.noNewPrivileges = false
+                default:
+                    throw ContainerCommandError(description: "invalid --security-opt \(DockerFlags.quoted(opt)): no-new-privileges is true or false")
+                }
+            case "apparmor":
+                // `unconfined` asks for no AppArmor profile, which is what every berth container
+                // runs under: it is honoured by doing nothing, so it stays accepted.
+                if value == "unconfined" { continue }
+                throw cannot(Self.hostHasAppArmor ? "berth does not load AppArmor profiles" : "AppArmor is not available on this host")
+            case "label":
+                // `disable` turns SELinux labelling off, and berth labels nothing: honoured by
+                // doing nothing, so it stays accepted. Any other label asks for confinement.
+                if value == "disable" { continue }
+                throw cannot(Self.hostHasSELinux ? "berth does not apply SELinux labels" : "SELinux is not available on this host")
+            case "systempaths":
+                throw cannot("berth always masks and write-protects Docker's /proc and /sys paths; it cannot unmask them")
+            case "writable-cgroups":
+                throw cannot("berth always mounts /sys/fs/cgroup read-only")
+            default:
+                throw ContainerCommandError(description: "invalid --security-opt \(DockerFlags.quoted(opt)): unknown option \(DockerFlags.quoted(key))")
             }
         }
-        if fields.count == 1 {
-            guard fields[0].hasPrefix("/") else { throw ContainerCommandError(description: "invalid volume \"\(text)\": the target must be an absolute path") }
-            let anonymous = (0..<32).map { _ in UInt8.random(in: 0...255) }.hexString
-            return MountSpec(kind: .volume, source: anonymous, target: fields[0], readOnly: readOnly)
-        }
-        guard fields.count == 2, !fields[0].isEmpty, fields[1].hasPrefix("/") else {
-            throw ContainerCommandError(description: "invalid volume \"\(text)\": use SRC:DST[:ro]")
-        }
-        if fields[0].hasPrefix("/") || fields[0].hasPrefix(".") {
-            let source = URL(fileURLWithPath: fields[0]).standardizedFileURL.path
-            return MountSpec(kind: .bind, source: source, target: fields[1], readOnly: readOnly, createHostPath: true)
-        }
-        return MountSpec(kind: .volume, source: fields[0], target: fields[1], readOnly: readOnly)
     }
 
-    static func parseTmpfs(_ text: String) throws -> MountSpec {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard let target = parts.first, target.hasPrefix("/") else {
-            throw ContainerCommandError(description: "invalid tmpfs \"\(text)\": the path must be absolute")
+    static var hostHasAppArmor: Bool {
+        (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?.hasPrefix("Y") == true
+    }
+
+    static var hostHasSELinux: Bool { access("/sys/fs/selinux/enforce", F_OK) == 0 }
+
+    /// The JSON check docker/cli makes of a profile file before sending it (the runtime compiles
+    /// it later; a syscall or action it rejects fails the start).
+    static func checkSeccompProfile(_ json: String, path: String) throws {
+        struct Shape: Decodable { var defaultAction: String }
+        do {
+            _ = try JSONDecoder().decode(Shape.self, from: Data(json.utf8))
+        } catch DecodingError.dataCorrupted {
+            throw ContainerCommandError(description: "seccomp profile (\(DockerFlags.escaped(path))) is not valid JSON")
+        } catch {
+            throw ContainerCommandError(description: "seccomp profile (\(DockerFlags.escaped(path))) is not a profile in Docker's format (it needs a \"defaultAction\" string)")
         }
-        var m = MountSpec(kind: .tmpfs, target: target)
-        if parts.count == 2 {
-            for opt in parts[1].split(separator: ",") {
-                let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
-                switch kv[0] {
-                case "size": m.tmpfsSize = try parseBytes(kv.count == 2 ? kv[1] : "", what: "tmpfs size")
-                case "mode":
-                    guard kv.count == 2, let mode = UInt32(kv[1], radix: 8) else { throw ContainerCommandError(description: "invalid tmpfs mode in \"\(text)\"") }
-                    m.tmpfsMode = mode
-                case "ro": m.readOnly = true
-                case "rw", "noexec", "nosuid", "nodev", "exec": continue
-                default: throw ContainerCommandError(description: "unknown tmpfs option \"\(kv[0])\" in \"\(text)\"")
+    }
+
+    /// Go's path.Clean for the paths a mount names.
+    static func cleanPath(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") where part != "." {
+            if part == ".." {
+                if let last = parts.last, last != ".." { parts.removeLast() } else if !absolute { parts.append(part) }
+            } else {
+                parts.append(part)
+            }
+        }
+        let joined = parts.joined(separator: "/")
+        return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
+
+    /// `-v`, as moby reads it (ParseMountRaw in daemon/volume/mounts/linux_parser.go), with its
+    /// messages: `SRC:DST[:MODES]`, or `DST` alone for an anonymous volume (`/DST:ro` is refused:
+    /// a volume cannot carry a mode). SRC starting with "/" is a host path, with "." one relative
+    /// to the working directory (made absolute, as Docker's CLI does); anything else names a
+    /// volume, which must match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, so no name climbs out of
+    /// the volumes folder. MODES, comma-separated, at most one of each kind: rw|ro; z|Z
+    /// (relabelling, a no-op without SELinux); a propagation (bind mounts only); nocopy (volumes
+    /// only: berth never copies image content into a volume); consistent|cached|delegated
+    /// (no-ops on Linux). DST is stored cleaned, and may not be "/".
+    static func parseVolume(_ text: String) throws -> MountSpec {
+        let invalidSpec = "invalid volume specification: '\(DockerFlags.escaped(text))'"
+        let arr = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        guard !arr[0].isEmpty else { throw ContainerCommandError(description: invalidSpec) }
+        var source = "", target = "", mode = ""
+        switch arr.count {
+        case 1:
+            target = arr[0]
+        case 2:
+            if VolumeModes(arr[1]) != nil { throw ContainerCommandError(description: invalidSpec) }
+            (source, target) = (arr[0], arr[1])
+        case 3:
+            (source, target, mode) = (arr[0], arr[1], arr[2])
+        default:
+            throw ContainerCommandError(description: invalidSpec)
+        }
+        guard let modes = VolumeModes(mode) else {
+            throw ContainerCommandError(description: "invalid mode: \(DockerFlags.escaped(mode))")
+        }
+        let isBind = source.hasPrefix("/") || source.hasPrefix(".")
+        func invalidConfig(_ reason: String) -> ContainerCommandError {
+            ContainerCommandError(description: "\(invalidSpec): invalid mount config for type \"\(isBind ? "bind" : "volume")\": \(reason)")
+        }
+        if !isBind && modes.propagation != nil { throw invalidConfig("field BindOptions must not be specified") }
+        if isBind && modes.noCopy { throw invalidConfig("field VolumeOptions must not be specified") }
+        guard !target.isEmpty else { throw invalidConfig("field Target must not be empty") }
+        if cleanPath(target) == "/" { throw invalidConfig("invalid specification: destination can't be '/'") }
+        guard target.hasPrefix("/") else {
+            throw invalidConfig("invalid mount path: '\(DockerFlags.escaped(target))' mount path must be absolute")
+        }
+        if isBind {
+            let hostPath = source.hasPrefix("/") ? source : FileManager.default.currentDirectoryPath + "/" + source
+            return MountSpec(kind: .bind, source: cleanPath(hostPath), target: cleanPath(target), readOnly: modes.readOnly,
+                             createHostPath: true, propagation: modes.propagation)
+        }
+        if source.isEmpty {
+            let anonymous = (0..<32).map { _ in UInt8.random(in: 0...255) }.hexString
+            return MountSpec(kind: .volume, source: anonymous, target: cleanPath(target), readOnly: modes.readOnly)
+        }
+        try Self.checkVolumeName(source)
+        return MountSpec(kind: .volume, source: source, target: cleanPath(target), readOnly: modes.readOnly)
+    }
+
+    /// moby's local volume driver (validateName in daemon/volume/local/local.go), its messages;
+    /// the rule itself is Runtime's (DockerNames), which refuses the same names again.
+    static func checkVolumeName(_ name: String) throws {
+        if name.unicodeScalars.count == 1 {
+            throw ContainerCommandError(description: "volume name is too short, names should be at least two alphanumeric characters")
+        }
+        guard DockerNames.isValid(name) else {
+            throw ContainerCommandError(description: "\(DockerFlags.quoted(name)) includes invalid characters for a local volume name, "
+                + "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+        }
+    }
+
+
+    /// The modes after a `-v`'s second colon (moby's linuxValidMountMode); nil when invalid.
+    struct VolumeModes {
+        var readOnly = false
+        var propagation: MountSpec.Propagation?
+        var noCopy = false
+
+        init?(_ text: String) {
+            guard !text.isEmpty else { return }
+            var rw = 0, label = 0, propagation = 0, copy = 0, consistency = 0
+            for option in text.split(separator: ",", omittingEmptySubsequences: false) {
+                switch option {
+                case "rw": rw += 1
+                case "ro": rw += 1; readOnly = true
+                case "z", "Z": label += 1
+                case "nocopy": copy += 1; noCopy = true
+                case "consistent", "cached", "delegated": consistency += 1
+                default:
+                    guard let mode = MountSpec.Propagation(rawValue: String(option)) else { return nil }
+                    propagation += 1
+                    self.propagation = mode
                 }
+            }
+            guard rw <= 1, label <= 1, propagation <= 1, copy <= 1, consistency <= 1 else { return nil }
+        }
+    }
+
+    /// `--tmpfs PATH[:OPTIONS]`. PATH as moby checks it (ValidateTmpfsMountDestination): absolute
+    /// and not "/". OPTIONS are those Docker passes to mount(2) (moby/sys/mount's
+    /// MergeTmpfsOptions: flags and size/mode/uid/gid/nr_inodes/nr_blocks/mpol; the last of a
+    /// kind wins); anything else is `invalid tmpfs option`. berth keeps size, mode, uid, gid,
+    /// exec|noexec and ro|rw; a Docker option it cannot honour (suid, dev, nr_inodes, ...) is an
+    /// error rather than dropped. nosuid and nodev are always set, and noexec unless `exec`.
+    static func parseTmpfs(_ text: String) throws -> MountSpec {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let target = parts[0]
+        if cleanPath(target) == "/" { throw ContainerCommandError(description: "invalid specification: destination can't be '/'") }
+        guard target.hasPrefix("/") else {
+            throw ContainerCommandError(description: "invalid mount path: '\(DockerFlags.escaped(target))' mount path must be absolute")
+        }
+        var m = MountSpec(kind: .tmpfs, target: cleanPath(target))
+        guard parts.count == 2, !parts[1].isEmpty else { return m }
+        let shown = DockerFlags.escaped(text)
+        func invalidValue(_ what: String, _ value: String, _ hint: String) -> ContainerCommandError {
+            ContainerCommandError(description: "--tmpfs \(shown): invalid \(what) \(DockerFlags.quoted(value)) (\(hint))")
+        }
+        func id(_ value: String, _ what: String) throws -> UInt32 {
+            // The kernel reads a decimal u32; 4294967295 is the invalid ID.
+            guard !value.isEmpty, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber),
+                  let id = UInt32(value), id != UInt32.max else { throw invalidValue(what, value, "a number") }
+            return id
+        }
+        for option in parts[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            let key = option.prefix(while: { $0 != "=" }), hasValue = option.contains("=")
+            let value = hasValue ? String(option[option.index(after: option.firstIndex(of: "=")!)...]) : ""
+            if hasValue {
+                switch key {
+                case "size":
+                    if value.hasSuffix("%"), let percent = Int64(value.dropLast()), percent >= 0,
+                       case let (size, overflow) = (Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))) / 100)
+                           .multipliedReportingOverflow(by: percent), !overflow {
+                        // The kernel's size=N%: of the physical memory.
+                        m.tmpfsSize = size
+                    } else if let size = ByteSize.parse(value.trimmingWhitespace()), size >= 0 {
+                        m.tmpfsSize = size
+                    } else {
+                        throw invalidValue("size", value, "e.g. 64m, 1g, 50%")
+                    }
+                case "mode":
+                    guard !value.isEmpty, let mode = UInt32(value, radix: 8), mode <= 0o7777 else {
+                        throw invalidValue("mode", value, "octal, e.g. 1777")
+                    }
+                    m.tmpfsMode = mode
+                case "uid": m.tmpfsUID = try id(value, "uid")
+                case "gid": m.tmpfsGID = try id(value, "gid")
+                case "nr_inodes", "nr_blocks", "mpol":
+                    throw ContainerCommandError(description: "--tmpfs \(shown): berth does not support the tmpfs option \"\(key)\"")
+                default:
+                    throw ContainerCommandError(description: "invalid tmpfs option \(DockerFlags.quoted(option))")
+                }
+                continue
+            }
+            switch option {
+            case "ro": m.readOnly = true
+            case "rw": m.readOnly = false
+            case "exec": m.tmpfsExec = true
+            case "noexec": m.tmpfsExec = false
+            // What berth does anyway: nosuid, nodev, the kernel's defaults, private propagation.
+            case "defaults", "nosuid", "nodev", "async", "relatime", "atime", "diratime", "nomand", "private", "rprivate":
+                continue
+            case "suid", "dev", "sync", "dirsync", "remount", "mand", "noatime", "nodiratime", "norelatime",
+                 "strictatime", "nostrictatime", "bind", "rbind", "unbindable", "runbindable",
+                 "shared", "rshared", "slave", "rslave":
+                throw ContainerCommandError(description: "--tmpfs \(shown): berth does not support the tmpfs option \"\(option)\"")
+            default:
+                throw ContainerCommandError(description: "invalid tmpfs option \(DockerFlags.quoted(option))")
             }
         }
         return m
@@ -562,7 +792,7 @@ struct ContainerExec: ParsableCommand {
     func run() throws {
         guard !command.isEmpty else { throw ContainerCommandError(description: "exec needs a command to run") }
         let c = try Container.lookup(container, root: global.stateRoot)
-        let process = try c.exec(ExecSpec(argv: command, env: env.flatMap { ContainerRun.envEntry($0) }, user: user,
+        let process = try c.exec(ExecSpec(argv: command, env: try env.flatMap { try ContainerRun.envEntry($0) }, user: user,
                                           workingDir: workdir, tty: tty, interactive: interactive))
         let code = process.wait(echo: true, forwardStdin: interactive, proxySignals: true)
         if code != 0 { throw CommandFailure(status: code) }
@@ -701,7 +931,7 @@ struct ContainerInspect: ParsableCommand {
                               StopSignal: spec.stopSignal ?? spec.imageDefaults.stopSignal ?? "SIGTERM"),
                 HostConfig: .init(Privileged: spec.privileged, ReadonlyRootfs: spec.readOnly, CapAdd: spec.capAdd, CapDrop: spec.capDrop,
                                   SecurityOpt: security, NetworkMode: network, AutoRemove: spec.autoRemove,
-                                  Memory: spec.resources.memory ?? 0, NanoCpus: Int64((spec.resources.cpus ?? 0) * 1e9),
+                                  Memory: spec.resources.memory ?? 0, NanoCpus: spec.resources.nanoCPUs ?? 0,
                                   PidsLimit: spec.resources.pids, Init: spec.initProcess),
                 Mounts: spec.mounts, LogPath: c.logPath,
                 EffectiveCapabilities: Capabilities.names(of: r.process.capabilities)))
@@ -709,5 +939,265 @@ struct ContainerInspect: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(outputs), as: UTF8.self))
+    }
+}
+
+/// Docker's CLI rules for flag values (docker/cli's opts package and its flag parser, pflag), so
+/// `container run` takes and refuses what `docker run` does, with the same messages.
+enum DockerFlags {
+    /// Go's %q: in quotes, with quotes, backslashes and control characters escaped, so a message
+    /// naming what the user typed stays on one line.
+    static func quoted(_ text: String) -> String {
+        "\"" + escaped(text, quotes: true) + "\""
+    }
+
+    /// Control characters escaped as Go writes them (and quotes and backslashes, for `quoted`).
+    static func escaped(_ text: String, quotes: Bool = false) -> String {
+        var out = ""
+        for c in text.unicodeScalars {
+            switch c {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\"" where quotes: out += "\\\""
+            case "\\" where quotes: out += "\\\\"
+            default:
+                if c.value < 0x20 || c.value == 0x7f {
+                    let hex = String(c.value, radix: 16)
+                    out += "\\x" + (hex.count == 1 ? "0" + hex : hex)
+                } else {
+                    out.unicodeScalars.append(c)
+                }
+            }
+        }
+        return out
+    }
+
+    /// pflag's message for a value the flag's type cannot take.
+    static func invalidArgument(_ value: String, flag: String, _ reason: String) -> ContainerCommandError {
+        ContainerCommandError(description: "invalid argument \(quoted(value)) for \(quoted(flag)) flag: \(reason)")
+    }
+
+    /// An integer flag as pflag reads one, Go's strconv.ParseInt(text, 0, 64): a sign, then
+    /// decimal digits, or 0x/0o/0b or a leading 0 (octal). (Go's digit separators, "1_000", are
+    /// refused.)
+    static func integer(_ text: String, flag: String) throws -> Int64 {
+        var body = Substring(text), negative = false
+        if let sign = body.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            body = body.dropFirst()
+        }
+        let parsing = "strconv.ParseInt: parsing \(quoted(text)): "
+        guard let magnitude = BigUInt(goInteger: body, leadingZeroIsOctal: true) else {
+            throw invalidArgument(text, flag: flag, parsing + "invalid syntax")
+        }
+        if let m = magnitude.uint64 {
+            if !negative, m <= UInt64(Int64.max) { return Int64(m) }
+            if negative, m <= UInt64(Int64.max) { return -Int64(m) }
+            if negative, m == UInt64(Int64.max) + 1 { return .min }
+        }
+        throw invalidArgument(text, flag: flag, parsing + "value out of range")
+    }
+
+    /// A size flag: go-units' RAMInBytes ("64m", "1.5g", "512k", bytes), as docker/cli's
+    /// MemBytes reads it. Negative sizes are refused unless `allowNegative`.
+    static func size(_ text: String, flag: String, allowNegative: Bool = false) throws -> Int64 {
+        guard let value = ByteSize.parse(text), allowNegative || value >= 0 else {
+            throw invalidArgument(text, flag: flag, "invalid size: '\(escaped(text))'")
+        }
+        return value
+    }
+
+    /// `--cpus` as docker/cli's opts.ParseCPUs reads it: the text is a rational number (Go's
+    /// big.Rat.SetString: a decimal such as "1.5", "-2", ".25" or "25e-2", or a fraction "a/b"
+    /// whose parts may be 0x/0o/0b or 0-prefixed (octal) integers), times 10^9, which must come
+    /// out whole (at most 9 decimals). The result is nanoCPUs; a value beyond Int64 saturates to
+    /// Int64.max or .min, which CgroupLimits.validate refuses with Docker's range message, so no
+    /// value, however large, is ever converted to an integer unchecked. (Go also reads
+    /// hexadecimal and binary fractions and "p" exponents; berth refuses those as not a number.)
+    static func nanoCPUs(_ text: String) throws -> Int64 {
+        let notANumber = invalidArgument(text, flag: "--cpus", "failed to parse \(escaped(text)) as a rational number")
+        let tooPrecise = invalidArgument(text, flag: "--cpus", "value is too precise")
+        func signed(_ magnitude: Int64?, _ negative: Bool) -> Int64 {
+            guard let magnitude else { return negative ? .min : .max }
+            return negative ? -magnitude : magnitude
+        }
+        var body = Substring(text), negative = false
+        if let slash = body.firstIndex(of: "/") {
+            // a/b: the numerator signed (Go's Int.SetString, base 0), the denominator not.
+            var numerator = body[..<slash]
+            if let sign = numerator.first, sign == "+" || sign == "-" {
+                negative = sign == "-"
+                numerator = numerator.dropFirst()
+            }
+            guard var n = BigUInt(goInteger: numerator, leadingZeroIsOctal: true),
+                  let d = BigUInt(goInteger: body[body.index(after: slash)...], leadingZeroIsOctal: true),
+                  !d.isZero else { throw notANumber }
+            n.multiply(by: 1_000_000_000)
+            let (q, r) = n.quotientAndRemainder(dividingBy: d)
+            guard r.isZero else { throw tooPrecise }
+            return signed(q.int64, negative)
+        }
+        if let sign = body.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            body = body.dropFirst()
+        }
+        let lower = body.lowercased()
+        if lower.hasPrefix("0x") || lower.hasPrefix("0o") || lower.hasPrefix("0b") {
+            // A prefixed integer (in a decimal's place, a leading 0 alone is not octal).
+            guard var n = BigUInt(goInteger: body, leadingZeroIsOctal: false) else { throw notANumber }
+            n.multiply(by: 1_000_000_000)
+            return signed(n.int64, negative)
+        }
+        // Decimal: digits with at most one point, at least one digit, then an optional exponent.
+        var digits: [UInt8] = [], decimals = 0, point = false
+        var rest = body.utf8[...]
+        while let c = rest.first, (c >= 0x30 && c <= 0x39) || (c == 0x2e && !point) {
+            if c == 0x2e { point = true } else {
+                digits.append(c - 0x30)
+                if point { decimals += 1 }
+            }
+            rest = rest.dropFirst()
+        }
+        guard !digits.isEmpty else { throw notANumber }
+        var exponent = 0
+        if let e = rest.first, e == 0x65 || e == 0x45 {
+            rest = rest.dropFirst()
+            var exponentNegative = false
+            if let sign = rest.first, sign == 0x2b || sign == 0x2d {
+                exponentNegative = sign == 0x2d
+                rest = rest.dropFirst()
+            }
+            guard let first = rest.first, first >= 0x30 && first <= 0x39 else { throw notANumber }
+            while let c = rest.first, c >= 0x30 && c <= 0x39 {
+                exponent = min(exponent * 10 + Int(c - 0x30), 100_000_000)
+                rest = rest.dropFirst()
+            }
+            if exponentNegative { exponent = -exponent }
+        }
+        guard rest.isEmpty else { throw notANumber }
+        guard let firstNonZero = digits.firstIndex(where: { $0 != 0 }) else { return 0 }
+        digits.removeFirst(firstNonZero)
+        // value = digits × 10^scale; Go refuses |scale| above 10^6 rather than compute it.
+        let scale = exponent - decimals
+        guard abs(scale) <= 1_000_000 else { throw notANumber }
+        var shift = scale + 9 // nanoCPUs = digits × 10^shift
+        if shift < 0 {
+            // Whole only if the last -shift digits are zeros (the leading one is not).
+            guard -shift < digits.count, digits.suffix(-shift).allSatisfy({ $0 == 0 }) else { throw tooPrecise }
+            digits.removeLast(-shift)
+            shift = 0
+        }
+        guard digits.count + shift <= 19 else { return signed(nil, negative) }
+        var value: Int64 = 0
+        for d in digits + [UInt8](repeating: 0, count: shift) {
+            let (times, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times.addingReportingOverflow(Int64(d))
+            if o1 || o2 { return signed(nil, negative) }
+            value = sum
+        }
+        return signed(value, negative)
+    }
+}
+
+/// Just enough of an unbounded unsigned integer for Go's integer syntax and ParseCPUs's exact
+/// fractions: limbs of 32 bits, least significant first, no zero limb on top.
+struct BigUInt {
+    private(set) var limbs: [UInt32] = []
+
+    init() {}
+
+    /// Go's integer literal in base 0 (no sign): decimal, 0x/0X, 0o/0O, 0b/0B, or, when
+    /// `leadingZeroIsOctal`, a leading 0 for octal. nil when it is not one.
+    init?(goInteger text: Substring, leadingZeroIsOctal: Bool) {
+        var digits = text, base: UInt32 = 10
+        let lower = text.lowercased()
+        if lower.hasPrefix("0x") {
+            base = 16
+        } else if lower.hasPrefix("0o") {
+            base = 8
+        } else if lower.hasPrefix("0b") {
+            base = 2
+        } else if leadingZeroIsOctal, text.count > 1, text.first == "0" {
+            base = 8
+            digits = text.dropFirst()
+        }
+        if base != 10 && digits == text { digits = text.dropFirst(2) }
+        guard !digits.isEmpty else { return nil }
+        for c in digits.unicodeScalars {
+            let value: UInt32
+            switch c {
+            case "0"..."9": value = c.value - 0x30
+            case "a"..."f": value = c.value - 0x61 + 10
+            case "A"..."F": value = c.value - 0x41 + 10
+            default: return nil
+            }
+            guard value < base else { return nil }
+            multiply(by: base, adding: value)
+        }
+    }
+
+    var isZero: Bool { limbs.isEmpty }
+
+    var uint64: UInt64? {
+        guard limbs.count <= 2 else { return nil }
+        return UInt64(limbs.first ?? 0) | (limbs.count == 2 ? UInt64(limbs[1]) << 32 : 0)
+    }
+
+    var int64: Int64? {
+        guard let value = uint64, value <= UInt64(Int64.max) else { return nil }
+        return Int64(value)
+    }
+
+    mutating func multiply(by factor: UInt32, adding addend: UInt32 = 0) {
+        var carry = UInt64(addend)
+        for i in limbs.indices {
+            let v = UInt64(limbs[i]) * UInt64(factor) + carry
+            limbs[i] = UInt32(truncatingIfNeeded: v)
+            carry = v >> 32
+        }
+        if carry != 0 { limbs.append(UInt32(carry)) }
+        while limbs.last == 0 { limbs.removeLast() }
+    }
+
+    private var bitWidth: Int { limbs.isEmpty ? 0 : limbs.count * 32 - limbs[limbs.count - 1].leadingZeroBitCount }
+
+    private func bit(_ i: Int) -> Bool { (limbs[i >> 5] >> UInt32(i & 31)) & 1 == 1 }
+
+    private static func isLess(_ a: BigUInt, _ b: BigUInt) -> Bool {
+        if a.limbs.count != b.limbs.count { return a.limbs.count < b.limbs.count }
+        for i in a.limbs.indices.reversed() where a.limbs[i] != b.limbs[i] { return a.limbs[i] < b.limbs[i] }
+        return false
+    }
+
+    /// Binary long division.
+    func quotientAndRemainder(dividingBy divisor: BigUInt) -> (quotient: BigUInt, remainder: BigUInt) {
+        precondition(!divisor.isZero)
+        var quotient = BigUInt(), remainder = BigUInt()
+        var i = bitWidth - 1
+        while i >= 0 {
+            // remainder = remainder * 2 + bit i
+            var carry: UInt32 = bit(i) ? 1 : 0
+            for j in remainder.limbs.indices {
+                let v = remainder.limbs[j]
+                remainder.limbs[j] = (v << 1) | carry
+                carry = v >> 31
+            }
+            if carry != 0 { remainder.limbs.append(carry) }
+            if !Self.isLess(remainder, divisor) {
+                var borrow: UInt64 = 0
+                for j in remainder.limbs.indices {
+                    let subtrahend = UInt64(j < divisor.limbs.count ? divisor.limbs[j] : 0) + borrow
+                    let v = UInt64(remainder.limbs[j])
+                    remainder.limbs[j] = UInt32(truncatingIfNeeded: v &- subtrahend)
+                    borrow = v < subtrahend ? 1 : 0
+                }
+                while remainder.limbs.last == 0 { remainder.limbs.removeLast() }
+                while quotient.limbs.count <= i >> 5 { quotient.limbs.append(0) }
+                quotient.limbs[i >> 5] |= 1 << UInt32(i & 31)
+            }
+            i -= 1
+        }
+        return (quotient, remainder)
     }
 }
