@@ -1,0 +1,107 @@
+import ArgumentParser
+import Compose
+import FoundationEssentials
+import Images
+import Runtime
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
+
+
+struct ContainerInspect: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on containers.")
+
+    @OptionGroup var global: RootOptions
+    @Argument var containers: [String]
+
+    struct Output: Encodable {
+        struct State: Encodable {
+            var Status: String
+            var Running: Bool
+            var Pid: Int32
+            var ExitCode: Int32
+            var Error: String
+            var StartedAt: String
+            var FinishedAt: String
+        }
+        struct Config: Encodable {
+            var Hostname: String
+            var User: String
+            var Env: [String]
+            var Cmd: [String]?
+            var Entrypoint: [String]?
+            var WorkingDir: String
+            var Image: String
+            var Tty: Bool
+            var OpenStdin: Bool
+            var Labels: [String: String]
+            var StopSignal: String
+        }
+        struct HostConfig: Encodable {
+            var Privileged: Bool
+            var ReadonlyRootfs: Bool
+            var CapAdd: [String]
+            var CapDrop: [String]
+            var SecurityOpt: [String]
+            var NetworkMode: String
+            var AutoRemove: Bool
+            var Memory: Int64
+            var NanoCpus: Int64
+            var PidsLimit: Int?
+            var Init: Bool
+        }
+        var Id: String
+        var Created: String
+        var Path: String
+        var Args: [String]
+        var State: State
+        var Image: String
+        var Name: String
+        var Config: Config
+        var HostConfig: HostConfig
+        var Mounts: [MountSpec]
+        var LogPath: String
+        var EffectiveCapabilities: [String]
+    }
+
+    func run() throws {
+        var outputs: [Output] = []
+        for name in containers {
+            let c = try Container.lookup(name, root: global.stateRoot)
+            let s = c.state(), r = c.record, spec = r.spec
+            let network: String
+            switch spec.network {
+            case .none: network = "none"
+            case .host: network = "host"
+            case .namespace(let path): network = "ns:" + path
+            }
+            var security: [String] = []
+            switch spec.seccomp {
+            case .default: break
+            case .unconfined: security.append("seccomp=unconfined")
+            case .profile(let path): security.append("seccomp=" + path)
+            }
+            if spec.noNewPrivileges { security.append("no-new-privileges") }
+            outputs.append(Output(
+                Id: c.id, Created: r.created, Path: r.process.argv.first ?? "", Args: Array(r.process.argv.dropFirst()),
+                State: .init(Status: s.status.rawValue, Running: s.status == .running, Pid: s.status == .running ? s.pid ?? 0 : 0,
+                             ExitCode: s.exitCode ?? 0, Error: s.error ?? "", StartedAt: s.startedAt ?? "", FinishedAt: s.finishedAt ?? ""),
+                Image: spec.imageID, Name: "/" + c.name,
+                Config: .init(Hostname: r.process.hostname, User: spec.user ?? spec.imageDefaults.user ?? "", Env: r.process.env,
+                              Cmd: spec.command ?? (spec.entrypoint == nil ? spec.imageDefaults.cmd : nil),
+                              Entrypoint: spec.entrypoint ?? spec.imageDefaults.entrypoint, WorkingDir: r.process.workingDir,
+                              Image: spec.image, Tty: spec.tty, OpenStdin: spec.interactive, Labels: spec.labels,
+                              StopSignal: spec.stopSignal ?? spec.imageDefaults.stopSignal ?? "SIGTERM"),
+                HostConfig: .init(Privileged: spec.privileged, ReadonlyRootfs: spec.readOnly, CapAdd: spec.capAdd, CapDrop: spec.capDrop,
+                                  SecurityOpt: security, NetworkMode: network, AutoRemove: spec.autoRemove,
+                                  Memory: spec.resources.memory ?? 0, NanoCpus: spec.resources.nanoCPUs ?? 0,
+                                  PidsLimit: spec.resources.pids, Init: spec.initProcess),
+                Mounts: spec.mounts, LogPath: c.logPath,
+                EffectiveCapabilities: Capabilities.names(of: r.process.capabilities)))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(outputs), as: UTF8.self))
+    }
+}
