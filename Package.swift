@@ -63,7 +63,7 @@ let package = Package(
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images"]),
         .testTarget(name: "CLITests", dependencies: ["berth"]),
     ],

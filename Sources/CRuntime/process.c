@@ -53,12 +53,32 @@ static void set_capabilities(const struct berth_process *p, int efd) {
     if (syscall(SYS_capset, &header, data) < 0) berth_fail(efd, BERTH_STAGE_CAPSET, errno, -1);
 }
 
-__attribute__((noreturn)) static void exec_argv(const struct berth_process *p, int efd) {
-    const char *file = p->argv[0];
+/* execve(path), through the trampoline when there is one (see trampoline.c): it gets the
+   resolved path first and the program's argv after it, and the error pipe as fd 3, where it
+   reports a failed execve as the child would. */
+static void exec_path(const struct berth_process *p, const char *path, int efd) {
     char *const *argv = (char *const *)p->argv;
     char *const *envp = (char *const *)p->envp;
+    if (p->trampoline_fd < 0) {
+        execve(path, argv, envp);
+        return;
+    }
+    size_t argc = 0;
+    while (argv[argc]) argc++;
+    if (argc > 1 << 16) { errno = E2BIG; return; }
+    const char *args[argc + 2];
+    args[0] = path;
+    for (size_t i = 0; i <= argc; i++) args[i + 1] = argv[i];
+    int trampoline = p->trampoline_fd;
+    if (trampoline == 3 && (trampoline = fcntl(3, F_DUPFD_CLOEXEC, 4)) < 0) return;
+    if (efd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(efd, 3) < 0) return;
+    syscall(SYS_execveat, trampoline, "", args, envp, AT_EMPTY_PATH);
+}
+
+__attribute__((noreturn)) static void exec_argv(const struct berth_process *p, int efd) {
+    const char *file = p->argv[0];
     if (strchr(file, '/')) {
-        execve(file, argv, envp);
+        exec_path(p, file, efd);
         berth_fail(efd, BERTH_STAGE_EXEC, errno, -1);
     }
     const char *search = p->path_env ? p->path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -74,7 +94,7 @@ __attribute__((noreturn)) static void exec_argv(const struct berth_process *p, i
             buf[at++] = '/';
             memcpy(buf + at, file, flen + 1);
             /* A failed execve sets up a new mm before it finds nothing; access() is a path walk. */
-            if (access(buf, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) execve(buf, argv, envp);
+            if (access(buf, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) exec_path(p, buf, efd);
             /* Keep looking on "not here"; remember "here but not runnable". */
             if (errno != ENOENT && errno != ENOTDIR) last = errno;
         }

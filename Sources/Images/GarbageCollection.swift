@@ -1,3 +1,4 @@
+import Support
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
@@ -35,7 +36,7 @@ extension ImageStore {
             var report = GarbageReport()
             for name in Self.names(in: tmpDir) {
                 do {
-                    try TreeRemoval.remove(path: tmpDir + "/" + name)
+                    try StoreFiles.removeTree(tmpDir + "/" + name)
                 } catch let error as ImageStore.Error {
                     report.kept.append((name, error))
                 }
@@ -77,7 +78,7 @@ extension ImageStore {
             if errno == ENOENT { return }
             throw StoreFiles.fail("move away the layer directory", path)
         }
-        try TreeRemoval.remove(path: doomed)
+        try StoreFiles.removeTree(doomed)
     }
 
     /// The blob digests and diff IDs the index reaches, or the damage that hides some of them.

@@ -1,3 +1,4 @@
+import Support
 import Crypto
 import FoundationEssentials
 #if canImport(Glibc)
@@ -38,6 +39,12 @@ public final class ImageStore {
         indexPath = dir + "/index.json"
         indexLockPath = dir + "/lock"
         gcLockPath = dir + "/gc.lock"
+        if !StoreFiles.exists(dir) {
+            // Root's alone, as Docker's /var/lib/docker: layers hold the images' setuid files
+            // and device nodes, which no other user of the host may reach (CVE-2021-41091).
+            try StoreFiles.mkdirs(root)
+            chmod(root, 0o700)
+        }
         for d in [blobsDir, layersDir, tmpDir] { try StoreFiles.mkdirs(d) }
         if !StoreFiles.exists(dir + "/oci-layout") {
             try StoreFiles.writeAtomically(Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: dir + "/oci-layout")
@@ -328,7 +335,7 @@ public final class ImageStore {
         try StoreFiles.mkdirs(work + "/diff")
         // On any failure the partial tree goes now; if even that fails (or the process dies), the
         // next garbage collection removes it: nothing else works in tmp/ without gc.lock shared.
-        defer { try? TreeRemoval.remove(path: work) }
+        defer { try? StoreFiles.removeTree(work) }
         let diff = open(work + "/diff", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard diff >= 0 else { throw StoreFiles.fail("open", work + "/diff") }
         defer { close(diff) }

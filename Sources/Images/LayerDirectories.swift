@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Support
 import Glibc
 #endif
 

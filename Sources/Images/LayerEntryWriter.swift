@@ -1,3 +1,4 @@
+import Support
 import CArchive
 #if canImport(Glibc)
 import Glibc
@@ -217,7 +218,7 @@ final class LayerEntryWriter {
             if forDirectory { return true }
             // Nothing below `parent` is among the walker's open descriptors (they lead to it).
             do {
-                try TreeRemoval.remove(name, in: parent, display: "the directory there")
+                try StoreFiles.removeTree(name, in: parent, display: "the directory there")
             } catch {
                 throw LayerWriteFailure("cannot replace the directory there: \(error)")
             }

@@ -1,3 +1,4 @@
+import Support
 import CArchive
 import Crypto
 import FoundationEssentials

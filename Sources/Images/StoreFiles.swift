@@ -16,6 +16,19 @@ enum StoreFiles {
     }
 
     /// mkdir -p, reporting the errno of the step that failed.
+    /// rm -rf by directory descriptors (Support's TreeRemoval), its failures as the store's errors.
+    static func removeTree(_ path: String) throws {
+        do { try TreeRemoval.remove(path: path) } catch let failure as TreeRemoval.Failure {
+            throw ImageStore.Error.system(failure.operation, failure.path, failure.errno)
+        }
+    }
+
+    static func removeTree(_ name: [CChar], in parent: Int32, display: String) throws {
+        do { try TreeRemoval.remove(name, in: parent, display: display) } catch let failure as TreeRemoval.Failure {
+            throw ImageStore.Error.system(failure.operation, failure.path, failure.errno)
+        }
+    }
+
     static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
         if mkdir(path, mode) == 0 || errno == EEXIST { return }
         guard errno == ENOENT else { throw fail("create directory", path) }

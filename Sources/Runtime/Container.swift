@@ -157,6 +157,9 @@ public final class Container {
             // programs' deletions may crowd (ContainerPool.take says why that matters). Other
             // file systems ignore it.
             try FileTree.mkdirs(root)
+            // Root's alone, as Docker's /var/lib/docker: image layers and volumes hold setuid
+            // files and device nodes that images and containers made (CVE-2021-41091).
+            chmod(root, 0o700)
             _ = berth_mark_top_directory(root)
             try FileTree.mkdirs(namesDir(root))
             try FileTree.mkdirs(containersDir(root))
@@ -591,7 +594,8 @@ public final class Container {
         let handled = masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
         if handled && sig != SIGKILL {
             _ = berth_pidfd_send_signal(fd, sig)
-            let grace = max(0, timeout ?? record.process.stopTimeout)
+            // Bounded so the milliseconds cannot overflow (a day is as good as forever here).
+            let grace = min(max(0, timeout ?? record.process.stopTimeout), 86_400)
             if waitReadable(fd, milliseconds: grace * 1000) {
                 waitForRecordedExit()
                 return
@@ -653,11 +657,17 @@ public final class Container {
         // `rm` can be run again. It is kept for the next container when it can be (ContainerPool).
         let id = self.id
         let cgroupRemoval = BackgroundWork { try Cgroup.destroy(name: id) }
-        FileTree.removeContents(of: dir + "/upper")
+        let emptied = Result { try FileTree.removeContents(of: dir + "/upper") }
         try cgroupRemoval.wait()
+        do { try emptied.get() } catch var e as Error {
+            e.container = name
+            throw e
+        }
         // A waiter that lost the race may still be writing its last state; one more pass.
-        if !ContainerPool.give(root: root, dir: dir, id: id) && !FileTree.removeTree(dir) {
-            throw Error(container: name, step: "remove \(dir)", detail: ProcFS.errnoText(errno))
+        if !ContainerPool.give(root: root, dir: dir, id: id) {
+            do { try TreeRemoval.remove(path: dir) } catch {
+                throw Error(container: name, step: "remove", detail: "\(error)")
+            }
         }
         let link = Container.namesDir(root) + "/" + name
         if NameLink.read(link) == id { unlink(link) }

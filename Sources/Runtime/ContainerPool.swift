@@ -64,7 +64,7 @@ enum ContainerPool {
     /// overlayfs's own attributes (trusted.overlay.uuid on the upper root) may stay.
     private static func canRecycle(_ dir: String) -> Bool {
         let upper = dir + "/upper"
-        FileTree.removeContents(of: upper)
+        try? FileTree.removeContents(of: upper)
         // Anything the delete could not remove (an immutable file, a tree deeper than the open
         // file limit) would appear in the next container's /.
         var st = stat()

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,34 +53,18 @@ enum FileTree {
         return names
     }
 
-    /// rm -rf of what a directory holds, keeping the directory.
-    static func removeContents(of path: String) {
-        removeContents(dirfd: AT_FDCWD, path)
+    /// rm -rf of what a directory holds, keeping the directory (TreeRemoval: fd-relative and
+    /// iterative, so a container's 100,000-deep tree in its upper dir is no stack overflow).
+    static func removeContents(of path: String) throws {
+        do { try TreeRemoval.removeContents(of: path) } catch {
+            throw Container.Error(container: "", step: "remove \(path)", detail: "\(error)")
+        }
     }
 
     /// rm -rf without following symlinks; true when the path is gone.
     @discardableResult
     static func removeTree(_ path: String) -> Bool {
-        if unlink(path) == 0 || errno == ENOENT { return true }
-        removeContents(dirfd: AT_FDCWD, path)
-        return rmdir(path) == 0 || errno == ENOENT
-    }
-
-    private static func removeContents(dirfd parent: Int32, _ name: String) {
-        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0, let dir = fdopendir(fd) else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let child = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if child == "." || child == ".." { continue }
-            if entry.pointee.d_type == UInt8(DT_DIR) {
-                removeContents(dirfd: fd, child)
-                unlinkat(fd, child, AT_REMOVEDIR)
-            } else if unlinkat(fd, child, 0) != 0 && errno == EISDIR {
-                removeContents(dirfd: fd, child)
-                unlinkat(fd, child, AT_REMOVEDIR)
-            }
-        }
+        (try? TreeRemoval.remove(path: path)) != nil
     }
 }
 

@@ -64,9 +64,9 @@ public enum ProcessResolution {
         let userPart = parts[0]
         var uid: UInt32 = 0, gid: UInt32 = 0, home = "/", name: String?
         if let number = UInt32(userPart) {
-            uid = number
+            uid = try checked(number)
             if let entry = passwd.first(where: { $0.count > 3 && UInt32($0[2]) == number }) {
-                gid = UInt32(entry[3]) ?? 0
+                gid = try id(entry[3], of: entry[0])
                 name = entry[0]
                 if entry.count > 5, !entry[5].isEmpty { home = entry[5] }
             }
@@ -74,8 +74,8 @@ public enum ProcessResolution {
             guard let entry = passwd.first(where: { $0.count > 3 && $0[0] == userPart }) else {
                 throw Error(description: "unable to find user \(userPart): no matching entries in passwd file")
             }
-            uid = UInt32(entry[2]) ?? 0
-            gid = UInt32(entry[3]) ?? 0
+            uid = try id(entry[2], of: entry[0])
+            gid = try id(entry[3], of: entry[0])
             name = entry[0]
             if entry.count > 5, !entry[5].isEmpty { home = entry[5] }
         }
@@ -86,7 +86,9 @@ public enum ProcessResolution {
         if let name, parts.count == 1 {
             for entry in group where entry.count > 3 {
                 let members = entry[3].split(separator: ",").map(String.init)
-                if members.contains(name), let id = UInt32(entry[2]), id != gid, !groups.contains(id) { groups.append(id) }
+                if members.contains(name), let id = UInt32(entry[2]), id <= 2_147_483_647, id != gid, !groups.contains(id) {
+                    groups.append(id)
+                }
             }
         }
         for extra in extraGroups {
@@ -98,11 +100,24 @@ public enum ProcessResolution {
     }
 
     private static func groupID(_ text: String, in group: [[String]]) throws -> UInt32 {
-        if let number = UInt32(text) { return number }
-        guard let entry = group.first(where: { $0.count > 2 && $0[0] == text }), let id = UInt32(entry[2]) else {
+        if let number = UInt32(text) { return try checked(number) }
+        guard let entry = group.first(where: { $0.count > 2 && $0[0] == text }) else {
             throw Error(description: "unable to find group \(text): no matching entries in group file")
         }
+        return try id(entry[2], of: entry[0])
+    }
+
+    /// runc's range: 4294967295 is (uid_t)-1, which setresuid reads as "leave unchanged", so the
+    /// process would stay root; and the kernel refuses ids above 2^31 - 1 in places.
+    private static func checked(_ id: UInt32) throws -> UInt32 {
+        guard id <= 2_147_483_647 else { throw Error(description: "uids and gids must be in range 0-2147483647") }
         return id
+    }
+
+    /// A numeric field of a passwd or group entry: a bad one is an error, never root.
+    private static func id(_ text: String, of name: String) throws -> UInt32 {
+        guard let value = UInt32(text) else { throw Error(description: "invalid id \"\(text)\" for \(name) in the image's user files") }
+        return try checked(value)
     }
 
     private static func parse(_ text: String?) -> [[String]] {

@@ -152,6 +152,7 @@ final class SpawnConfig {
             p.seccomp_filter = arena.bytes(program)
             p.seccomp_len = UInt16(program.count / 8)
         }
+        p.trampoline_fd = berth_trampoline_fd()
         p.stdin_fd = io.childStdin
         p.stdout_fd = io.childStdout
         p.stderr_fd = io.childStderr

@@ -237,7 +237,9 @@ struct ContainerRun: ParsableCommand {
             spec.sysctls[kv[0]] = kv[1]
         }
         for l in labels {
-            let kv = l.split(separator: "=", maxSplits: 1).map(String.init)
+            // Docker's ValidateLabel: a label needs a name before its "=".
+            let kv = l.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !kv[0].isEmpty else { throw ContainerCommandError(description: "invalid label '\(l)': empty name") }
             spec.labels[kv[0]] = kv.count == 2 ? kv[1] : ""
         }
         for opt in logOpts {

@@ -292,4 +292,25 @@ import Testing
         #expect((halfMounts.first?["tmpfsSize"] as? NSNumber)?.int64Value == ram / 100 * 50)
         #expect(try world.berth(["container", "rm", "half"]).status == 0)
     }
+
+    /// Found by attacking the CLI: these crashed berth (an index out of range) or ran as root.
+    @Test func labelsUidsAndTimeoutsThatOnceCrashedOrEscalated() throws {
+        let world = try World()
+        // Docker's ValidateLabel: a label needs a name.
+        try expectRefused(world, ["--label", "="], "invalid label '=': empty name")
+        try expectRefused(world, ["--label", "=x"], "invalid label '=x': empty name")
+        // (uid_t)-1 means "unchanged" to setresuid: the process would have stayed root (runc's range).
+        let minusOne = try world.berth(["container", "run", "--rm", "-u", "4294967295", "busybox", "id", "-u"])
+        #expect(minusOne.status == 125 && minusOne.stderr.contains("uids and gids must be in range 0-2147483647"), "\(minusOne.stderr)")
+        let group = try world.berth(["container", "run", "--rm", "-u", "1000:4294967295", "busybox", "id", "-u"])
+        #expect(group.status == 125 && group.stderr.contains("uids and gids must be in range 0-2147483647"), "\(group.stderr)")
+        expectNothingMade(world, ["-u"])
+        // A stop timeout beyond any clock: stop still returns (it once overflowed milliseconds).
+        let started = try world.berth(["container", "run", "-d", "--name", "patient", "--stop-timeout", "9223372036854775807",
+                                       "--stop-signal", "USR1", "busybox", "sh", "-c", "trap 'exit 3' USR1; while :; do sleep 1; done"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let stop = try world.berth(["container", "stop", "patient"])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        #expect(try world.berth(["container", "rm", "-f", "patient"]).status == 0)
+    }
 }

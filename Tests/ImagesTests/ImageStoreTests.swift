@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 @testable import Images
+import Support
 
 /// A fresh state root and staging area for one test, removed on deinit even when the test fails.
 final class Scratch {

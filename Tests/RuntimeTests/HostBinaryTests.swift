@@ -70,6 +70,55 @@ import Testing
         #expect(!seen.contains(Self.hostBinaryID()), "the host binary was opened from inside: \(seen)")
     }
 
+    /// A "dynamic loader" of the image's own (/lib64/ld-linux-x86-64.so.2): the kernel runs it for
+    /// any dynamically linked program, and, without the trampoline, for an entrypoint of
+    /// /proc/self/exe, which was the host's binary in the process that exec'ed it. It prints the
+    /// device:inode of whatever /proc/self/exe it can open.
+    static let loader = #"""
+    static long sc(long n, long a, long b, long c) {
+        long r;
+        __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+        return r;
+    }
+    struct kstat { unsigned long dev, ino, nlink; unsigned int mode, uid, gid, pad; unsigned long rdev; long size, blksize, blocks, t[6], unused[3]; };
+    static void put(unsigned long v) {
+        char b[24]; int i = 23; b[i] = 0;
+        do { b[--i] = '0' + v % 10; v /= 10; } while (v);
+        sc(1, 1, (long)(b + i), 23 - i);
+    }
+    void entry(long *sp) {
+        long fd = sc(2, (long)"/proc/self/exe", 0, 0);
+        struct kstat st;
+        if (fd >= 0 && sc(5, fd, (long)&st, 0) == 0) {
+            sc(1, 1, (long)"exe ", 4); put(st.dev); sc(1, 1, (long)":", 1); put(st.ino); sc(1, 1, (long)"\n", 1);
+        }
+        sc(60, 0, 0, 0);
+    }
+    __asm__(".globl _start\n_start:\n mov %rsp, %rdi\n and $-16, %rsp\n call entry\n hlt\n");
+    """#
+
+    @Test func anEntrypointOfProcSelfExeNeverReachesTheHostBinary() throws {
+        let fixture = try RuntimeFixture(prepare: { root in
+            let source = root + "/../loader.c"
+            try Self.loader.write(toFile: source, atomically: false, encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: root + "/lib64", withIntermediateDirectories: true)
+            try RuntimeFixture.capture(["/usr/bin/cc", "-nostdlib", "-static-pie", "-fno-stack-protector", "-O1", "-o",
+                                        root + "/lib64/ld-linux-x86-64.so.2", source])
+            try "#!/proc/self/exe\n".write(toFile: root + "/bin/selfexe", atomically: false, encoding: .utf8)
+            chmod(root + "/bin/selfexe", 0o755)
+        })
+        defer { fixture.cleanup() }
+        let host = Self.hostBinaryID()
+        var direct = fixture.spec(["/proc/self/exe"])
+        let run = try fixture.run(direct)
+        #expect(!run.stdout.contains(host), "the image's loader opened the host binary: \(run.stdout)")
+        direct.initProcess = true
+        #expect(!(try fixture.run(direct)).stdout.contains(host))
+        #expect(!(try fixture.run(["/bin/selfexe"])).stdout.contains(host))
+        // The probe itself works: run directly, it opens its own binary.
+        #expect(try fixture.run(["/lib64/ld-linux-x86-64.so.2"]).stdout.hasPrefix("exe "))
+    }
+
     @Test func initsBinaryIsClosedToTheContainer() throws {
         let fixture = try RuntimeFixture()
         defer { fixture.cleanup() }

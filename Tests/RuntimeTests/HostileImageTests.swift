@@ -245,6 +245,41 @@ import Testing
         #expect(Container.list(root: fixture.root).allSatisfy { $0.state().status != .running })
     }
 
+    /// A container that builds a tree deeper than any recursive walk (or PATH_MAX) still goes
+    /// away with `rm` (it once crashed berth with a stack overflow and stayed).
+    @Test func aContainersDeepTreeIsRemoved() throws {
+        let deep = #"""
+        #include <stdlib.h>
+        #include <sys/stat.h>
+        #include <unistd.h>
+        int main(int argc, char **argv) {
+            int n = atoi(argv[1]);
+            for (int i = 0; i < n; i++) if (mkdir("d", 0755) != 0 || chdir("d") != 0) return 1;
+            return 0;
+        }
+        """#
+        let fixture = try RuntimeFixture(probes: ["deep": deep])
+        defer { fixture.cleanup() }
+        var spec = fixture.spec(["sh", "-c", "cd /tmp && deep 30000"])
+        spec.name = "deep"
+        let container = try Container.create(spec: spec, root: fixture.root)
+        let code = try container.start(stdio: .pipes(stdin: false)).wait()
+        #expect(code == 0)
+        try container.remove(force: true)
+        #expect(RuntimeFixture.leftovers(id: container.id, root: fixture.root).isEmpty)
+        #expect(Container.list(root: fixture.root).isEmpty)
+    }
+
+    /// The state root is root's alone: layers and volumes hold images' setuid files and device
+    /// nodes, which no other user may reach (CVE-2021-41091).
+    @Test func theStateRootIsClosedToOtherUsers() throws {
+        let fixture = try RuntimeFixture()
+        defer { fixture.cleanup() }
+        _ = try fixture.run(["true"])
+        var st = stat()
+        #expect(stat(fixture.root, &st) == 0 && st.st_mode & 0o777 == 0o700, "mode \(String(st.st_mode & 0o777, radix: 8))")
+    }
+
     static func failure(_ body: () throws -> Void) -> String {
         do {
             try body()

@@ -78,6 +78,7 @@ struct berth_process {
     int nrlimits;
     int set_oom_score_adj;
     int oom_score_adj;
+    int trampoline_fd;         /* berth_trampoline_fd(): the last exec goes through it; -1: direct */
 };
 
 struct berth_container {
@@ -218,6 +219,11 @@ int berth_in_root(int root_fd, const char *path, int create, unsigned int mode);
 /* The O_PATH fd of the directory holding `path`'s last component (made when missing), whose
    name goes to `name`: for mknodat/symlinkat/fchownat by name. fd or -1 with errno. */
 int berth_in_root_parent(int root_fd, const char *path, char *name, size_t size);
+
+/* The sealed memfd holding the tiny program the container's program is exec'ed from, so that no
+   container ever reaches berth's binary through /proc/self/exe (trampoline.c). Made once per
+   process; -1 where it cannot be (another architecture, no memfd). */
+int berth_trampoline_fd(void);
 
 /* Small wrappers Swift cannot call directly. */
 int berth_pidfd_open(pid_t pid);

@@ -1,20 +1,20 @@
 /// Paths from archives and layer trees as they appear in error messages: a hostile or merely deep
 /// layer can hold a path of many kilobytes, and an error must stay one readable line.
-enum DisplayPath {
-    static let limit = 160
+public enum DisplayPath {
+    public static let limit = 160
 
     /// One name or path in raw bytes (an archive's names need not be UTF-8).
-    static func of(_ bytes: [UInt8]) -> String {
+    public static func of(_ bytes: [UInt8]) -> String {
         shortened(String(decoding: bytes, as: UTF8.self), bytes: bytes.count)
     }
 
     /// Components joined with "/".
-    static func joined(_ parts: [[UInt8]]) -> String {
+    public static func joined(_ parts: [[UInt8]]) -> String {
         of(Array(parts.joined(separator: [UInt8(ascii: "/")])))
     }
 
     /// `base`, a store path shown in full, then `parts` below it.
-    static func under(_ base: String, _ parts: [[UInt8]]) -> String {
+    public static func under(_ base: String, _ parts: [[UInt8]]) -> String {
         parts.isEmpty ? base : base + "/" + joined(parts)
     }
 
