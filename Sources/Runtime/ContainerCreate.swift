@@ -1,0 +1,260 @@
+import CRuntime
+import FoundationEssentials
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Container {
+    // MARK: create
+
+    /// Validates the spec, resolves the process (Docker's rules, user in the image's files),
+    /// reserves the name and writes ROOT/containers/ID. On any error nothing is left behind.
+    /// `startingNow`: the caller calls start() next, in this process (`docker run`); the record
+    /// is then written by start() while the child builds its root filesystem on the other core.
+    /// `completingSpec`: fills in what is slow to find (the image's layers and defaults) while
+    /// the cgroup and network namespace are being made; it must not change the name, resources,
+    /// privileges or network. Its errors come out as they are.
+    /// `networkNamespace`: one the caller made beforehand (`NetworkNamespace.make`) for a
+    /// container on the default network that starts now; create() owns it from here.
+    public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false,
+                              networkNamespace: Int32 = -1,
+                              completingSpec: ((inout ContainerSpec) throws -> Void)? = nil) throws -> Container {
+        let usesPrepared = startingNow && spec.network == .none && networkNamespace >= 0
+        // Closed here unless the cgroup thread below takes it over.
+        var unusedNetns = networkNamespace
+        defer { if unusedNetns >= 0 { close(unusedNetns) } }
+        let id = randomID()
+        let name = spec.name ?? generatedName(id)
+        guard isValidName(name) else {
+            throw Error(container: name, step: "", detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+        }
+        // Numbers first, as Docker's daemon checks them: nothing is made for a spec it refuses
+        // (an unchecked cpus once trapped after the name was taken).
+        do { try spec.resources.validate() } catch {
+            throw Error(container: name, step: "", detail: "\(error)")
+        }
+        if let adj = spec.oomScoreAdj, !(-1000...1000).contains(adj) {
+            throw Error(container: name, step: "", detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
+        if access(namesDir(root), F_OK) != 0 || access(containersDir(root), F_OK) != 0 {
+            // ext4's "T" attribute on ROOT and ROOT/containers: the directories made under them
+            // (the names dir, each container's) are placed like top-level ones, in the block
+            // group with the fewest directories, rather than beside a parent whose group other
+            // programs' deletions may crowd (ContainerPool.take says why that matters). Other
+            // file systems ignore it.
+            try FileTree.mkdirs(root)
+            // Root's alone, as Docker's /var/lib/docker: image layers and volumes hold setuid
+            // files and device nodes that images and containers made (CVE-2021-41091).
+            chmod(root, 0o700)
+            _ = berth_mark_top_directory(root)
+            try FileTree.mkdirs(namesDir(root))
+            try FileTree.mkdirs(containersDir(root))
+            _ = berth_mark_top_directory(containersDir(root))
+        }
+        let nameLink = namesDir(root) + "/" + name
+        if symlink(NameLink.target(forID: id), nameLink) != 0 {
+            if errno == EEXIST {
+                let other = NameLink.read(nameLink) ?? "?"
+                throw Error(container: name, step: "", detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
+            }
+            throw Error(container: name, step: "reserve name", detail: ProcFS.errnoText(errno))
+        }
+        let dir = containersDir(root) + "/" + id
+        // The cgroup (a directory and limit files per hierarchy) and the network namespace are
+        // made on the second core while this one resolves the process and writes the
+        // container's files; start() uses them.
+        if usesPrepared { unusedNetns = -1 }
+        let cgroupWork = BackgroundWork { () throws -> (Cgroup?, Int32) in
+            // A container started later (by the -d monitor) gets its cgroup then.
+            guard startingNow else { return (nil, -1) }
+            let cgroup: Cgroup
+            do { cgroup = try makeCgroup(id: id, name: name, spec: spec) } catch {
+                if usesPrepared { close(networkNamespace) }
+                throw error
+            }
+            guard spec.network == .none else { return (cgroup, -1) }
+            if usesPrepared { return (cgroup, networkNamespace) }
+            let netns = berth_netns_open()
+            guard netns >= 0 else {
+                try? cgroup.remove()
+                throw Error(container: name, step: "create network namespace", detail: ProcFS.errnoText(-netns))
+            }
+            return (cgroup, netns)
+        }
+        var rootfsWork: BackgroundWork<Int32>?
+        var spec = spec
+        var completing = false
+        do {
+            if !ContainerPool.take(root: root, into: dir) {
+                try FileTree.mkdir(dir, mode: 0o710)
+                for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) }
+            }
+            if let completingSpec {
+                completing = true
+                try completingSpec(&spec)
+                completing = false
+            }
+            // The overlay too, on a third thread: mostly inode work in the upper dir's file system.
+            if startingNow {
+                let layerPaths = spec.layerPaths
+                rootfsWork = BackgroundWork {
+                    try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: layerPaths, container: name)
+                }
+            }
+            let process = try resolveProcess(spec: spec, id: id, name: name)
+            // Validate mounts now (missing bind sources) so create fails, not start.
+            _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
+            try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
+            let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
+            // No state.json yet: a missing one reads as "created" (readRawState). Each file here
+            // costs a data block, and replacing or deleting it frees that block, which on this
+            // host's ext4 (no journal, `discard`) waits for the device.
+            let container = Container(root: root, record: record)
+            container.recordPending = true
+            if !startingNow { try container.writePendingRecord() }
+            // Both jobs first: the container owns what they made only once neither failed (the
+            // catch below cleans up after either).
+            let (cgroup, netns) = try cgroupWork.wait()
+            let rootfs = try rootfsWork?.wait() ?? -1
+            (container.preparedCgroup, container.preparedNetns, container.preparedRootfs) = (cgroup, netns, rootfs)
+            return container
+        } catch {
+            if let (cgroup, netns) = try? cgroupWork.wait() {
+                try? cgroup?.remove()
+                if netns >= 0 { close(netns) }
+            }
+            if let fd = try? rootfsWork?.wait() { close(fd) }
+            FileTree.removeTree(dir)
+            unlink(nameLink)
+            if completing { throw error }
+            guard var failure = error as? Error else { throw Error(container: name, step: "", detail: "\(error)") }
+            if failure.container.isEmpty { failure.container = name }
+            throw failure
+        }
+    }
+
+    static func resolveProcess(spec: ContainerSpec, id: String, name: String) throws -> ResolvedProcess {
+        let argv = ProcessResolution.argv(image: spec.imageDefaults, entrypoint: spec.entrypoint, command: spec.command)
+        guard !argv.isEmpty else {
+            throw Error(container: name, step: "", detail: "no command specified: the image has no Entrypoint or Cmd and none was given")
+        }
+        let user: ProcessResolution.User
+        do {
+            user = try ProcessResolution.user(spec.user ?? spec.imageDefaults.user, extraGroups: spec.groupAdd) { path in
+                try RootFiles.read(path, layers: spec.layerPaths)
+            }
+        } catch {
+            throw Error(container: name, step: "user", detail: "\(error)")
+        }
+        let caps: UInt64
+        do {
+            caps = try Capabilities.effectiveSet(privileged: spec.privileged, add: spec.capAdd, drop: spec.capDrop)
+        } catch {
+            throw Error(container: name, step: "capabilities", detail: "\(error)")
+        }
+        for limit in spec.ulimits {
+            _ = try makeRlimit(limit, container: name)
+        }
+        for (key, _) in spec.sysctls {
+            do { _ = try MountPlan.sysctlPath(key, hostNetwork: spec.network == .host) } catch var e as Error {
+                e.container = name
+                throw e
+            }
+        }
+        var stopSignal = SIGTERM
+        if let s = spec.stopSignal ?? spec.imageDefaults.stopSignal, !s.isEmpty {
+            guard let n = Signals.number(s) else { throw Error(container: name, step: "", detail: "unknown stop signal \(s)") }
+            stopSignal = n
+        }
+        let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
+        let env = ProcessResolution.environment(image: spec.imageDefaults.env, given: spec.env, hostname: hostname,
+                                                home: user.home, tty: spec.tty)
+        var cwd = spec.workingDir ?? spec.imageDefaults.workingDir ?? "/"
+        if cwd.isEmpty { cwd = "/" }
+        guard cwd.hasPrefix("/") else { throw Error(container: name, step: "", detail: "working directory \(cwd) is not an absolute path") }
+        return ResolvedProcess(argv: argv, env: env, workingDir: cwd, user: user, capabilities: caps,
+                               hostname: hostname, stopSignal: stopSignal, stopTimeout: spec.stopTimeout ?? 10)
+    }
+
+    static let rlimitNames: [String: Int32] = [
+        "core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8, "msgqueue": 12, "nice": 13,
+        "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14, "rttime": 15, "sigpending": 11, "stack": 3, "as": 9,
+    ]
+
+    /// A ulimit as the child sets it; never above the host's hard limit (raising it would need
+    /// CAP_SYS_RESOURCE, which berth may not have, and Docker would fail the same way).
+    static func makeRlimit(_ u: Ulimit, container: String) throws -> berth_rlimit {
+        guard let resource = rlimitNames[u.name] else {
+            throw Error(container: container, step: "ulimit", detail: "unknown ulimit \"\(u.name)\" (known: \(rlimitNames.keys.sorted().joined(separator: ", ")))")
+        }
+        guard u.soft <= u.hard else {
+            throw Error(container: container, step: "ulimit", detail: "ulimit \(u.name): soft limit \(u.soft) is above the hard limit \(u.hard)")
+        }
+        var host = rlimit()
+        getrlimit(__rlimit_resource_t(UInt32(resource)), &host)
+        if host.rlim_max != rlim_t.max && u.hard > host.rlim_max {
+            throw Error(container: container, step: "ulimit",
+                        detail: "ulimit \(u.name): hard limit \(u.hard) is above the host's hard limit \(host.rlim_max)")
+        }
+        return berth_rlimit(resource: resource, soft: u.soft, hard: u.hard)
+    }
+
+    static func hostHostname() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count)
+        return String(cString: buf)
+    }
+
+    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String) throws {
+        var hosts: String
+        if spec.network == .host, let host = readText("/etc/hosts") {
+            hosts = host
+        } else {
+            hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+                + "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        }
+        for entry in spec.extraHosts {
+            let parts = entry.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { hosts += "\(parts[1])\t\(parts[0])\n" }
+        }
+        var resolv = readText("/etc/resolv.conf") ?? ""
+        if spec.network != .host {
+            // A host-local resolver (127.0.0.53) is unreachable from another network namespace.
+            let lines = resolv.split(separator: "\n", omittingEmptySubsequences: false).filter {
+                !($0.hasPrefix("nameserver") && ($0.contains(" 127.") || $0.contains(" ::1")))
+            }
+            resolv = lines.joined(separator: "\n")
+            if !resolv.contains("nameserver") { resolv += "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n" }
+        }
+        for (file, text) in [("hosts", hosts), ("hostname", hostname + "\n"), ("resolv.conf", resolv)] {
+            try FileTree.write(text, to: dir + "/" + file)
+        }
+    }
+
+    static func randomID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return bytes.hexString
+    }
+
+    static let adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+                             "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen"]
+    static let nouns = ["albatross", "beacon", "cutter", "dinghy", "ferry", "galleon", "harbor", "jetty", "keel",
+                        "lighthouse", "mooring", "pier", "quay", "schooner", "tug", "wharf"]
+
+    static func generatedName(_ id: String) -> String {
+        let bytes = Array(id.utf8)
+        let a = Int(bytes[0]) % adjectives.count, n = Int(bytes[1]) % nouns.count
+        return "\(adjectives[a])_\(nouns[n])_\(id.prefix(4))"
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        // Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+        func isAlphanumeric(_ c: Unicode.Scalar) -> Bool {
+            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
+        }
+        guard let first = name.unicodeScalars.first, isAlphanumeric(first) else { return false }
+        return name.unicodeScalars.allSatisfy { isAlphanumeric($0) || "_.-".unicodeScalars.contains($0) }
+    }
+}

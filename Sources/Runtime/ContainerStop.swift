@@ -1,0 +1,133 @@
+import CRuntime
+import FoundationEssentials
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Container {
+    // MARK: stop, kill, remove
+
+    /// Opens a pidfd for the container's PID 1 and checks it is still the same process.
+    func openProcess() -> (pid: Int32, pidfd: Int32)? {
+        let s = readRawState()
+        guard s.status == .running, let pid = s.pid, let start = s.pidStartTime else { return nil }
+        let fd = berth_pidfd_open(pid)
+        guard fd >= 0 else { return nil }
+        guard ProcFS.startTime(pid: pid) == start else {
+            close(fd)
+            return nil
+        }
+        return (pid, fd)
+    }
+
+    /// `docker stop`: the stop signal, then SIGKILL after `timeout` seconds. When PID 1 has no
+    /// handler for the signal (SigCgt), the kernel drops it for a namespace init: kill at once.
+    /// Returns when the process is gone and the exit is recorded.
+    public func stop(timeout: Int? = nil) throws {
+        guard let (pid, fd) = openProcess() else { return }
+        defer { close(fd) }
+        let sig = record.process.stopSignal
+        let bit = UInt64(1) << UInt64(sig - 1)
+        let masks = ProcFS.signalMasks(pid: pid)
+        let handled = masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
+        if handled && sig != SIGKILL {
+            _ = berth_pidfd_send_signal(fd, sig)
+            // Bounded so the milliseconds cannot overflow (a day is as good as forever here).
+            let grace = min(max(0, timeout ?? record.process.stopTimeout), 86_400)
+            if waitReadable(fd, milliseconds: grace * 1000) {
+                waitForRecordedExit()
+                return
+            }
+        }
+        _ = berth_pidfd_send_signal(fd, SIGKILL)
+        _ = waitReadable(fd, milliseconds: 10_000)
+        waitForRecordedExit()
+    }
+
+    /// `docker kill -s SIG`.
+    public func kill(signal: Int32 = SIGKILL) throws {
+        guard let (_, fd) = openProcess() else {
+            throw Error(container: name, step: "kill", detail: "the container is not running")
+        }
+        defer { close(fd) }
+        if berth_pidfd_send_signal(fd, signal) != 0 {
+            throw Error(container: name, step: "kill", detail: ProcFS.errnoText(errno))
+        }
+    }
+
+    /// The waiter (monitor or foreground run) writes the exit code right after the process ends;
+    /// give it a moment so `stop` returns with the state already on disk.
+    func waitForRecordedExit() {
+        for _ in 0..<200 {
+            let s = readRawState()
+            if s.status != .running { return }
+            if let monitor = s.monitorPid, monitor != getpid(), Glibc.kill(monitor, 0) != 0 { return }
+            usleep(10_000)
+        }
+    }
+
+    /// `docker rm [-f]`: nothing of the container is left — process, cgroup, files, name.
+    public func remove(force: Bool = false) throws {
+        // One read of state.json in the common case (an exited container).
+        var s = readRawState()
+        if s.status == .running && isAlive(s) {
+            guard force else {
+                throw Error(container: name, step: "remove", detail: "the container is running; stop it first or use force (-f)")
+            }
+            if let (_, fd) = openProcess() {
+                _ = berth_pidfd_send_signal(fd, SIGKILL)
+                _ = waitReadable(fd, milliseconds: 10_000)
+                close(fd)
+            }
+            waitForRecordedExit()
+            s = readRawState()
+        }
+        // The monitor of a detached container may still be finishing; let it go first.
+        if let monitor = s.monitorPid, monitor != getpid() {
+            let fd = berth_pidfd_open(monitor)
+            if fd >= 0 {
+                _ = waitReadable(fd, milliseconds: 2000)
+                close(fd)
+            }
+        }
+        // The cgroup on the second core while this one empties the upper dir (the container's
+        // writes). The directory goes last, and only once the cgroup is gone: if that fails,
+        // `rm` can be run again. It is kept for the next container when it can be (ContainerPool).
+        let id = self.id
+        let cgroupRemoval = BackgroundWork { try Cgroup.destroy(name: id) }
+        let emptied = Result { try FileTree.removeContents(of: dir + "/upper") }
+        try cgroupRemoval.wait()
+        do { try emptied.get() } catch var e as Error {
+            e.container = name
+            throw e
+        }
+        // A waiter that lost the race may still be writing its last state; one more pass.
+        if !ContainerPool.give(root: root, dir: dir, id: id) {
+            do { try TreeRemoval.remove(path: dir) } catch {
+                throw Error(container: name, step: "remove", detail: "\(error)")
+            }
+        }
+        let link = Container.namesDir(root) + "/" + name
+        if NameLink.read(link) == id { unlink(link) }
+    }
+}
+
+
+/// poll() one fd for input; false on timeout.
+func waitReadable(_ fd: Int32, milliseconds: Int) -> Bool {
+    var deadline = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &deadline)
+    let end = Int64(deadline.tv_sec) * 1000 + Int64(deadline.tv_nsec) / 1_000_000 + Int64(milliseconds)
+    while true {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let left = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
+        if left < 0 { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let rc = poll(&p, 1, Int32(min(left, Int64(Int32.max))))
+        if rc > 0 { return true }
+        if rc < 0 && errno != EINTR { return false }
+        if rc == 0 { return false }
+    }
+}
