@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "berth-shim", targets: ["berth-shim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -25,6 +26,14 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // libarchive is loaded on first use, not linked: see Sources/CArchive/include/carchive.h.
         .target(name: "CArchive", linkerSettings: [.linkedLibrary("dl")]),
+
+        // What stays with a running container (its reaper and log writer): a small C program of
+        // its own, found next to berth, so that it costs well under a megabyte per container.
+        // Linked statically: with the two Swift runtime entry points it answers itself (see the
+        // end of main.c), nothing of the Swift runtime is pulled in, and what stays resident per
+        // container is about 0.8 MB (dynamically linked, the runtime's mapping alone was 4.5 MB).
+        .executableTarget(name: "berth-shim", cSettings: [.define("_GNU_SOURCE")],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         // The code that runs between clone() and execve(): C only, async-signal-safe.
         .target(name: "CRuntime", cSettings: [.define("_GNU_SOURCE")]),

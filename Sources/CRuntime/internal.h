@@ -5,6 +5,10 @@
 #include <errno.h>
 #include <limits.h>
 
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
 /* Report a failed step on the error pipe and leave. Never returns. */
 __attribute__((noreturn)) void berth_fail(int error_fd, int stage, int err, int index);
 

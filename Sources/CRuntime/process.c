@@ -16,9 +16,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 
 void berth_setup_stdio(const struct berth_process *p, int efd) {
     int fds[3] = { p->stdin_fd, p->stdout_fd, p->stderr_fd };

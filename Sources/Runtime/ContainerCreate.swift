@@ -27,15 +27,17 @@ extension Container {
         let id = randomID()
         let name = spec.name ?? generatedName(id)
         guard isValidName(name) else {
-            throw Error(container: name, step: "", detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+            throw Error(container: name, stage: .create,
+                        detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
         }
         // Numbers first, as Docker's daemon checks them: nothing is made for a spec it refuses
         // (an unchecked cpus once trapped after the name was taken).
         do { try spec.resources.validate() } catch {
-            throw Error(container: name, step: "", detail: "\(error)")
+            throw Error(container: name, stage: .create, detail: "\(error)")
         }
         if let adj = spec.oomScoreAdj, !(-1000...1000).contains(adj) {
-            throw Error(container: name, step: "", detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+            throw Error(container: name, stage: .create,
+                        detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
         }
         if access(namesDir(root), F_OK) != 0 || access(containersDir(root), F_OK) != 0 {
             // ext4's "T" attribute on ROOT and ROOT/containers: the directories made under them
@@ -52,15 +54,29 @@ extension Container {
             try FileTree.mkdirs(containersDir(root))
             _ = berth_mark_top_directory(containersDir(root))
         }
-        let nameLink = namesDir(root) + "/" + name
-        if symlink(NameLink.target(forID: id), nameLink) != 0 {
-            if errno == EEXIST {
-                let other = NameLink.read(nameLink) ?? "?"
-                throw Error(container: name, step: "", detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
-            }
-            throw Error(container: name, step: "reserve name", detail: ProcFS.errnoText(errno))
+        // A name in use by a container is refused before anything is made.
+        if let other = NameLink.read(namesDir(root) + "/" + name), load(id: other, root: root) != nil {
+            throw nameInUse(name, by: other)
         }
+        // The directory first, locked, then the name pointing at it: from the moment the name
+        // is taken until the record is written, a reclaimer (`rm -f`, `system prune`) that finds
+        // the name or the directory without a record sees the lock and knows the container is
+        // being made, not left behind by a berth process that was killed (writePendingRecord
+        // lets go of it). The cgroup is made only once the directory exists, so a reclaimer
+        // that finds no directory has no cgroup to look for either.
         let dir = containersDir(root) + "/" + id
+        var creationLock = try makeLockedDirectory(dir, root: root, container: name)
+        let nameLink = namesDir(root) + "/" + name
+        do {
+            try reserveName(name, id: id, root: root)
+        } catch {
+            // Back to the pool, as fresh as it came: a name in use is a common refusal
+            // (compose recreating), and deleting the directory costs the inodes the pool saves.
+            if !ContainerPool.give(root: root, dir: dir, id: id) { FileTree.removeTree(dir) }
+            releaseCreationLock(creationLock)
+            throw error
+        }
+        pauseForTest(at: .nameReserved)
         // The cgroup (a directory and limit files per hierarchy) and the network namespace are
         // made on the second core while this one resolves the process and writes the
         // container's files; start() uses them.
@@ -78,7 +94,7 @@ extension Container {
             let netns = berth_netns_open()
             guard netns >= 0 else {
                 try? cgroup.remove()
-                throw Error(container: name, step: "create network namespace", detail: ProcFS.errnoText(-netns))
+                throw Error(container: name, stage: .networkNamespace, step: "create network namespace", errno: -netns)
             }
             return (cgroup, netns)
         }
@@ -86,10 +102,6 @@ extension Container {
         var spec = spec
         var completing = false
         do {
-            if !ContainerPool.take(root: root, into: dir) {
-                try FileTree.mkdir(dir, mode: 0o710)
-                for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) }
-            }
             if let completingSpec {
                 completing = true
                 try completingSpec(&spec)
@@ -112,12 +124,17 @@ extension Container {
             // host's ext4 (no journal, `discard`) waits for the device.
             let container = Container(root: root, record: record)
             container.recordPending = true
-            if !startingNow { try container.writePendingRecord() }
             // Both jobs first: the container owns what they made only once neither failed (the
             // catch below cleans up after either).
             let (cgroup, netns) = try cgroupWork.wait()
             let rootfs = try rootfsWork?.wait() ?? -1
             (container.preparedCgroup, container.preparedNetns, container.preparedRootfs) = (cgroup, netns, rootfs)
+            // The container holds the lock from here; writePendingRecord() releases it. Last, so
+            // that nothing fails once the record is out and the lock gone: a failure then would
+            // remove a container that others could already see.
+            (container.creationLock, creationLock) = (creationLock, -1)
+            if !startingNow { try container.writePendingRecord() }
+            pauseForTest(at: .created)
             return container
         } catch {
             if let (cgroup, netns) = try? cgroupWork.wait() {
@@ -126,18 +143,111 @@ extension Container {
             }
             if let fd = try? rootfsWork?.wait() { close(fd) }
             FileTree.removeTree(dir)
-            unlink(nameLink)
+            // Still ours: while the directory is locked no reclaimer takes the name.
+            if NameLink.read(nameLink) == id { unlink(nameLink) }
+            releaseCreationLock(creationLock)
             if completing { throw error }
-            guard var failure = error as? Error else { throw Error(container: name, step: "", detail: "\(error)") }
+            guard var failure = error as? Error else {
+                throw Error(container: name, stage: .create, detail: "\(error)")
+            }
             if failure.container.isEmpty { failure.container = name }
             throw failure
         }
     }
 
+    // MARK: the name, the directory and the lock that tells them from leftovers
+
+    /// Makes ROOT/containers/ID (a pooled directory when there is one, else a new one with its
+    /// upper and work dirs) and returns an fd holding an exclusive flock on it. A reclaimer
+    /// (`system prune`) may find the directory, without a record and not yet locked, in the
+    /// moment between its making and the flock, and remove it or give it to the pool: the lock
+    /// then waits for the reclaimer, finds another inode (or none) at the path, and starts over.
+    static func makeLockedDirectory(_ dir: String, root: String, container: String) throws -> Int32 {
+        for _ in 0..<8 {
+            let fresh = !ContainerPool.take(root: root, into: dir)
+            if fresh, mkdir(dir, 0o710) != 0, errno != EEXIST {
+                throw Error(container: container, stage: .files, step: "mkdir \(dir)", errno: errno)
+            }
+            let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { continue }
+                throw Error(container: container, stage: .files, step: "open \(dir)", errno: errno)
+            }
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            var locked = stat(), atPath = stat()
+            if fstat(fd, &locked) == 0, lstat(dir, &atPath) == 0,
+               locked.st_ino == atPath.st_ino, locked.st_dev == atPath.st_dev {
+                do {
+                    if fresh { for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) } }
+                } catch {
+                    FileTree.removeTree(dir)
+                    releaseCreationLock(fd)
+                    throw error
+                }
+                return fd
+            }
+            releaseCreationLock(fd)
+        }
+        throw Error(container: container, stage: .files, step: "mkdir \(dir)",
+                    detail: "the directory kept being removed by another berth process (system prune)")
+    }
+
+    /// Makes the name link. One left by a berth process that was killed before it wrote its
+    /// container's record (reclaimable: its directory is not locked) is reclaimed and the name
+    /// taken over; one whose container exists or is still being made keeps the name.
+    static func reserveName(_ name: String, id: String, root: String) throws {
+        let link = namesDir(root) + "/" + name
+        for _ in 0..<8 {
+            if symlink(NameLink.target(forID: id), link) == 0 { return }
+            guard errno == EEXIST else { throw Error(container: name, stage: .name, errno: errno) }
+            guard let other = NameLink.read(link) else {
+                // Removed meanwhile: try again. Not a link berth made: `system prune` removes it.
+                var st = stat()
+                if lstat(link, &st) != 0 { continue }
+                throw nameInUse(name, by: "?")
+            }
+            guard load(id: other, root: root) == nil, try reclaimLeftover(id: other, root: root) != .leftAlone else {
+                throw nameInUse(name, by: other)
+            }
+        }
+        throw Error(container: name, stage: .name, detail: "the name kept being taken by other berth processes")
+    }
+
+    static func nameInUse(_ name: String, by other: String) -> Error {
+        Error(container: name, stage: .name, step: "",
+              detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
+    }
+
+    /// Lets other processes reclaim the directory; the fd may be shared with a child cloned
+    /// meanwhile, so the lock is dropped explicitly rather than by the close.
+    static func releaseCreationLock(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
+    /// Where a test can stop `berth container run` (BERTH_TEST_PAUSE_AT=STEP: the process stops
+    /// itself with SIGSTOP there) and SIGKILL it, to see that nothing is lost or left behind.
+    enum PausePoint: String {
+        /// The name link and the locked directory exist; nothing else yet.
+        case nameReserved = "name-reserved"
+        /// create() is done (cgroup, overlay, files), the record not written, no child cloned.
+        case created
+        /// In start(): the child is cloned and building its root, the record written, the lock
+        /// released, the state not yet "running".
+        case recordWritten = "record-written"
+    }
+
+    static func pauseForTest(at point: PausePoint) {
+        guard let wanted = getenv("BERTH_TEST_PAUSE_AT"), String(cString: wanted) == point.rawValue else { return }
+        raise(SIGSTOP)
+    }
+
     static func resolveProcess(spec: ContainerSpec, id: String, name: String) throws -> ResolvedProcess {
         let argv = ProcessResolution.argv(image: spec.imageDefaults, entrypoint: spec.entrypoint, command: spec.command)
         guard !argv.isEmpty else {
-            throw Error(container: name, step: "", detail: "no command specified: the image has no Entrypoint or Cmd and none was given")
+            throw Error(container: name, stage: .create,
+                        detail: "no command specified: the image has no Entrypoint or Cmd and none was given")
         }
         let user: ProcessResolution.User
         do {
@@ -145,13 +255,13 @@ extension Container {
                 try RootFiles.read(path, layers: spec.layerPaths)
             }
         } catch {
-            throw Error(container: name, step: "user", detail: "\(error)")
+            throw Error(container: name, stage: .user, detail: "\(error)")
         }
         let caps: UInt64
         do {
             caps = try Capabilities.effectiveSet(privileged: spec.privileged, add: spec.capAdd, drop: spec.capDrop)
         } catch {
-            throw Error(container: name, step: "capabilities", detail: "\(error)")
+            throw Error(container: name, stage: .capabilities, detail: "\(error)")
         }
         for limit in spec.ulimits {
             _ = try makeRlimit(limit, container: name)
@@ -164,7 +274,9 @@ extension Container {
         }
         var stopSignal = SIGTERM
         if let s = spec.stopSignal ?? spec.imageDefaults.stopSignal, !s.isEmpty {
-            guard let n = Signals.number(s) else { throw Error(container: name, step: "", detail: "unknown stop signal \(s)") }
+            guard let n = Signals.number(s) else {
+                throw Error(container: name, stage: .create, detail: "unknown stop signal \(s)")
+            }
             stopSignal = n
         }
         let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
@@ -172,7 +284,9 @@ extension Container {
                                                 home: user.home, tty: spec.tty)
         var cwd = spec.workingDir ?? spec.imageDefaults.workingDir ?? "/"
         if cwd.isEmpty { cwd = "/" }
-        guard cwd.hasPrefix("/") else { throw Error(container: name, step: "", detail: "working directory \(cwd) is not an absolute path") }
+        guard cwd.hasPrefix("/") else {
+            throw Error(container: name, stage: .create, detail: "working directory \(cwd) is not an absolute path")
+        }
         return ResolvedProcess(argv: argv, env: env, workingDir: cwd, user: user, capabilities: caps,
                                hostname: hostname, stopSignal: stopSignal, stopTimeout: spec.stopTimeout ?? 10)
     }
@@ -186,15 +300,17 @@ extension Container {
     /// CAP_SYS_RESOURCE, which berth may not have, and Docker would fail the same way).
     static func makeRlimit(_ u: Ulimit, container: String) throws -> berth_rlimit {
         guard let resource = rlimitNames[u.name] else {
-            throw Error(container: container, step: "ulimit", detail: "unknown ulimit \"\(u.name)\" (known: \(rlimitNames.keys.sorted().joined(separator: ", ")))")
+            let known = rlimitNames.keys.sorted().joined(separator: ", ")
+            throw Error(container: container, stage: .ulimit, detail: "unknown ulimit \"\(u.name)\" (known: \(known))")
         }
         guard u.soft <= u.hard else {
-            throw Error(container: container, step: "ulimit", detail: "ulimit \(u.name): soft limit \(u.soft) is above the hard limit \(u.hard)")
+            throw Error(container: container, stage: .ulimit,
+                        detail: "ulimit \(u.name): soft limit \(u.soft) is above the hard limit \(u.hard)")
         }
         var host = rlimit()
         getrlimit(__rlimit_resource_t(UInt32(resource)), &host)
         if host.rlim_max != rlim_t.max && u.hard > host.rlim_max {
-            throw Error(container: container, step: "ulimit",
+            throw Error(container: container, stage: .ulimit,
                         detail: "ulimit \(u.name): hard limit \(u.hard) is above the host's hard limit \(host.rlim_max)")
         }
         return berth_rlimit(resource: resource, soft: u.soft, hard: u.hard)

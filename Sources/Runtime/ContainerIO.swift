@@ -4,58 +4,93 @@ import FoundationEssentials
 import Glibc
 #endif
 
-/// The descriptors between berth and a container process: the child's ends (dup'ed onto its
-/// 0, 1, 2) and berth's ends (pipes, or a pty master for -t).
+/// The descriptors around a container process. The child's ends are dup'ed onto its 0, 1, 2.
+/// For an `exec`, berth reads the output itself (stdoutReader/stderrReader). For the container's
+/// main process, berth-shim does: it gets the output's read ends (shimStdout/shimStderr), writes
+/// them to the log, and copies them to the caller through tee pipes when the caller wants them
+/// (then stdoutReader/stderrReader are the tees' read ends); it closes `notifyWriter` once the
+/// exit is on disk.
 final class ProcessIO {
     var childStdin: Int32 = -1, childStdout: Int32 = -1, childStderr: Int32 = -1
     var stdinWriter: Int32 = -1
     var stdoutReader: Int32 = -1, stderrReader: Int32 = -1
+    /// The shim's ends (main process only).
+    var shimStdout: Int32 = -1, shimStderr: Int32 = -1, teeStdout: Int32 = -1, teeStderr: Int32 = -1
+    var shimHold: Int32 = -1, notifyWriter: Int32 = -1, notifyReader: Int32 = -1
     let tty: Bool
 
-    init(stdio: Container.Stdio, container: String) throws {
+    /// `tee`: the caller reads the output (foreground); otherwise only the log gets it.
+    init(stdio: Container.Stdio, container: String, supervised: Bool = false) throws {
         func fail(_ step: String) -> Container.Error {
             Container.Error(container: container, step: step, detail: ProcFS.errnoText(errno))
         }
+        func pipe() throws -> (read: Int32, write: Int32) {
+            var fds: [Int32] = [0, 0]
+            guard berth_pipe_cloexec(&fds, 0) == 0 else {
+                let e = fail("pipe")
+                closeAll()
+                throw e
+            }
+            return (fds[0], fds[1])
+        }
+        let wantsStdin: Bool, tee: Bool
         switch stdio {
-        case .tty:
-            tty = true
+        case .tty: (tty, wantsStdin, tee) = (true, true, true)
+        case .pipes(let stdin): (tty, wantsStdin, tee) = (false, stdin, true)
+        case .detached(let stdin, let terminal): (tty, wantsStdin, tee) = (terminal, stdin, false)
+        }
+        if tty {
             var master: Int32 = -1, slave: Int32 = -1
             let rc = berth_open_pty(&master, &slave)
             guard rc == 0 else {
                 errno = -rc
                 throw fail("open pseudo-terminal")
             }
-            if isatty(STDOUT_FILENO) != 0 {
+            if tee && isatty(STDOUT_FILENO) != 0 {
                 var rows: UInt16 = 0, cols: UInt16 = 0
                 if berth_ioctl_get_winsize(STDOUT_FILENO, &rows, &cols) == 0 { berth_ioctl_winsize(master, rows, cols) }
             }
-            childStdin = slave
-            childStdout = slave
-            childStderr = slave
+            (childStdin, childStdout, childStderr) = (slave, slave, slave)
             stdinWriter = master
             stdoutReader = master
-        case .pipes(let withStdin):
-            tty = false
-            var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
-            guard berth_pipe_cloexec(&out, 0) == 0 else { throw fail("pipe") }
-            guard berth_pipe_cloexec(&err, 0) == 0 else {
-                close(out[0]); close(out[1])
-                throw fail("pipe")
-            }
-            stdoutReader = out[0]; childStdout = out[1]
-            stderrReader = err[0]; childStderr = err[1]
-            if withStdin {
-                var input: [Int32] = [0, 0]
-                guard berth_pipe_cloexec(&input, 0) == 0 else {
-                    closeAll()
-                    throw fail("pipe")
-                }
-                childStdin = input[0]
-                stdinWriter = input[1]
+        } else {
+            let out = try pipe(), err = try pipe()
+            (stdoutReader, childStdout) = (out.read, out.write)
+            (stderrReader, childStderr) = (err.read, err.write)
+            if wantsStdin {
+                let input = try pipe()
+                (childStdin, stdinWriter) = (input.read, input.write)
             } else {
                 childStdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
             }
         }
+        guard supervised else { return }
+        // The output's read ends go to the shim; the caller keeps tees of them, or nothing.
+        shimStdout = tty ? dup(stdoutReader) : stdoutReader
+        shimStderr = tty ? -1 : stderrReader
+        _ = fcntl(shimStdout, F_SETFD, FD_CLOEXEC)
+        (stdoutReader, stderrReader) = (-1, -1)
+        if tee {
+            let out = try pipe()
+            (stdoutReader, teeStdout) = (out.read, out.write)
+            if !tty {
+                let err = try pipe()
+                (stderrReader, teeStderr) = (err.read, err.write)
+            }
+        }
+        if !tee {
+            // Nobody writes to a detached container's stdin, but `-i` keeps it open (as Docker),
+            // so an interactive shell waits instead of reading EOF: the shim holds the writer.
+            if wantsStdin || tty { shimHold = stdinWriter }
+            stdinWriter = -1
+        }
+        let notify = try pipe()
+        (notifyReader, notifyWriter) = (notify.read, notify.write)
+    }
+
+    /// The descriptors berth-shim keeps across its exec.
+    var shimDescriptors: [Int32] {
+        [shimStdout, shimStderr, teeStdout, teeStderr, shimHold, notifyWriter].filter { $0 >= 0 }
     }
 
     func closeChildEnds() {
@@ -63,10 +98,17 @@ final class ProcessIO {
         childStdin = -1; childStdout = -1; childStderr = -1
     }
 
+    /// After the shim has its copies.
+    func closeShimEnds() {
+        for fd in Set(shimDescriptors) { close(fd) }
+        (shimStdout, shimStderr, teeStdout, teeStderr, shimHold, notifyWriter) = (-1, -1, -1, -1, -1, -1)
+    }
+
     func closeAll() {
         closeChildEnds()
-        for fd in Set([stdinWriter, stdoutReader, stderrReader]) where fd >= 0 { close(fd) }
-        stdinWriter = -1; stdoutReader = -1; stderrReader = -1
+        closeShimEnds()
+        for fd in Set([stdinWriter, stdoutReader, stderrReader, notifyReader]) where fd >= 0 { close(fd) }
+        stdinWriter = -1; stdoutReader = -1; stderrReader = -1; notifyReader = -1
     }
 }
 
@@ -105,10 +147,14 @@ public final class ContainerProcess {
     /// right after, so its exit is not written to state.json.
     /// `holdStdin`: keep the container's stdin open though nothing is forwarded (`run -d -i`:
     /// docker keeps it open so that an interactive shell waits instead of reading EOF).
+    /// `output`: the caller's own sink for the output (each container its own), called with each
+    /// chunk as it comes and whether it came from stderr; independent of `echo`.
     public func wait(echo: Bool = false, forwardStdin: Bool = false, holdStdin: Bool = false, proxySignals: Bool = false,
-                     removing: Bool = false) -> Int32 {
-        let log = isMain ? ContainerLogWriter(path: container.logPath, maxSize: container.record.spec.logMaxSize,
-                                              maxFiles: container.record.spec.logMaxFiles) : nil
+                     removing: Bool = false, output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil) -> Int32 {
+        // The main process is berth-shim's: its output reaches this process through the shim's
+        // tees (after the shim wrote it to the log), and its end when the shim closes `notify`
+        // with exit.json on disk. An exec's process is this process's own child.
+        let supervised = io.notifyReader >= 0
         var savedTerminal: termios?
         if io.tty && forwardStdin && isatty(STDIN_FILENO) != 0 {
             var t = termios()
@@ -161,6 +207,7 @@ public final class ContainerProcess {
         var status: Int32 = 0
         var exited = false
         var drainDeadline: Int32 = 0
+        var notifyOpen = supervised
 
         func pump(_ fd: Int32, stream: String, echoFD: Int32) -> Bool {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -168,24 +215,26 @@ public final class ContainerProcess {
             if n <= 0 { return false } // EOF, or EIO from a pty whose slave side is gone
             buffer.withUnsafeBytes { raw in
                 let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                log?.append(chunk, stream: stream)
                 if echo { writeAll(echoFD, chunk) }
+                output?(chunk, stream == "stderr")
             }
             return true
         }
 
-        while !outputs.isEmpty || !exited {
+        while !outputs.isEmpty || !exited || notifyOpen {
             var fds: [pollfd] = outputs.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             let pidIndex = fds.count
             if !exited { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            let notifyIndex = fds.count
+            if notifyOpen { fds.append(pollfd(fd: io.notifyReader, events: Int16(POLLIN), revents: 0)) }
             let stdinIndex = fds.count
             if stdinOpen && !exited { fds.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
             let sigIndex = fds.count
             if signalPipe[0] >= 0 && !exited { fds.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0)) }
 
             // After exit, output still in the pipes is drained; a process that escaped with
-            // the pipe open cannot hold berth forever.
-            let rc = poll(&fds, nfds_t(fds.count), exited ? 2000 : -1)
+            // the pipe open cannot hold berth forever (the shim bounds its own drain likewise).
+            let rc = poll(&fds, nfds_t(fds.count), exited && !notifyOpen ? 2000 : -1)
             if rc < 0 {
                 if errno == EINTR { continue }
                 break
@@ -201,8 +250,12 @@ public final class ContainerProcess {
             }
             outputs.removeAll { closed.contains($0.fd) }
             if !exited && fds[pidIndex].revents != 0 {
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                if !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
                 exited = true
+            }
+            if notifyOpen && fds[notifyIndex].revents != 0 {
+                var byte: UInt8 = 0
+                if read(io.notifyReader, &byte, 1) <= 0 { notifyOpen = false }
             }
             if stdinOpen && stdinIndex < fds.count && fds[stdinIndex].fd == STDIN_FILENO && fds[stdinIndex].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
@@ -230,12 +283,16 @@ public final class ContainerProcess {
                 }
             }
         }
-        if !exited { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-        log?.flush()
+        if !exited && !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         io.closeAll()
-        close(pidfd)
-        if isMain { container.recordExit(status: status, removing: removing) }
-        return berth_wait_status_exit(status)
+        if pidfd >= 0 { close(pidfd) }
+        guard supervised else { return berth_wait_status_exit(status) }
+        // The shim wrote the exit before it closed `notify`; without the record (a shim that was
+        // killed), the status is unknown and reads 255, as Docker records it.
+        let exit = container.exitRecord()
+        let code = exit?.exitCode ?? 255
+        if isMain { container.recordExit(code: code, finishedAt: exit?.finishedAt, removing: removing) }
+        return code
     }
 }
 

@@ -16,9 +16,12 @@ extension Container {
         if reference.count == 64, let c = load(id: reference, root: root) { return c }
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: containersDir(root))) ?? []
         let matches = reference.isEmpty ? [] : ids.filter { $0.hasPrefix(reference) }
-        if matches.count > 1 { throw Error(container: reference, step: "", detail: "the ID prefix is ambiguous; give more characters") }
+        if matches.count > 1 {
+            throw Error(container: reference, stage: .lookup,
+                        detail: "the ID prefix is ambiguous; give more characters")
+        }
         guard let only = matches.first, let c = load(id: only, root: root) else {
-            throw Error(container: reference, step: "", detail: "no such container")
+            throw Error(container: reference, stage: .lookup, errno: ENOENT, detail: "no such container")
         }
         return c
     }
@@ -38,7 +41,19 @@ extension Container {
     // MARK: state
 
     func readRawState() -> ContainerState {
-        JSONFiles.read(ContainerState.self, statePath) ?? ContainerState(status: .created)
+        var s = JSONFiles.read(ContainerState.self, statePath) ?? ContainerState(status: .created)
+        // The berth process that started it may be long gone: berth-shim's exit.json says how
+        // the run ended (start() removes it before each run).
+        if s.status == .running, let exit = exitRecord() {
+            s.status = .exited
+            s.exitCode = exit.exitCode
+            s.finishedAt = exit.finishedAt
+        }
+        return s
+    }
+
+    func exitRecord() -> ExitRecord? {
+        JSONFiles.read(ExitRecord.self, dir + "/exit.json")
     }
 
     func writeState(_ state: ContainerState) {
@@ -62,6 +77,148 @@ extension Container {
     }
 
     public var isRunning: Bool { state().status == .running }
+}
+
+
+/// A berth process killed (SIGKILL, a crash, the OOM killer) while it made a container leaves
+/// what it had made so far: the name link, ROOT/containers/ID without a record (config.json is
+/// written last, by start() for `run`), perhaps the cgroup. `ps` cannot show it (no record) and
+/// `rm` finds nothing by the name, which would stay "in use" for good. These are reclaimed by
+/// `rm` of the name or ID, by a create that wants the name, and by `system prune`.
+///
+/// What tells a leftover from a container being made right now is the creation lock: an flock
+/// that create() holds on the directory from before the name points at it until the record is
+/// written (Container.creationLock). A reclaimer takes that lock without waiting, and leaves
+/// alone what it cannot lock; it holds it while it removes the cgroup and the directory, so a
+/// creator that meets the lock waits and then finds its directory gone (makeLockedDirectory).
+/// Name links are removed under an flock on ROOT/container-names, and only while they still
+/// name the ID reclaimed; a creator's symlink() cannot replace a link that is there, so no
+/// reclaimer removes a name that another container took meanwhile.
+extension Container {
+    // MARK: leftovers
+
+    /// `rm` of a reference that lookup() does not find: reclaims the leftover that the name,
+    /// full ID or unique ID prefix names (directory, cgroup, name link). False when there is
+    /// none; an error when it is still being made.
+    public static func removeLeftover(_ reference: String, root: String) throws -> Bool {
+        let link = namesDir(root) + "/" + reference
+        var id = NameLink.read(link)
+        if id == nil {
+            guard isContainerIDPrefix(reference) else { return false }
+            let matches = FileTree.names(in: containersDir(root)).filter {
+                isContainerIDPrefix($0) && $0.hasPrefix(reference)
+            }
+            guard matches.count == 1, matches[0].utf8.count == 64 else { return false }
+            id = matches[0]
+        }
+        guard let id, load(id: id, root: root) == nil else { return false }
+        guard try reclaimLeftover(id: id, root: root) != .leftAlone else {
+            throw Error(container: reference, stage: .remove,
+                        detail: "the container is still being made by a berth process; try again when it is done")
+        }
+        return true
+    }
+
+    /// `system prune`: every directory without a record and every name link whose container
+    /// does not exist, except those being made. Returns the IDs of the directories reclaimed.
+    public static func reclaimLeftovers(root: String) throws -> [String] {
+        var reclaimed: [String] = []
+        for id in FileTree.names(in: containersDir(root)) where id.utf8.count == 64 && isContainerIDPrefix(id) {
+            if load(id: id, root: root) == nil, try reclaimLeftover(id: id, root: root) == .reclaimed {
+                reclaimed.append(id)
+            }
+        }
+        for name in FileTree.names(in: namesDir(root)) {
+            let link = namesDir(root) + "/" + name
+            guard let id = NameLink.read(link) else {
+                // Not a link berth made (a name is always a symlink to an ID): it only blocks the name.
+                removeJunkNameLink(link, root: root)
+                continue
+            }
+            if load(id: id, root: root) == nil, try reclaimLeftover(id: id, root: root) == .reclaimed {
+                reclaimed.append(id)
+            }
+        }
+        return reclaimed
+    }
+
+    enum LeftoverOutcome {
+        /// It has a record, or is being made (its directory is locked).
+        case leftAlone
+        /// Its directory (and cgroup and name) went.
+        case reclaimed
+        /// There was no directory (any more); the name links naming it went.
+        case namesOnly
+    }
+
+    /// Reclaims the container `id` unless it has a record or is being made (its directory is
+    /// locked): cgroup, directory (into the pool, as `rm` does) and the name links naming it.
+    static func reclaimLeftover(id: String, root: String) throws -> LeftoverOutcome {
+        let dir = containersDir(root) + "/" + id
+        var outcome = LeftoverOutcome.namesOnly
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 && errno != ENOENT { return .leftAlone }
+        if fd >= 0 {
+            defer { releaseCreationLock(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return .leftAlone }
+            // Judged again under the lock: the creator may have finished (record written, lock
+            // released) between the caller's look and ours.
+            var locked = stat(), atPath = stat()
+            let stillThere = fstat(fd, &locked) == 0 && lstat(dir, &atPath) == 0
+                && locked.st_ino == atPath.st_ino && locked.st_dev == atPath.st_dev
+            if stillThere {
+                guard load(id: id, root: root) == nil else { return .leftAlone }
+                do { try Cgroup.destroy(name: id) } catch {
+                    throw Error(container: id, stage: .cgroup, detail: "\(error)")
+                }
+                guard ContainerPool.give(root: root, dir: dir, id: id) else {
+                    throw Error(container: id, stage: .remove, detail: "cannot remove \(dir)")
+                }
+                outcome = .reclaimed
+            }
+        }
+        removeNameLinks(naming: id, root: root)
+        return outcome
+    }
+
+    /// Every name link that names `id`, under the names lock (see above). A container has one
+    /// name; a leftover may share its ID with no other, so a scan finds at most that one.
+    static func removeNameLinks(naming id: String, root: String) {
+        withNameLinksLocked(root: root) {
+            for name in FileTree.names(in: namesDir(root)) {
+                let link = namesDir(root) + "/" + name
+                if NameLink.read(link) == id { unlink(link) }
+            }
+        }
+    }
+
+    /// Removes `link` if it still names `id`; under the names lock, so that a name another
+    /// container took meanwhile is never removed (remove() and the reclaimers).
+    static func removeNameLink(_ link: String, ifItNames id: String, root: String) {
+        withNameLinksLocked(root: root) {
+            if NameLink.read(link) == id { unlink(link) }
+        }
+    }
+
+    private static func removeJunkNameLink(_ link: String, root: String) {
+        withNameLinksLocked(root: root) {
+            var st = stat()
+            if NameLink.read(link) == nil, lstat(link, &st) == 0, st.st_mode & S_IFMT == S_IFLNK { unlink(link) }
+        }
+    }
+
+    private static func withNameLinksLocked(root: String, _ body: () -> Void) {
+        let fd = open(namesDir(root), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
+        body()
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Lowercase hex, 1 to 64 digits: what an ID or its prefix looks like (and nothing that
+    /// could climb out of ROOT/containers).
+    static func isContainerIDPrefix(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
 }
 
 

@@ -35,6 +35,14 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
     public var process: ResolvedProcess
 }
 
+/// ROOT/containers/ID/exit.json, written by berth-shim once the container's main process has
+/// exited and its output is in the log: the truth about an exit whatever became of the berth
+/// process that started the container.
+public struct ExitRecord: Codable, Equatable, Sendable {
+    public var exitCode: Int32
+    public var finishedAt: String
+}
+
 public struct ContainerState: Codable, Equatable, Sendable {
     public enum Status: String, Codable, Sendable { case created, running, exited }
     public var status: Status

@@ -8,25 +8,67 @@ import Glibc
 extension Container {
     // MARK: start
 
-    public enum Stdio {
-        /// stdin from /dev/null (or a pipe when `stdin`), stdout and stderr through pipes.
+    public enum Stdio: Sendable {
+        /// stdin from /dev/null (or a pipe when `stdin`), stdout and stderr through pipes; the
+        /// caller gets the output too (`ContainerProcess.wait`).
         case pipes(stdin: Bool)
-        /// One pseudo-terminal for all three (-t).
+        /// One pseudo-terminal for all three (-t), the caller's.
         case tty
+        /// Nothing comes back to the caller: the output goes to the log only (`run -d`). `stdin`
+        /// keeps the container's stdin open (Docker's `-d -i`), `tty` gives it a terminal.
+        case detached(stdin: Bool, tty: Bool)
     }
 
-    /// Starts the container as a child of this process, which must then wait for it
-    /// (ContainerIO.run). `beforeResume` runs while the child builds its root filesystem in its
-    /// namespaces (network setup goes there); the container's program starts after it returns.
-    /// The child writes its sysctls before that (they must precede /proc/sys going read-only),
-    /// so a per-interface sysctl for an interface a hook adds needs the hook to set it.
-    public func start(stdio: Stdio, beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
-        let current = state()
-        guard current.status == .created else {
-            throw Error(container: name, step: "start", detail: current.status == .running ? "already running" : "the container has already run; remove it and run a new one")
+    /// berth-shim, the container's reaper: $BERTH_SHIM, else the one next to this program (the
+    /// berth binary, or a test bundle in the same build folder).
+    static func shimPath() throws -> String {
+        if let given = getenv("BERTH_SHIM") { return String(cString: given) }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        let path = String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/berth-shim"
+        guard access(path, X_OK) == 0 else {
+            throw Error(container: "", stage: .start, detail: "berth-shim was not found at \(path) (set BERTH_SHIM to its path)")
         }
+        return path
+    }
+
+    /// berth-shim's command line for this container and these descriptors.
+    func shimArguments(path: String, io: ProcessIO, cgroup: Cgroup?, exitCommand: [String]?) -> [String] {
+        let spec = record.spec
+        var args = [path, "--dir", dir, "--log", logPath, "--max-size", String(spec.logMaxSize ?? 0),
+                    "--max-files", String(spec.logMaxFiles ?? 1)]
+        let fds: [(String, Int32)] = [("--stdout", io.shimStdout), ("--stderr", io.shimStderr), ("--tee-stdout", io.teeStdout),
+                                      ("--tee-stderr", io.teeStderr), ("--hold", io.shimHold), ("--notify", io.notifyWriter)]
+        for (flag, fd) in fds where fd >= 0 { args += [flag, String(fd)] }
+        for path in cgroup?.paths ?? [] { args += ["--cgroup", path] }
+        if let exitCommand, !exitCommand.isEmpty { args += ["--"] + exitCommand }
+        return args
+    }
+
+    /// Starts the container (a created one, or an exited one again: its upper dir, and so what
+    /// it wrote, is kept) under berth-shim, its reaper, which records the exit code on disk
+    /// however this process ends. Returns once the container's program runs (or throws with the
+    /// step that failed); `ContainerProcess.wait` then follows it. `beforeResume` runs while the
+    /// child builds its root filesystem in its namespaces (network setup goes there); the
+    /// container's program starts after it returns. The child writes its sysctls before that
+    /// (they must precede /proc/sys going read-only), so a per-interface sysctl for an interface
+    /// a hook adds needs the hook to set it. `exitCommand` runs once the exit is recorded
+    /// (`run -d --rm`'s removal), from the shim.
+    public func start(stdio: Stdio, exitCommand: [String]? = nil,
+                      beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
+        let current = state()
+        guard current.status != .running else {
+            throw Error(container: name, stage: .start, detail: "the container is already running")
+        }
+        // The last run's exit record must not describe this one.
+        unlink(dir + "/exit.json")
         let io: ProcessIO
-        do { io = try ProcessIO(stdio: stdio, container: name) } catch {
+        let shim: String
+        do {
+            shim = try Container.shimPath()
+            io = try ProcessIO(stdio: stdio, container: name, supervised: true)
+        } catch {
             try? preparedCgroup?.remove()
             preparedCgroup = nil
             for fd in [preparedRootfs, preparedNetns] where fd >= 0 { close(fd) }
@@ -46,7 +88,7 @@ extension Container {
         preparedNetns = -1
         // The child attaches its own copy of the mount; this one goes once the clone is done.
         defer { if rootfs >= 0 { close(rootfs) } }
-        var child = berth_child()
+        var child = berth_supervised(pid: -1, shim: -1, control: -1)
         var spawned = false
         do {
             let configured = Result {
@@ -66,10 +108,16 @@ extension Container {
             let joinFiles = cgroup?.joinFiles ?? []
             config.container.cgroup_join = config.arena.stringArray(joinFiles)
             config.container.ncgroup_join = Int32(joinFiles.count)
-            let rc = withUnsafePointer(to: &config.container) { berth_spawn($0, &child) }
-            guard rc == 0 else { throw Error(container: name, step: "clone", detail: ProcFS.errnoText(-rc)) }
+            let args = shimArguments(path: shim, io: io, cgroup: cgroup, exitCommand: exitCommand)
+            let keep = io.shimDescriptors
+            let argv = config.arena.stringArray(args)
+            let rc = withUnsafePointer(to: &config.container) { container in
+                berth_spawn_supervised(container, shim, argv, keep, Int32(keep.count), &child)
+            }
+            guard rc == 0 else { throw Error(container: name, stage: .clone, errno: -rc) }
             spawned = true
             io.closeChildEnds()
+            io.closeShimEnds()
             // The child builds its rootfs meanwhile, on the other core, then waits for the go:
             // its program starts only once the network is in place and the start is recorded
             // (on a failure below, the catch overwrites this state with the error).
@@ -78,29 +126,24 @@ extension Container {
             var running = ContainerState(status: .running)
             running.pid = child.pid
             running.pidStartTime = ProcFS.startTime(pid: child.pid)
-            running.monitorPid = getpid()
+            running.monitorPid = child.shim
             running.startedAt = Timestamp.now()
             writeState(running)
-            let released = berth_release(&child)
             var failure = berth_failure()
-            let resumed = berth_wait_exec(&child, released, &failure)
+            let resumed = berth_supervised_release(&child, &failure)
             if resumed != 0 {
-                var status: Int32 = 0
-                waitpid(child.pid, &status, 0)
+                // The shim's process waited for the child and is gone; nothing of it runs.
                 spawned = false
-                if resumed < 0 { throw Error(container: name, step: "start", detail: ProcFS.errnoText(-resumed)) }
-                throw Error(container: name, step: config.describe(failure), detail: config.detail(failure))
+                throw Error(container: name, childFailure: failure, step: config.describe(failure))
             }
             withExtendedLifetime(config) {}
         } catch {
             if spawned {
-                if child.sync_fd >= 0 { close(child.sync_fd) }
-                if child.error_fd >= 0 { close(child.error_fd) }
+                // Before the release: closing the control socket makes the other side kill the
+                // child, which never ran the container's program.
+                berth_supervised_abort(&child)
                 Glibc.kill(child.pid, SIGKILL)
-                var status: Int32 = 0
-                waitpid(child.pid, &status, 0)
             }
-            if child.pidfd > 0 { close(child.pidfd) }
             io.closeAll()
             // A start that failed leaves a container that `ps -a` shows with its error.
             try? writePendingRecord()
@@ -112,9 +155,10 @@ extension Container {
             failed.finishedAt = Timestamp.now()
             writeState(failed)
             if let e = error as? Error { throw e }
-            throw Error(container: name, step: "start", detail: "\(error)")
+            throw Error(container: name, stage: .start, detail: "\(error)")
         }
-        return ContainerProcess(container: self, pid: child.pid, pidfd: child.pidfd, io: io, cgroup: cgroup, isMain: true)
+        return ContainerProcess(container: self, pid: child.pid, pidfd: berth_pidfd_open(child.pid), io: io, cgroup: cgroup,
+                                isMain: true)
     }
 
     /// The container's cgroup with its limits and device rules; nothing is left if a step fails.
@@ -133,12 +177,12 @@ extension Container {
     /// Called by whoever waited for the main process: record the exit, drop the cgroup.
     /// `removing`: the caller removes the container next, so the exit is not written (a state
     /// left "running" by a crash in between reads as exited: its pid is gone).
-    func recordExit(status: Int32, removing: Bool = false) {
+    func recordExit(code: Int32, finishedAt: String? = nil, removing: Bool = false) {
         if !removing {
             var s = readRawState()
             s.status = .exited
-            s.exitCode = berth_wait_status_exit(status)
-            s.finishedAt = Timestamp.now()
+            s.exitCode = code
+            s.finishedAt = finishedAt ?? Timestamp.now()
             writeState(s)
         }
         // The remover drops the cgroup itself, beside the files.

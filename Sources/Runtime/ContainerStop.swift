@@ -73,7 +73,8 @@ extension Container {
         var s = readRawState()
         if s.status == .running && isAlive(s) {
             guard force else {
-                throw Error(container: name, step: "remove", detail: "the container is running; stop it first or use force (-f)")
+                throw Error(container: name, stage: .remove,
+                            detail: "the container is running; stop it first or use force (-f)")
             }
             if let (_, fd) = openProcess() {
                 _ = berth_pidfd_send_signal(fd, SIGKILL)
@@ -105,11 +106,10 @@ extension Container {
         // A waiter that lost the race may still be writing its last state; one more pass.
         if !ContainerPool.give(root: root, dir: dir, id: id) {
             do { try TreeRemoval.remove(path: dir) } catch {
-                throw Error(container: name, step: "remove", detail: "\(error)")
+                throw Error(container: name, stage: .remove, detail: "\(error)")
             }
         }
-        let link = Container.namesDir(root) + "/" + name
-        if NameLink.read(link) == id { unlink(link) }
+        Container.removeNameLink(Container.namesDir(root) + "/" + name, ifItNames: id, root: root)
     }
 }
 

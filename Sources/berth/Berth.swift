@@ -18,6 +18,7 @@ struct Berth: ParsableCommand {
             VersionCommand.self,
             ContainerCommand.self,
             ImageCommand.self,
+            SystemCommand.self,
         ]
     )
 

@@ -12,8 +12,8 @@ import Glibc
 struct ContainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "container", abstract: "Manage containers.",
-        subcommands: [ContainerRun.self, ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
-                      ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerMonitor.self])
+        subcommands: [ContainerRun.self, ContainerStart.self, ContainerRestart.self, ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
+                      ContainerKill.self, ContainerRemove.self, ContainerInspect.self])
 }
 
 /// Docker's rule for commands over several containers: act on every one, print each name that

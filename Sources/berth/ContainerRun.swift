@@ -114,12 +114,10 @@ struct ContainerRun: ParsableCommand {
     }
 
     /// Docker's statuses for a container that never ran its command: 127 when the command is not
-    /// found, 126 when it cannot be executed, 125 for every other problem (image, flags, mounts).
+    /// found, 126 when it cannot be executed, 125 for every other problem (image, flags, mounts),
+    /// read from the runtime error's stage and errno (Container.Error.startFailureStatus).
     static func startFailureStatus(_ error: Error) -> Int32 {
-        guard let failure = error as? Container.Error, failure.step.hasPrefix("exec") else { return 125 }
-        if failure.detail == String(cString: strerror(ENOENT)) { return 127 }
-        if failure.detail == String(cString: strerror(EACCES)) || failure.detail == String(cString: strerror(ENOEXEC)) { return 126 }
-        return 125
+        (error as? Container.Error)?.startFailureStatus ?? 125
     }
 
     private func runContainer() throws {
@@ -134,25 +132,34 @@ struct ContainerRun: ParsableCommand {
         }
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already).
-        let container = try Container.create(spec: spec, root: root, startingNow: !detach,
-                                             networkNamespace: netns) { spec in
+        let container = try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns) { spec in
             try Self.complete(&spec, image: image, root: root)
         }
-        if detach {
-            try ContainerMonitor.launch(container: container, root: root)
-            print(container.id)
-            return
-        }
+        // Detached or not, the container runs under berth-shim, which outlives this process.
+        let stdio: Container.Stdio = detach ? .detached(stdin: interactive, tty: tty) : tty ? .tty : .pipes(stdin: interactive)
         let process: ContainerProcess
         do {
-            process = try container.start(stdio: tty ? .tty : .pipes(stdin: interactive))
+            process = try container.start(stdio: stdio, exitCommand: detach && autoRemove ? Self.removal(container, root) : nil)
         } catch {
             if autoRemove { try? container.remove(force: true) }
             throw error
         }
+        if detach {
+            print(container.id)
+            return
+        }
         let code = process.wait(echo: true, forwardStdin: interactive, proxySignals: true, removing: autoRemove)
         if autoRemove { try container.remove(force: true) }
         if code != 0 { throw CommandFailure(status: code) }
+    }
+
+    /// `container rm -f ID` by this very binary, for the shim to run when a `-d --rm` container
+    /// exits (the shim runs it with an empty environment, so the root is given).
+    static func removal(_ container: Container, _ root: String) -> [String] {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        return [exe, "--root", root, "container", "rm", "-f", container.id]
     }
 
     /// The image's part of a spec: its ID, layers and defaults.

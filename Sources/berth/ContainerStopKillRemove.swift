@@ -49,8 +49,17 @@ struct ContainerRemove: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
+        let root = global.stateRoot
         try forEachContainer(containers) { name in
-            try Container.lookup(name, root: global.stateRoot).remove(force: force)
+            let container: Container
+            do { container = try Container.lookup(name, root: root) } catch let notFound as Container.Error {
+                // Not a container, but perhaps what a killed berth process left while making one
+                // (a name and a directory without a record): nothing of it runs, so `rm` with or
+                // without -f reclaims it.
+                guard notFound.stage == .lookup, try Container.removeLeftover(name, root: root) else { throw notFound }
+                return
+            }
+            try container.remove(force: force)
         }
     }
 }

@@ -179,3 +179,233 @@ import Testing
         #expect(result.stderr.split(separator: "\n").count == 1)
     }
 }
+
+// MARK: - container logs
+
+extension ContainerCLITests {
+    /// The issue's case: `logs -f` started right after the container, which writes 200,000
+    /// numbered lines through some 14 rotations; it writes the second half only once the
+    /// follower has printed the first, so that the follower is there for rotations too.
+    @Test func logsFollowPrintsEveryLineOnceAcrossRotations() throws {
+        let world = try World()
+        let sync = world.dir.path + "/sync"
+        try FileManager.default.createDirectory(atPath: sync, withIntermediateDirectories: true)
+        try #require(mkfifo(sync + "/go", 0o600) == 0)
+        // Held open for reading and writing: the "go" line waits in the FIFO for the container.
+        let go = open(sync + "/go", O_RDWR | O_CLOEXEC)
+        try #require(go >= 0)
+        defer { close(go) }
+        let run = try world.berth(["container", "run", "-d", "--name", "counter", "-v", sync + ":/sync",
+                                   "--log-opt", "max-size=1m", "--log-opt", "max-file=100", "busybox",
+                                   "sh", "-c", "seq 1 100000; read go < /sync/go; seq 100001 200000"])
+        try #require(run.status == 0, "\(run.stderr)")
+        let follower = try RunningBerth(["container", "logs", "-f", "counter"], world: world)
+        defer { follower.stop() }
+        let deadline = Date() + 60
+        try #require(follower.readStdout(until: "\n100000\n", deadline: deadline), "the first half did not come")
+        #expect(write(go, "go\n", 3) == 3)
+        try #require(follower.readStdout(deadline: deadline), "the follower did not end within 60 s")
+        #expect(follower.waitForExit(deadline: deadline) == 0)
+        #expect(follower.stderr.isEmpty, "\(follower.stderr)")
+        Self.expectNumbers(follower.stdout, 1...200_000)
+    }
+
+    /// max-file=2: rotation may delete a file before the follower reads it; what it prints must
+    /// still be in order, never twice, and end with the last line.
+    @Test func logsFollowWithFewFilesNeverRepeats() throws {
+        let world = try World()
+        let run = try world.berth(["container", "run", "-d", "--name", "churn", "--log-opt", "max-size=1m",
+                                   "--log-opt", "max-file=2", "busybox", "seq", "1", "200000"])
+        try #require(run.status == 0, "\(run.stderr)")
+        let follower = try RunningBerth(["container", "logs", "-f", "churn"], world: world)
+        defer { follower.stop() }
+        let deadline = Date() + 60
+        try #require(follower.readStdout(deadline: deadline), "the follower did not end within 60 s")
+        #expect(follower.waitForExit(deadline: deadline) == 0)
+        let lines = String(decoding: follower.stdout, as: UTF8.self).split(separator: "\n")
+        let numbers = lines.compactMap { Int($0) }
+        #expect(numbers.count == lines.count, "a line was torn")
+        #expect(numbers.last == 200_000)
+        if let back = zip(numbers, numbers.dropFirst()).first(where: { $0.0 >= $0.1 }) {
+            Issue.record("\(back.1) came after \(back.0)")
+        }
+    }
+
+    @Test func logsTailSinceUntilAndTimestamps() throws {
+        let world = try World()
+        #expect(try world.berth(["container", "run", "--name", "written", "busybox", "true"]).status == 0)
+        let dir = try Self.containerDirectory(world, "written")
+        // 2023-11-14T22:13:20Z is Unix time 1,700,000,000. The third time has Go's short fraction.
+        func entry(_ log: String, _ stream: String, _ time: String) -> String {
+            #"{"log":"\#(log)\n","stream":"\#(stream)","time":"\#(time)"}"# + "\n"
+        }
+        try (entry("out1", "stdout", "2023-11-14T22:13:20.000000000Z")
+             + entry("err1", "stderr", "2023-11-14T22:13:21.000000000Z"))
+            .write(toFile: dir + "/container.log.1", atomically: false, encoding: .utf8)
+        try (entry("out2", "stdout", "2023-11-14T22:13:22.5Z")
+             + entry("out3", "stdout", "2023-11-14T22:13:23.000000000Z"))
+            .write(toFile: dir + "/container.log", atomically: false, encoding: .utf8)
+
+        let all = try Self.logs(world, ["written"])
+        #expect(all.stdout == "out1\nout2\nout3\n")
+        #expect(all.stderr == "err1\n")
+        let tail = try Self.logs(world, ["-t", "--tail", "2", "written"])
+        #expect(tail.stdout == "2023-11-14T22:13:22.500000000Z out2\n2023-11-14T22:13:23.000000000Z out3\n")
+        #expect(tail.stderr.isEmpty)
+        let tailAcross = try Self.logs(world, ["-n", "3", "written"])
+        #expect(tailAcross.stdout == "out2\nout3\n" && tailAcross.stderr == "err1\n")
+        #expect(try Self.logs(world, ["--tail", "0", "written"]).stdout.isEmpty)
+        let window = try Self.logs(world, ["--since", "2023-11-14T22:13:21Z", "--until", "1700000002.5", "written"])
+        #expect(window.stdout == "out2\n" && window.stderr == "err1\n")
+        let zoned = try Self.logs(world, ["--since", "2023-11-14T23:13:22+01:00", "-t", "written"])
+        #expect(zoned.stdout == "2023-11-14T22:13:22.500000000Z out2\n2023-11-14T22:13:23.000000000Z out3\n")
+        // Relative: all of these are long before the last ten minutes.
+        let recent = try Self.logs(world, ["--since", "10m", "written"])
+        #expect(recent.status == 0 && recent.stdout.isEmpty && recent.stderr.isEmpty)
+        // Following an exited container with --tail prints those lines and ends.
+        let followed = try Self.logs(world, ["-f", "--tail", "1", "written"])
+        #expect(followed.status == 0 && followed.stdout == "out3\n")
+    }
+
+    @Test func logsFollowOnExitedContainerEndsAtOnce() throws {
+        let world = try World()
+        let run = try world.berth(["container", "run", "--name", "done", "busybox",
+                                   "sh", "-c", "echo out; echo err >&2; printf partial"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let started = Date()
+        let result = try Self.logs(world, ["-f", "done"])
+        #expect(Date().timeIntervalSince(started) < 10, "the follower waited on an exited container")
+        #expect(result.status == 0)
+        #expect(result.stdout == "out\npartial")
+        #expect(result.stderr == "err\n")
+    }
+
+    @Test func logsBadInputIsOneLineError() throws {
+        let world = try World()
+        #expect(try world.berth(["container", "run", "--name", "box", "busybox", "true"]).status == 0)
+        for arguments in [["--tail", "x", "box"], ["--since", "junk", "box"], ["--until", "2023-13-01", "box"],
+                          ["-f", "nosuch"]] {
+            let result = try Self.logs(world, arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stdout.isEmpty, "\(arguments)")
+            #expect(result.stderr.hasPrefix("berth: ") && result.stderr.split(separator: "\n").count == 1,
+                    "\(arguments): \(result.stderr)")
+        }
+        #expect(try Self.logs(world, ["--tail", "x", "box"]).stderr.contains("\"x\""))
+        #expect(try Self.logs(world, ["--since", "junk", "box"]).stderr.contains("\"junk\""))
+        #expect(try Self.logs(world, ["nosuch"]).stderr.contains("nosuch"))
+    }
+
+    // MARK: Helpers for the log tests
+
+    /// `berth container logs ARGUMENTS`, bounded: a follower that does not end within 60 s fails.
+    static func logs(_ world: World, _ arguments: [String]) throws -> BerthProcess.Result {
+        let process = try RunningBerth(["container", "logs"] + arguments, world: world)
+        defer { process.stop() }
+        let deadline = Date() + 60
+        let ended = process.readStdout(deadline: deadline)
+        #expect(ended, "logs \(arguments) did not end within 60 s")
+        let status = process.waitForExit(deadline: deadline)
+        return BerthProcess.Result(status: status ?? -1, stdout: String(decoding: process.stdout, as: UTF8.self),
+                                   stderr: process.stderr)
+    }
+
+    static func containerDirectory(_ world: World, _ name: String) throws -> String {
+        let inspect = try world.berth(["container", "inspect", name])
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let id = try #require(all.first?["Id"] as? String)
+        return world.root + "/containers/" + id
+    }
+
+    /// `output` is exactly "N\n" for each N of `range`; else the first line that differs.
+    static func expectNumbers(_ output: [UInt8], _ range: ClosedRange<Int>,
+                              sourceLocation: SourceLocation = #_sourceLocation) {
+        let lines = String(decoding: output, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let expected = range.map(String.init) + [""]
+        guard lines.count != expected.count || !lines.elementsEqual(expected, by: { $0 == $1 }) else { return }
+        let at = zip(lines, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            ?? min(lines.count, expected.count)
+        let got = at < lines.count ? String(lines[at]).debugDescription : "the end"
+        let wanted = at < expected.count ? expected[at].debugDescription : "the end"
+        Issue.record("\(lines.count - 1) lines; line \(at + 1) is \(got), expected \(wanted)",
+                     sourceLocation: sourceLocation)
+    }
+
+    /// A `berth` command whose stdout is read as it comes, every wait bounded; `stop()` kills it
+    /// if it is still there.
+    final class RunningBerth {
+        private let process = Process()
+        private let output = Pipe()
+        private let errorFile: String
+        private let exited = DispatchSemaphore(value: 0)
+        private(set) var stdout: [UInt8] = []
+        private var atEnd = false
+
+        init(_ arguments: [String], world: World) throws {
+            process.executableURL = URL(fileURLWithPath: BerthProcess.executable)
+            process.arguments = arguments
+            var environment = ProcessInfo.processInfo.environment
+            environment["BERTH_ROOT"] = world.root
+            process.environment = environment
+            errorFile = world.dir.path + "/stderr-\(UUID().uuidString.prefix(8))"
+            _ = FileManager.default.createFile(atPath: errorFile, contents: nil)
+            process.standardOutput = output
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorFile))
+            process.standardInput = FileHandle.nullDevice
+            process.terminationHandler = { [exited] _ in exited.signal() }
+            try process.run()
+        }
+
+        var stderr: String { (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "" }
+
+        /// Reads stdout until it holds `marker`, or to its end when there is none; false when
+        /// `deadline` came first (or the output ended without the marker).
+        func readStdout(until marker: String? = nil, deadline: Date) -> Bool {
+            let fd = output.fileHandleForReading.fileDescriptor
+            let wanted = marker.map { Array($0.utf8) }
+            var searched = 0
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                if let wanted {
+                    if Self.find(wanted, in: stdout, from: searched) { return true }
+                    searched = max(0, stdout.count - wanted.count + 1)
+                }
+                if atEnd { return wanted == nil }
+                var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let milliseconds = Int32(max(0, min(deadline.timeIntervalSinceNow * 1000, 60_000)))
+                let rc = poll(&ready, 1, milliseconds)
+                if rc < 0 && errno == EINTR { continue }
+                if rc <= 0 { return false }
+                let n = read(fd, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    atEnd = true
+                } else {
+                    stdout += buffer[0..<n]
+                }
+            }
+        }
+
+        private static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Bool {
+            guard haystack.count >= needle.count else { return false }
+            var i = start
+            while i + needle.count <= haystack.count {
+                if haystack[i] == needle[0], haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
+                i += 1
+            }
+            return false
+        }
+
+        /// The exit status once it exited by itself; nil when it had not by `deadline`.
+        func waitForExit(deadline: Date) -> Int32? {
+            guard exited.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .success else { return nil }
+            exited.signal()
+            return process.terminationStatus
+        }
+
+        func stop() {
+            if process.isRunning { process.terminate() }
+            _ = exited.wait(timeout: .now() + 10)
+        }
+    }
+}

@@ -12,7 +12,10 @@ repo="$(cd "$here/../.." && pwd)"
 runs="${RUNS:-30}"
 
 if [[ -z "${BERTH:-}" ]]; then
-    (cd "$repo" && swift build -c release --static-swift-stdlib --product berth --scratch-path .build-bench-run >&2)
+    # berth and berth-shim (every container runs under it; berth finds it next to itself).
+    (cd "$repo" && for product in berth berth-shim; do
+        swift build -c release --static-swift-stdlib --product "$product" --scratch-path .build-bench-run >&2
+    done)
     # Flush what the build wrote, so its writeback does not run during the timings.
     sync
     BERTH="$repo/.build-bench-run/release/berth"

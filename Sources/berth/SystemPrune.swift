@@ -1,0 +1,58 @@
+import ArgumentParser
+import FoundationEssentials
+import Runtime
+import Support
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `berth system ...`, named like `docker system ...`.
+struct SystemCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage berth's state.",
+                                                    subcommands: [SystemPrune.self])
+}
+
+/// `docker system prune`: removes every container that is not running, and what berth processes
+/// that were killed while making a container left of it (a name and a directory without a
+/// record, a cgroup: see Container.reclaimLeftovers), except what a live berth process is still
+/// making. berth has no networks or build cache to prune, and images stay (they are shared by
+/// the projects on this host).
+struct SystemPrune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune", abstract: "Remove stopped containers and what interrupted berth processes left.")
+
+    @OptionGroup var global: RootOptions
+    @Flag(name: [.customShort("f"), .customLong("force")], help: "Do not prompt for confirmation.")
+    var force = false
+
+    func run() throws {
+        if !force {
+            // Docker's prompt; anything but y or yes (or no answer) leaves everything as it was.
+            print("WARNING! This will remove:\n  - all stopped containers\n"
+                + "  - what interrupted berth processes left of containers they were making\n")
+            StandardStreams.write("Are you sure you want to continue? [y/N] ", to: 1)
+            let answer = (readLine() ?? "").trimmingWhitespace().lowercased()
+            guard answer == "y" || answer == "yes" else { return }
+        }
+        let root = global.stateRoot
+        var deleted: [String] = []
+        var failed = false
+        for container in Container.list(root: root) where !container.isRunning {
+            do {
+                try container.remove()
+                deleted.append(container.id)
+            } catch {
+                StandardStreams.writeError("berth: \(error)\n")
+                failed = true
+            }
+        }
+        do {
+            deleted += try Container.reclaimLeftovers(root: root)
+        } catch {
+            StandardStreams.writeError("berth: \(error)\n")
+            failed = true
+        }
+        if !deleted.isEmpty { print("Deleted Containers:\n" + deleted.joined(separator: "\n") + "\n") }
+        if failed { throw CommandFailure(status: 1) }
+    }
+}

@@ -1,0 +1,314 @@
+import Foundation
+import Testing
+@testable import Runtime
+
+/// A berth process killed (SIGKILL) while it makes or starts a container loses no name and leaves
+/// nothing that `ps -a` cannot show and `rm -f` or `system prune` cannot remove; and what a live
+/// berth process is still making is never taken from it. Root; each test has its own BERTH_ROOT.
+/// The `berth` binary is stopped where BERTH_TEST_PAUSE_AT says (Container.PausePoint) and
+/// killed there.
+@Suite(.serialized) struct CrashSafetyTests {
+    /// Every place a run can be stopped at, in the order a run passes them.
+    static let pausePoints = ["name-reserved", "created", "record-written"]
+
+    @Test(arguments: pausePoints)
+    func killedRunLosesNoNameAndLeavesNothing(at point: String) throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let killed = try PausedRun(root: f.root, name: "crashed", at: point, command: ["sleep", "30"])
+        killed.kill()
+        // Only a complete record is listed: before the record (name-reserved, created) there is
+        // nothing to show; after it, the container that never started.
+        let listed = try BerthCLI.run(["container", "ps", "-a", "-q"], root: f.root).stdout
+        #expect(listed.isEmpty || listed == String(killed.id.prefix(12)) + "\n", "ps -a: \(listed)")
+        #expect(point == "record-written" || listed.isEmpty)
+
+        let removed = try BerthCLI.run(["container", "rm", "-f", "crashed"], root: f.root)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(removed.stdout == "crashed\n")
+        expectNothingLeft(of: killed, root: f.root)
+
+        let again = try BerthCLI.run(["container", "run", "--rm", "--name", "crashed", "busybox-test", "true"],
+                                     root: f.root)
+        #expect(again.status == 0, "\(again.stderr)")
+        expectEmpty(root: f.root)
+    }
+
+    @Test(arguments: ["name-reserved", "created"])
+    func aNewRunTakesOverTheNameOfAKilledOne(at point: String) throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let killed = try PausedRun(root: f.root, name: "taken-over", at: point, command: ["sleep", "30"])
+        killed.kill()
+        // No rm first: the name's link points at a leftover, which create reclaims.
+        let again = try BerthCLI.run(
+            ["container", "run", "--rm", "--name", "taken-over", "busybox-test", "echo", "mine"], root: f.root)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout == "mine\n")
+        expectNothingLeft(of: killed, root: f.root)
+        expectEmpty(root: f.root)
+    }
+
+    @Test func removeWithoutForceReclaimsAKilledRunToo() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let killed = try PausedRun(root: f.root, name: "plain-rm", at: "created", command: ["true"])
+        killed.kill()
+        // By the ID's first 12 digits, as the "in use by container ..." message shows it.
+        let removed = try BerthCLI.run(["container", "rm", String(killed.id.prefix(12))], root: f.root)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        expectNothingLeft(of: killed, root: f.root)
+        let missing = try BerthCLI.run(["container", "rm", "-f", "plain-rm"], root: f.root)
+        #expect(missing.status == 1)
+        #expect(missing.stderr == "berth: container plain-rm: no such container\n")
+    }
+
+    @Test func aContainerStillBeingMadeIsLeftToItsMaker() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        // Stopped with its creation lock held: alive, only slow.
+        let making = try PausedRun(root: f.root, name: "in-the-making", at: "name-reserved", command: ["echo", "made"])
+        defer { making.kill() }
+        let removed = try BerthCLI.run(["container", "rm", "-f", "in-the-making"], root: f.root)
+        #expect(removed.status == 1)
+        #expect(removed.stderr.contains("still being made"), "\(removed.stderr)")
+        let pruned = try BerthCLI.run(["system", "prune", "-f"], root: f.root)
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        #expect(pruned.stdout.isEmpty, "\(pruned.stdout)")
+        var spec = f.spec(["true"])
+        spec.name = "in-the-making"
+        let error = #expect(throws: Container.Error.self) { _ = try Container.create(spec: spec, root: f.root) }
+        #expect(error?.stage == .name)
+        #expect(FileManager.default.fileExists(atPath: f.root + "/containers/" + making.id))
+        #expect(NameLink.read(f.root + "/container-names/in-the-making") == making.id)
+
+        // Let it go on: it finishes its run as if nothing had happened.
+        let result = making.resume()
+        #expect(result.status == 0)
+        #expect(result.stdout == "made\n")
+        #expect(try BerthCLI.run(["container", "rm", "in-the-making"], root: f.root).status == 0)
+        expectEmpty(root: f.root)
+    }
+
+    @Test func pruneRemovesStoppedContainersAndEveryLeftover() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let killed = try PausedRun(root: f.root, name: "pruned", at: "created", command: ["true"])
+        killed.kill()
+        // What older crashes could leave: a directory with no name and no record, a name whose
+        // directory is gone, a name link that names no ID.
+        let orphanID = Container.randomID()
+        let files = FileManager.default
+        for dir in ["/upper", "/work"] {
+            try files.createDirectory(atPath: f.root + "/containers/" + orphanID + dir,
+                                      withIntermediateDirectories: true)
+        }
+        try files.createSymbolicLink(atPath: f.root + "/container-names/ghost",
+                                     withDestinationPath: NameLink.target(forID: Container.randomID()))
+        try files.createSymbolicLink(atPath: f.root + "/container-names/junk", withDestinationPath: "not-an-id")
+        // One stopped container, which goes, and one running, which stays.
+        var stoppedSpec = f.spec(["true"])
+        stoppedSpec.name = "stopped"
+        _ = try f.run(stoppedSpec, remove: false)
+        let stopped = try Container.lookup("stopped", root: f.root)
+        var runningSpec = f.spec(["sleep", "30"])
+        runningSpec.name = "running"
+        let running = try f.start(runningSpec)
+
+        let pruned = try BerthCLI.run(["system", "prune", "-f"], root: f.root)
+        #expect(pruned.status == 0, "\(pruned.stderr)")
+        let deleted = Set(pruned.stdout.split(separator: "\n").dropFirst().map(String.init))
+        #expect(pruned.stdout.hasPrefix("Deleted Containers:\n"))
+        #expect(deleted == [stopped.id, killed.id, orphanID])
+        expectNothingLeft(of: killed, root: f.root)
+        #expect(RuntimeFixture.leftovers(id: orphanID, root: f.root).isEmpty)
+        #expect(try Container.lookup("running", root: f.root).isRunning)
+        let names = try FileManager.default.contentsOfDirectory(atPath: f.root + "/container-names")
+        #expect(names == ["running"])
+
+        try running.container.remove(force: true)
+        _ = running.finish()
+        expectEmpty(root: f.root)
+    }
+
+    @Test func pruneAsksFirstWithoutForce() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let orphanID = Container.randomID()
+        try FileManager.default.createDirectory(atPath: f.root + "/containers/" + orphanID,
+                                                withIntermediateDirectories: true)
+        let declined = try BerthCLI.run(["system", "prune"], root: f.root, stdin: "n\n")
+        #expect(declined.status == 0)
+        #expect(declined.stdout.contains("Are you sure you want to continue? [y/N]"))
+        #expect(FileManager.default.fileExists(atPath: f.root + "/containers/" + orphanID))
+        let accepted = try BerthCLI.run(["system", "prune"], root: f.root, stdin: "y\n")
+        #expect(accepted.status == 0)
+        #expect(accepted.stdout.contains(orphanID))
+        #expect(!FileManager.default.fileExists(atPath: f.root + "/containers/" + orphanID))
+    }
+
+    /// The lock alone decides: a directory without a record whose flock another process (here,
+    /// this one through another open file) holds is not reclaimed, and is once it is released.
+    @Test func theCreationLockKeepsAReclaimerOff() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let id = Container.randomID()
+        let dir = f.root + "/containers/" + id
+        try FileManager.default.createDirectory(atPath: dir + "/upper", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: f.root + "/container-names", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: f.root + "/container-names/locked",
+                                                   withDestinationPath: NameLink.target(forID: id))
+        let lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        #expect(flock(lock, LOCK_EX) == 0)
+        #expect(throws: Container.Error.self) { _ = try Container.removeLeftover("locked", root: f.root) }
+        #expect(try Container.reclaimLeftovers(root: f.root).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: dir))
+        Container.releaseCreationLock(lock)
+        #expect(try Container.removeLeftover("locked", root: f.root))
+        #expect(!FileManager.default.fileExists(atPath: dir))
+        #expect(NameLink.read(f.root + "/container-names/locked") == nil)
+        // Nothing by that reference any more.
+        #expect(try !Container.removeLeftover("locked", root: f.root))
+        #expect(try !Container.removeLeftover(String(id.prefix(12)), root: f.root))
+    }
+
+    // MARK: helpers
+
+    /// Nothing of `run` is left on the host: directory, name link, cgroups, mounts, processes.
+    func expectNothingLeft(of run: PausedRun, root: String) {
+        let left = RuntimeFixture.leftovers(id: run.id, root: root)
+        #expect(left.isEmpty, "left: \(left)")
+        #expect(NameLink.read(root + "/container-names/" + run.name) != run.id)
+        for pid in run.children { #expect(PausedRun.isGone(pid), "process \(pid) of the killed run is still there") }
+    }
+
+    func expectEmpty(root: String) {
+        let dirs = (try? FileManager.default.contentsOfDirectory(atPath: root + "/containers")) ?? []
+        #expect(dirs.isEmpty, "containers left: \(dirs)")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/container-names")) ?? []
+        #expect(names.isEmpty, "names left: \(names)")
+    }
+}
+
+/// `berth container run --name NAME busybox-test COMMAND` stopped at a pause point (it raised
+/// SIGSTOP there), with the ID its name link holds and the processes it had made.
+final class PausedRun {
+    let process: Process
+    let name: String
+    let id: String
+    /// The berth process's children when it stopped (the container's first process, once cloned).
+    let children: [Int32]
+    private let output = Pipe()
+
+    init(root: String, name: String, at point: String, command: [String]) throws {
+        self.name = name
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: BerthCLI.executable)
+        process.arguments = ["container", "run", "--name", name, "busybox-test"] + command
+        var env = ProcessInfo.processInfo.environment
+        env["BERTH_ROOT"] = root
+        env["BERTH_TEST_PAUSE_AT"] = point
+        process.environment = env
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let pid = process.processIdentifier
+        var stopped = false
+        for _ in 0..<1000 where process.isRunning {
+            if PausedRun.state(pid) == "T" {
+                stopped = true
+                break
+            }
+            usleep(10_000)
+        }
+        guard stopped, let id = NameLink.read(root + "/container-names/" + name) else {
+            Glibc.kill(pid, SIGKILL)
+            process.waitUntilExit()
+            throw Container.Error(container: name, stage: .other, detail: "berth never paused at \(point)")
+        }
+        self.id = id
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        children = tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "")
+                .split(separator: " ").compactMap { Int32($0) }
+        }
+    }
+
+    /// SIGKILL, as the OOM killer or a crash would end it; waits until it is gone.
+    func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Lets it go on from where it stopped, and waits for it.
+    func resume() -> (status: Int32, stdout: String) {
+        Glibc.kill(process.processIdentifier, SIGCONT)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The state letter in /proc/PID/stat (after the command's closing parenthesis).
+    static func state(_ pid: Int32) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
+    }
+
+    /// Exited (a zombie waiting for a reaper counts: it holds nothing), within 5 seconds.
+    static func isGone(_ pid: Int32) -> Bool {
+        for _ in 0..<500 {
+            let s = state(pid)
+            if s == nil || s == "Z" || s == "X" { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+}
+
+/// The `berth` binary built beside this test bundle (swift build --build-tests builds both), run
+/// as a user would, with BERTH_ROOT set.
+enum BerthCLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static let executable: String = {
+        let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: runner).deletingLastPathComponent()
+        while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("berth").path), dir.path != "/" {
+            dir.deleteLastPathComponent()
+        }
+        return dir.appendingPathComponent("berth").path
+    }()
+
+    static func run(_ arguments: [String], root: String, stdin: String = "") throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["BERTH_ROOT"] = root
+        env["BERTH_TEST_PAUSE_AT"] = nil
+        process.environment = env
+        // stderr into a file, so that reading stdout to its end here cannot block on a full pipe.
+        let errorPath = NSTemporaryDirectory() + "berth-stderr-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+        defer { unlink(errorPath) }
+        let out = Pipe(), input = Pipe()
+        (process.standardOutput, process.standardInput) = (out, input)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errData = FileManager.default.contents(atPath: errorPath) ?? Data()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
