@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: [
             "CRuntime", "CSeccomp", "Support",
             .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: memberImportVisibility),
+        ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "berth",
             dependencies: [

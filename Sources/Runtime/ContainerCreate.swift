@@ -319,7 +319,7 @@ extension Container {
     static func hostHostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, buf.count)
-        return String(cString: buf)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String) throws {

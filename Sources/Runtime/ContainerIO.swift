@@ -1,5 +1,6 @@
 import CRuntime
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,8 +35,9 @@ final class ProcessIO {
             return (fds[0], fds[1])
         }
         let wantsStdin: Bool, tee: Bool
+        var size: TerminalSize?
         switch stdio {
-        case .tty: (tty, wantsStdin, tee) = (true, true, true)
+        case .tty(let callerSize): (tty, wantsStdin, tee, size) = (true, true, true, callerSize)
         case .pipes(let stdin): (tty, wantsStdin, tee) = (false, stdin, true)
         case .detached(let stdin, let terminal): (tty, wantsStdin, tee) = (terminal, stdin, false)
         }
@@ -46,10 +48,7 @@ final class ProcessIO {
                 errno = -rc
                 throw fail("open pseudo-terminal")
             }
-            if tee && isatty(STDOUT_FILENO) != 0 {
-                var rows: UInt16 = 0, cols: UInt16 = 0
-                if berth_ioctl_get_winsize(STDOUT_FILENO, &rows, &cols) == 0 { berth_ioctl_winsize(master, rows, cols) }
-            }
+            if let size { berth_ioctl_winsize(master, size.rows, size.columns) }
             (childStdin, childStdout, childStderr) = (slave, slave, slave)
             stdinWriter = master
             stdoutReader = master
@@ -112,21 +111,61 @@ final class ProcessIO {
     }
 }
 
-/// Signals that reach berth while it waits in the foreground, handed to the poll loop through a
-/// self-pipe (the only async-signal-safe way out of a handler).
-private nonisolated(unsafe) var signalPipeWriter: Int32 = -1
+/// What a caller may do to a running process from any thread while another one waits for it:
+/// signal it and resize its terminal. Owns the pidfd and a copy of the terminal's master; both
+/// stay valid (and so never name a reused descriptor) for as long as the object lives.
+public final class ProcessControl: Sendable {
+    let pidfd: Int32
+    let terminal: Int32
 
-private func forwardToPipe(_ sig: Int32) {
-    var byte = UInt8(truncatingIfNeeded: sig)
-    _ = write(signalPipeWriter, &byte, 1)
+    init(pidfd: Int32, terminal: Int32) {
+        self.pidfd = pidfd
+        self.terminal = terminal >= 0 ? fcntl(terminal, F_DUPFD_CLOEXEC, 3) : -1
+    }
+
+    deinit {
+        if pidfd >= 0 { close(pidfd) }
+        if terminal >= 0 { close(terminal) }
+    }
+
+    /// Sends `signal` to the process; false when it is gone.
+    @discardableResult
+    public func signal(_ signal: Int32) -> Bool {
+        pidfd >= 0 && berth_pidfd_send_signal(pidfd, signal) == 0
+    }
+
+    /// The process's terminal takes this size (SIGWINCH reaches its foreground group).
+    public func resize(_ size: TerminalSize) {
+        if terminal >= 0 { berth_ioctl_winsize(terminal, size.rows, size.columns) }
+    }
+}
+
+/// A terminal's size, in character cells.
+public struct TerminalSize: Sendable, Equatable {
+    public var rows: UInt16
+    public var columns: UInt16
+
+    public init(rows: UInt16, columns: UInt16) {
+        self.rows = rows
+        self.columns = columns
+    }
+
+    /// The size of the terminal open on `fd`, if it is one.
+    public static func of(_ fd: Int32) -> TerminalSize? {
+        var rows: UInt16 = 0, columns: UInt16 = 0
+        guard isatty(fd) != 0, berth_ioctl_get_winsize(fd, &rows, &columns) == 0 else { return nil }
+        return TerminalSize(rows: rows, columns: columns)
+    }
 }
 
 /// A running container process (the main one, or one started by exec) and the loop that
-/// waits for it.
+/// waits for it. Nothing here touches process-wide state (signal handlers, the terminal, this
+/// process's own standard streams): those belong to the foreground caller, which passes its
+/// input descriptor, an output sink and uses `control` to forward signals.
 public final class ContainerProcess {
     public let container: Container
     public let pid: Int32
-    let pidfd: Int32
+    public let control: ProcessControl
     let io: ProcessIO
     let cgroup: Cgroup?
     let isMain: Bool
@@ -134,174 +173,102 @@ public final class ContainerProcess {
     init(container: Container, pid: Int32, pidfd: Int32, io: ProcessIO, cgroup: Cgroup?, isMain: Bool) {
         self.container = container
         self.pid = pid
-        self.pidfd = pidfd
+        self.control = ProcessControl(pidfd: pidfd, terminal: io.tty ? io.stdinWriter : -1)
         self.io = io
         self.cgroup = cgroup
         self.isMain = isMain
     }
 
-    /// Waits for the process: copies its output into the container's json-file log (main process)
-    /// and, when `echo`, to berth's own stdout/stderr; forwards berth's stdin when `forwardStdin`,
-    /// and SIGINT/SIGTERM/... when `proxySignals`. Records the exit of the main process.
-    /// Returns the exit code (128+n for signal n). `removing`: the caller removes the container
-    /// right after, so its exit is not written to state.json.
-    /// `holdStdin`: keep the container's stdin open though nothing is forwarded (`run -d -i`:
-    /// docker keeps it open so that an interactive shell waits instead of reading EOF).
-    /// `output`: the caller's own sink for the output (each container its own), called with each
-    /// chunk as it comes and whether it came from stderr; independent of `echo`.
-    public func wait(echo: Bool = false, forwardStdin: Bool = false, holdStdin: Bool = false, proxySignals: Bool = false,
-                     removing: Bool = false, output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil) -> Int32 {
-        // The main process is berth-shim's: its output reaches this process through the shim's
-        // tees (after the shim wrote it to the log), and its end when the shim closes `notify`
-        // with exit.json on disk. An exec's process is this process's own child.
+    /// Waits for the process and returns its exit code (128+n for signal n). `output` gets each
+    /// chunk of its output as it comes, and whether it came from stderr (a main process's output
+    /// is in its json-file log already: berth-shim wrote it there before passing it on). `input`:
+    /// a descriptor of the caller's whose data is copied to the process's stdin until its end
+    /// (then the process reads EOF); without one, a pipe stdin is closed at once and a terminal
+    /// stays open. `removing`: the caller removes the container right after, so the exit of a
+    /// main process is not written to state.json.
+    public func wait(input: Int32? = nil, removing: Bool = false,
+                     output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil) -> Int32 {
+        // The main process is berth-shim's child: its output comes through the shim's tees, and
+        // its end when the shim closes `notify` with exit.json on disk (a pidfd cannot say it:
+        // the process may be gone and reaped before this call). An exec's process is this
+        // process's own child, followed through its pidfd.
         let supervised = io.notifyReader >= 0
-        var savedTerminal: termios?
-        if io.tty && forwardStdin && isatty(STDIN_FILENO) != 0 {
-            var t = termios()
-            if tcgetattr(STDIN_FILENO, &t) == 0 {
-                savedTerminal = t
-                var raw = t
-                cfmakeraw(&raw)
-                tcsetattr(STDIN_FILENO, TCSANOW, &raw)
-            }
-        }
-        var signalPipe: [Int32] = [-1, -1]
-        let proxied: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
-        var previous: [Int32: sigaction] = [:]
-        if proxySignals, berth_pipe_cloexec(&signalPipe, 1) == 0 {
-            signalPipeWriter = signalPipe[1]
-            for sig in proxied {
-                var action = sigaction()
-                action.__sigaction_handler.sa_handler = forwardToPipe
-                action.sa_flags = SA_RESTART
-                var old = sigaction()
-                sigaction(sig, &action, &old)
-                previous[sig] = old
-            }
-        }
-        defer {
-            if let saved = savedTerminal {
-                var t = saved
-                tcsetattr(STDIN_FILENO, TCSANOW, &t)
-            }
-            for (sig, old) in previous {
-                var o = old
-                sigaction(sig, &o, nil)
-            }
-            if signalPipe[0] >= 0 {
-                signalPipeWriter = -1
-                close(signalPipe[0]); close(signalPipe[1])
-            }
-        }
-
-        var outputs: [(fd: Int32, stream: String, echoFD: Int32)] = []
-        if io.stdoutReader >= 0 { outputs.append((io.stdoutReader, "stdout", STDOUT_FILENO)) }
-        if io.stderrReader >= 0 { outputs.append((io.stderrReader, "stderr", STDERR_FILENO)) }
-        var stdinOpen = forwardStdin && io.stdinWriter >= 0
-        if !forwardStdin && !holdStdin && io.stdinWriter >= 0 && !io.tty {
-            // Nothing will ever be written: let the container see EOF.
+        var outputs: [(fd: Int32, isStderr: Bool)] = []
+        if io.stdoutReader >= 0 { outputs.append((io.stdoutReader, false)) }
+        if io.stderrReader >= 0 { outputs.append((io.stderrReader, true)) }
+        var inputOpen = input != nil && io.stdinWriter >= 0
+        if !inputOpen && io.stdinWriter >= 0 && !io.tty {
+            // Nothing will ever be written: let the process see EOF.
             close(io.stdinWriter)
             io.stdinWriter = -1
         }
         var buffer = [UInt8](repeating: 0, count: 65536)
         var status: Int32 = 0
-        var exited = false
-        var drainDeadline: Int32 = 0
-        var notifyOpen = supervised
+        var ended = false  // exec: the child has exited; main: the shim has recorded the exit
 
-        func pump(_ fd: Int32, stream: String, echoFD: Int32) -> Bool {
+        func pump(_ fd: Int32, isStderr: Bool) -> Bool {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { return true }
-            if n <= 0 { return false } // EOF, or EIO from a pty whose slave side is gone
-            buffer.withUnsafeBytes { raw in
-                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                if echo { writeAll(echoFD, chunk) }
-                output?(chunk, stream == "stderr")
-            }
+            if n <= 0 { return false }  // EOF, or EIO from a pty whose slave side is gone
+            buffer.withUnsafeBytes { raw in output?(UnsafeRawBufferPointer(rebasing: raw[0..<n]), isStderr) }
             return true
         }
 
-        while !outputs.isEmpty || !exited || notifyOpen {
+        while !outputs.isEmpty || !ended {
             var fds: [pollfd] = outputs.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let pidIndex = fds.count
-            if !exited { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
-            let notifyIndex = fds.count
-            if notifyOpen { fds.append(pollfd(fd: io.notifyReader, events: Int16(POLLIN), revents: 0)) }
-            let stdinIndex = fds.count
-            if stdinOpen && !exited { fds.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
-            let sigIndex = fds.count
-            if signalPipe[0] >= 0 && !exited { fds.append(pollfd(fd: signalPipe[0], events: Int16(POLLIN), revents: 0)) }
+            let endIndex = fds.count
+            if !ended {
+                fds.append(pollfd(fd: supervised ? io.notifyReader : control.pidfd, events: Int16(POLLIN), revents: 0))
+            }
+            let inputIndex = fds.count
+            if inputOpen && !ended { fds.append(pollfd(fd: input!, events: Int16(POLLIN), revents: 0)) }
 
-            // After exit, output still in the pipes is drained; a process that escaped with
-            // the pipe open cannot hold berth forever (the shim bounds its own drain likewise).
-            let rc = poll(&fds, nfds_t(fds.count), exited && !notifyOpen ? 2000 : -1)
+            // After the end, output still in the pipes is drained; a process that escaped with a
+            // pipe open cannot hold the caller forever (the shim bounds its own drain likewise).
+            let rc = poll(&fds, nfds_t(fds.count), ended ? 2000 : -1)
             if rc < 0 {
                 if errno == EINTR { continue }
                 break
             }
-            if rc == 0 && exited {
-                drainDeadline += 1
-                if drainDeadline >= 1 { break }
-                continue
-            }
+            if rc == 0 && ended { break }
             var closed: [Int32] = []
             for (i, o) in outputs.enumerated() where fds[i].revents != 0 {
-                if !pump(o.fd, stream: o.stream, echoFD: o.echoFD) { closed.append(o.fd) }
+                if !pump(o.fd, isStderr: o.isStderr) { closed.append(o.fd) }
             }
             outputs.removeAll { closed.contains($0.fd) }
-            if !exited && fds[pidIndex].revents != 0 {
-                if !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-                exited = true
+            if !ended && fds[endIndex].revents != 0 {
+                if supervised {
+                    var byte: UInt8 = 0
+                    ended = read(io.notifyReader, &byte, 1) <= 0
+                } else {
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    ended = true
+                }
             }
-            if notifyOpen && fds[notifyIndex].revents != 0 {
-                var byte: UInt8 = 0
-                if read(io.notifyReader, &byte, 1) <= 0 { notifyOpen = false }
-            }
-            if stdinOpen && stdinIndex < fds.count && fds[stdinIndex].fd == STDIN_FILENO && fds[stdinIndex].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if inputIndex < fds.count && fds[inputIndex].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(input!, $0.baseAddress, $0.count) }
                 if n > 0 {
-                    buffer.withUnsafeBytes { writeAll(io.stdinWriter, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    buffer.withUnsafeBytes { StandardStreams.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: io.stdinWriter) }
                 } else if n == 0 || errno != EINTR {
-                    stdinOpen = false
+                    inputOpen = false
                     if !io.tty {
                         close(io.stdinWriter)
                         io.stdinWriter = -1
                     }
                 }
             }
-            if sigIndex < fds.count && fds[sigIndex].fd == signalPipe[0] && fds[sigIndex].revents != 0 {
-                var sig: UInt8 = 0
-                while read(signalPipe[0], &sig, 1) == 1 {
-                    if Int32(sig) == SIGWINCH {
-                        var rows: UInt16 = 0, cols: UInt16 = 0
-                        if io.tty && berth_ioctl_get_winsize(STDOUT_FILENO, &rows, &cols) == 0 {
-                            berth_ioctl_winsize(io.stdoutReader, rows, cols)
-                        }
-                    } else {
-                        _ = berth_pidfd_send_signal(pidfd, Int32(sig))
-                    }
-                }
-            }
         }
-        if !exited && !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
+        if !ended && !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         io.closeAll()
-        if pidfd >= 0 { close(pidfd) }
         guard supervised else { return berth_wait_status_exit(status) }
         // The shim wrote the exit before it closed `notify`; without the record (a shim that was
         // killed), the status is unknown and reads 255, as Docker records it.
         let exit = container.exitRecord()
         let code = exit?.exitCode ?? 255
-        if isMain { container.recordExit(code: code, finishedAt: exit?.finishedAt, removing: removing) }
+        if isMain {
+            container.recordExit(code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
+                                 removing: removing)
+        }
         return code
-    }
-}
-
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
-    var done = 0
-    while done < bytes.count {
-        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        done += n
     }
 }

@@ -66,10 +66,17 @@ extension Container {
         var s = readRawState()
         if s.status == .running, !isAlive(s) {
             s.status = .exited
-            if s.exitCode == nil { s.exitCode = 255 }
+            if s.exitCode == nil {
+                s.exitCode = 255
+                s.error = Container.unknownExit
+            }
         }
         return s
     }
+
+    /// inspect's State.Error when the exit code is 255 because nobody saw the exit (Docker too
+    /// records 255 for a container whose status it lost).
+    static let unknownExit = "exit status unknown: the container's reaper (berth-shim) was gone when it ended"
 
     func isAlive(_ s: ContainerState) -> Bool {
         guard let pid = s.pid, let start = s.pidStartTime else { return false }

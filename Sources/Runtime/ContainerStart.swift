@@ -12,8 +12,8 @@ extension Container {
         /// stdin from /dev/null (or a pipe when `stdin`), stdout and stderr through pipes; the
         /// caller gets the output too (`ContainerProcess.wait`).
         case pipes(stdin: Bool)
-        /// One pseudo-terminal for all three (-t), the caller's.
-        case tty
+        /// One pseudo-terminal for all three (-t), the caller's; it starts at the caller's size.
+        case tty(TerminalSize?)
         /// Nothing comes back to the caller: the output goes to the log only (`run -d`). `stdin`
         /// keeps the container's stdin open (Docker's `-d -i`), `tty` gives it a terminal.
         case detached(stdin: Bool, tty: Bool)
@@ -90,6 +90,7 @@ extension Container {
         defer { if rootfs >= 0 { close(rootfs) } }
         var child = berth_supervised(pid: -1, shim: -1, control: -1)
         var spawned = false
+        var pidfd: Int32 = -1
         do {
             let configured = Result {
                 if rootfs < 0 {
@@ -116,6 +117,9 @@ extension Container {
             }
             guard rc == 0 else { throw Error(container: name, stage: .clone, errno: -rc) }
             spawned = true
+            // Opened while the child waits for the go, so it names this very process: after the
+            // release the program may exit, be reaped by the shim and its pid be reused at once.
+            pidfd = berth_pidfd_open(child.pid)
             io.closeChildEnds()
             io.closeShimEnds()
             // The child builds its rootfs meanwhile, on the other core, then waits for the go:
@@ -145,6 +149,7 @@ extension Container {
                 Glibc.kill(child.pid, SIGKILL)
             }
             io.closeAll()
+            if pidfd >= 0 { close(pidfd) }
             // A start that failed leaves a container that `ps -a` shows with its error.
             try? writePendingRecord()
             try? cgroup?.killAll()
@@ -157,7 +162,7 @@ extension Container {
             if let e = error as? Error { throw e }
             throw Error(container: name, stage: .start, detail: "\(error)")
         }
-        return ContainerProcess(container: self, pid: child.pid, pidfd: berth_pidfd_open(child.pid), io: io, cgroup: cgroup,
+        return ContainerProcess(container: self, pid: child.pid, pidfd: pidfd, io: io, cgroup: cgroup,
                                 isMain: true)
     }
 
@@ -177,11 +182,12 @@ extension Container {
     /// Called by whoever waited for the main process: record the exit, drop the cgroup.
     /// `removing`: the caller removes the container next, so the exit is not written (a state
     /// left "running" by a crash in between reads as exited: its pid is gone).
-    func recordExit(code: Int32, finishedAt: String? = nil, removing: Bool = false) {
+    func recordExit(code: Int32, finishedAt: String? = nil, error: String? = nil, removing: Bool = false) {
         if !removing {
             var s = readRawState()
             s.status = .exited
             s.exitCode = code
+            s.error = error
             s.finishedAt = finishedAt ?? Timestamp.now()
             writeState(s)
         }

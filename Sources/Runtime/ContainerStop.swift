@@ -56,14 +56,31 @@ extension Container {
         }
     }
 
-    /// The waiter (monitor or foreground run) writes the exit code right after the process ends;
-    /// give it a moment so `stop` returns with the state already on disk.
+    /// Returns once the exit is on disk: berth-shim renames exit.json into place before it goes.
+    /// Waits (10 s at most) on an inotify watch of the directory for that, and on the shim's
+    /// pidfd, since a shim that was killed writes nothing (the state then reads 255, unknown).
     func waitForRecordedExit() {
-        for _ in 0..<200 {
-            let s = readRawState()
-            if s.status != .running { return }
-            if let monitor = s.monitorPid, monitor != getpid(), Glibc.kill(monitor, 0) != 0 { return }
-            usleep(10_000)
+        let s = readRawState()
+        guard s.status == .running else { return }
+        let watch = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        defer { if watch >= 0 { close(watch) } }
+        if watch >= 0 { _ = inotify_add_watch(watch, dir, UInt32(IN_MOVED_TO | IN_CREATE)) }
+        let shim = s.monitorPid.map { berth_pidfd_open($0) } ?? -1
+        defer { if shim >= 0 { close(shim) } }
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        deadline.tv_sec += 10
+        var events = [UInt8](repeating: 0, count: 4096)
+        while access(dir + "/exit.json", F_OK) != 0 {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let left = Int(deadline.tv_sec - now.tv_sec) * 1000 + Int(deadline.tv_nsec - now.tv_nsec) / 1_000_000
+            var fds = [watch, shim].filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard left > 0, !fds.isEmpty else { return }
+            let rc = poll(&fds, nfds_t(fds.count), Int32(left))
+            if rc < 0 && errno != EINTR { return }
+            if fds.contains(where: { $0.fd == shim && $0.revents != 0 }) { return }
+            if watch >= 0 { while read(watch, &events, events.count) > 0 {} }
         }
     }
 

@@ -12,15 +12,18 @@ public struct ExecSpec: Sendable {
     public var workingDir: String?
     public var tty: Bool
     public var interactive: Bool
+    /// The terminal's size at the start (with `tty`).
+    public var terminalSize: TerminalSize?
 
     public init(argv: [String], env: [String] = [], user: String? = nil, workingDir: String? = nil,
-                tty: Bool = false, interactive: Bool = false) {
+                tty: Bool = false, interactive: Bool = false, terminalSize: TerminalSize? = nil) {
         self.argv = argv
         self.env = env
         self.user = user
         self.workingDir = workingDir
         self.tty = tty
         self.interactive = interactive
+        self.terminalSize = terminalSize
     }
 }
 
@@ -68,7 +71,7 @@ extension Container {
             env.append(entry)
         }
         if spec.tty && !env.contains(where: { $0.hasPrefix("TERM=") }) { env.append("TERM=xterm") }
-        let io = try ProcessIO(stdio: spec.tty ? .tty : .pipes(stdin: spec.interactive), container: name)
+        let io = try ProcessIO(stdio: spec.tty ? .tty(spec.terminalSize) : .pipes(stdin: spec.interactive), container: name)
         let arena = CArena()
         var names: [String] = []
         var process = try SpawnConfig.process(record: record, root: root, io: io, arena: arena, container: name,

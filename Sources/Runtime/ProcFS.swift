@@ -6,13 +6,15 @@ import Glibc
 
 /// What berth reads about processes from /proc, and small time helpers.
 enum ProcFS {
-    /// Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the pid it names
-    /// one process for good, so a recycled pid is never mistaken for the container.
+    /// Field 22 of /proc/PID/stat (start time in clock ticks since boot) of a live process: with
+    /// the pid it names one process for good, so a recycled pid is never mistaken for the
+    /// container. nil for a zombie: a container whose reaper was killed ends as the zombie of
+    /// whatever adopted it, which may never reap it (an init that does not, in some sandboxes).
     static func startTime(pid: Int32) -> UInt64? {
         guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state); start time is field 22.
-        guard fields.count > 19 else { return nil }
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
         return UInt64(fields[19])
     }
 

@@ -99,7 +99,7 @@ final class SpawnConfig {
         var message = [CChar](repeating: 0, count: 512)
         let fd = berth_overlay_open(lower, dir + "/upper", dir + "/work", &message, message.count)
         guard fd >= 0 else {
-            let reason = String(cString: message)
+            let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw Container.Error(container: name, step: "mount overlay rootfs",
                                   detail: ProcFS.errnoText(-fd) + (reason.isEmpty ? "" : " (\(reason))"))
         }

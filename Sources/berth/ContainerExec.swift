@@ -30,8 +30,9 @@ struct ContainerExec: ParsableCommand {
         guard !command.isEmpty else { throw ContainerCommandError(description: "exec needs a command to run") }
         let c = try Container.lookup(container, root: global.stateRoot)
         let process = try c.exec(ExecSpec(argv: command, env: try env.flatMap { try ContainerRun.envEntry($0) }, user: user,
-                                          workingDir: workdir, tty: tty, interactive: interactive))
-        let code = process.wait(echo: true, forwardStdin: interactive, proxySignals: true)
+                                          workingDir: workdir, tty: tty, interactive: interactive,
+                                          terminalSize: tty ? TerminalSize.of(STDOUT_FILENO) : nil))
+        let code = Foreground.attach(process, interactive: interactive, tty: tty)
         if code != 0 { throw CommandFailure(status: code) }
     }
 }

@@ -136,7 +136,7 @@ struct ContainerRun: ParsableCommand {
             try Self.complete(&spec, image: image, root: root)
         }
         // Detached or not, the container runs under berth-shim, which outlives this process.
-        let stdio: Container.Stdio = detach ? .detached(stdin: interactive, tty: tty) : tty ? .tty : .pipes(stdin: interactive)
+        let stdio: Container.Stdio = detach ? .detached(stdin: interactive, tty: tty) : tty ? .tty(TerminalSize.of(STDOUT_FILENO)) : .pipes(stdin: interactive)
         let process: ContainerProcess
         do {
             process = try container.start(stdio: stdio, exitCommand: detach && autoRemove ? Self.removal(container, root) : nil)
@@ -148,7 +148,7 @@ struct ContainerRun: ParsableCommand {
             print(container.id)
             return
         }
-        let code = process.wait(echo: true, forwardStdin: interactive, proxySignals: true, removing: autoRemove)
+        let code = Foreground.attach(process, interactive: interactive, tty: tty, removing: autoRemove)
         if autoRemove { try container.remove(force: true) }
         if code != 0 { throw CommandFailure(status: code) }
     }

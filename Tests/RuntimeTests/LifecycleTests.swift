@@ -70,12 +70,12 @@ import Testing
         defer { try? bg.container.stop(timeout: 0) }
         #expect(f.waitForLog(bg.container, containing: "ready"))
 
-        let out = f.base + "/exec-out"
         let p = try bg.container.exec(ExecSpec(argv: ["sh", "-c", "id -u; hostname; echo $FROM_RUN $EXTRA; pwd; grep -E 'CapEff|Seccomp:' /proc/self/status; cat /proc/1/cmdline | tr '\\0' ' '; exit 9"],
                                                env: ["EXTRA=2"], user: "bob", workingDir: "/tmp"))
-        // The exec's output goes through its own pipes; capture it by echoing to a file.
-        let code = captureOutput(to: out) { p.wait(echo: true) }
-        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        // The exec's output goes through its own pipes, to the caller's sink.
+        var output: [UInt8] = []
+        let code = p.wait { chunk, _ in output += chunk }
+        let text = String(decoding: output, as: UTF8.self)
         #expect(code == 9)
         #expect(text.contains("1001\nexec-host\n1 2\n/tmp\n"), "\(text)")
         #expect(text.contains("CapEff:\t0000000000000000"))
@@ -126,22 +126,4 @@ import Testing
         try c.remove()
         #expect(RuntimeFixture.leftovers(id: c.id, root: f.root).isEmpty)
     }
-}
-
-/// Runs `body` with this process's stdout and stderr pointed at `path` (for `wait(echo:)`).
-func captureOutput<T>(to path: String, _ body: () -> T) -> T {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    let savedOut = dup(1), savedErr = dup(2)
-    fflush(stdout)
-    dup2(fd, 1)
-    dup2(fd, 2)
-    close(fd)
-    defer {
-        fflush(stdout)
-        dup2(savedOut, 1)
-        dup2(savedErr, 2)
-        close(savedOut)
-        close(savedErr)
-    }
-    return body()
 }
