@@ -70,6 +70,9 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"], .when(configuration: .release))]
         ),
 
+        // Benchmarks that need the API rather than the CLI (bench/README.md); never in a product.
+        .executableTarget(name: "berth-bench-supervise", dependencies: ["Runtime", "Images"], path: "bench/supervise"),
+
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
