@@ -14,14 +14,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 runs="${RUNS:-30}"
 
-if [[ -z "${BERTH:-}" ]]; then
-    (cd "$repo" && for product in berth berth-shim; do
-        swift build -c release --static-swift-stdlib --product "$product" --scratch-path .build-bench-run >&2
-    done)
-    sync
-    BERTH="$repo/.build-bench-run/release/berth"
-fi
-busybox="$(command -v busybox)"
+source "$here/../common.sh"
+build_berth "$repo"
 
 work="$(mktemp -d /tmp/berth-bench-detached.XXXXXX)"
 export BERTH_ROOT="$work/state"
@@ -36,29 +30,13 @@ cleanup() {
 trap cleanup EXIT
 
 rootfs="$work/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys"
-cp "$busybox" "$rootfs/bin/busybox"
-for applet in $("$busybox" --list); do
-    [[ "$applet" == busybox ]] || ln -s busybox "$rootfs/bin/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
-printf 'root:x:0:\n' >"$rootfs/etc/group"
+make_busybox_rootfs "$rootfs"
 tar -C "$rootfs" -cf "$work/rootfs.tar" .
 "$BERTH" image import "$work/rootfs.tar" bench-busybox >/dev/null
 "$BERTH" container rm -f "$("$BERTH" container run -d bench-busybox sleep 100)" >/dev/null
 
 bundle="$work/bundle"
-mkdir -p "$bundle"
-cp -a "$rootfs" "$bundle/rootfs"
-(cd "$bundle" && runc spec)
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-spec = json.load(open(path))
-spec["process"]["terminal"] = False
-spec["process"]["args"] = ["sleep", "100"]
-json.dump(spec, open(path, "w"), indent=1)
-PY
+make_runc_bundle "$bundle" "$rootfs" sleep 100
 
 cat >"$work/berth-cycle" <<SH
 #!/bin/sh
@@ -75,16 +53,7 @@ chmod +x "$work/berth-cycle" "$work/runc-cycle"
 hyperfine --warmup 3 --runs "$runs" --export-json "$work/result.json" \
     -n berth "$work/berth-cycle" -n runc "$work/runc-cycle" >&2
 
-python3 - "$work/result.json" <<'PY'
-import json, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-berth = results["berth"]["median"] * 1000
-runc = results["runc"]["median"] * 1000
-ratio = berth / runc
-print(f"run -d + rm -f   berth median: {berth:.1f} ms")
-print(f"run -d + delete  runc  median: {runc:.1f} ms")
-print(f"ratio berth/runc: {ratio:.2f} (budget < 0.50: {'met' if ratio < 0.5 else 'NOT met'})")
-PY
+report_ratio "$work/result.json" "run -d + rm -f (runc: run -d + delete -f)"
 
 # What stays resident: 50 detached containers, the RSS of each one's berth-shim.
 ids=()
