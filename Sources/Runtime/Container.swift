@@ -11,7 +11,6 @@
 /// - ProcessResolution.swift: Docker's Entrypoint/Cmd rules, environment, user lookup.
 /// - RootFiles.swift: the user and group files, read inside the image's layers (overlay rules) or
 ///   a running container's root, never through a link to the host.
-/// - DockerNames.swift: Docker's rule for container and volume names.
 /// - DeviceRules.swift: Docker's default device list, as v1 rules or a v2 BPF program.
 /// - Capabilities.swift: names, Docker's 14 defaults, cap_add/cap_drop/privileged.
 /// - Seccomp.swift + SeccompDefaultProfile.swift: Docker-format profiles compiled by libseccomp

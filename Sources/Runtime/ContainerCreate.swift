@@ -26,9 +26,8 @@ extension Container {
         defer { if unusedNetns >= 0 { close(unusedNetns) } }
         let id = randomID()
         let name = spec.name ?? generatedName(id)
-        guard isValidName(name) else {
-            throw Error(container: name, stage: .create,
-                        detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+        guard DockerNames.isValid(name) else {
+            throw Error(container: name, stage: .create, detail: DockerNames.invalidContainerName(name))
         }
         // Numbers first, as Docker's daemon checks them: nothing is made for a spec it refuses
         // (an unchecked cpus once trapped after the name was taken).
@@ -324,7 +323,7 @@ extension Container {
 
     static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String) throws {
         var hosts: String
-        if spec.network == .host, let host = readText("/etc/hosts") {
+        if spec.network == .host, let host = Files.readText("/etc/hosts") {
             hosts = host
         } else {
             hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -334,7 +333,7 @@ extension Container {
             let parts = entry.split(separator: ":", maxSplits: 1)
             if parts.count == 2 { hosts += "\(parts[1])\t\(parts[0])\n" }
         }
-        var resolv = readText("/etc/resolv.conf") ?? ""
+        var resolv = Files.readText("/etc/resolv.conf") ?? ""
         if spec.network != .host {
             // A host-local resolver (127.0.0.53) is unreachable from another network namespace.
             let lines = resolv.split(separator: "\n", omittingEmptySubsequences: false).filter {
@@ -363,14 +362,5 @@ extension Container {
         let bytes = Array(id.utf8)
         let a = Int(bytes[0]) % adjectives.count, n = Int(bytes[1]) % nouns.count
         return "\(adjectives[a])_\(nouns[n])_\(id.prefix(4))"
-    }
-
-    static func isValidName(_ name: String) -> Bool {
-        // Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]*.
-        func isAlphanumeric(_ c: Unicode.Scalar) -> Bool {
-            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
-        }
-        guard let first = name.unicodeScalars.first, isAlphanumeric(first) else { return false }
-        return name.unicodeScalars.allSatisfy { isAlphanumeric($0) || "_.-".unicodeScalars.contains($0) }
     }
 }

@@ -112,7 +112,7 @@ extension Container {
         var id = NameLink.read(link)
         if id == nil {
             guard isContainerIDPrefix(reference) else { return false }
-            let matches = FileTree.names(in: containersDir(root)).filter {
+            let matches = Files.names(in: containersDir(root)).filter {
                 isContainerIDPrefix($0) && $0.hasPrefix(reference)
             }
             guard matches.count == 1, matches[0].utf8.count == 64 else { return false }
@@ -130,12 +130,12 @@ extension Container {
     /// does not exist, except those being made. Returns the IDs of the directories reclaimed.
     public static func reclaimLeftovers(root: String) throws -> [String] {
         var reclaimed: [String] = []
-        for id in FileTree.names(in: containersDir(root)) where id.utf8.count == 64 && isContainerIDPrefix(id) {
+        for id in Files.names(in: containersDir(root)) where id.utf8.count == 64 && isContainerIDPrefix(id) {
             if load(id: id, root: root) == nil, try reclaimLeftover(id: id, root: root) == .reclaimed {
                 reclaimed.append(id)
             }
         }
-        for name in FileTree.names(in: namesDir(root)) {
+        for name in Files.names(in: namesDir(root)) {
             let link = namesDir(root) + "/" + name
             guard let id = NameLink.read(link) else {
                 // Not a link berth made (a name is always a symlink to an ID): it only blocks the name.
@@ -192,7 +192,7 @@ extension Container {
     /// name; a leftover may share its ID with no other, so a scan finds at most that one.
     static func removeNameLinks(naming id: String, root: String) {
         withNameLinksLocked(root: root) {
-            for name in FileTree.names(in: namesDir(root)) {
+            for name in Files.names(in: namesDir(root)) {
                 let link = namesDir(root) + "/" + name
                 if NameLink.read(link) == id { unlink(link) }
             }
