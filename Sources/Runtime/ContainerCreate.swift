@@ -16,14 +16,13 @@ extension Container {
     /// the cgroup and network namespace are being made; it must not change the name, resources,
     /// privileges or network. Its errors come out as they are.
     /// `networkNamespace`: one the caller made beforehand (`NetworkNamespace.make`) for a
-    /// container on the default network that starts now; create() owns it from here.
+    /// container on the default network that starts now; any other container closes it unused.
     public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false,
-                              networkNamespace: Int32 = -1,
+                              networkNamespace: consuming FileDescriptor? = nil,
                               completingSpec: ((inout ContainerSpec) throws -> Void)? = nil) throws -> Container {
-        let usesPrepared = startingNow && spec.network == .none && networkNamespace >= 0
-        // Closed here unless the cgroup thread below takes it over.
-        var unusedNetns = networkNamespace
-        defer { if unusedNetns >= 0 { close(unusedNetns) } }
+        var givenNetns: FileDescriptor? = nil
+        if startingNow && spec.network == .none { givenNetns = networkNamespace }
+        let makesNetns = startingNow && spec.network == .none && givenNetns.rawValue < 0
         let id = randomID()
         let name = spec.name ?? generatedName(id)
         guard DockerNames.isValid(name) else {
@@ -64,7 +63,7 @@ extension Container {
         // lets go of it). The cgroup is made only once the directory exists, so a reclaimer
         // that finds no directory has no cgroup to look for either.
         let dir = containersDir(root) + "/" + id
-        var creationLock = try makeLockedDirectory(dir, root: root, container: name)
+        var creationLock: CreationLock? = try makeLockedDirectory(dir, root: root, container: name)
         let nameLink = namesDir(root) + "/" + name
         do {
             try reserveName(name, id: id, root: root)
@@ -72,32 +71,25 @@ extension Container {
             // Back to the pool, as fresh as it came: a name in use is a common refusal
             // (compose recreating), and deleting the directory costs the inodes the pool saves.
             if !ContainerPool.give(root: root, dir: dir, id: id) { FileTree.removeTree(dir) }
-            releaseCreationLock(creationLock)
             throw error
         }
         pauseForTest(at: .nameReserved)
         // The cgroup (a directory and limit files per hierarchy) and the network namespace are
         // made on the second core while this one resolves the process and writes the
         // container's files; start() uses them.
-        if usesPrepared { unusedNetns = -1 }
-        let cgroupWork = BackgroundWork { () throws -> (Cgroup?, Int32) in
+        let cgroupWork = BackgroundWork { () throws -> Prepared in
             // A container started later (by the -d monitor) gets its cgroup then.
-            guard startingNow else { return (nil, -1) }
-            let cgroup: Cgroup
-            do { cgroup = try makeCgroup(id: id, name: name, spec: spec) } catch {
-                if usesPrepared { close(networkNamespace) }
-                throw error
-            }
-            guard spec.network == .none else { return (cgroup, -1) }
-            if usesPrepared { return (cgroup, networkNamespace) }
+            guard startingNow else { return Prepared() }
+            let cgroup = try makeCgroup(id: id, name: name, spec: spec)
+            guard makesNetns else { return Prepared(cgroup: cgroup) }
             let netns = berth_netns_open()
-            guard netns >= 0 else {
+            guard let namespace = FileDescriptor(taking: netns) else {
                 try? cgroup.remove()
                 throw Error(container: name, stage: .networkNamespace, step: "create network namespace", errno: -netns)
             }
-            return (cgroup, netns)
+            return Prepared(cgroup: cgroup, networkNamespace: namespace)
         }
-        var rootfsWork: BackgroundWork<Int32>?
+        var rootfsWork: BackgroundWork<FileDescriptor>?
         var spec = spec
         var completing = false
         do {
@@ -125,26 +117,32 @@ extension Container {
             container.recordPending = true
             // Both jobs first: the container owns what they made only once neither failed (the
             // catch below cleans up after either).
-            let (cgroup, netns) = try cgroupWork.wait()
-            let rootfs = try rootfsWork?.wait() ?? -1
-            (container.preparedCgroup, container.preparedNetns, container.preparedRootfs) = (cgroup, netns, rootfs)
+            var prepared = try cgroupWork.wait()
+            do { container.preparedRootfs = try rootfsWork?.wait() } catch {
+                try? prepared.cgroup?.remove()
+                throw error
+            }
+            container.preparedCgroup = prepared.cgroup
+            if let given = givenNetns.take() {
+                container.preparedNetns = consume given
+            } else {
+                container.preparedNetns = prepared.networkNamespace.take()
+            }
             // The container holds the lock from here; writePendingRecord() releases it. Last, so
             // that nothing fails once the record is out and the lock gone: a failure then would
             // remove a container that others could already see.
-            (container.creationLock, creationLock) = (creationLock, -1)
+            container.creationLock = creationLock.take()
             if !startingNow { try container.writePendingRecord() }
             pauseForTest(at: .created)
             return container
         } catch {
-            if let (cgroup, netns) = try? cgroupWork.wait() {
-                try? cgroup?.remove()
-                if netns >= 0 { close(netns) }
-            }
-            if let fd = try? rootfsWork?.wait() { close(fd) }
+            // A job not waited for above: what it made goes (its descriptors close with it).
+            if let prepared = cgroupWork.leftover() { try? prepared.cgroup?.remove() }
+            _ = rootfsWork?.leftover()
             FileTree.removeTree(dir)
             // Still ours: while the directory is locked no reclaimer takes the name.
             if NameLink.read(nameLink) == id { unlink(nameLink) }
-            releaseCreationLock(creationLock)
+            creationLock = nil
             if completing { throw error }
             guard var failure = error as? Error else {
                 throw Error(container: name, stage: .create, detail: "\(error)")
@@ -154,38 +152,43 @@ extension Container {
         }
     }
 
+    /// What create() makes on its second thread for a container that starts now.
+    struct Prepared: ~Copyable {
+        var cgroup: Cgroup?
+        var networkNamespace: FileDescriptor?
+    }
+
     // MARK: the name, the directory and the lock that tells them from leftovers
 
     /// Makes ROOT/containers/ID (a pooled directory when there is one, else a new one with its
-    /// upper and work dirs) and returns an fd holding an exclusive flock on it. A reclaimer
+    /// upper and work dirs) and returns it open with an exclusive flock held. A reclaimer
     /// (`system prune`) may find the directory, without a record and not yet locked, in the
     /// moment between its making and the flock, and remove it or give it to the pool: the lock
     /// then waits for the reclaimer, finds another inode (or none) at the path, and starts over.
-    static func makeLockedDirectory(_ dir: String, root: String, container: String) throws -> Int32 {
+    static func makeLockedDirectory(_ dir: String, root: String, container: String) throws -> CreationLock {
         for _ in 0..<8 {
             let fresh = !ContainerPool.take(root: root, into: dir)
             if fresh, mkdir(dir, 0o710) != 0, errno != EEXIST {
                 throw Error(container: container, stage: .files, step: "mkdir \(dir)", errno: errno)
             }
-            let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
+            let opened = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard let directory = FileDescriptor(taking: opened) else {
                 if errno == ENOENT { continue }
                 throw Error(container: container, stage: .files, step: "open \(dir)", errno: errno)
             }
-            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            while flock(directory.rawValue, LOCK_EX) != 0 && errno == EINTR {}
+            let lock = CreationLock(directory: directory)
             var locked = stat(), atPath = stat()
-            if fstat(fd, &locked) == 0, lstat(dir, &atPath) == 0,
+            if fstat(lock.directory.rawValue, &locked) == 0, lstat(dir, &atPath) == 0,
                locked.st_ino == atPath.st_ino, locked.st_dev == atPath.st_dev {
                 do {
                     if fresh { for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) } }
                 } catch {
                     FileTree.removeTree(dir)
-                    releaseCreationLock(fd)
                     throw error
                 }
-                return fd
+                return lock
             }
-            releaseCreationLock(fd)
         }
         throw Error(container: container, stage: .files, step: "mkdir \(dir)",
                     detail: "the directory kept being removed by another berth process (system prune)")
@@ -217,12 +220,15 @@ extension Container {
               detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
     }
 
-    /// Lets other processes reclaim the directory; the fd may be shared with a child cloned
-    /// meanwhile, so the lock is dropped explicitly rather than by the close.
-    static func releaseCreationLock(_ fd: Int32) {
-        guard fd >= 0 else { return }
-        flock(fd, LOCK_UN)
-        close(fd)
+    /// A container's directory, open and flock()ed while the container is being made. The lock
+    /// is let go of explicitly before the close (the descriptor may be shared with a child cloned
+    /// meanwhile, whose copy would otherwise keep it), both when this value ends.
+    struct CreationLock: ~Copyable {
+        let directory: FileDescriptor
+
+        deinit {
+            flock(directory.rawValue, LOCK_UN)
+        }
     }
 
     /// Where a test can stop `berth container run` (BERTH_TEST_PAUSE_AT=STEP: the process stops

@@ -163,15 +163,16 @@ extension Container {
     static func reclaimLeftover(id: String, root: String) throws -> LeftoverOutcome {
         let dir = containersDir(root) + "/" + id
         var outcome = LeftoverOutcome.namesOnly
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if fd < 0 && errno != ENOENT { return .leftAlone }
-        if fd >= 0 {
-            defer { releaseCreationLock(fd) }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return .leftAlone }
+        let opened = FileDescriptor(taking: open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+        if opened.rawValue < 0 && errno != ENOENT { return .leftAlone }
+        if let directory = opened {
+            guard flock(directory.rawValue, LOCK_EX | LOCK_NB) == 0 else { return .leftAlone }
+            // Let go of (as create's) when this scope ends.
+            let lock = CreationLock(directory: directory)
             // Judged again under the lock: the creator may have finished (record written, lock
             // released) between the caller's look and ours.
             var locked = stat(), atPath = stat()
-            let stillThere = fstat(fd, &locked) == 0 && lstat(dir, &atPath) == 0
+            let stillThere = fstat(lock.directory.rawValue, &locked) == 0 && lstat(dir, &atPath) == 0
                 && locked.st_ino == atPath.st_ino && locked.st_dev == atPath.st_dev
             if stillThere {
                 guard load(id: id, root: root) == nil else { return .leftAlone }
@@ -215,10 +216,9 @@ extension Container {
     }
 
     private static func withNameLinksLocked(root: String, _ body: () -> Void) {
-        let fd = open(namesDir(root), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
+        let names = FileDescriptor(taking: open(namesDir(root), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        if names.rawValue >= 0 { while flock(names.rawValue, LOCK_EX) != 0 && errno == EINTR {} }
         body()
-        if fd >= 0 { close(fd) }
     }
 
     /// Lowercase hex, 1 to 64 digits: what an ID or its prefix looks like (and nothing that

@@ -29,7 +29,7 @@ struct Berth: ParsableCommand {
     static func parse(_ arguments: [String]) throws -> ParsableCommand {
         if arguments.count >= 2, arguments[0] == "container", arguments[1] == "run" {
             // Most runs use the default network: its namespace is made on the second core while
-            // the arguments are parsed; `run` takes it, or create() closes it.
+            // the arguments are parsed; `run` takes it, and create() uses it or closes it.
             ContainerRun.earlyNetworkNamespace = BackgroundWork { NetworkNamespace.make() }
             if let run = try? ContainerRun.parseAsRoot(Array(arguments.dropFirst(2))) as? ContainerRun {
                 return run

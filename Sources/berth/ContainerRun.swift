@@ -100,7 +100,7 @@ struct ContainerRun: ParsableCommand {
     var command: [String] = []
 
     /// Made by Berth.parse while the arguments were parsed (see there).
-    static var earlyNetworkNamespace: BackgroundWork<Int32>?
+    static var earlyNetworkNamespace: BackgroundWork<FileDescriptor?>?
 
     func run() throws {
         do {
@@ -122,14 +122,11 @@ struct ContainerRun: ParsableCommand {
 
     private func runContainer() throws {
         let root = global.stateRoot
-        let netns = (try? Self.earlyNetworkNamespace?.wait()) ?? -1
+        var netns: FileDescriptor? = nil
+        if let early = Self.earlyNetworkNamespace, let made = early.leftover() { netns = made }
         Self.earlyNetworkNamespace = nil
         // Every flag is checked before anything is made under ROOT (Docker's status 125).
-        let spec: ContainerSpec
-        do { spec = try makeSpec() } catch {
-            if netns >= 0 { close(netns) }
-            throw error
-        }
+        let spec = try makeSpec()
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already).
         let container = try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns) { spec in
