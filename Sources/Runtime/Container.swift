@@ -6,7 +6,8 @@
 ///   of the spawn protocol), ContainerStop.swift (stop, kill, remove), ContainerLookup.swift (by
 ///   name or ID, list, state, and the name links).
 /// - ContainerSpec.swift: the description the CLI/orchestrator hands in (layer paths, image
-///   defaults, overrides, mounts, security, limits). Runtime never imports Images.
+///   defaults, overrides, mounts, security, limits, the network mode). Runtime never imports
+///   Images.
 /// - ContainerRecord.swift: what lives on disk (config.json, state.json) and atomic JSON writes.
 /// - ProcessResolution.swift: Docker's Entrypoint/Cmd rules, environment, user lookup.
 /// - RootFiles.swift: the user and group files, read inside the image's layers (overlay rules) or
@@ -29,7 +30,8 @@
 /// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/joinFiles/killAll/remove.
 /// - ContainerPool.swift: removed containers' directories, emptied and reused (ext4 inode costs).
 /// - BackgroundWork.swift: one job on a pthread, for the start and removal steps run side by side.
-/// - NetworkNamespace.swift: a default-network namespace made ahead of the clone.
+/// - NetworkNamespace.swift: a namespace of the container's own made ahead of the clone, and
+///   another container's, for `container:ID`.
 ///
 /// Descriptors (the overlay's mount, network namespaces, pidfds, the creation lock) are each
 /// owned by one `FileDescriptor` (Support), a noncopyable value that closes it when it ends:

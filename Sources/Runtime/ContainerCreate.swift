@@ -16,13 +16,14 @@ extension Container {
     /// the cgroup and network namespace are being made; it must not change the name, resources,
     /// privileges or network. Its errors come out as they are.
     /// `networkNamespace`: one the caller made beforehand (`NetworkNamespace.make`) for a
-    /// container on the default network that starts now; any other container closes it unused.
+    /// container with a namespace of its own (`none`, `default`) that starts now; any other
+    /// container closes it unused.
     public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false,
                               networkNamespace: consuming FileDescriptor? = nil,
                               completingSpec: ((inout ContainerSpec) throws -> Void)? = nil) throws -> Container {
         var givenNetns: FileDescriptor? = nil
-        if startingNow && spec.network == .none { givenNetns = networkNamespace }
-        let makesNetns = startingNow && spec.network == .none && givenNetns.rawValue < 0
+        if startingNow && spec.network.hasOwnNamespace { givenNetns = networkNamespace }
+        let makesNetns = startingNow && spec.network.hasOwnNamespace && givenNetns.rawValue < 0
         let id = randomID()
         let name = spec.name ?? generatedName(id)
         guard DockerNames.isValid(name) else {
@@ -36,6 +37,14 @@ extension Container {
         if let adj = spec.oomScoreAdj, !(-1000...1000).contains(adj) {
             throw Error(container: name, stage: .create,
                         detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
+        // `container:ID` takes that container's host name and /etc files, as Docker does.
+        var networkPeer: Container?
+        if case .container(let other) = spec.network {
+            guard let peer = load(id: other, root: root) else {
+                throw Error(container: name, stage: .create, detail: "No such container: \(other)")
+            }
+            networkPeer = peer
         }
         if access(namesDir(root), F_OK) != 0 || access(containersDir(root), F_OK) != 0 {
             // ext4's "T" attribute on ROOT and ROOT/containers: the directories made under them
@@ -105,10 +114,10 @@ extension Container {
                     try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: layerPaths, container: name)
                 }
             }
-            let process = try resolveProcess(spec: spec, id: id, name: name)
+            let process = try resolveProcess(spec: spec, id: id, name: name, networkPeer: networkPeer)
             // Validate mounts now (missing bind sources) so create fails, not start.
             _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
-            try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
+            try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir, networkPeer: networkPeer)
             let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
             // No state.json yet: a missing one reads as "created" (readRawState). Each file here
             // costs a data block, and replacing or deleting it frees that block, which on this
@@ -248,7 +257,9 @@ extension Container {
         raise(SIGSTOP)
     }
 
-    static func resolveProcess(spec: ContainerSpec, id: String, name: String) throws -> ResolvedProcess {
+    /// `networkPeer`: the container whose network a `container:ID` mode joins.
+    static func resolveProcess(spec: ContainerSpec, id: String, name: String,
+                               networkPeer: Container? = nil) throws -> ResolvedProcess {
         let argv = ProcessResolution.argv(image: spec.imageDefaults, entrypoint: spec.entrypoint, command: spec.command)
         guard !argv.isEmpty else {
             throw Error(container: name, stage: .create,
@@ -284,7 +295,8 @@ extension Container {
             }
             stopSignal = n
         }
-        let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
+        let hostname = spec.hostname ?? networkPeer?.record.process.hostname
+            ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
         let env = ProcessResolution.environment(image: spec.imageDefaults.env, given: spec.env, hostname: hostname,
                                                 home: user.home, tty: spec.tty)
         var cwd = spec.workingDir ?? spec.imageDefaults.workingDir ?? "/"
@@ -327,7 +339,18 @@ extension Container {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String) throws {
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container's bind mounts: the
+    /// host's for the host's network, a copy of the peer's for `container:ID` (as Docker shares
+    /// them), else made here.
+    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String,
+                              networkPeer: Container? = nil) throws {
+        if let networkPeer {
+            for file in ["hosts", "resolv.conf"] {
+                try FileTree.write(Files.readText(networkPeer.dir + "/" + file) ?? "", to: dir + "/" + file)
+            }
+            try FileTree.write(hostname + "\n", to: dir + "/hostname")
+            return
+        }
         var hosts: String
         if spec.network == .host, let host = Files.readText("/etc/hosts") {
             hosts = host

@@ -66,13 +66,47 @@ public struct MountSpec: Codable, Equatable, Sendable {
     }
 }
 
+/// A container's network, by the names Docker gives the modes (`--network`, compose's
+/// `network_mode`). On disk in Swift's synthesized form (`{"none":{}}`, `{"namespace":{"path":
+/// ...}}`): records written before `default` existed said `none` for what both modes are now,
+/// a namespace with only loopback, and read back as `none`.
 public enum NetworkMode: Codable, Equatable, Sendable {
-    /// A network namespace of its own with only loopback, up (Docker's `none`, berth's default).
+    /// Docker's `none`: a network namespace of the container's own with only loopback, up.
     case none
-    /// The host's network namespace.
+    /// Docker's `host`: the host's network namespace.
     case host
-    /// Join an existing namespace (e.g. a bind-mounted /run/netns file made by the Network module).
+    /// berth's default network, what a container gets when it names none (Docker's `default`,
+    /// its `bridge`). For now the same as `none`, a namespace with only loopback, up: this is
+    /// where the networking issue attaches the `bridge` network (a veth into the namespace, an
+    /// address, a route, the embedded DNS), so what asks for the default gets it then.
+    case `default`
+    /// Docker's `container:ID`: the network namespace of another container, which must be
+    /// running when this one starts; its host name too, and copies of its /etc/hosts and
+    /// /etc/resolv.conf.
+    case container(id: String)
+    /// Join an existing namespace (a bind-mounted /run/netns file made by the Network module;
+    /// podman's `ns:PATH`).
     case namespace(path: String)
+
+    /// True when the container gets a new network namespace of its own (made by the clone, or
+    /// beforehand by create() or its caller).
+    public var hasOwnNamespace: Bool {
+        switch self {
+        case .none, .default: return true
+        case .host, .container, .namespace: return false
+        }
+    }
+
+    /// The mode as Docker writes it (`docker inspect`'s HostConfig.NetworkMode).
+    public var name: String {
+        switch self {
+        case .none: return "none"
+        case .host: return "host"
+        case .default: return "default"
+        case .container(let id): return "container:" + id
+        case .namespace(let path): return "ns:" + path
+        }
+    }
 }
 
 public enum SeccompMode: Codable, Equatable, Sendable {
@@ -152,7 +186,7 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
         groupAdd = []
         mounts = []
         readOnly = false
-        network = .none
+        network = .default
         capAdd = []
         capDrop = []
         privileged = false

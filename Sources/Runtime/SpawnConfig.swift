@@ -19,8 +19,8 @@ final class SpawnConfig {
     private var networkNamespace: FileDescriptor?
 
     /// `rootfs`: the container's overlay from `openOverlay`, kept open by the caller until the
-    /// clone. `netns`: a namespace made beforehand for the default network (with `lo` up
-    /// already), or nil for the clone to make it; unused by the other modes.
+    /// clone. `netns`: a namespace made beforehand for a container with one of its own (with
+    /// `lo` up already), or nil for the clone to make it; unused by the other modes.
     init(container c: Container, io: ProcessIO, rootfs: Int32, netns: consuming FileDescriptor?) throws {
         container.netns_fd = -1
         let spec = c.record.spec
@@ -36,11 +36,13 @@ final class SpawnConfig {
         }
 
         switch spec.network {
-        case .none:
+        case .none, .default:
             // Joined rather than cloned when made beforehand (lo is up already).
             networkNamespace = netns
         case .host:
             break
+        case .container(let id):
+            networkNamespace = try NetworkNamespace.ofContainer(id: id, root: c.root, for: c.name)
         case .namespace(let path):
             guard let joined = FileDescriptor(taking: open(path, O_RDONLY | O_CLOEXEC)) else {
                 throw Container.Error(container: c.name, stage: .networkNamespace,
@@ -49,7 +51,7 @@ final class SpawnConfig {
             networkNamespace = consume joined
         }
         container.netns_fd = networkNamespace.rawValue
-        container.new_network = spec.network == .none && container.netns_fd < 0 ? 1 : 0
+        container.new_network = spec.network.hasOwnNamespace && container.netns_fd < 0 ? 1 : 0
 
         container.rootfs = arena.string(try SharedLayers.mountPoint(root: c.root))
         container.rootfs_fd = rootfs

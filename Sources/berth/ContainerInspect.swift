@@ -70,12 +70,7 @@ struct ContainerInspect: ParsableCommand {
         for name in containers {
             let c = try Container.lookup(name, root: global.stateRoot)
             let s = c.state(), r = c.record, spec = r.spec
-            let network: String
-            switch spec.network {
-            case .none: network = "none"
-            case .host: network = "host"
-            case .namespace(let path): network = "ns:" + path
-            }
+            let network = spec.network.name
             var security: [String] = []
             switch spec.seccomp {
             case .default: break

@@ -67,8 +67,9 @@ struct ContainerRun: ParsableCommand {
     var tmpfs: [String] = []
     @Flag(name: .customLong("init"), help: "Run an init inside the container that forwards signals and reaps processes.")
     var initProcess = false
-    @Option(name: .customLong("network"), help: "Network mode: none (default, loopback only) or host.")
-    var network: String = "none"
+    @Option(name: .customLong("network"),
+            help: "Network mode: default (or bridge; for now loopback only), none (loopback only), host, container:NAME.")
+    var network: String = "default"
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
     @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
@@ -200,12 +201,12 @@ struct ContainerRun: ParsableCommand {
             spec.oomScoreAdj = Int(adj)
         }
         spec.extraHosts = addHost
-        switch network {
-        case "none", "default", "": spec.network = .none
-        case "host": spec.network = .host
-        default:
-            if network.hasPrefix("ns:") { spec.network = .namespace(path: String(network.dropFirst(3))) } else {
-                throw ContainerCommandError(description: "network \"\(network)\" is not supported by `container run` (use none or host)")
+        spec.network = try Self.networkMode(network, root: global.stateRoot)
+        if case .container = spec.network {
+            // moby's validateNetContainerMode: what the other container's network decides.
+            if hostname != nil { throw ContainerCommandError(description: "conflicting options: hostname and the network mode") }
+            if !addHost.isEmpty {
+                throw ContainerCommandError(description: "conflicting options: custom host-to-IP mapping and the network mode")
             }
         }
         try Self.applySecurityOptions(securityOpt, to: &spec)
@@ -388,6 +389,35 @@ struct ContainerRun: ParsableCommand {
         }
         let joined = parts.joined(separator: "/")
         return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
+
+    /// `--network`, as Docker names the modes: `default` (also `bridge`, and what a container
+    /// gets without the flag) is berth's default network, for now a namespace with loopback only
+    /// (Runtime's NetworkMode says where the bridge network comes); `none` is that namespace by
+    /// design; `host` the host's; `container:NAME` another container's (looked up now, so a
+    /// missing one is refused before anything is made); `ns:PATH` a namespace file (podman's
+    /// spelling). Any other name would be a user-defined network, which berth does not have yet:
+    /// Docker's "not found".
+    static func networkMode(_ text: String, root: String) throws -> NetworkMode {
+        switch text {
+        case "default", "bridge": return .default
+        case "none": return .none
+        case "host": return .host
+        default: break
+        }
+        if text.hasPrefix("container:") {
+            let other = String(text.dropFirst("container:".count))
+            guard !other.isEmpty else {
+                throw ContainerCommandError(description: "Invalid network mode: invalid container format container:<name|id>")
+            }
+            let container: Container
+            do { container = try Container.lookup(other, root: root) } catch {
+                throw ContainerCommandError(description: "No such container: \(other)")
+            }
+            return .container(id: container.id)
+        }
+        if text.hasPrefix("ns:"), text.count > 3 { return .namespace(path: String(text.dropFirst(3))) }
+        throw ContainerCommandError(description: "network \(text) not found")
     }
 
     /// `-v`, as moby reads it (ParseMountRaw in daemon/volume/mounts/linux_parser.go), with its

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import Runtime
 
-/// The default network is a namespace of the container's own with only `lo`, up — whether the
-/// clone makes it, create() makes it beforehand, or the caller hands one in — and host mode
-/// shares the host's.
+/// The default network (and `none`) is a namespace of the container's own with only `lo`, up —
+/// whether the clone makes it, create() makes it beforehand, or the caller hands one in — and
+/// host mode shares the host's.
 @Suite struct NetworkNamespaceTests {
     static let probe = ["sh", "-c", "readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags"]
 
@@ -20,11 +20,14 @@ import Testing
         let f = try RuntimeFixture()
         defer { f.cleanup() }
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        var none = f.spec(Self.probe)
+        none.network = .none
         let made = [
             try Container.create(spec: f.spec(Self.probe), root: f.root),                      // by the clone
             try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true),  // by create()
             try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true,
                                  networkNamespace: NetworkNamespace.make()),                 // by the caller
+            try Container.create(spec: none, root: f.root, startingNow: true),                // `none`, alike
         ]
         for container in made {
             let run = try output(f, container)
@@ -37,6 +40,19 @@ import Testing
             #expect(run.lines[2] == "0x9")
         }
         #expect(RuntimeFixture.leftovers(id: made[0].id, root: f.root).isEmpty)
+    }
+
+    /// config.json of containers made before the modes had Docker's names: `none` was berth's
+    /// default then, and reads back as `none` (the same namespace, loopback only).
+    @Test func recordsOfEarlierModesStillRead() throws {
+        let decoder = JSONDecoder()
+        for (json, mode) in [(#"{"none":{}}"#, NetworkMode.none), (#"{"host":{}}"#, .host),
+                             (#"{"namespace":{"path":"/run/netns/x"}}"#, .namespace(path: "/run/netns/x"))] {
+            #expect(try decoder.decode(NetworkMode.self, from: Data(json.utf8)) == mode)
+        }
+        for mode in [NetworkMode.none, .host, .default, .container(id: "abc"), .namespace(path: "/x")] {
+            #expect(try decoder.decode(NetworkMode.self, from: JSONEncoder().encode(mode)) == mode)
+        }
     }
 
     @Test func hostNetworkSharesTheHostsNamespace() throws {
