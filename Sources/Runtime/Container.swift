@@ -7,7 +7,7 @@
 ///   name or ID, list, state, and the name links).
 /// - ContainerSpec.swift: the description the CLI/orchestrator hands in (layer paths, image
 ///   defaults, overrides, mounts, security, limits, the network mode). Runtime never imports
-///   Images.
+///   Images: the one builder of a spec from an image is the ContainerSpecs module's.
 /// - ContainerRecord.swift: what lives on disk (config.json, state.json) and atomic JSON writes.
 /// - ProcessResolution.swift: Docker's Entrypoint/Cmd rules, environment, user lookup.
 /// - RootFiles.swift: the user and group files, read inside the image's layers (overlay rules) or

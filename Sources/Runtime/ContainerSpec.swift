@@ -9,15 +9,21 @@ public struct ImageDefaults: Codable, Equatable, Sendable {
     public var workingDir: String?
     public var user: String?
     public var stopSignal: String?
+    /// "80/tcp", "53/udp": the ports the image says its program listens on (`EXPOSE`).
+    public var exposedPorts: [String]?
 
+    /// Plain values, so that Runtime needs nothing of Images: the one conversion from an image's
+    /// config is `ImageDefaults(config:)` in the ContainerSpecs module, which sees both.
     public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
-                workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil) {
+                workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil,
+                exposedPorts: [String]? = nil) {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env
         self.workingDir = workingDir
         self.user = user
         self.stopSignal = stopSignal
+        self.exposedPorts = exposedPorts
     }
 }
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Compose
+import ContainerSpecs
 import FoundationEssentials
-import Images
 import Runtime
 import Support
 #if canImport(Glibc)
@@ -131,7 +131,7 @@ struct ContainerRun: ParsableCommand {
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already).
         let container = try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns) { spec in
-            try Self.complete(&spec, image: image, root: root)
+            try spec.complete(image: image, root: root)
         }
         // Detached or not, the container runs under berth-shim, which outlives this process.
         let stdio: Container.Stdio = detach ? .detached(stdin: interactive, tty: tty) : tty ? .tty(TerminalSize.of(STDOUT_FILENO)) : .pipes(stdin: interactive)
@@ -160,17 +160,8 @@ struct ContainerRun: ParsableCommand {
         return [exe, "--root", root, "container", "rm", "-f", container.id]
     }
 
-    /// The image's part of a spec: its ID, layers and defaults.
-    static func complete(_ spec: inout ContainerSpec, image: String, root: String) throws {
-        let resolved = try ImageStore(root: root).image(image)
-        let c = resolved.config
-        spec.imageID = resolved.id
-        spec.layerPaths = resolved.layerPaths
-        spec.imageDefaults = ImageDefaults(entrypoint: c.entrypoint, cmd: c.cmd, env: c.env,
-                                           workingDir: c.workingDir, user: c.user, stopSignal: c.stopSignal)
-    }
-
-    /// The spec from the flags; the image's part comes from `complete`.
+    /// The spec from the flags; the image's part comes from ContainerSpecs' builder
+    /// (`complete(image:root:)`).
     func makeSpec() throws -> ContainerSpec {
         var spec = ContainerSpec(image: image, layerPaths: [])
         spec.name = name
