@@ -422,28 +422,22 @@ struct ContainerRun: ParsableCommand {
     /// (no-ops on Linux). DST is stored cleaned, and may not be "/".
     static func parseVolume(_ text: String) throws -> MountSpec {
         let invalidSpec = "invalid volume specification: '\(DockerFlags.escaped(text))'"
-        let arr = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
-        guard !arr[0].isEmpty else { throw ContainerCommandError(description: invalidSpec) }
-        var source = "", target = "", mode = ""
-        switch arr.count {
-        case 1:
-            target = arr[0]
-        case 2:
-            if VolumeModes(arr[1]) != nil { throw ContainerCommandError(description: invalidSpec) }
-            (source, target) = (arr[0], arr[1])
-        case 3:
-            (source, target, mode) = (arr[0], arr[1], arr[2])
-        default:
+        // The short syntax's one parser (Compose's), with the engine's rules.
+        let fields: VolumeShortSyntax
+        do { fields = try VolumeShortSyntax.parse(text, dialect: .engine) } catch {
             throw ContainerCommandError(description: invalidSpec)
         }
-        guard let modes = VolumeModes(mode) else {
+        let source = fields.source ?? "", target = fields.target, mode = fields.mode ?? ""
+        let modes = VolumeModes(mode)
+        guard modes.isValidForEngine else {
             throw ContainerCommandError(description: "invalid mode: \(DockerFlags.escaped(mode))")
         }
+        let propagation = modes.propagation.flatMap { MountSpec.Propagation(rawValue: $0) }
         let isBind = source.hasPrefix("/") || source.hasPrefix(".")
         func invalidConfig(_ reason: String) -> ContainerCommandError {
             ContainerCommandError(description: "\(invalidSpec): invalid mount config for type \"\(isBind ? "bind" : "volume")\": \(reason)")
         }
-        if !isBind && modes.propagation != nil { throw invalidConfig("field BindOptions must not be specified") }
+        if !isBind && propagation != nil { throw invalidConfig("field BindOptions must not be specified") }
         if isBind && modes.noCopy { throw invalidConfig("field VolumeOptions must not be specified") }
         guard !target.isEmpty else { throw invalidConfig("field Target must not be empty") }
         if cleanPath(target) == "/" { throw invalidConfig("invalid specification: destination can't be '/'") }
@@ -452,19 +446,20 @@ struct ContainerRun: ParsableCommand {
         }
         if isBind {
             let hostPath = source.hasPrefix("/") ? source : FileManager.default.currentDirectoryPath + "/" + source
-            return MountSpec(kind: .bind, source: cleanPath(hostPath), target: cleanPath(target), readOnly: modes.readOnly,
-                             createHostPath: true, propagation: modes.propagation)
+            return MountSpec(kind: .bind, source: cleanPath(hostPath), target: cleanPath(target),
+                             readOnly: modes.readOnly ?? false, createHostPath: true, propagation: propagation)
         }
         if source.isEmpty {
             let anonymous = (0..<32).map { _ in UInt8.random(in: 0...255) }.hexString
-            return MountSpec(kind: .volume, source: anonymous, target: cleanPath(target), readOnly: modes.readOnly)
+            return MountSpec(kind: .volume, source: anonymous, target: cleanPath(target),
+                             readOnly: modes.readOnly ?? false)
         }
         try Self.checkVolumeName(source)
-        return MountSpec(kind: .volume, source: source, target: cleanPath(target), readOnly: modes.readOnly)
+        return MountSpec(kind: .volume, source: source, target: cleanPath(target), readOnly: modes.readOnly ?? false)
     }
 
     /// moby's local volume driver (validateName in daemon/volume/local/local.go), its messages;
-    /// the rule itself is Runtime's (DockerNames), which refuses the same names again.
+    /// the rule itself is Support's (DockerNames), which Runtime applies again.
     static func checkVolumeName(_ name: String) throws {
         if name.unicodeScalars.count == 1 {
             throw ContainerCommandError(description: "volume name is too short, names should be at least two alphanumeric characters")
@@ -472,33 +467,6 @@ struct ContainerRun: ParsableCommand {
         guard DockerNames.isValid(name) else {
             throw ContainerCommandError(description: "\(DockerFlags.quoted(name)) includes invalid characters for a local volume name, "
                 + "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
-        }
-    }
-
-
-    /// The modes after a `-v`'s second colon (moby's linuxValidMountMode); nil when invalid.
-    struct VolumeModes {
-        var readOnly = false
-        var propagation: MountSpec.Propagation?
-        var noCopy = false
-
-        init?(_ text: String) {
-            guard !text.isEmpty else { return }
-            var rw = 0, label = 0, propagation = 0, copy = 0, consistency = 0
-            for option in text.split(separator: ",", omittingEmptySubsequences: false) {
-                switch option {
-                case "rw": rw += 1
-                case "ro": rw += 1; readOnly = true
-                case "z", "Z": label += 1
-                case "nocopy": copy += 1; noCopy = true
-                case "consistent", "cached", "delegated": consistency += 1
-                default:
-                    guard let mode = MountSpec.Propagation(rawValue: String(option)) else { return nil }
-                    propagation += 1
-                    self.propagation = mode
-                }
-            }
-            guard rw <= 1, label <= 1, propagation <= 1, copy <= 1, consistency <= 1 else { return nil }
         }
     }
 
