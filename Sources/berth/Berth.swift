@@ -56,11 +56,23 @@ struct Berth: ParsableCommand {
                 Glibc.exit(code)
             }
             if Berth.isArgumentParserError(error) {
+                // `docker run` and `docker create` exit 125 for a flag they cannot parse, as for
+                // any other problem before the container runs; help and the rest keep theirs.
+                if Berth.exitCode(for: error) == .validationFailure, Berth.takesDockerStatuses(CommandLine.arguments) {
+                    StandardStreams.writeError(Berth.fullMessage(for: error) + "\n")
+                    Glibc.exit(125)
+                }
                 Berth.exit(withError: error)
             }
             StandardStreams.writeError("berth: \(error)\n")
             Glibc.exit(1)
         }
+    }
+
+    /// `container run` or `container create`, the global options before the noun or not.
+    private static func takesDockerStatuses(_ arguments: [String]) -> Bool {
+        let words = GlobalOptions.hoisted(Array(arguments.dropFirst()))
+        return words.count >= 2 && words[0] == "container" && (words[1] == "run" || words[1] == "create")
     }
 
     private static func isArgumentParserError(_ error: Error) -> Bool {
