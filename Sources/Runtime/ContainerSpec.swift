@@ -179,6 +179,9 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
     public var labels: [String: String]
     /// "name:ip" lines added to /etc/hosts.
     public var extraHosts: [String]
+    /// Ports exposed beyond the image's (`--expose`), as "80/tcp"; nil in records written
+    /// before there were any. `allExposedPorts` adds the image's.
+    public var exposedPorts: [String]?
     /// Log rotation of ROOT/containers/ID/container.log (json-file's max-size / max-file).
     public var logMaxSize: Int64?
     public var logMaxFiles: Int?
@@ -207,5 +210,24 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
         autoRemove = false
         labels = [:]
         extraHosts = []
+    }
+}
+
+extension ContainerSpec {
+    /// The image's exposed ports and the container's own, once each, in Docker's order (by
+    /// number, then protocol), as "80/tcp": what Docker keeps as the container's
+    /// Config.ExposedPorts.
+    public var allExposedPorts: [String] {
+        let all = Set((imageDefaults.exposedPorts ?? []) + (exposedPorts ?? []))
+        return all.sorted { a, b in
+            let (portA, protoA) = Self.splitPort(a), (portB, protoB) = Self.splitPort(b)
+            return portA != portB ? portA < portB : protoA < protoB
+        }
+    }
+
+    /// "80/tcp" as (80, "tcp"); a port without a protocol is tcp, as in Docker.
+    static func splitPort(_ text: String) -> (port: Int, proto: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        return (Int(parts.first ?? "") ?? 0, parts.count == 2 ? String(parts[1]) : "tcp")
     }
 }

@@ -62,6 +62,8 @@ struct ContainerOptions: ParsableArguments {
     @Option(name: .customLong("network"),
             help: "Network mode: default (or bridge; for now loopback only), none (loopback only), host, container:NAME.")
     var network: String = "default"
+    @Option(name: .customLong("expose"), help: "Expose a port or a range of ports (80, 53/udp, 8000-8010/tcp).")
+    var expose: [String] = []
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
     @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Keep STDIN open.")
@@ -131,11 +133,16 @@ struct ContainerOptions: ParsableArguments {
         }
         spec.extraHosts = addHost
         spec.network = try Self.networkMode(network, root: root)
+        let exposed = try Self.exposedPorts(expose)
+        spec.exposedPorts = exposed.isEmpty ? nil : exposed
         if case .container = spec.network {
             // moby's validateNetContainerMode: what the other container's network decides.
             if hostname != nil { throw ContainerCommandError(description: "conflicting options: hostname and the network mode") }
             if !addHost.isEmpty {
                 throw ContainerCommandError(description: "conflicting options: custom host-to-IP mapping and the network mode")
+            }
+            if !exposed.isEmpty {
+                throw ContainerCommandError(description: "conflicting options: port exposing and the container type network mode")
             }
         }
         try Self.applySecurityOptions(securityOpt, to: &spec)
@@ -349,6 +356,49 @@ extension ContainerOptions {
         }
         if text.hasPrefix("ns:"), text.count > 3 { return .namespace(path: String(text.dropFirst(3))) }
         throw ContainerCommandError(description: "network \(text) not found")
+    }
+
+    /// `--expose`, as docker/cli reads it: `PORT[/PROTO]` or `START-END[/PROTO]` (tcp when no
+    /// protocol is given), each port of a range its own entry; a colon (a published port's
+    /// syntax) is refused. Returned once each, as "80/tcp".
+    static func exposedPorts(_ values: [String]) throws -> [String] {
+        var ports: [String] = []
+        var seen = Set<String>()
+        for value in values {
+            guard !value.contains(":") else {
+                throw ContainerCommandError(description: "invalid port format for --expose: \(value)")
+            }
+            // nat.SplitProtoPort
+            let parts = value.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            let number = parts[0]
+            let proto = parts.count == 1 || parts[1].isEmpty ? "tcp" : parts[1]
+            guard ["tcp", "udp", "sctp"].contains(proto) else {
+                throw ContainerCommandError(description: "invalid proto \(DockerFlags.quoted(proto)) for --expose: \(value) "
+                    + "(tcp, udp or sctp)")
+            }
+            // nat.ParsePortRange: strconv.ParseUint(..., 10, 16) of each end.
+            func port(_ text: String) throws -> UInt16 {
+                let digits = !text.isEmpty && text.allSatisfy { $0.isASCII && $0.isNumber }
+                guard digits, let n = UInt16(text) else {
+                    throw ContainerCommandError(description: "invalid range format for --expose: \(value), error: "
+                        + "strconv.ParseUint: parsing \(DockerFlags.quoted(text)): "
+                        + (digits ? "value out of range" : "invalid syntax"))
+                }
+                return n
+            }
+            guard !number.isEmpty else {
+                throw ContainerCommandError(description: "invalid range format for --expose: \(value), error: "
+                    + "empty string specified for ports")
+            }
+            let ends = number.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let start = try port(ends[0]), end = ends.count == 2 ? try port(ends[1]) : start
+            guard start <= end else {
+                throw ContainerCommandError(description: "invalid range format for --expose: \(value), error: "
+                    + "invalid range specified for port: \(number)")
+            }
+            for n in start...end where seen.insert("\(n)/\(proto)").inserted { ports.append("\(n)/\(proto)") }
+        }
+        return ports
     }
 
     /// `-v`, as moby reads it (ParseMountRaw in daemon/volume/mounts/linux_parser.go), with its

@@ -180,7 +180,7 @@ import Testing
     }
 }
 
-// MARK: - networks
+// MARK: - networks and ports
 
 extension ContainerCLITests {
     /// `--network` as Docker names the modes: the default (also `bridge`) and `none` are a
@@ -226,6 +226,37 @@ extension ContainerCLITests {
         let restart = try world.berth(["container", "start", "guest"])
         #expect(restart.status != 0)
         #expect(restart.stderr.contains("cannot join network of a non running container"), "\(restart.stderr)")
+    }
+
+    /// Docker's PORTS without published ports: the exposed ports (the image's and --expose), in
+    /// docker/cli's order and ranges, while the container runs on a network that has them.
+    @Test func psShowsExposedPortsAsDockerDoes() throws {
+        let world = try World()
+        let imported = try world.berth(["image", "import", "-c", "EXPOSE 8080 53/udp",
+                                        world.dir.path + "/busybox.tar", "web"])
+        try #require(imported.status == 0, "\(imported.stderr)")
+        #expect(try world.berth(["container", "run", "-d", "--name", "web", "--expose", "80", "--expose", "8000-8002",
+                                 "web", "sleep", "600"]).status == 0)
+        #expect(try world.berth(["container", "run", "-d", "--name", "quiet", "--network", "none", "--expose", "80",
+                                 "busybox", "sleep", "600"]).status == 0)
+        let ps = try world.berth(["container", "ps"]).stdout.split(separator: "\n")
+        let header = try #require(ps.first.map(String.init))
+        // The columns are padded to the header's: PORTS is what lies between its start and NAMES.
+        let offset = header.distance(from: header.startIndex, to: try #require(header.range(of: "PORTS")).lowerBound)
+        func ports(_ name: String) -> String? {
+            guard let row = ps.first(where: { $0.hasSuffix(" " + name) }) else { return nil }
+            return String(row.dropFirst(offset).dropLast(name.count)).trimmingCharacters(in: .whitespaces)
+        }
+        #expect(ports("web") == "80/tcp, 8000-8002/tcp, 53/udp, 8080/tcp", "\(ps)")
+        #expect(ports("quiet") == "", "\(ps)")
+        let inspect = try world.berth(["container", "inspect", "web"])
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let exposed = (all.first?["Config"] as? [String: Any])?["ExposedPorts"] as? [String: Any]
+        #expect(exposed.map { Set($0.keys) } == ["53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp", "8080/tcp"])
+        // Stopped, a container has no ports to show (Docker releases its endpoints).
+        #expect(try world.berth(["container", "stop", "web"]).status == 0)
+        let stopped = try world.berth(["container", "ps", "-a"]).stdout
+        #expect(!stopped.contains("/tcp"), "\(stopped)")
     }
 }
 

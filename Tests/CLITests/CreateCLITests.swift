@@ -48,6 +48,8 @@ import Testing
             (["--memory", "12x"], "invalid argument \"12x\" for \"-m, --memory\" flag: invalid size: '12x'"),
             (["--network", "nosuch"], "network nosuch not found"),
             (["--network", "container:ghost"], "No such container: ghost"),
+            (["--expose", "80-x"],
+             "invalid range format for --expose: 80-x, error: strconv.ParseUint: parsing \"x\": invalid syntax"),
             (["-v", "data:/"], "invalid volume specification: 'data:/': invalid mount config for type \"volume\": "
                 + "invalid specification: destination can't be '/'"),
             (["--name", "bad/name"], "Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
