@@ -16,19 +16,33 @@ import Testing
         return (code, text.split(separator: "\n").map(String.init))
     }
 
+    /// How /proc/PID/ns/net reads for the namespace open on `fd`: its inode names it.
+    static func name(ofNamespace fd: Int32) throws -> String {
+        var st = stat()
+        try #require(fstat(fd, &st) == 0)
+        return "net:[\(st.st_ino)]"
+    }
+
     @Test func defaultNetworkIsIsolatedWithLoopbackUpHowEverItIsMade() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        // The caller's namespace, known by its inode: the container must be in that very one.
+        guard let callers = NetworkNamespace.make() else {
+            Issue.record("no network namespace: \(String(cString: strerror(errno)))")
+            return
+        }
+        let callersName = try Self.name(ofNamespace: callers.rawValue)
         var none = f.spec(Self.probe)
         none.network = .none
         let made = [
             try Container.create(spec: f.spec(Self.probe), root: f.root),                      // by the clone
             try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true),  // by create()
             try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true,
-                                 networkNamespace: NetworkNamespace.make()),                 // by the caller
+                                 networkNamespace: consume callers),                          // by the caller
             try Container.create(spec: none, root: f.root, startingNow: true),                // `none`, alike
         ]
+        var namespaces: [String] = []
         for container in made {
             let run = try output(f, container)
             #expect(run.code == 0)
@@ -38,7 +52,10 @@ import Testing
             #expect(run.lines[1] == "lo")
             // IFF_UP | IFF_LOOPBACK
             #expect(run.lines[2] == "0x9")
+            namespaces.append(run.lines[0])
         }
+        #expect(namespaces.count == made.count && Set(namespaces).count == made.count, "\(namespaces)")
+        #expect(namespaces.count > 2 && namespaces[2] == callersName, "the caller's namespace was not the one used")
         #expect(RuntimeFixture.leftovers(id: made[0].id, root: f.root).isEmpty)
     }
 
@@ -53,6 +70,13 @@ import Testing
         for mode in [NetworkMode.none, .host, .default, .container(id: "abc"), .namespace(path: "/x")] {
             #expect(try decoder.decode(NetworkMode.self, from: JSONEncoder().encode(mode)) == mode)
         }
+        // A spec written without the fields added since (exposed ports) reads too.
+        let current = try JSONEncoder().encode(ContainerSpec(image: "x", layerPaths: []))
+        var written = try #require(try JSONSerialization.jsonObject(with: current) as? [String: Any])
+        written["network"] = ["none": [String: Any]()]
+        written["exposedPorts"] = nil
+        let old = try decoder.decode(ContainerSpec.self, from: JSONSerialization.data(withJSONObject: written))
+        #expect(old.network == .none && old.exposedPorts == nil)
     }
 
     @Test func hostNetworkSharesTheHostsNamespace() throws {
