@@ -67,12 +67,20 @@ enum SharedLayers {
         let path = root + "/cache/init-layer"
         if access(path + "/etc/resolv.conf", F_OK) == 0 { return path }
         try FileTree.mkdirs(root + "/cache")
-        let temp = path + ".tmp\(getpid())"
-        FileTree.removeTree(temp)
-        for dir in ["", "/proc", "/dev", "/sys", "/etc"] { try FileTree.mkdir(temp + dir) }
-        for file in ["hosts", "hostname", "resolv.conf"] { try FileTree.write("", to: temp + "/etc/" + file) }
+        // A temporary name of this call's own: threads of one process making their first
+        // containers at once (SupervisionTests) each build one, and a name with only the pid
+        // in it let one thread remove what another was building.
+        var random = SystemRandomNumberGenerator()
+        let temp = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max, using: &random))"
+        do {
+            for dir in ["", "/proc", "/dev", "/sys", "/etc"] { try FileTree.mkdir(temp + dir) }
+            for file in ["hosts", "hostname", "resolv.conf"] { try FileTree.write("", to: temp + "/etc/" + file) }
+        } catch {
+            FileTree.removeTree(temp)
+            throw error
+        }
         if rename(temp, path) != 0 {
-            // Another berth made it first.
+            // Another berth (or thread) made it first.
             FileTree.removeTree(temp)
         }
         return path
