@@ -54,10 +54,13 @@ let package = Package(
             "CRuntime", "CSeccomp", "Support",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
+        // Where an image meets a container: the one builder of a ContainerSpec from an image and
+        // overrides (Runtime does not import Images, and the CLI is not importable by tests).
+        .target(name: "ContainerSpecs", dependencies: ["Images", "Runtime"], swiftSettings: memberImportVisibility),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Compose", "Runtime", "Images", "YAML", "Support",
+                "Compose", "Runtime", "Images", "ContainerSpecs", "YAML", "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: memberImportVisibility,
@@ -76,7 +79,7 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support"]),
         .testTarget(name: "CLITests", dependencies: ["berth"]),
     ],
     swiftLanguageModes: [.v5]

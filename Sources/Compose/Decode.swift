@@ -275,7 +275,9 @@ struct ModelDecoder {
             case "secrets": s.secrets = try fileReferences(v, path, secrets: true, marks: &s.marks, key: key)
             case "container_name":
                 let n = text(v)
-                guard Self.isContainerName(n) else {
+                // Docker's rule (Support's DockerNames, which Runtime applies too); the name is
+                // kept as written, leading "/" and all, as compose-go keeps it.
+                guard DockerNames.containerName(n) != nil else {
                     throw ComposeError("invalid container name \"\(n)\": only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed", at: v.mark, key: path)
                 }
                 s.containerName = n
@@ -402,14 +404,6 @@ struct ModelDecoder {
         if restartPolicies.contains(r) { return true }
         if r.hasPrefix("on-failure:"), let n = Int(r.dropFirst(11)), n >= 0 { return true }
         return false
-    }
-
-    static func isContainerName(_ n: String) -> Bool {
-        let s = n.hasPrefix("/") ? Substring(n.dropFirst()) : Substring(n)
-        guard s.count >= 2, let f = s.unicodeScalars.first, f.properties.isASCIIHexDigit || (f >= "a" && f <= "z") || (f >= "A" && f <= "Z") else { return false }
-        return s.unicodeScalars.allSatisfy { c in
-            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "_" || c == "." || c == "-"
-        }
     }
 
     func pullPolicy(_ v: Node, _ path: String) throws -> String {

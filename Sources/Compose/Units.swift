@@ -276,26 +276,84 @@ struct PortError: Error, CustomStringConvertible {
 
 // MARK: - Volumes
 
-enum VolumeSpec {
-    /// Parses `[SOURCE:]TARGET[:MODE]` the way compose-go's format.ParseVolume does.
-    static func parse(_ spec: String) throws -> ServiceVolume {
-        var volume = ServiceVolume(type: "volume", target: "")
-        let bytes = Array(spec.utf8)
+/// The short syntax of a volume, `[SOURCE:]TARGET[:MODE]`, split into its fields, and its modes
+/// read: the one parser for a compose file's `volumes:` entries (`VolumeSpec`) and the CLI's
+/// `-v`. Docker has two parsers of it, compose-go's ParseVolume and the engine's ParseMountRaw,
+/// which agree on the plain cases and differ at the edges; berth follows each where Docker uses
+/// it, and the differences are this type's `Dialect`:
+/// - compose: `${...}` is not split (interpolation may come later), a Windows drive letter (`c:`)
+///   stays part of its path, a spec of one or two characters is a target, and an empty field or
+///   a fourth field is an error;
+/// - engine: split at every colon into at most three fields; two fields whose second reads as a
+///   mode are a volume with a mode, which is invalid, as are an empty first field and four fields.
+/// What a field may hold (an absolute target, a volume name, which modes go with which type) is
+/// the caller's to check, with its own messages.
+public struct VolumeShortSyntax: Equatable, Sendable {
+    /// nil for an anonymous volume (a target alone).
+    public var source: String?
+    public var target: String
+    /// The text after the second colon; nil when there is none.
+    public var mode: String?
+
+    public enum Dialect: Sendable {
+        case compose, engine
+    }
+
+    public enum Failure: Error, Equatable, Sendable {
+        /// compose: "".
+        case empty
+        /// compose: "a::b".
+        case emptySection
+        /// compose: a fourth field.
+        case tooManyColons
+        /// engine: any spec it refuses (moby's errInvalidSpec).
+        case invalid
+    }
+
+    public init(source: String?, target: String, mode: String? = nil) {
+        self.source = source
+        self.target = target
+        self.mode = mode
+    }
+
+    public static func parse(_ spec: String, dialect: Dialect) throws(Failure) -> VolumeShortSyntax {
+        switch dialect {
+        case .compose: return try composeFields(spec)
+        case .engine: return try engineFields(spec)
+        }
+    }
+
+    /// moby's ParseMountRaw (daemon/volume/mounts/linux_parser.go).
+    private static func engineFields(_ spec: String) throws(Failure) -> VolumeShortSyntax {
+        let fields = spec.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+        guard !fields[0].isEmpty else { throw .invalid }
+        switch fields.count {
+        case 1:
+            return VolumeShortSyntax(source: nil, target: fields[0])
+        case 2:
+            // "/data:ro": a volume cannot carry a mode.
+            if VolumeModes(fields[1]).isValidForEngine { throw .invalid }
+            return VolumeShortSyntax(source: fields[0], target: fields[1])
+        case 3:
+            return VolumeShortSyntax(source: fields[0], target: fields[1], mode: fields[2])
+        default:
+            throw .invalid
+        }
+    }
+
+    /// compose-go's ParseVolume (format/volume.go).
+    private static func composeFields(_ spec: String) throws(Failure) -> VolumeShortSyntax {
         switch spec.count {
-        case 0: throw PortError("invalid empty volume spec")
-        case 1, 2:
-            volume.target = spec
-            volume.volume = VolumeOptions()
-            return volume
+        case 0: throw .empty
+        case 1, 2: return VolumeShortSyntax(source: nil, target: spec)
         default: break
         }
+        let bytes = Array(spec.utf8)
+        var fields = VolumeShortSyntax(source: nil, target: "")
         var source: String? = nil
         var target: String? = nil
         var start = 0
         var depth = 0
-        var readOnly = false
-        var bind: BindOptions? = nil
-        var nocopy = false
         var i = 0
         while i <= bytes.count {
             let end = i == bytes.count
@@ -307,11 +365,11 @@ enum VolumeSpec {
             if !end && c == UInt8(ascii: "}") && depth > 0 {
                 depth -= 1; continue
             }
-            if !end && c == UInt8(ascii: ":") && i - start == 1 && isLetter(bytes[start]) {
+            if !end && c == UInt8(ascii: ":") && i - start == 1 && VolumeSpec.isLetter(bytes[start]) {
                 continue  // Windows drive letter
             }
             guard (end || c == UInt8(ascii: ":")) && depth == 0 else { continue }
-            if i == start { throw PortError("invalid spec: \(spec): empty section between colons") }
+            if i == start { throw .emptySection }
             let text = String(decoding: bytes[start..<i], as: UTF8.self)
             start = i + 1
             if source == nil && end {
@@ -321,35 +379,95 @@ enum VolumeSpec {
             } else if target == nil {
                 target = text
             } else if !end {
-                throw PortError("invalid spec: \(spec): too many colons")
+                throw .tooManyColons
             } else {
-                for option in text.split(separator: ",", omittingEmptySubsequences: false) {
-                    switch option {
-                    case "ro": readOnly = true
-                    case "rw": readOnly = false
-                    case "nocopy": nocopy = true
-                    case "rprivate", "private", "rshared", "shared", "rslave", "slave":
-                        if bind == nil { bind = BindOptions() }
-                        bind!.propagation = String(option)
-                    case "z", "Z":
-                        if bind == nil { bind = BindOptions() }
-                        bind!.selinux = String(option)
-                    default: break
-                    }
-                }
+                fields.mode = text
             }
         }
-        volume.source = source
-        volume.target = target ?? ""
-        volume.readOnly = readOnly
-        if let s = source, isFilePath(s) {
+        fields.source = source
+        fields.target = target ?? ""
+        return fields
+    }
+}
+
+/// The modes of a volume's short syntax (`ro,rslave,z`), read as both of Docker's parsers read
+/// them: compose-go takes the last of each kind and ignores what it does not know; the engine
+/// (moby's linuxValidMountMode) wants each kind at most once and nothing unknown.
+public struct VolumeModes: Equatable, Sendable {
+    /// The last of ro/rw; nil when neither was given.
+    public var readOnly: Bool?
+    /// rprivate, private, rshared, shared, rslave or slave.
+    public var propagation: String?
+    /// z or Z (SELinux relabelling).
+    public var selinux: String?
+    public var noCopy = false
+    /// consistent, cached or delegated (macOS's; nothing on Linux).
+    public var consistency: String?
+    /// Options neither parser knows, "" included (a stray comma).
+    public var unknown: [String] = []
+    /// True when a kind came more than once ("ro,rw").
+    public var repeated = false
+
+    public static let propagations: Set<String> = ["rprivate", "private", "rshared", "shared", "rslave", "slave"]
+
+    public init(_ text: String) {
+        guard !text.isEmpty else { return }
+        var seen: [String: Int] = [:]
+        for option in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            let kind: String
+            switch option {
+            case "ro", "rw": kind = "rw"; readOnly = option == "ro"
+            case "z", "Z": kind = "label"; selinux = option
+            case "nocopy": kind = "copy"; noCopy = true
+            case "consistent", "cached", "delegated": kind = "consistency"; consistency = option
+            default:
+                guard Self.propagations.contains(option) else {
+                    unknown.append(option)
+                    continue
+                }
+                kind = "propagation"
+                propagation = option
+            }
+            seen[kind, default: 0] += 1
+            if seen[kind]! > 1 { repeated = true }
+        }
+    }
+
+    /// What the engine accepts.
+    public var isValidForEngine: Bool { unknown.isEmpty && !repeated }
+}
+
+/// A compose file's short volume syntax as compose-go turns it into its long form.
+enum VolumeSpec {
+    /// Parses `[SOURCE:]TARGET[:MODE]` the way compose-go's format.ParseVolume does.
+    static func parse(_ spec: String) throws -> ServiceVolume {
+        let fields: VolumeShortSyntax
+        do throws(VolumeShortSyntax.Failure) { fields = try VolumeShortSyntax.parse(spec, dialect: .compose) } catch {
+            switch error {
+            case .empty: throw PortError("invalid empty volume spec")
+            case .emptySection: throw PortError("invalid spec: \(spec): empty section between colons")
+            case .tooManyColons, .invalid: throw PortError("invalid spec: \(spec): too many colons")
+            }
+        }
+        var volume = ServiceVolume(type: "volume", target: fields.target)
+        volume.source = fields.source
+        let modes = VolumeModes(fields.mode ?? "")
+        volume.readOnly = modes.readOnly ?? false
+        var bind: BindOptions? = nil
+        if modes.propagation != nil || modes.selinux != nil {
+            var options = BindOptions()
+            options.propagation = modes.propagation
+            options.selinux = modes.selinux
+            bind = options
+        }
+        if let s = fields.source, isFilePath(s) {
             volume.type = "bind"
             var b = bind ?? BindOptions()
             b.createHostPath = true
             volume.bind = b
         } else {
             volume.type = "volume"
-            volume.volume = VolumeOptions(nocopy: nocopy)
+            volume.volume = VolumeOptions(nocopy: modes.noCopy)
             // Bind options given to a named volume are kept, as compose-go keeps them.
             volume.bind = bind
         }

@@ -34,7 +34,7 @@ extension ImageStore {
     public func collectGarbage() throws -> GarbageReport {
         try FileLock.with(gcLockPath, exclusive: true) {
             var report = GarbageReport()
-            for name in Self.names(in: tmpDir) {
+            for name in Files.names(in: tmpDir) {
                 do {
                     try StoreFiles.removeTree(tmpDir + "/" + name)
                 } catch let error as ImageStore.Error {
@@ -49,14 +49,14 @@ extension ImageStore {
                 report.skipped = damage
                 return report
             }
-            for name in Self.names(in: blobsDir) where !blobs.contains("sha256:" + name) {
+            for name in Files.names(in: blobsDir) where !blobs.contains("sha256:" + name) {
                 if unlink(blobsDir + "/" + name) == 0 || errno == ENOENT {
                     report.removedBlobs.append("sha256:" + name)
                 } else {
                     report.kept.append(("sha256:" + name, StoreFiles.fail("remove", blobsDir + "/" + name)))
                 }
             }
-            for name in Self.names(in: layersDir) where !layers.contains("sha256:" + name) {
+            for name in Files.names(in: layersDir) where !layers.contains("sha256:" + name) {
                 do {
                     try removeLayer(name)
                     report.removedLayers.append("sha256:" + name)
@@ -99,9 +99,5 @@ extension ImageStore {
             c.rootfs.diffIDs.forEach { layers.insert($0) }
         }
         return .success((blobs, layers))
-    }
-
-    private static func names(in directory: String) -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     }
 }

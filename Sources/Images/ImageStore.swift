@@ -39,19 +39,19 @@ public final class ImageStore {
         indexPath = dir + "/index.json"
         indexLockPath = dir + "/lock"
         gcLockPath = dir + "/gc.lock"
-        if !StoreFiles.exists(dir) {
+        if !Files.exists(dir) {
             // Root's alone, as Docker's /var/lib/docker: layers hold the images' setuid files
             // and device nodes, which no other user of the host may reach (CVE-2021-41091).
             try StoreFiles.mkdirs(root)
             chmod(root, 0o700)
         }
         for d in [blobsDir, layersDir, tmpDir] { try StoreFiles.mkdirs(d) }
-        if !StoreFiles.exists(dir + "/oci-layout") {
+        if !Files.exists(dir + "/oci-layout") {
             try StoreFiles.writeAtomically(Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8), to: dir + "/oci-layout")
         }
-        if !StoreFiles.exists(indexPath) {
+        if !Files.exists(indexPath) {
             try FileLock.with(indexLockPath, exclusive: true) {
-                if !StoreFiles.exists(indexPath) { try writeIndex(OCIIndex()) }
+                if !Files.exists(indexPath) { try writeIndex(OCIIndex()) }
             }
         }
     }
@@ -156,7 +156,7 @@ public final class ImageStore {
         let remaining = Set(try readIndex().manifests.map(\.digest))
         for image in removedImages where !remaining.contains(image.manifest) {
             // Only a collection that skipped everything (a damaged store file) leaves it.
-            guard !StoreFiles.exists(blobPath(image.manifest)) else {
+            guard !Files.exists(blobPath(image.manifest)) else {
                 let reason = report.skipped.map { "\($0)" } ?? "its manifest \(image.manifest) is still stored"
                 throw Error.contentKept(reference, reason)
             }
@@ -218,7 +218,7 @@ public final class ImageStore {
         var size: Int64 = 0
         for (diffID, layer) in zip(c.rootfs.diffIDs, m.layers) {
             let layerDir = layerDirectory(diffID)
-            if !StoreFiles.exists(layerDir + "/diff") {
+            if !Files.exists(layerDir + "/diff") {
                 // Content present but not unpacked (an interrupted import): unpack it now.
                 _ = try FileLock.with(gcLockPath, exclusive: false) {
                     try ensureLayer(blobPath: blobPath(layer.digest), blobDigest: layer.digest,
@@ -270,7 +270,7 @@ public final class ImageStore {
     /// Stores a small blob (a manifest or config) and returns its descriptor.
     func putBlob(_ data: Data, mediaType: String) throws -> Descriptor {
         let digest = "sha256:" + StoreFiles.sha256Hex(data)
-        if !StoreFiles.exists(blobPath(digest)) {
+        if !Files.exists(blobPath(digest)) {
             try StoreFiles.writeAtomically(data, to: blobPath(digest))
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: Int64(data.count))
@@ -312,9 +312,9 @@ public final class ImageStore {
     /// Moves an ingested temp file to its content address (or drops it if already there).
     func commitBlob(_ temp: String, digest: String) throws {
         let path = blobPath(digest)
-        if StoreFiles.exists(path) { return }
+        if Files.exists(path) { return }
         guard rename(temp, path) == 0 else { throw StoreFiles.fail("store blob", path) }
-        StoreFiles.syncDirectory(blobsDir)
+        Files.syncDirectory(blobsDir)
     }
 
     // MARK: layers
@@ -328,7 +328,7 @@ public final class ImageStore {
     /// A blob the store already knows is not unpacked again. Unpacking happens in tmp/ and the
     /// finished directory is renamed into place, so a crash never leaves half a layer.
     func ensureLayer(blobPath: String, blobDigest: String, display: String, expectedDiffID: String? = nil) throws -> Layer {
-        if let known = try knownLayer(blobDigest), StoreFiles.exists(layerDirectory(known.diffID) + "/diff") {
+        if let known = try knownLayer(blobDigest), Files.exists(layerDirectory(known.diffID) + "/diff") {
             return known
         }
         let work = tmpDir + "/layer-\(getpid())-\(UUID().uuidString)"
@@ -345,18 +345,18 @@ public final class ImageStore {
         }
         try StoreFiles.writeAtomically(Data(String(result.size).utf8), to: work + "/size")
         let final = layerDirectory(result.diffID)
-        if !StoreFiles.exists(final) {
+        if !Files.exists(final) {
             if rename(work, final) != 0 && errno != EEXIST && errno != ENOTEMPTY {
                 throw StoreFiles.fail("move the unpacked layer to", final)
             }
-            StoreFiles.syncDirectory(layersDir)
+            Files.syncDirectory(layersDir)
         }
         return Layer(diffID: result.diffID, mediaType: result.mediaType)
     }
 
     /// The diff ID of a layer blob some stored image already uses, found through its manifest.
     func knownLayer(_ blobDigest: String) throws -> Layer? {
-        guard StoreFiles.exists(blobPath(blobDigest)) else { return nil }
+        guard Files.exists(blobPath(blobDigest)) else { return nil }
         for d in try readIndex().manifests {
             guard let m = try? manifest(d.digest),
                   let i = m.layers.firstIndex(where: { $0.digest == blobDigest }),

@@ -9,13 +9,13 @@ import Support
 import Glibc
 #endif
 
-/// Small file-system steps the store builds on: locks, atomic writes, hashing.
+/// Small file-system steps the store builds on: locks, atomic writes, hashing, and Support's
+/// `Files` and `TreeRemoval` (shared with Runtime) with their failures as the store's errors.
 enum StoreFiles {
     static func fail(_ op: String, _ path: String, _ err: Int32 = errno) -> ImageStore.Error {
         .system(op, path, err)
     }
 
-    /// mkdir -p, reporting the errno of the step that failed.
     /// rm -rf by directory descriptors (Support's TreeRemoval), its failures as the store's errors.
     static func removeTree(_ path: String) throws {
         do { try TreeRemoval.remove(path: path) } catch let failure as TreeRemoval.Failure {
@@ -29,31 +29,17 @@ enum StoreFiles {
         }
     }
 
+    /// mkdir -p (Support's Files), reporting the errno of the step that failed.
     static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
-        if mkdir(path, mode) == 0 || errno == EEXIST { return }
-        guard errno == ENOENT else { throw fail("create directory", path) }
-        let parent = parentDirectory(path)
-        if parent != path && !parent.isEmpty { try mkdirs(parent, mode: mode) }
-        if mkdir(path, mode) != 0 && errno != EEXIST { throw fail("create directory", path) }
-    }
-
-    /// The path without its last component, as NSString's `deletingLastPathComponent` gave it:
-    /// "/a/b/" -> "/a", "/a" -> "/", "/" -> "/", "a" -> "".
-    static func parentDirectory(_ path: String) -> String {
-        let components = path.split(separator: "/")
-        let parent = components.dropLast().joined(separator: "/")
-        return path.hasPrefix("/") ? "/" + parent : parent
-    }
-
-    static func exists(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0
+        do { try Files.makeDirectories(path, mode: mode) } catch let failure as FileError {
+            throw fail("create directory", failure.path, failure.errno)
+        }
     }
 
     /// Writes `data` so that readers see either the old file or the whole new one, never a part,
     /// even after a crash: write a temp file in the same directory, fsync, rename.
     static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
-        let dir = parentDirectory(path)
+        let dir = Files.parentDirectory(path)
         let tmp = dir + "/.tmp-\(getpid())-\(UUID().uuidString)"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw fail("create", tmp) }
@@ -71,35 +57,18 @@ enum StoreFiles {
         close(fd)
         guard rename(tmp, path) == 0 else { throw fail("rename into place", path) }
         ok = true
-        syncDirectory(dir)
+        Files.syncDirectory(dir)
     }
 
     static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer, path: String) throws {
-        var offset = 0
-        while offset < raw.count {
-            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail("write", path)
-            }
-            offset += n
-        }
-    }
-
-    /// Makes a rename durable: the directory entry itself must reach the disk.
-    static func syncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
+        do { try Files.writeAll(fd, raw, path: path) } catch let failure as FileError {
+            throw fail(failure.operation, failure.path, failure.errno)
         }
     }
 
     static func read(_ path: String) throws -> Data {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw fail("read", path, exists(path) ? EACCES : ENOENT)
-        }
-        return data
+        guard let bytes = Files.readAll(path) else { throw fail("read", path) }
+        return Data(bytes)
     }
 
     static func sha256Hex(_ data: Data) -> String {

@@ -10,15 +10,17 @@ import Glibc
 /// instead of waiting for one. A plain pthread: it starts in microseconds, where a dispatch
 /// queue's first use spins up its worker pool. Every clone() happens after `wait()`, so the
 /// child is always forked from a single-threaded parent.
-public final class BackgroundWork<Value> {
+public final class BackgroundWork<Value: ~Copyable> {
     private var thread = pthread_t()
     private var running = false
+    /// Until `wait()` or `leftover()` hands it over; a value never handed over (a
+    /// `FileDescriptor`, say) ends with this object, as any owner's would.
     private var outcome: Result<Value, Swift.Error>?
 
     public init(_ work: @escaping () throws -> Value) {
         // The thread entry is a C function pointer, which cannot capture the generic Value: it
         // runs a plain closure that stores the outcome here.
-        let body = ThreadBody { [unowned(unsafe) self] in self.outcome = Result { try work() } }
+        let body = ThreadBody { [unowned(unsafe) self] in self.outcome = Self.run(work) }
         let context = Unmanaged.passRetained(body).toOpaque()
         running = pthread_create(&thread, nil, { context in
             Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().run()
@@ -27,17 +29,41 @@ public final class BackgroundWork<Value> {
         if !running {
             // No thread to be had (a resource limit): do the work here, in order.
             Unmanaged<ThreadBody>.fromOpaque(context).release()
-            outcome = Result { try work() }
+            outcome = Self.run(work)
         }
     }
 
-    /// The work's value, or its error; waits for the thread first.
+    private static func run(_ work: () throws -> Value) -> Result<Value, Swift.Error> {
+        do { return .success(try work()) } catch { return .failure(error) }
+    }
+
+    /// The work's value, or its error; waits for the thread first. Call it once: the value is
+    /// handed over.
     public func wait() throws -> Value {
+        join()
+        guard let outcome = outcome.take() else { preconditionFailure("BackgroundWork waited for twice") }
+        switch consume outcome {
+        case .success(let value): return value
+        case .failure(let error): throw error
+        }
+    }
+
+    /// For the cleanup after a failure elsewhere: waits for the thread and returns the value
+    /// unless the work failed or `wait()` already took it.
+    public func leftover() -> Value? {
+        join()
+        guard let outcome = outcome.take() else { return nil }
+        switch consume outcome {
+        case .success(let value): return value
+        case .failure: return nil
+        }
+    }
+
+    private func join() {
         if running {
             pthread_join(thread, nil)
             running = false
         }
-        return try outcome!.get()
     }
 
     deinit {

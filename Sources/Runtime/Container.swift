@@ -6,20 +6,21 @@
 ///   of the spawn protocol), ContainerStop.swift (stop, kill, remove), ContainerLookup.swift (by
 ///   name or ID, list, state, and the name links).
 /// - ContainerSpec.swift: the description the CLI/orchestrator hands in (layer paths, image
-///   defaults, overrides, mounts, security, limits). Runtime never imports Images.
+///   defaults, overrides, mounts, security, limits, the network mode). Runtime never imports
+///   Images: the one builder of a spec from an image is the ContainerSpecs module's.
 /// - ContainerRecord.swift: what lives on disk (config.json, state.json) and atomic JSON writes.
 /// - ProcessResolution.swift: Docker's Entrypoint/Cmd rules, environment, user lookup.
 /// - RootFiles.swift: the user and group files, read inside the image's layers (overlay rules) or
 ///   a running container's root, never through a link to the host.
-/// - DockerNames.swift: Docker's rule for container and volume names.
 /// - DeviceRules.swift: Docker's default device list, as v1 rules or a v2 BPF program.
 /// - Capabilities.swift: names, Docker's 14 defaults, cap_add/cap_drop/privileged.
 /// - Seccomp.swift + SeccompDefaultProfile.swift: Docker-format profiles compiled by libseccomp
 ///   to BPF in the parent, cached by content hash under ROOT/cache/seccomp.
 /// - MountPlan.swift: Docker's mounts, devices, masked and read-only paths as a table.
 /// - CArena.swift: C memory for the flat structs the child reads.
-/// - FileTree.swift: plain-syscall file writes and rm -rf for the hot path; the shared init
-///   layer (ROOT/cache/init-layer) and overlay mount point (ROOT/cache/rootfs-mount).
+/// - FileTree.swift: plain-syscall file writes and rm -rf for the hot path (over Support's
+///   `Files` and `TreeRemoval`, shared with the image store); the shared init layer
+///   (ROOT/cache/init-layer) and overlay mount point (ROOT/cache/rootfs-mount).
 /// - ProcFS.swift: /proc/PID/stat start time, SigCgt/SigBlk/SigIgn, timestamps, signal names.
 /// - SpawnConfig.swift: fills struct berth_container / berth_process from the above.
 /// - ContainerIO.swift: the waiting side — pumps stdout/stderr (pipes or pty) into the json-file
@@ -29,7 +30,13 @@
 /// - Cgroup*.swift: cgroup v1/v2 (a colleague's), used through Cgroup.create/joinFiles/killAll/remove.
 /// - ContainerPool.swift: removed containers' directories, emptied and reused (ext4 inode costs).
 /// - BackgroundWork.swift: one job on a pthread, for the start and removal steps run side by side.
-/// - NetworkNamespace.swift: a default-network namespace made ahead of the clone.
+/// - NetworkNamespace.swift: a namespace of the container's own made ahead of the clone, and
+///   another container's, for `container:ID`.
+///
+/// Descriptors (the overlay's mount, network namespaces, pidfds, the creation lock) are each
+/// owned by one `FileDescriptor` (Support), a noncopyable value that closes it when it ends:
+/// handing one on moves it, so none is closed twice or forgotten on an error path. Docker's rule
+/// for names is Support's `DockerNames`, shared with the CLI and Compose.
 ///
 /// C (module CRuntime; only async-signal-safe calls after clone):
 /// - spawn.c: clone with new mnt/pid/uts/ipc[/net] namespaces, the handshake, loopback up.
@@ -128,21 +135,15 @@ public final class Container {
     var preparedCgroup: Cgroup?
     /// config.json is not written yet (create(startingNow:)); start() writes it.
     var recordPending = false
-    /// The detached overlay and network namespace create(startingNow:) made, for start(); -1
-    /// when none.
-    var preparedRootfs: Int32 = -1
-    var preparedNetns: Int32 = -1
+    /// The detached overlay and network namespace create(startingNow:) made, for start(), which
+    /// takes them; whatever is left closes with this object.
+    var preparedRootfs: FileDescriptor?
+    var preparedNetns: FileDescriptor?
 
     /// The flock on the container's directory that create() takes before it reserves the name;
     /// while it is held, `rm -f` and `system prune` know the container is being made and leave
-    /// its directory and name alone (ContainerLookup.swift, leftovers). -1 once released.
-    var creationLock: Int32 = -1
-
-    deinit {
-        if preparedRootfs >= 0 { close(preparedRootfs) }
-        if preparedNetns >= 0 { close(preparedNetns) }
-        Container.releaseCreationLock(creationLock)
-    }
+    /// its directory and name alone (ContainerLookup.swift, leftovers). nil once released.
+    var creationLock: CreationLock?
 
     /// In place: until this write, a recycled directory's stale record names another ID, which
     /// load() refuses, so no reader sees half of it (ContainerPool). The container is complete
@@ -151,8 +152,7 @@ public final class Container {
         guard recordPending else { return }
         try JSONFiles.overwrite(record, dir + "/config.json")
         recordPending = false
-        Container.releaseCreationLock(creationLock)
-        creationLock = -1
+        creationLock = nil
         Container.pauseForTest(at: .recordWritten)
     }
 

@@ -16,19 +16,18 @@ extension Container {
     /// the cgroup and network namespace are being made; it must not change the name, resources,
     /// privileges or network. Its errors come out as they are.
     /// `networkNamespace`: one the caller made beforehand (`NetworkNamespace.make`) for a
-    /// container on the default network that starts now; create() owns it from here.
+    /// container with a namespace of its own (`none`, `default`) that starts now; any other
+    /// container closes it unused.
     public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false,
-                              networkNamespace: Int32 = -1,
+                              networkNamespace: consuming FileDescriptor? = nil,
                               completingSpec: ((inout ContainerSpec) throws -> Void)? = nil) throws -> Container {
-        let usesPrepared = startingNow && spec.network == .none && networkNamespace >= 0
-        // Closed here unless the cgroup thread below takes it over.
-        var unusedNetns = networkNamespace
-        defer { if unusedNetns >= 0 { close(unusedNetns) } }
+        var givenNetns: FileDescriptor? = nil
+        if startingNow && spec.network.hasOwnNamespace { givenNetns = networkNamespace }
+        let makesNetns = startingNow && spec.network.hasOwnNamespace && givenNetns.rawValue < 0
         let id = randomID()
         let name = spec.name ?? generatedName(id)
-        guard isValidName(name) else {
-            throw Error(container: name, stage: .create,
-                        detail: "invalid container name (allowed: [a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+        guard DockerNames.isValid(name) else {
+            throw Error(container: name, stage: .create, detail: DockerNames.invalidContainerName(name))
         }
         // Numbers first, as Docker's daemon checks them: nothing is made for a spec it refuses
         // (an unchecked cpus once trapped after the name was taken).
@@ -38,6 +37,14 @@ extension Container {
         if let adj = spec.oomScoreAdj, !(-1000...1000).contains(adj) {
             throw Error(container: name, stage: .create,
                         detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
+        // `container:ID` takes that container's host name and /etc files, as Docker does.
+        var networkPeer: Container?
+        if case .container(let other) = spec.network {
+            guard let peer = load(id: other, root: root) else {
+                throw Error(container: name, stage: .create, detail: "No such container: \(other)")
+            }
+            networkPeer = peer
         }
         if access(namesDir(root), F_OK) != 0 || access(containersDir(root), F_OK) != 0 {
             // ext4's "T" attribute on ROOT and ROOT/containers: the directories made under them
@@ -65,7 +72,7 @@ extension Container {
         // lets go of it). The cgroup is made only once the directory exists, so a reclaimer
         // that finds no directory has no cgroup to look for either.
         let dir = containersDir(root) + "/" + id
-        var creationLock = try makeLockedDirectory(dir, root: root, container: name)
+        var creationLock: CreationLock? = try makeLockedDirectory(dir, root: root, container: name)
         let nameLink = namesDir(root) + "/" + name
         do {
             try reserveName(name, id: id, root: root)
@@ -73,32 +80,25 @@ extension Container {
             // Back to the pool, as fresh as it came: a name in use is a common refusal
             // (compose recreating), and deleting the directory costs the inodes the pool saves.
             if !ContainerPool.give(root: root, dir: dir, id: id) { FileTree.removeTree(dir) }
-            releaseCreationLock(creationLock)
             throw error
         }
         pauseForTest(at: .nameReserved)
         // The cgroup (a directory and limit files per hierarchy) and the network namespace are
         // made on the second core while this one resolves the process and writes the
         // container's files; start() uses them.
-        if usesPrepared { unusedNetns = -1 }
-        let cgroupWork = BackgroundWork { () throws -> (Cgroup?, Int32) in
+        let cgroupWork = BackgroundWork { () throws -> Prepared in
             // A container started later (by the -d monitor) gets its cgroup then.
-            guard startingNow else { return (nil, -1) }
-            let cgroup: Cgroup
-            do { cgroup = try makeCgroup(id: id, name: name, spec: spec) } catch {
-                if usesPrepared { close(networkNamespace) }
-                throw error
-            }
-            guard spec.network == .none else { return (cgroup, -1) }
-            if usesPrepared { return (cgroup, networkNamespace) }
+            guard startingNow else { return Prepared() }
+            let cgroup = try makeCgroup(id: id, name: name, spec: spec)
+            guard makesNetns else { return Prepared(cgroup: cgroup) }
             let netns = berth_netns_open()
-            guard netns >= 0 else {
+            guard let namespace = FileDescriptor(taking: netns) else {
                 try? cgroup.remove()
                 throw Error(container: name, stage: .networkNamespace, step: "create network namespace", errno: -netns)
             }
-            return (cgroup, netns)
+            return Prepared(cgroup: cgroup, networkNamespace: namespace)
         }
-        var rootfsWork: BackgroundWork<Int32>?
+        var rootfsWork: BackgroundWork<FileDescriptor>?
         var spec = spec
         var completing = false
         do {
@@ -114,10 +114,10 @@ extension Container {
                     try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: layerPaths, container: name)
                 }
             }
-            let process = try resolveProcess(spec: spec, id: id, name: name)
+            let process = try resolveProcess(spec: spec, id: id, name: name, networkPeer: networkPeer)
             // Validate mounts now (missing bind sources) so create fails, not start.
             _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
-            try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir)
+            try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir, networkPeer: networkPeer)
             let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
             // No state.json yet: a missing one reads as "created" (readRawState). Each file here
             // costs a data block, and replacing or deleting it frees that block, which on this
@@ -126,26 +126,32 @@ extension Container {
             container.recordPending = true
             // Both jobs first: the container owns what they made only once neither failed (the
             // catch below cleans up after either).
-            let (cgroup, netns) = try cgroupWork.wait()
-            let rootfs = try rootfsWork?.wait() ?? -1
-            (container.preparedCgroup, container.preparedNetns, container.preparedRootfs) = (cgroup, netns, rootfs)
+            var prepared = try cgroupWork.wait()
+            do { container.preparedRootfs = try rootfsWork?.wait() } catch {
+                try? prepared.cgroup?.remove()
+                throw error
+            }
+            container.preparedCgroup = prepared.cgroup
+            if let given = givenNetns.take() {
+                container.preparedNetns = consume given
+            } else {
+                container.preparedNetns = prepared.networkNamespace.take()
+            }
             // The container holds the lock from here; writePendingRecord() releases it. Last, so
             // that nothing fails once the record is out and the lock gone: a failure then would
             // remove a container that others could already see.
-            (container.creationLock, creationLock) = (creationLock, -1)
+            container.creationLock = creationLock.take()
             if !startingNow { try container.writePendingRecord() }
             pauseForTest(at: .created)
             return container
         } catch {
-            if let (cgroup, netns) = try? cgroupWork.wait() {
-                try? cgroup?.remove()
-                if netns >= 0 { close(netns) }
-            }
-            if let fd = try? rootfsWork?.wait() { close(fd) }
+            // A job not waited for above: what it made goes (its descriptors close with it).
+            if let prepared = cgroupWork.leftover() { try? prepared.cgroup?.remove() }
+            _ = rootfsWork?.leftover()
             FileTree.removeTree(dir)
             // Still ours: while the directory is locked no reclaimer takes the name.
             if NameLink.read(nameLink) == id { unlink(nameLink) }
-            releaseCreationLock(creationLock)
+            creationLock = nil
             if completing { throw error }
             guard var failure = error as? Error else {
                 throw Error(container: name, stage: .create, detail: "\(error)")
@@ -155,38 +161,43 @@ extension Container {
         }
     }
 
+    /// What create() makes on its second thread for a container that starts now.
+    struct Prepared: ~Copyable {
+        var cgroup: Cgroup?
+        var networkNamespace: FileDescriptor?
+    }
+
     // MARK: the name, the directory and the lock that tells them from leftovers
 
     /// Makes ROOT/containers/ID (a pooled directory when there is one, else a new one with its
-    /// upper and work dirs) and returns an fd holding an exclusive flock on it. A reclaimer
+    /// upper and work dirs) and returns it open with an exclusive flock held. A reclaimer
     /// (`system prune`) may find the directory, without a record and not yet locked, in the
     /// moment between its making and the flock, and remove it or give it to the pool: the lock
     /// then waits for the reclaimer, finds another inode (or none) at the path, and starts over.
-    static func makeLockedDirectory(_ dir: String, root: String, container: String) throws -> Int32 {
+    static func makeLockedDirectory(_ dir: String, root: String, container: String) throws -> CreationLock {
         for _ in 0..<8 {
             let fresh = !ContainerPool.take(root: root, into: dir)
             if fresh, mkdir(dir, 0o710) != 0, errno != EEXIST {
                 throw Error(container: container, stage: .files, step: "mkdir \(dir)", errno: errno)
             }
-            let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
+            let opened = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard let directory = FileDescriptor(taking: opened) else {
                 if errno == ENOENT { continue }
                 throw Error(container: container, stage: .files, step: "open \(dir)", errno: errno)
             }
-            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            while flock(directory.rawValue, LOCK_EX) != 0 && errno == EINTR {}
+            let lock = CreationLock(directory: directory)
             var locked = stat(), atPath = stat()
-            if fstat(fd, &locked) == 0, lstat(dir, &atPath) == 0,
+            if fstat(lock.directory.rawValue, &locked) == 0, lstat(dir, &atPath) == 0,
                locked.st_ino == atPath.st_ino, locked.st_dev == atPath.st_dev {
                 do {
                     if fresh { for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) } }
                 } catch {
                     FileTree.removeTree(dir)
-                    releaseCreationLock(fd)
                     throw error
                 }
-                return fd
+                return lock
             }
-            releaseCreationLock(fd)
         }
         throw Error(container: container, stage: .files, step: "mkdir \(dir)",
                     detail: "the directory kept being removed by another berth process (system prune)")
@@ -218,12 +229,15 @@ extension Container {
               detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
     }
 
-    /// Lets other processes reclaim the directory; the fd may be shared with a child cloned
-    /// meanwhile, so the lock is dropped explicitly rather than by the close.
-    static func releaseCreationLock(_ fd: Int32) {
-        guard fd >= 0 else { return }
-        flock(fd, LOCK_UN)
-        close(fd)
+    /// A container's directory, open and flock()ed while the container is being made. The lock
+    /// is let go of explicitly before the close (the descriptor may be shared with a child cloned
+    /// meanwhile, whose copy would otherwise keep it), both when this value ends.
+    struct CreationLock: ~Copyable {
+        let directory: FileDescriptor
+
+        deinit {
+            flock(directory.rawValue, LOCK_UN)
+        }
     }
 
     /// Where a test can stop `berth container run` (BERTH_TEST_PAUSE_AT=STEP: the process stops
@@ -243,7 +257,9 @@ extension Container {
         raise(SIGSTOP)
     }
 
-    static func resolveProcess(spec: ContainerSpec, id: String, name: String) throws -> ResolvedProcess {
+    /// `networkPeer`: the container whose network a `container:ID` mode joins.
+    static func resolveProcess(spec: ContainerSpec, id: String, name: String,
+                               networkPeer: Container? = nil) throws -> ResolvedProcess {
         let argv = ProcessResolution.argv(image: spec.imageDefaults, entrypoint: spec.entrypoint, command: spec.command)
         guard !argv.isEmpty else {
             throw Error(container: name, stage: .create,
@@ -279,7 +295,8 @@ extension Container {
             }
             stopSignal = n
         }
-        let hostname = spec.hostname ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
+        let hostname = spec.hostname ?? networkPeer?.record.process.hostname
+            ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
         let env = ProcessResolution.environment(image: spec.imageDefaults.env, given: spec.env, hostname: hostname,
                                                 home: user.home, tty: spec.tty)
         var cwd = spec.workingDir ?? spec.imageDefaults.workingDir ?? "/"
@@ -322,9 +339,20 @@ extension Container {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String) throws {
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container's bind mounts: the
+    /// host's for the host's network, a copy of the peer's for `container:ID` (as Docker shares
+    /// them), else made here.
+    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String,
+                              networkPeer: Container? = nil) throws {
+        if let networkPeer {
+            for file in ["hosts", "resolv.conf"] {
+                try FileTree.write(Files.readText(networkPeer.dir + "/" + file) ?? "", to: dir + "/" + file)
+            }
+            try FileTree.write(hostname + "\n", to: dir + "/hostname")
+            return
+        }
         var hosts: String
-        if spec.network == .host, let host = readText("/etc/hosts") {
+        if spec.network == .host, let host = Files.readText("/etc/hosts") {
             hosts = host
         } else {
             hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -334,7 +362,7 @@ extension Container {
             let parts = entry.split(separator: ":", maxSplits: 1)
             if parts.count == 2 { hosts += "\(parts[1])\t\(parts[0])\n" }
         }
-        var resolv = readText("/etc/resolv.conf") ?? ""
+        var resolv = Files.readText("/etc/resolv.conf") ?? ""
         if spec.network != .host {
             // A host-local resolver (127.0.0.53) is unreachable from another network namespace.
             let lines = resolv.split(separator: "\n", omittingEmptySubsequences: false).filter {
@@ -363,14 +391,5 @@ extension Container {
         let bytes = Array(id.utf8)
         let a = Int(bytes[0]) % adjectives.count, n = Int(bytes[1]) % nouns.count
         return "\(adjectives[a])_\(nouns[n])_\(id.prefix(4))"
-    }
-
-    static func isValidName(_ name: String) -> Bool {
-        // Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]*.
-        func isAlphanumeric(_ c: Unicode.Scalar) -> Bool {
-            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
-        }
-        guard let first = name.unicodeScalars.first, isAlphanumeric(first) else { return false }
-        return name.unicodeScalars.allSatisfy { isAlphanumeric($0) || "_.-".unicodeScalars.contains($0) }
     }
 }

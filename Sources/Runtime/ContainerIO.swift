@@ -115,18 +115,16 @@ final class ProcessIO {
 /// signal it and resize its terminal. Owns the pidfd and a copy of the terminal's master; both
 /// stay valid (and so never name a reused descriptor) for as long as the object lives.
 public final class ProcessControl: Sendable {
-    let pidfd: Int32
-    let terminal: Int32
+    private let process: FileDescriptor?
+    private let terminal: FileDescriptor?
 
-    init(pidfd: Int32, terminal: Int32) {
-        self.pidfd = pidfd
-        self.terminal = terminal >= 0 ? fcntl(terminal, F_DUPFD_CLOEXEC, 3) : -1
+    init(pidfd: consuming FileDescriptor?, terminal: Int32) {
+        process = pidfd
+        self.terminal = terminal >= 0 ? FileDescriptor(taking: fcntl(terminal, F_DUPFD_CLOEXEC, 3)) : nil
     }
 
-    deinit {
-        if pidfd >= 0 { close(pidfd) }
-        if terminal >= 0 { close(terminal) }
-    }
+    /// The pidfd, readable once the process has exited; -1 when there is none.
+    var pidfd: Int32 { process.rawValue }
 
     /// Sends `signal` to the process; false when it is gone.
     @discardableResult
@@ -136,7 +134,7 @@ public final class ProcessControl: Sendable {
 
     /// The process's terminal takes this size (SIGWINCH reaches its foreground group).
     public func resize(_ size: TerminalSize) {
-        if terminal >= 0 { berth_ioctl_winsize(terminal, size.rows, size.columns) }
+        if terminal.rawValue >= 0 { berth_ioctl_winsize(terminal.rawValue, size.rows, size.columns) }
     }
 }
 
@@ -170,7 +168,8 @@ public final class ContainerProcess {
     let cgroup: Cgroup?
     let isMain: Bool
 
-    init(container: Container, pid: Int32, pidfd: Int32, io: ProcessIO, cgroup: Cgroup?, isMain: Bool) {
+    init(container: Container, pid: Int32, pidfd: consuming FileDescriptor?, io: ProcessIO, cgroup: Cgroup?,
+         isMain: Bool) {
         self.container = container
         self.pid = pid
         self.control = ProcessControl(pidfd: pidfd, terminal: io.tty ? io.stdinWriter : -1)

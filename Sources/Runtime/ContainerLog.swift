@@ -1,5 +1,6 @@
 import CRuntime
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -884,7 +885,7 @@ extension Container {
     /// the container; a later start time means its pid was reused. A zombie writes nothing.
     private func logWriterIsAlive(_ s: ContainerState) -> Bool {
         guard let pid = s.monitorPid, let containerStart = s.pidStartTime,
-              let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
+              let text = Files.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 19, fields[0] != "Z", let start = UInt64(fields[19]) else { return false }
         return start <= containerStart

@@ -112,7 +112,7 @@ extension Container {
         var id = NameLink.read(link)
         if id == nil {
             guard isContainerIDPrefix(reference) else { return false }
-            let matches = FileTree.names(in: containersDir(root)).filter {
+            let matches = Files.names(in: containersDir(root)).filter {
                 isContainerIDPrefix($0) && $0.hasPrefix(reference)
             }
             guard matches.count == 1, matches[0].utf8.count == 64 else { return false }
@@ -130,12 +130,12 @@ extension Container {
     /// does not exist, except those being made. Returns the IDs of the directories reclaimed.
     public static func reclaimLeftovers(root: String) throws -> [String] {
         var reclaimed: [String] = []
-        for id in FileTree.names(in: containersDir(root)) where id.utf8.count == 64 && isContainerIDPrefix(id) {
+        for id in Files.names(in: containersDir(root)) where id.utf8.count == 64 && isContainerIDPrefix(id) {
             if load(id: id, root: root) == nil, try reclaimLeftover(id: id, root: root) == .reclaimed {
                 reclaimed.append(id)
             }
         }
-        for name in FileTree.names(in: namesDir(root)) {
+        for name in Files.names(in: namesDir(root)) {
             let link = namesDir(root) + "/" + name
             guard let id = NameLink.read(link) else {
                 // Not a link berth made (a name is always a symlink to an ID): it only blocks the name.
@@ -163,15 +163,16 @@ extension Container {
     static func reclaimLeftover(id: String, root: String) throws -> LeftoverOutcome {
         let dir = containersDir(root) + "/" + id
         var outcome = LeftoverOutcome.namesOnly
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if fd < 0 && errno != ENOENT { return .leftAlone }
-        if fd >= 0 {
-            defer { releaseCreationLock(fd) }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return .leftAlone }
+        let opened = FileDescriptor(taking: open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+        if opened.rawValue < 0 && errno != ENOENT { return .leftAlone }
+        if let directory = opened {
+            guard flock(directory.rawValue, LOCK_EX | LOCK_NB) == 0 else { return .leftAlone }
+            // Let go of (as create's) when this scope ends.
+            let lock = CreationLock(directory: directory)
             // Judged again under the lock: the creator may have finished (record written, lock
             // released) between the caller's look and ours.
             var locked = stat(), atPath = stat()
-            let stillThere = fstat(fd, &locked) == 0 && lstat(dir, &atPath) == 0
+            let stillThere = fstat(lock.directory.rawValue, &locked) == 0 && lstat(dir, &atPath) == 0
                 && locked.st_ino == atPath.st_ino && locked.st_dev == atPath.st_dev
             if stillThere {
                 guard load(id: id, root: root) == nil else { return .leftAlone }
@@ -192,7 +193,7 @@ extension Container {
     /// name; a leftover may share its ID with no other, so a scan finds at most that one.
     static func removeNameLinks(naming id: String, root: String) {
         withNameLinksLocked(root: root) {
-            for name in FileTree.names(in: namesDir(root)) {
+            for name in Files.names(in: namesDir(root)) {
                 let link = namesDir(root) + "/" + name
                 if NameLink.read(link) == id { unlink(link) }
             }
@@ -215,10 +216,9 @@ extension Container {
     }
 
     private static func withNameLinksLocked(root: String, _ body: () -> Void) {
-        let fd = open(namesDir(root), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
+        let names = FileDescriptor(taking: open(namesDir(root), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        if names.rawValue >= 0 { while flock(names.rawValue, LOCK_EX) != 0 && errno == EINTR {} }
         body()
-        if fd >= 0 { close(fd) }
     }
 
     /// Lowercase hex, 1 to 64 digits: what an ID or its prefix looks like (and nothing that

@@ -1,4 +1,5 @@
 import CRuntime
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,7 +33,7 @@ enum ContainerPool {
     /// `recently_deleted` list `capacity` times slower.
     static func take(root: String, into dir: String) -> Bool {
         let pool = directory(root: root)
-        let entries = FileTree.names(in: pool)
+        let entries = Files.names(in: pool)
         guard entries.count >= capacity else { return false }
         // Entry names start with the time they were given back, zero-padded: oldest first.
         for entry in entries.sorted() where rename(pool + "/" + entry, dir) == 0 {
@@ -48,7 +49,7 @@ enum ContainerPool {
     /// or its upper dir cannot be made as new. True when `dir` is gone from where it was.
     static func give(root: String, dir: String, id: String) -> Bool {
         let pool = directory(root: root)
-        guard canRecycle(dir), FileTree.names(in: pool).count < capacity, access(pool, F_OK) == 0 || mkdir(pool, 0o700) == 0 else {
+        guard canRecycle(dir), Files.names(in: pool).count < capacity, access(pool, F_OK) == 0 || mkdir(pool, 0o700) == 0 else {
             return FileTree.removeTree(dir)
         }
         var now = timespec()
@@ -68,7 +69,7 @@ enum ContainerPool {
         // Anything the delete could not remove (an immutable file, a tree deeper than the open
         // file limit) would appear in the next container's /.
         var st = stat()
-        guard FileTree.names(in: upper).isEmpty, lstat(upper, &st) == 0, st.st_mode == S_IFDIR | 0o755,
+        guard Files.names(in: upper).isEmpty, lstat(upper, &st) == 0, st.st_mode == S_IFDIR | 0o755,
               st.st_uid == 0, st.st_gid == 0, berth_only_overlay_xattrs(upper) == 1,
               access(dir + "/work", F_OK) == 0 else { return false }
         removeUnkept(dir)
@@ -86,7 +87,7 @@ enum ContainerPool {
     }
 
     private static func removeUnkept(_ dir: String) {
-        for entry in FileTree.names(in: dir) where !kept.contains(entry) {
+        for entry in Files.names(in: dir) where !kept.contains(entry) {
             FileTree.removeTree(dir + "/" + entry)
         }
     }

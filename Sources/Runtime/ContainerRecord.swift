@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,7 +65,7 @@ public struct ContainerState: Codable, Equatable, Sendable {
 
 enum JSONFiles {
     static func read<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
-        guard let bytes = readAll(path) else { return nil }
+        guard let bytes = Files.readAll(path) else { return nil }
         return try? JSONDecoder().decode(T.self, from: Data(bytes))
     }
 

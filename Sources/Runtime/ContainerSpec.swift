@@ -9,15 +9,21 @@ public struct ImageDefaults: Codable, Equatable, Sendable {
     public var workingDir: String?
     public var user: String?
     public var stopSignal: String?
+    /// "80/tcp", "53/udp": the ports the image says its program listens on (`EXPOSE`).
+    public var exposedPorts: [String]?
 
+    /// Plain values, so that Runtime needs nothing of Images: the one conversion from an image's
+    /// config is `ImageDefaults(config:)` in the ContainerSpecs module, which sees both.
     public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
-                workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil) {
+                workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil,
+                exposedPorts: [String]? = nil) {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env
         self.workingDir = workingDir
         self.user = user
         self.stopSignal = stopSignal
+        self.exposedPorts = exposedPorts
     }
 }
 
@@ -66,13 +72,47 @@ public struct MountSpec: Codable, Equatable, Sendable {
     }
 }
 
+/// A container's network, by the names Docker gives the modes (`--network`, compose's
+/// `network_mode`). On disk in Swift's synthesized form (`{"none":{}}`, `{"namespace":{"path":
+/// ...}}`): records written before `default` existed said `none` for what both modes are now,
+/// a namespace with only loopback, and read back as `none`.
 public enum NetworkMode: Codable, Equatable, Sendable {
-    /// A network namespace of its own with only loopback, up (Docker's `none`, berth's default).
+    /// Docker's `none`: a network namespace of the container's own with only loopback, up.
     case none
-    /// The host's network namespace.
+    /// Docker's `host`: the host's network namespace.
     case host
-    /// Join an existing namespace (e.g. a bind-mounted /run/netns file made by the Network module).
+    /// berth's default network, what a container gets when it names none (Docker's `default`,
+    /// its `bridge`). For now the same as `none`, a namespace with only loopback, up: this is
+    /// where the networking issue attaches the `bridge` network (a veth into the namespace, an
+    /// address, a route, the embedded DNS), so what asks for the default gets it then.
+    case `default`
+    /// Docker's `container:ID`: the network namespace of another container, which must be
+    /// running when this one starts; its host name too, and copies of its /etc/hosts and
+    /// /etc/resolv.conf.
+    case container(id: String)
+    /// Join an existing namespace (a bind-mounted /run/netns file made by the Network module;
+    /// podman's `ns:PATH`).
     case namespace(path: String)
+
+    /// True when the container gets a new network namespace of its own (made by the clone, or
+    /// beforehand by create() or its caller).
+    public var hasOwnNamespace: Bool {
+        switch self {
+        case .none, .default: return true
+        case .host, .container, .namespace: return false
+        }
+    }
+
+    /// The mode as Docker writes it (`docker inspect`'s HostConfig.NetworkMode).
+    public var name: String {
+        switch self {
+        case .none: return "none"
+        case .host: return "host"
+        case .default: return "default"
+        case .container(let id): return "container:" + id
+        case .namespace(let path): return "ns:" + path
+        }
+    }
 }
 
 public enum SeccompMode: Codable, Equatable, Sendable {
@@ -139,6 +179,9 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
     public var labels: [String: String]
     /// "name:ip" lines added to /etc/hosts.
     public var extraHosts: [String]
+    /// Ports exposed beyond the image's (`--expose`), as "80/tcp"; nil in records written
+    /// before there were any. `allExposedPorts` adds the image's.
+    public var exposedPorts: [String]?
     /// Log rotation of ROOT/containers/ID/container.log (json-file's max-size / max-file).
     public var logMaxSize: Int64?
     public var logMaxFiles: Int?
@@ -152,7 +195,7 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
         groupAdd = []
         mounts = []
         readOnly = false
-        network = .none
+        network = .default
         capAdd = []
         capDrop = []
         privileged = false
@@ -167,5 +210,24 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
         autoRemove = false
         labels = [:]
         extraHosts = []
+    }
+}
+
+extension ContainerSpec {
+    /// The image's exposed ports and the container's own, once each, in Docker's order (by
+    /// number, then protocol), as "80/tcp": what Docker keeps as the container's
+    /// Config.ExposedPorts.
+    public var allExposedPorts: [String] {
+        let all = Set((imageDefaults.exposedPorts ?? []) + (exposedPorts ?? []))
+        return all.sorted { a, b in
+            let (portA, protoA) = Self.splitPort(a), (portB, protoB) = Self.splitPort(b)
+            return portA != portB ? portA < portB : protoA < protoB
+        }
+    }
+
+    /// "80/tcp" as (80, "tcp"); a port without a protocol is tcp, as in Docker.
+    static func splitPort(_ text: String) -> (port: Int, proto: String) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        return (Int(parts.first ?? "") ?? 0, parts.count == 2 ? String(parts[1]) : "tcp")
     }
 }

@@ -71,8 +71,8 @@ extension Container {
         } catch {
             try? preparedCgroup?.remove()
             preparedCgroup = nil
-            for fd in [preparedRootfs, preparedNetns] where fd >= 0 { close(fd) }
-            (preparedRootfs, preparedNetns) = (-1, -1)
+            preparedRootfs = nil
+            preparedNetns = nil
             try? writePendingRecord()
             throw error
         }
@@ -82,26 +82,24 @@ extension Container {
         let cgroupWork = preparedCgroup == nil ? BackgroundWork { try Container.makeCgroup(id: id, name: name, spec: spec) } : nil
         var cgroup = preparedCgroup
         preparedCgroup = nil
-        var rootfs = preparedRootfs
-        let netns = preparedNetns
-        preparedRootfs = -1
-        preparedNetns = -1
-        // The child attaches its own copy of the mount; this one goes once the clone is done.
-        defer { if rootfs >= 0 { close(rootfs) } }
+        // The child attaches its own copy of the mount; this one closes when start() returns,
+        // the clone done.
+        var rootfs = preparedRootfs.take()
+        let netns = preparedNetns.take()
         var child = berth_supervised(pid: -1, shim: -1, control: -1)
         var spawned = false
-        var pidfd: Int32 = -1
+        var pidfd: FileDescriptor?
         do {
-            let configured = Result {
-                if rootfs < 0 {
-                    do {
-                        rootfs = try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: spec.layerPaths, container: name)
-                    } catch {
-                        if netns >= 0 { close(netns) }
-                        throw error
-                    }
+            // The configuration's failure is thrown only once the cgroup's thread is joined.
+            let configured: Result<SpawnConfig, Swift.Error>
+            do {
+                if rootfs.rawValue < 0 {
+                    rootfs = try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: spec.layerPaths,
+                                                         container: name)
                 }
-                return try SpawnConfig(container: self, io: io, rootfs: rootfs, netns: netns)
+                configured = .success(try SpawnConfig(container: self, io: io, rootfs: rootfs.rawValue, netns: netns))
+            } catch {
+                configured = .failure(error)
             }
             if let cgroupWork { cgroup = try cgroupWork.wait() }
             let config = try configured.get()
@@ -119,7 +117,7 @@ extension Container {
             spawned = true
             // Opened while the child waits for the go, so it names this very process: after the
             // release the program may exit, be reaped by the shim and its pid be reused at once.
-            pidfd = berth_pidfd_open(child.pid)
+            pidfd = FileDescriptor(taking: berth_pidfd_open(child.pid))
             io.closeChildEnds()
             io.closeShimEnds()
             // The child builds its rootfs meanwhile, on the other core, then waits for the go:
@@ -149,7 +147,6 @@ extension Container {
                 Glibc.kill(child.pid, SIGKILL)
             }
             io.closeAll()
-            if pidfd >= 0 { close(pidfd) }
             // A start that failed leaves a container that `ps -a` shows with its error.
             try? writePendingRecord()
             try? cgroup?.killAll()
@@ -162,7 +159,7 @@ extension Container {
             if let e = error as? Error { throw e }
             throw Error(container: name, stage: .start, detail: "\(error)")
         }
-        return ContainerProcess(container: self, pid: child.pid, pidfd: pidfd, io: io, cgroup: cgroup,
+        return ContainerProcess(container: self, pid: child.pid, pidfd: pidfd.take(), io: io, cgroup: cgroup,
                                 isMain: true)
     }
 

@@ -8,25 +8,28 @@ import Glibc
 extension Container {
     // MARK: stop, kill, remove
 
+    /// The container's first process, held by a pidfd: signals sent through it reach that
+    /// process or none, never another that reused its pid.
+    struct RunningProcess: ~Copyable {
+        let pid: Int32
+        let pidfd: FileDescriptor
+    }
+
     /// Opens a pidfd for the container's PID 1 and checks it is still the same process.
-    func openProcess() -> (pid: Int32, pidfd: Int32)? {
+    func openProcess() -> RunningProcess? {
         let s = readRawState()
-        guard s.status == .running, let pid = s.pid, let start = s.pidStartTime else { return nil }
-        let fd = berth_pidfd_open(pid)
-        guard fd >= 0 else { return nil }
-        guard ProcFS.startTime(pid: pid) == start else {
-            close(fd)
-            return nil
-        }
-        return (pid, fd)
+        guard s.status == .running, let pid = s.pid, let start = s.pidStartTime,
+              let pidfd = FileDescriptor(taking: berth_pidfd_open(pid)) else { return nil }
+        guard ProcFS.startTime(pid: pid) == start else { return nil }
+        return RunningProcess(pid: pid, pidfd: pidfd)
     }
 
     /// `docker stop`: the stop signal, then SIGKILL after `timeout` seconds. When PID 1 has no
     /// handler for the signal (SigCgt), the kernel drops it for a namespace init: kill at once.
     /// Returns when the process is gone and the exit is recorded.
     public func stop(timeout: Int? = nil) throws {
-        guard let (pid, fd) = openProcess() else { return }
-        defer { close(fd) }
+        guard let process = openProcess() else { return }
+        let pid = process.pid, fd = process.pidfd.rawValue
         let sig = record.process.stopSignal
         let bit = UInt64(1) << UInt64(sig - 1)
         let masks = ProcFS.signalMasks(pid: pid)
@@ -47,11 +50,10 @@ extension Container {
 
     /// `docker kill -s SIG`.
     public func kill(signal: Int32 = SIGKILL) throws {
-        guard let (_, fd) = openProcess() else {
+        guard let process = openProcess() else {
             throw Error(container: name, step: "kill", detail: "the container is not running")
         }
-        defer { close(fd) }
-        if berth_pidfd_send_signal(fd, signal) != 0 {
+        if berth_pidfd_send_signal(process.pidfd.rawValue, signal) != 0 {
             throw Error(container: name, step: "kill", detail: ProcFS.errnoText(errno))
         }
     }
@@ -62,11 +64,11 @@ extension Container {
     func waitForRecordedExit() {
         let s = readRawState()
         guard s.status == .running else { return }
-        let watch = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        defer { if watch >= 0 { close(watch) } }
+        let inotify = FileDescriptor(taking: inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)))
+        let watch = inotify.rawValue
         if watch >= 0 { _ = inotify_add_watch(watch, dir, UInt32(IN_MOVED_TO | IN_CREATE)) }
-        let shim = s.monitorPid.map { berth_pidfd_open($0) } ?? -1
-        defer { if shim >= 0 { close(shim) } }
+        let shimProcess = FileDescriptor(taking: s.monitorPid.map { berth_pidfd_open($0) } ?? -1)
+        let shim = shimProcess.rawValue
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
         deadline.tv_sec += 10
@@ -93,20 +95,17 @@ extension Container {
                 throw Error(container: name, stage: .remove,
                             detail: "the container is running; stop it first or use force (-f)")
             }
-            if let (_, fd) = openProcess() {
-                _ = berth_pidfd_send_signal(fd, SIGKILL)
-                _ = waitReadable(fd, milliseconds: 10_000)
-                close(fd)
+            if let process = openProcess() {
+                _ = berth_pidfd_send_signal(process.pidfd.rawValue, SIGKILL)
+                _ = waitReadable(process.pidfd.rawValue, milliseconds: 10_000)
             }
             waitForRecordedExit()
             s = readRawState()
         }
         // The monitor of a detached container may still be finishing; let it go first.
         if let monitor = s.monitorPid, monitor != getpid() {
-            let fd = berth_pidfd_open(monitor)
-            if fd >= 0 {
-                _ = waitReadable(fd, milliseconds: 2000)
-                close(fd)
+            if let shim = FileDescriptor(taking: berth_pidfd_open(monitor)) {
+                _ = waitReadable(shim.rawValue, milliseconds: 2000)
             }
         }
         // The cgroup on the second core while this one empties the upper dir (the container's

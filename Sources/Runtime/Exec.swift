@@ -1,5 +1,6 @@
 import CRuntime
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,10 +35,11 @@ extension Container {
     /// user rules) as a child of this process; wait for it with `ContainerProcess.wait`.
     public func exec(_ spec: ExecSpec) throws -> ContainerProcess {
         guard !spec.argv.isEmpty else { throw Error(container: name, step: "exec", detail: "no command given") }
-        guard let (pid, pidfd) = openProcess() else {
+        // Held until the namespaces are open: while the process can be signalled, its pid names it.
+        guard let running = openProcess() else {
             throw Error(container: name, step: "exec", detail: "the container is not running")
         }
-        defer { close(pidfd) }
+        let pid = running.pid
         var nsFDs: [Int32] = []
         defer { for fd in nsFDs { close(fd) } }
         for ns in Container.namespaceOrder {
@@ -102,6 +104,7 @@ extension Container {
             }
             throw Error(container: name, step: step, detail: detail)
         }
-        return ContainerProcess(container: self, pid: child.pid, pidfd: child.pidfd, io: io, cgroup: nil, isMain: false)
+        return ContainerProcess(container: self, pid: child.pid, pidfd: FileDescriptor(taking: child.pidfd), io: io,
+                                cgroup: nil, isMain: false)
     }
 }

@@ -6,7 +6,8 @@ import Glibc
 
 /// File operations for the start and removal paths, as plain system calls: Foundation's writes
 /// fsync and its recursive delete stats more than needed, and every millisecond here is paid
-/// by every container.
+/// by every container. What the image store does the same way is Support's (`Files`,
+/// `TreeRemoval`); this adds Runtime's in-place rewrite and its errors.
 enum FileTree {
     static func write(_ text: String, to path: String, mode: mode_t = 0o644) throws {
         var text = text
@@ -17,40 +18,25 @@ enum FileTree {
     /// a file of a recycled container directory (ContainerPool) keeps its data block, where
     /// O_TRUNC would free it and allocate another.
     static func write(_ bytes: UnsafeRawBufferPointer, to path: String, mode: mode_t = 0o644) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }
-        defer { close(fd) }
-        let ok = (bytes.count == 0 || pwrite(fd, bytes.baseAddress, bytes.count, 0) == bytes.count)
-            && ftruncate(fd, off_t(bytes.count)) == 0
-        guard ok else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }
+        guard let file = FileDescriptor(taking: open(path, O_WRONLY | O_CREAT | O_CLOEXEC, mode)) else {
+            throw Container.Error(container: "", stage: .files, step: "write \(path)", errno: errno)
+        }
+        let ok = (bytes.count == 0 || pwrite(file.rawValue, bytes.baseAddress, bytes.count, 0) == bytes.count)
+            && ftruncate(file.rawValue, off_t(bytes.count)) == 0
+        guard ok else { throw Container.Error(container: "", stage: .files, step: "write \(path)", errno: errno) }
     }
 
     static func mkdir(_ path: String, mode: mode_t = 0o755) throws {
         if Glibc.mkdir(path, mode) != 0 && errno != EEXIST {
-            throw Container.Error(container: "", step: "mkdir \(path)", detail: ProcFS.errnoText(errno))
+            throw Container.Error(container: "", stage: .files, step: "mkdir \(path)", errno: errno)
         }
     }
 
+    /// mkdir -p (Support's Files), its failure as a container's file step.
     static func mkdirs(_ path: String, mode: mode_t = 0o755) throws {
-        var current = ""
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            if Glibc.mkdir(current, mode) != 0 && errno != EEXIST {
-                throw Container.Error(container: "", step: "mkdir \(current)", detail: ProcFS.errnoText(errno))
-            }
+        do { try Files.makeDirectories(path, mode: mode) } catch let error as FileError {
+            throw Container.Error(container: "", stage: .files, step: "mkdir \(error.path)", errno: error.errno)
         }
-    }
-
-    /// The names in a directory, without "." and ".."; empty when it cannot be read.
-    static func names(in dir: String) -> [String] {
-        guard let handle = opendir(dir) else { return [] }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 
     /// rm -rf of what a directory holds, keeping the directory (TreeRemoval: fd-relative and
@@ -81,12 +67,20 @@ enum SharedLayers {
         let path = root + "/cache/init-layer"
         if access(path + "/etc/resolv.conf", F_OK) == 0 { return path }
         try FileTree.mkdirs(root + "/cache")
-        let temp = path + ".tmp\(getpid())"
-        FileTree.removeTree(temp)
-        for dir in ["", "/proc", "/dev", "/sys", "/etc"] { try FileTree.mkdir(temp + dir) }
-        for file in ["hosts", "hostname", "resolv.conf"] { try FileTree.write("", to: temp + "/etc/" + file) }
+        // A temporary name of this call's own: threads of one process making their first
+        // containers at once (SupervisionTests) each build one, and a name with only the pid
+        // in it let one thread remove what another was building.
+        var random = SystemRandomNumberGenerator()
+        let temp = path + ".tmp\(getpid())-\(UInt64.random(in: 0...UInt64.max, using: &random))"
+        do {
+            for dir in ["", "/proc", "/dev", "/sys", "/etc"] { try FileTree.mkdir(temp + dir) }
+            for file in ["hosts", "hostname", "resolv.conf"] { try FileTree.write("", to: temp + "/etc/" + file) }
+        } catch {
+            FileTree.removeTree(temp)
+            throw error
+        }
         if rename(temp, path) != 0 {
-            // Another berth made it first.
+            // Another berth (or thread) made it first.
             FileTree.removeTree(temp)
         }
         return path

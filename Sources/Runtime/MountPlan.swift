@@ -1,5 +1,6 @@
 import CRuntime
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import CRuntime
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,7 @@ enum ProcFS {
     /// container. nil for a zombie: a container whose reaper was killed ends as the zombie of
     /// whatever adopted it, which may never reap it (an init that does not, in some sandboxes).
     static func startTime(pid: Int32) -> UInt64? {
-        guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
+        guard let text = Files.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state); start time is field 22.
         guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
@@ -20,7 +21,7 @@ enum ProcFS {
 
     /// The signal masks of /proc/PID/status: caught (has a handler), blocked and ignored.
     static func signalMasks(pid: Int32) -> (caught: UInt64, blocked: UInt64, ignored: UInt64)? {
-        guard let text = readText("/proc/\(pid)/status") else { return nil }
+        guard let text = Files.readText("/proc/\(pid)/status") else { return nil }
         var caught: UInt64 = 0, blocked: UInt64 = 0, ignored: UInt64 = 0
         for line in text.split(separator: "\n") {
             let value = { UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? 0 }

@@ -2,6 +2,7 @@ import Crypto
 import CRuntime
 import CSeccomp
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,7 +55,7 @@ public enum Seccomp {
         let hash = sha256Hex(Array(key.utf8))
         let dir = root + "/cache/seccomp"
         let path = dir + "/" + hash + ".bpf"
-        if let cached = readAll(path), !cached.isEmpty, cached.count % 8 == 0 { return cached }
+        if let cached = Files.readAll(path), !cached.isEmpty, cached.count % 8 == 0 { return cached }
         let program = try compile(profileJSON: profileJSON, capabilities: capabilities)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let temp = path + ".\(getpid()).tmp"
@@ -265,7 +266,10 @@ public enum Seccomp {
         let rc = seccomp_export_bpf(ctx, fd)
         guard rc == 0 else { throw Error(description: "seccomp: export: \(String(cString: strerror(-rc)))") }
         lseek(fd, 0, SEEK_SET)
-        return readFD(fd)
+        guard let program = Files.readAll(fd: fd) else {
+            throw Error(description: "seccomp: read the program: \(String(cString: strerror(errno)))")
+        }
+        return program
     }
 
     static func canonicalCap(_ name: String) -> String {
@@ -283,28 +287,4 @@ public enum Seccomp {
         }
         return String(decoding: text, as: UTF8.self)
     }
-}
-
-/// Whole-file reads without Foundation's overhead (the start path reads a handful of files).
-func readAll(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    return readFD(fd)
-}
-
-func readFD(_ fd: Int32) -> [UInt8] {
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return out
-}
-
-func readText(_ path: String) -> String? {
-    readAll(path).map { String(decoding: $0, as: UTF8.self) }
 }

@@ -1,5 +1,6 @@
 import CRuntime
 import FoundationEssentials
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,12 +14,15 @@ final class SpawnConfig {
     private var sysctlKeys: [String] = []
     private var rlimitNames: [String] = []
 
-    /// `rootfs`: the container's overlay from `openOverlay`, owned by the caller. `netns`: a
-    /// network namespace made beforehand (berth_netns_open) for the default network, or -1 for
-    /// the clone to make one; this object owns and closes it.
-    init(container c: Container, io: ProcessIO, rootfs: Int32, netns: Int32) throws {
-        // deinit closes netns_fd when >= 0; a zeroed struct would close stdin on an early throw.
-        container.netns_fd = netns
+    /// The network namespace the child joins (setns) instead of making one; closed with this
+    /// object, once the child has been cloned.
+    private var networkNamespace: FileDescriptor?
+
+    /// `rootfs`: the container's overlay from `openOverlay`, kept open by the caller until the
+    /// clone. `netns`: a namespace made beforehand for a container with one of its own (with
+    /// `lo` up already), or nil for the clone to make it; unused by the other modes.
+    init(container c: Container, io: ProcessIO, rootfs: Int32, netns: consuming FileDescriptor?) throws {
+        container.netns_fd = -1
         let spec = c.record.spec
         let dir = c.dir
         plan = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: c.root + "/volumes")
@@ -32,21 +36,22 @@ final class SpawnConfig {
         }
 
         switch spec.network {
-        case .none:
+        case .none, .default:
             // Joined rather than cloned when made beforehand (lo is up already).
-            container.new_network = netns >= 0 ? 0 : 1
+            networkNamespace = netns
         case .host:
-            container.new_network = 0
-            if netns >= 0 { close(netns) }
-            container.netns_fd = -1
+            break
+        case .container(let id):
+            networkNamespace = try NetworkNamespace.ofContainer(id: id, root: c.root, for: c.name)
         case .namespace(let path):
-            container.new_network = 0
-            if netns >= 0 { close(netns) }
-            container.netns_fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard container.netns_fd >= 0 else {
-                throw Container.Error(container: c.name, step: "open network namespace \(path)", detail: ProcFS.errnoText(errno))
+            guard let joined = FileDescriptor(taking: open(path, O_RDONLY | O_CLOEXEC)) else {
+                throw Container.Error(container: c.name, stage: .networkNamespace,
+                                      step: "open network namespace \(path)", errno: errno)
             }
+            networkNamespace = consume joined
         }
+        container.netns_fd = networkNamespace.rawValue
+        container.new_network = spec.network.hasOwnNamespace && container.netns_fd < 0 ? 1 : 0
 
         container.rootfs = arena.string(try SharedLayers.mountPoint(root: c.root))
         container.rootfs_fd = rootfs
@@ -89,7 +94,8 @@ final class SpawnConfig {
 
     /// The container's root filesystem as a detached overlay mount (see berth_overlay_open):
     /// the image's layers under the shared init layer, the container's upper and work dirs on top.
-    static func openOverlay(root: String, containerDir dir: String, layerPaths: [String], container name: String) throws -> Int32 {
+    static func openOverlay(root: String, containerDir dir: String, layerPaths: [String],
+                            container name: String) throws -> FileDescriptor {
         guard !layerPaths.isEmpty else { throw Container.Error(container: name, step: "rootfs", detail: "the image has no layers") }
         // A volatile overlay leaves work/work/incompat/volatile/dirty behind, which must go
         // before the next mount of the same work dir (a recycled one: ContainerPool).
@@ -98,22 +104,18 @@ final class SpawnConfig {
         let lower = ([try SharedLayers.initLayer(root: root)] + layerPaths.reversed()).joined(separator: ":")
         var message = [CChar](repeating: 0, count: 512)
         let fd = berth_overlay_open(lower, dir + "/upper", dir + "/work", &message, message.count)
-        guard fd >= 0 else {
+        guard let overlay = FileDescriptor(taking: fd) else {
             let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw Container.Error(container: name, step: "mount overlay rootfs",
                                   detail: ProcFS.errnoText(-fd) + (reason.isEmpty ? "" : " (\(reason))"))
         }
-        return fd
+        return overlay
     }
 
     static func clearVolatileMarker(workdir: String) {
         unlink(workdir + "/work/incompat/volatile/dirty")
         rmdir(workdir + "/work/incompat/volatile")
         rmdir(workdir + "/work/incompat")
-    }
-
-    deinit {
-        if container.netns_fd >= 0 { close(container.netns_fd) }
     }
 
     /// The part shared with exec: identity, capabilities, seccomp, stdio, argv/env.

@@ -14,12 +14,7 @@ import Glibc
 /// berth mounts inside these trees.)
 public enum TreeRemoval {
     /// A system call that failed, on which path (shortened for display), with its errno.
-    public struct Failure: Error, CustomStringConvertible {
-        public var operation: String
-        public var path: String
-        public var errno: Int32
-        public var description: String { "cannot \(operation) \(path): \(String(cString: strerror(errno)))" }
-    }
+    public typealias Failure = FileError
 
     /// Removes `path` and everything below it; a missing `path` is not an error. The parent of
     /// `path` is opened by name, so `path` itself must be a short store path.

@@ -29,7 +29,7 @@ struct Berth: ParsableCommand {
     static func parse(_ arguments: [String]) throws -> ParsableCommand {
         if arguments.count >= 2, arguments[0] == "container", arguments[1] == "run" {
             // Most runs use the default network: its namespace is made on the second core while
-            // the arguments are parsed; `run` takes it, or create() closes it.
+            // the arguments are parsed; `run` takes it, and create() uses it or closes it.
             ContainerRun.earlyNetworkNamespace = BackgroundWork { NetworkNamespace.make() }
             if let run = try? ContainerRun.parseAsRoot(Array(arguments.dropFirst(2))) as? ContainerRun {
                 return run
@@ -56,11 +56,23 @@ struct Berth: ParsableCommand {
                 Glibc.exit(code)
             }
             if Berth.isArgumentParserError(error) {
+                // `docker run` and `docker create` exit 125 for a flag they cannot parse, as for
+                // any other problem before the container runs; help and the rest keep theirs.
+                if Berth.exitCode(for: error) == .validationFailure, Berth.takesDockerStatuses(CommandLine.arguments) {
+                    StandardStreams.writeError(Berth.fullMessage(for: error) + "\n")
+                    Glibc.exit(125)
+                }
                 Berth.exit(withError: error)
             }
             StandardStreams.writeError("berth: \(error)\n")
             Glibc.exit(1)
         }
+    }
+
+    /// `container run` or `container create`, the global options before the noun or not.
+    private static func takesDockerStatuses(_ arguments: [String]) -> Bool {
+        let words = GlobalOptions.hoisted(Array(arguments.dropFirst()))
+        return words.count >= 2 && words[0] == "container" && (words[1] == "run" || words[1] == "create")
     }
 
     private static func isArgumentParserError(_ error: Error) -> Bool {

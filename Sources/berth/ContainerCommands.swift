@@ -12,7 +12,8 @@ import Glibc
 struct ContainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "container", abstract: "Manage containers.",
-        subcommands: [ContainerRun.self, ContainerStart.self, ContainerRestart.self, ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
+        subcommands: [ContainerRun.self, ContainerCreate.self, ContainerStart.self, ContainerRestart.self,
+                      ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
                       ContainerKill.self, ContainerRemove.self, ContainerInspect.self])
 }
 

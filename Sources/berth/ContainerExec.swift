@@ -29,7 +29,8 @@ struct ContainerExec: ParsableCommand {
     func run() throws {
         guard !command.isEmpty else { throw ContainerCommandError(description: "exec needs a command to run") }
         let c = try Container.lookup(container, root: global.stateRoot)
-        let process = try c.exec(ExecSpec(argv: command, env: try env.flatMap { try ContainerRun.envEntry($0) }, user: user,
+        let environment = try env.flatMap { try ContainerOptions.envEntry($0) }
+        let process = try c.exec(ExecSpec(argv: command, env: environment, user: user,
                                           workingDir: workdir, tty: tty, interactive: interactive,
                                           terminalSize: tty ? TerminalSize.of(STDOUT_FILENO) : nil))
         let code = Foreground.attach(process, interactive: interactive, tty: tty)

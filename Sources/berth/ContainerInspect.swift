@@ -37,7 +37,10 @@ struct ContainerInspect: ParsableCommand {
             var OpenStdin: Bool
             var Labels: [String: String]
             var StopSignal: String
+            /// Docker's set form, {"80/tcp": {}}; left out when there are none, as Docker does.
+            var ExposedPorts: [String: Empty]?
         }
+        struct Empty: Encodable {}
         struct HostConfig: Encodable {
             var Privileged: Bool
             var ReadonlyRootfs: Bool
@@ -70,12 +73,8 @@ struct ContainerInspect: ParsableCommand {
         for name in containers {
             let c = try Container.lookup(name, root: global.stateRoot)
             let s = c.state(), r = c.record, spec = r.spec
-            let network: String
-            switch spec.network {
-            case .none: network = "none"
-            case .host: network = "host"
-            case .namespace(let path): network = "ns:" + path
-            }
+            let network = spec.network.name
+            let exposed = spec.allExposedPorts
             var security: [String] = []
             switch spec.seccomp {
             case .default: break
@@ -92,7 +91,9 @@ struct ContainerInspect: ParsableCommand {
                               Cmd: spec.command ?? (spec.entrypoint == nil ? spec.imageDefaults.cmd : nil),
                               Entrypoint: spec.entrypoint ?? spec.imageDefaults.entrypoint, WorkingDir: r.process.workingDir,
                               Image: spec.image, Tty: spec.tty, OpenStdin: spec.interactive, Labels: spec.labels,
-                              StopSignal: spec.stopSignal ?? spec.imageDefaults.stopSignal ?? "SIGTERM"),
+                              StopSignal: spec.stopSignal ?? spec.imageDefaults.stopSignal ?? "SIGTERM",
+                              ExposedPorts: exposed.isEmpty ? nil : Dictionary(exposed.map { ($0, Output.Empty()) },
+                                                                               uniquingKeysWith: { a, _ in a })),
                 HostConfig: .init(Privileged: spec.privileged, ReadonlyRootfs: spec.readOnly, CapAdd: spec.capAdd, CapDrop: spec.capDrop,
                                   SecurityOpt: security, NetworkMode: network, AutoRemove: spec.autoRemove,
                                   Memory: spec.resources.memory ?? 0, NanoCpus: spec.resources.nanoCPUs ?? 0,

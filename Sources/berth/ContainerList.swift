@@ -33,10 +33,52 @@ struct ContainerList: ParsableCommand {
             var command = c.record.process.argv.joined(separator: " ")
             if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
             rows.append([noTrunc ? c.id : c.shortID, c.record.spec.image, "\"\(command)\"",
-                         ago(c.record.created) + " ago", status(s), "", c.name])
+                         ago(c.record.created) + " ago", status(s), ports(c.record.spec, s), c.name])
         }
         if quiet { return }
         print(HumanFormat.table(rows), terminator: "")
+    }
+
+    /// What Docker's PORTS column shows without published ports (berth has none yet): the
+    /// container's exposed ports (the image's and `--expose`), and only while it runs on a
+    /// network its ports are exposed on. Docker lists the ports of its running endpoints: none
+    /// for `none` (the null driver exposes nothing), `host` and `container:`, and none once the
+    /// container has stopped (its endpoints are released) or before it has started. Here that
+    /// is the default network, where the bridge comes.
+    func ports(_ spec: ContainerSpec, _ s: ContainerState) -> String {
+        guard s.status == .running, spec.network == .default else { return "" }
+        return Self.displayablePorts(spec.allExposedPorts)
+    }
+
+    /// docker/cli's DisplayablePorts for ports without a host side: sorted by number, runs of
+    /// consecutive ports of one protocol as a range ("8000-8002/tcp"), "80/tcp, 443/tcp".
+    static func displayablePorts(_ ports: [String]) -> String {
+        let parsed = ports.compactMap { text -> (port: Int, proto: String)? in
+            let parts = text.split(separator: "/", maxSplits: 1)
+            guard let port = parts.first.flatMap({ Int($0) }) else { return nil }
+            return (port, parts.count == 2 ? String(parts[1]) : "tcp")
+        }.sorted { $0.port != $1.port ? $0.port < $1.port : $0.proto < $1.proto }
+        var groups: [String: (first: Int, last: Int)] = [:]
+        var order: [String] = []
+        var result: [String] = []
+        func form(_ proto: String, _ group: (first: Int, last: Int)) -> String {
+            (group.first == group.last ? "\(group.first)" : "\(group.first)-\(group.last)") + "/" + proto
+        }
+        for (port, proto) in parsed {
+            guard let group = groups[proto] else {
+                groups[proto] = (port, port)
+                order.append(proto)
+                continue
+            }
+            if port == group.last + 1 {
+                groups[proto] = (group.first, port)
+                continue
+            }
+            result.append(form(proto, group))
+            groups[proto] = (port, port)
+        }
+        for proto in order { result.append(form(proto, groups[proto]!)) }
+        return result.joined(separator: ", ")
     }
 
     func status(_ s: ContainerState) -> String {

@@ -180,6 +180,86 @@ import Testing
     }
 }
 
+// MARK: - networks and ports
+
+extension ContainerCLITests {
+    /// `--network` as Docker names the modes: the default (also `bridge`) and `none` are a
+    /// namespace of the container's own with loopback only, `host` is the host's, and
+    /// `container:NAME` is that container's, host name and all.
+    @Test func networkModesAsDockerNamesThem() throws {
+        let world = try World()
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        func probe(_ flags: [String], _ command: String = "readlink /proc/self/ns/net") throws -> String {
+            let run = try world.berth(["container", "run", "--rm"] + flags + ["busybox", "sh", "-c", command])
+            #expect(run.status == 0, "\(flags): \(run.stderr)")
+            return run.stdout.trimmingCharacters(in: .newlines)
+        }
+        for flags in [[], ["--network", "default"], ["--network", "bridge"], ["--network", "none"]] {
+            let namespace = try probe(flags)
+            #expect(namespace.hasPrefix("net:[") && namespace != host, "\(flags)")
+            #expect(try probe(flags, "ls /sys/class/net") == "lo", "\(flags)")
+        }
+        #expect(try probe(["--network", "host"]) == host)
+
+        #expect(try world.berth(["container", "run", "-d", "--name", "peer", "busybox", "sleep", "600"]).status == 0)
+        let peer = try world.berth(["container", "exec", "peer", "sh", "-c", "readlink /proc/self/ns/net; hostname"])
+        let peerLines = peer.stdout.split(separator: "\n").map(String.init)
+        try #require(peerLines.count == 2, "\(peer.stderr)")
+        #expect(try probe(["--network", "container:peer"], "readlink /proc/self/ns/net; hostname")
+                == peerLines.joined(separator: "\n"))
+        #expect(try world.berth(["container", "run", "-d", "--name", "guest", "--network", "container:peer",
+                                 "busybox", "sleep", "600"]).status == 0)
+        let inspect = try world.berth(["container", "inspect", "guest"])
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let mode = (all.first?["HostConfig"] as? [String: Any])?["NetworkMode"] as? String
+        #expect(mode?.hasPrefix("container:") == true && mode?.count == "container:".count + 64, "\(mode ?? "")")
+        // moby's validateNetContainerMode: what the other container's network decides.
+        let hostname = try world.berth(["container", "run", "--rm", "--network", "container:peer", "-h", "x",
+                                        "busybox", "true"])
+        #expect(hostname.status == 125)
+        #expect(hostname.stderr == "berth: conflicting options: hostname and the network mode\n")
+        let unknown = try world.berth(["container", "run", "--rm", "--network", "elsewhere", "busybox", "true"])
+        #expect(unknown.status == 125 && unknown.stderr == "berth: network elsewhere not found\n")
+        // Joined when it starts, so the other container must be running then, as in Docker.
+        #expect(try world.berth(["container", "stop", "peer"]).status == 0)
+        #expect(try world.berth(["container", "stop", "guest"]).status == 0)
+        let restart = try world.berth(["container", "start", "guest"])
+        #expect(restart.status != 0)
+        #expect(restart.stderr.contains("cannot join network of a non running container"), "\(restart.stderr)")
+    }
+
+    /// Docker's PORTS without published ports: the exposed ports (the image's and --expose), in
+    /// docker/cli's order and ranges, while the container runs on a network that has them.
+    @Test func psShowsExposedPortsAsDockerDoes() throws {
+        let world = try World()
+        let imported = try world.berth(["image", "import", "-c", "EXPOSE 8080 53/udp",
+                                        world.dir.path + "/busybox.tar", "web"])
+        try #require(imported.status == 0, "\(imported.stderr)")
+        #expect(try world.berth(["container", "run", "-d", "--name", "web", "--expose", "80", "--expose", "8000-8002",
+                                 "web", "sleep", "600"]).status == 0)
+        #expect(try world.berth(["container", "run", "-d", "--name", "quiet", "--network", "none", "--expose", "80",
+                                 "busybox", "sleep", "600"]).status == 0)
+        let ps = try world.berth(["container", "ps"]).stdout.split(separator: "\n")
+        let header = try #require(ps.first.map(String.init))
+        // The columns are padded to the header's: PORTS is what lies between its start and NAMES.
+        let offset = header.distance(from: header.startIndex, to: try #require(header.range(of: "PORTS")).lowerBound)
+        func ports(_ name: String) -> String? {
+            guard let row = ps.first(where: { $0.hasSuffix(" " + name) }) else { return nil }
+            return String(row.dropFirst(offset).dropLast(name.count)).trimmingCharacters(in: .whitespaces)
+        }
+        #expect(ports("web") == "80/tcp, 8000-8002/tcp, 53/udp, 8080/tcp", "\(ps)")
+        #expect(ports("quiet") == "", "\(ps)")
+        let inspect = try world.berth(["container", "inspect", "web"])
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let exposed = (all.first?["Config"] as? [String: Any])?["ExposedPorts"] as? [String: Any]
+        #expect(exposed.map { Set($0.keys) } == ["53/udp", "80/tcp", "8000/tcp", "8001/tcp", "8002/tcp", "8080/tcp"])
+        // Stopped, a container has no ports to show (Docker releases its endpoints).
+        #expect(try world.berth(["container", "stop", "web"]).status == 0)
+        let stopped = try world.berth(["container", "ps", "-a"]).stdout
+        #expect(!stopped.contains("/tcp"), "\(stopped)")
+    }
+}
+
 // MARK: - container logs
 
 extension ContainerCLITests {

@@ -58,6 +58,36 @@ import Testing
         #expect(try VolumeSpec.parse("c:/data:/data").source == "c:/data")
     }
 
+    /// The one short-syntax parser, with the rules of each of Docker's: compose-go's for compose
+    /// files, the engine's (moby's ParseMountRaw) for the CLI's `-v`.
+    @Test func volumeShortSyntaxDialects() throws {
+        func fields(_ spec: String, _ dialect: VolumeShortSyntax.Dialect) throws -> VolumeShortSyntax {
+            try VolumeShortSyntax.parse(spec, dialect: dialect)
+        }
+        for dialect in [VolumeShortSyntax.Dialect.compose, .engine] {
+            #expect(try fields("/src:/dst:ro,rslave", dialect)
+                    == VolumeShortSyntax(source: "/src", target: "/dst", mode: "ro,rslave"))
+            #expect(try fields("data:/dst", dialect) == VolumeShortSyntax(source: "data", target: "/dst"))
+            #expect(try fields("/anonymous", dialect) == VolumeShortSyntax(source: nil, target: "/anonymous"))
+        }
+        // Where they differ: interpolation braces and drive letters are compose-go's alone, a
+        // mode without a destination is the engine's refusal.
+        #expect(try fields("${A:-/x}:/dst", .compose).source == "${A:-/x}")
+        #expect(try fields("${A:-/x}:/dst", .engine) == VolumeShortSyntax(source: "${A", target: "-/x}", mode: "/dst"))
+        #expect(try fields("c:/data:/dst", .compose).source == "c:/data")
+        #expect(try fields("/data:ro", .compose) == VolumeShortSyntax(source: "/data", target: "ro"))
+        #expect(throws: VolumeShortSyntax.Failure.invalid) { try fields("/data:ro", .engine) }
+        #expect(throws: VolumeShortSyntax.Failure.invalid) { try fields("a:b:c:d", .engine) }
+        #expect(throws: VolumeShortSyntax.Failure.tooManyColons) { try fields("ab:cd:ro:x", .compose) }
+        #expect(throws: VolumeShortSyntax.Failure.emptySection) { try fields("ab::cd", .compose) }
+        #expect(try fields("/src::ro", .engine) == VolumeShortSyntax(source: "/src", target: "", mode: "ro"))
+        // Modes: the last of a kind and nothing unknown for compose-go; each kind once for the engine.
+        let repeated = VolumeModes("ro,rw,cached,z")
+        #expect(repeated.readOnly == false && repeated.selinux == "z" && !repeated.isValidForEngine)
+        #expect(!VolumeModes("ro,exec").isValidForEngine && VolumeModes("ro,exec").unknown == ["exec"])
+        #expect(VolumeModes("ro,rshared,nocopy").isValidForEngine)
+    }
+
     @Test func shellWords() {
         #expect(ShellWords.split(#"echo "hello world" 'a b' c\ d"#) == ["echo", "hello world", "a b", "c d"])
         #expect(ShellWords.split("  ") == [])

@@ -259,16 +259,16 @@ func getXattr(_ path: String, _ name: String) -> String? {
         try store.remove("app")
         // (Names that are not hex: "a" could also match an image ID that starts with a.)
         #expect(throws: ImageStore.Error.notFound("app")) { try store.image("app") }
-        #expect(StoreFiles.exists(imageA.layerPaths[0]))
+        #expect(Files.exists(imageA.layerPaths[0]))
 
         try store.remove("c:v2")
         let blobs = s.root + "/images/blobs/sha256"
-        #expect(!StoreFiles.exists(imageA.layerPaths[0]))
-        #expect(!StoreFiles.exists(blobs + "/" + imageA.id.dropFirst(7)))
-        #expect(!StoreFiles.exists(blobs + "/" + imageA.manifestDigest.dropFirst(7)))
+        #expect(!Files.exists(imageA.layerPaths[0]))
+        #expect(!Files.exists(blobs + "/" + imageA.id.dropFirst(7)))
+        #expect(!Files.exists(blobs + "/" + imageA.manifestDigest.dropFirst(7)))
         #expect(directoryEntries(blobs).count == 3)
         #expect(try store.image("bin").layerPaths == imageB.layerPaths)
-        #expect(StoreFiles.exists(imageB.layerPaths[0]))
+        #expect(Files.exists(imageB.layerPaths[0]))
 
         try store.remove(String(imageB.id.dropFirst(7).prefix(12)))
         #expect(try store.list().isEmpty)

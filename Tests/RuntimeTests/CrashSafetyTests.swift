@@ -163,7 +163,8 @@ import Testing
         #expect(throws: Container.Error.self) { _ = try Container.removeLeftover("locked", root: f.root) }
         #expect(try Container.reclaimLeftovers(root: f.root).isEmpty)
         #expect(FileManager.default.fileExists(atPath: dir))
-        Container.releaseCreationLock(lock)
+        flock(lock, LOCK_UN)
+        close(lock)
         #expect(try Container.removeLeftover("locked", root: f.root))
         #expect(!FileManager.default.fileExists(atPath: dir))
         #expect(NameLink.read(f.root + "/container-names/locked") == nil)

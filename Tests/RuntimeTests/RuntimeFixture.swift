@@ -1,3 +1,4 @@
+import ContainerSpecs
 import Foundation
 import Images
 @testable import Runtime
@@ -65,11 +66,9 @@ final class RuntimeFixture {
 
     var base: String { (root as NSString).deletingLastPathComponent }
 
+    /// The image's spec, built as the CLI builds it (ContainerSpecs), with `command` over its Cmd.
     func spec(_ command: [String]? = nil) -> ContainerSpec {
-        let c = image.config
-        var spec = ContainerSpec(image: "busybox-test", imageID: image.id, layerPaths: image.layerPaths,
-                                 imageDefaults: ImageDefaults(entrypoint: c.entrypoint, cmd: c.cmd, env: c.env,
-                                                              workingDir: c.workingDir, user: c.user, stopSignal: c.stopSignal))
+        var spec = ContainerSpec(image: image, reference: "busybox-test")
         spec.command = command
         return spec
     }
