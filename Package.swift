@@ -74,7 +74,8 @@ let package = Package(
         ),
 
         // Benchmarks that need the API rather than the CLI (bench/README.md); never in a product.
-        .executableTarget(name: "berth-bench-supervise", dependencies: ["Runtime", "Images"], path: "bench/supervise"),
+        .executableTarget(name: "berth-bench-supervise", dependencies: ["Runtime", "Images", "ContainerSpecs"],
+                          path: "bench/supervise"),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),

@@ -4,6 +4,7 @@
 // follows them, the berth-shims' (what stays per container) and the time to stop them all.
 //
 //   swift run -c release berth-bench-supervise [COUNT]     (as root; needs /bin/busybox, tar)
+import ContainerSpecs
 import Foundation
 import Images
 import Runtime
@@ -52,15 +53,8 @@ final class Sink: @unchecked Sendable {
 }
 
 let image = try makeImage()
-let spec: ContainerSpec = {
-    let c = image.config
-    var spec = ContainerSpec(image: "bench", imageID: image.id, layerPaths: image.layerPaths,
-                             imageDefaults: ImageDefaults(entrypoint: c.entrypoint, cmd: c.cmd, env: c.env,
-                                                          workingDir: c.workingDir, user: c.user,
-                                                          stopSignal: c.stopSignal))
-    spec.command = ["sh", "-c", "echo ready; exec sleep 1000"]
-    return spec
-}()
+var spec = ContainerSpec(image: image, reference: "bench")
+spec.command = ["sh", "-c", "echo ready; exec sleep 1000"]
 
 let sinks = (0..<count).map { _ in Sink() }
 let waiters = DispatchGroup()
