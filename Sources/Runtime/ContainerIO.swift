@@ -160,7 +160,11 @@ public struct TerminalSize: Sendable, Equatable {
 /// waits for it. Nothing here touches process-wide state (signal handlers, the terminal, this
 /// process's own standard streams): those belong to the foreground caller, which passes its
 /// input descriptor, an output sink and uses `control` to forward signals.
-public final class ContainerProcess {
+///
+/// Sendable so that a caller can start a process on one thread and wait for it on another (as a
+/// supervisor following many containers does): the only mutable state, the descriptors in `io`,
+/// is touched by `wait()` alone, which is called once; everything else is immutable.
+public final class ContainerProcess: @unchecked Sendable {
     public let container: Container
     public let pid: Int32
     public let control: ProcessControl
