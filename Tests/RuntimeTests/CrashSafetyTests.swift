@@ -1,3 +1,4 @@
+import CRuntime
 import Foundation
 import Testing
 @testable import Runtime
@@ -47,6 +48,46 @@ import Testing
         #expect(again.stdout == "mine\n")
         expectNothingLeft(of: killed, root: f.root)
         expectEmpty(root: f.root)
+    }
+
+    /// Killed once the container runs: the container goes on under its berth-shim (ps shows it
+    /// running), and `rm -f` then leaves nothing.
+    @Test func aRunKilledAfterTheStartLeavesARunningContainer() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: BerthCLI.executable)
+        run.arguments = ["container", "run", "--name", "started", "busybox-test",
+                         "sh", "-c", "echo ready; exec sleep 30"]
+        run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": f.root]) { $1 }
+        let output = Pipe()
+        (run.standardOutput, run.standardInput, run.standardError) = (output, FileHandle.nullDevice, FileHandle.nullDevice)
+        try run.run()
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        // "ready" reached berth's stdout: the container's program runs.
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += chunk
+        }
+        #expect(String(decoding: seen, as: UTF8.self) == "ready\n")
+        kill(run.processIdentifier, SIGKILL)
+        run.waitUntilExit()
+
+        let container = try Container.lookup("started", root: f.root)
+        #expect(container.isRunning)
+        let listed = try BerthCLI.run(["container", "ps", "-q"], root: f.root).stdout
+        #expect(listed == String(container.id.prefix(12)) + "\n")
+        let pid = try #require(container.state().pid)
+        let removed = try BerthCLI.run(["container", "rm", "-f", "started"], root: f.root)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(PausedRun.isGone(pid))
+        #expect(RuntimeFixture.leftovers(id: container.id, root: f.root).isEmpty)
+        expectEmpty(root: f.root)
+        let again = try BerthCLI.run(["container", "run", "--rm", "--name", "started", "busybox-test", "true"],
+                                     root: f.root)
+        #expect(again.status == 0, "\(again.stderr)")
     }
 
     @Test func removeWithoutForceReclaimsAKilledRunToo() throws {
@@ -215,14 +256,10 @@ final class PausedRun {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let pid = process.processIdentifier
-        var stopped = false
-        for _ in 0..<1000 where process.isRunning {
-            if PausedRun.state(pid) == "T" {
-                stopped = true
-                break
-            }
-            usleep(10_000)
-        }
+        // Until it stops itself (or exits): WNOWAIT leaves the status for Process to collect.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WSTOPPED | WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        let stopped = info.si_code == CLD_STOPPED
         guard stopped, let id = NameLink.read(root + "/container-names/" + name) else {
             Glibc.kill(pid, SIGKILL)
             process.waitUntilExit()
@@ -251,21 +288,14 @@ final class PausedRun {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    /// The state letter in /proc/PID/stat (after the command's closing parenthesis).
-    static func state(_ pid: Int32) -> String? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
-    }
-
-    /// Exited (a zombie waiting for a reaper counts: it holds nothing), within 5 seconds.
+    /// Exited (a zombie waiting for a reaper counts: it holds nothing); waits on a pidfd, which
+    /// turns readable at the exit, 10 seconds at most.
     static func isGone(_ pid: Int32) -> Bool {
-        for _ in 0..<500 {
-            let s = state(pid)
-            if s == nil || s == "Z" || s == "X" { return true }
-            usleep(10_000)
-        }
-        return false
+        let fd = berth_pidfd_open(pid)
+        guard fd >= 0 else { return true }
+        defer { close(fd) }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 10_000) == 1
     }
 }
 
