@@ -120,13 +120,16 @@ final class RuntimeFixture {
         }
     }
 
-    /// Waits (bounded) until the container's log contains `text`: the container says it is ready.
+    /// Waits until the container's log contains `text` (the container says it is ready); false when it
+    /// exited without.
     func waitForLog(_ container: Container, containing text: String) -> Bool {
-        for _ in 0..<500 {
-            if ContainerLogReader.entries(path: container.logPath).contains(where: { $0.log.contains(text) }) { return true }
-            usleep(10_000)
+        // Follows the log (inotify) until the text shows, or the container has exited.
+        var found = false
+        try? container.readLog(follow: true) { entries in
+            found = entries.contains { $0.log.contains(text) }
+            return !found
         }
-        return false
+        return found
     }
 
     func cleanup() {
