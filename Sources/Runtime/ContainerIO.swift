@@ -267,7 +267,7 @@ public final class ContainerProcess {
         let code = exit?.exitCode ?? 255
         if isMain {
             container.recordExit(code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
-                                 removing: removing)
+                                 oomKilled: exit?.oomKilled, removing: removing)
         }
         return code
     }
