@@ -403,8 +403,10 @@ extension ContainerCLITests {
             return process.terminationStatus
         }
 
+        /// SIGKILL: the test's threads block SIGTERM, and a child inherits that, so a follower
+        /// would ignore `terminate()` until its container ended.
         func stop() {
-            if process.isRunning { process.terminate() }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             _ = exited.wait(timeout: .now() + 10)
         }
     }
