@@ -3,8 +3,8 @@
 /// Files (Swift, module Runtime):
 /// - Container.swift: this type, its error and its files on disk; by job: ContainerCreate.swift
 ///   (validate, resolve, reserve the name, write the record), ContainerStart.swift (the parent side
-///   of the spawn protocol), ContainerStop.swift (stop, kill, remove), ContainerLookup.swift (by
-///   name or ID, list, state, and the name links).
+///   of the spawn protocol), ContainerStop.swift (stop, kill, wait for the exit, remove),
+///   ContainerLookup.swift (by name or ID, list, state, rename, and the name links).
 /// - ContainerSpec.swift: the description the CLI/orchestrator hands in (layer paths, image
 ///   defaults, overrides, mounts, security, limits, the network mode). Runtime never imports
 ///   Images: the one builder of a spec from an image is the ContainerSpecs module's.
@@ -130,7 +130,8 @@ public final class Container {
 
     public let root: String
     public let id: String
-    public private(set) var record: ContainerRecord
+    /// Set once, by create(); rename(to:) gives it the new name.
+    public internal(set) var record: ContainerRecord
     /// The cgroup create() made, for start() in the same process.
     var preparedCgroup: Cgroup?
     /// config.json is not written yet (create(startingNow:)); start() writes it.

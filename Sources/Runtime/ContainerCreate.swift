@@ -61,8 +61,9 @@ extension Container {
             try FileTree.mkdirs(containersDir(root))
             _ = berth_mark_top_directory(containersDir(root))
         }
-        // A name in use by a container is refused before anything is made.
-        if let other = NameLink.read(namesDir(root) + "/" + name), load(id: other, root: root) != nil {
+        // A name in use by a container is refused before anything is made (a link whose
+        // container has another name is a rename's leftover: reserveName reclaims it).
+        if let other = NameLink.read(namesDir(root) + "/" + name), load(id: other, root: root)?.name == name {
             throw nameInUse(name, by: other)
         }
         // The directory first, locked, then the name pointing at it: from the moment the name
@@ -205,8 +206,11 @@ extension Container {
 
     /// Makes the name link. One left by a berth process that was killed before it wrote its
     /// container's record (reclaimable: its directory is not locked) is reclaimed and the name
-    /// taken over; one whose container exists or is still being made keeps the name.
-    static func reserveName(_ name: String, id: String, root: String) throws {
+    /// taken over, and so is one a killed rename left (its container's record has another name);
+    /// one whose container exists or is still being made keeps the name. `conflict` words the
+    /// refusal (the name, the holder's ID).
+    static func reserveName(_ name: String, id: String, root: String,
+                            conflict: (String, String) -> Error = nameInUse) throws {
         let link = namesDir(root) + "/" + name
         for _ in 0..<8 {
             if symlink(NameLink.target(forID: id), link) == 0 { return }
@@ -215,11 +219,15 @@ extension Container {
                 // Removed meanwhile: try again. Not a link berth made: `system prune` removes it.
                 var st = stat()
                 if lstat(link, &st) != 0 { continue }
-                throw nameInUse(name, by: "?")
+                throw conflict(name, "?")
             }
-            guard load(id: other, root: root) == nil, try reclaimLeftover(id: other, root: root) != .leftAlone else {
-                throw nameInUse(name, by: other)
+            // Ours already: a rename of this container to this name was killed half-way.
+            if other == id { return }
+            if let holder = load(id: other, root: root) {
+                if holder.name != name, removeStaleNameLink(link, name: name, root: root) { continue }
+                throw conflict(name, other)
             }
+            guard try reclaimLeftover(id: other, root: root) != .leftAlone else { throw conflict(name, other) }
         }
         throw Error(container: name, stage: .name, detail: "the name kept being taken by other berth processes")
     }
@@ -240,8 +248,9 @@ extension Container {
         }
     }
 
-    /// Where a test can stop `berth container run` (BERTH_TEST_PAUSE_AT=STEP: the process stops
-    /// itself with SIGSTOP there) and SIGKILL it, to see that nothing is lost or left behind.
+    /// Where a test can stop `berth container run` or `rename` (BERTH_TEST_PAUSE_AT=STEP: the
+    /// process stops itself with SIGSTOP there) and SIGKILL it, to see that nothing is lost or
+    /// left behind.
     enum PausePoint: String {
         /// The name link and the locked directory exist; nothing else yet.
         case nameReserved = "name-reserved"
@@ -250,6 +259,12 @@ extension Container {
         /// In start(): the child is cloned and building its root, the record written, the lock
         /// released, the state not yet "running".
         case recordWritten = "record-written"
+        /// In rename(to:) (`berth container rename`): the new name's link is made, the record
+        /// still has the old name.
+        case renameReserved = "rename-reserved"
+        /// In rename(to:): the record has the new name, the old link is still there (and the
+        /// names lock held).
+        case renameRecorded = "rename-recorded"
     }
 
     static func pauseForTest(at point: PausePoint) {

@@ -270,7 +270,7 @@ public final class ContainerProcess: @unchecked Sendable {
         let code = exit?.exitCode ?? 255
         if isMain {
             container.recordExit(code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
-                                 removing: removing)
+                                 oomKilled: exit?.oomKilled, removing: removing)
         }
         return code
     }

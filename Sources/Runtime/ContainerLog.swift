@@ -878,17 +878,8 @@ extension Container {
         if access(dir + "/exit.json", F_OK) == 0 { return false }
         let s = readRawState()
         guard s.status == .running else { return false }
-        return isAlive(s) || logWriterIsAlive(s)
-    }
-
-    /// The writer (berth-shim, or the berth process that waits for the container) started before
-    /// the container; a later start time means its pid was reused. A zombie writes nothing.
-    private func logWriterIsAlive(_ s: ContainerState) -> Bool {
-        guard let pid = s.monitorPid, let containerStart = s.pidStartTime,
-              let text = Files.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, fields[0] != "Z", let start = UInt64(fields[19]) else { return false }
-        return start <= containerStart
+        // The writer is berth-shim (monitorIsAlive says how its pid is told from a reused one).
+        return isAlive(s) || monitorIsAlive(s)
     }
 
     /// `docker logs`: the selected entries in order, a batch at a time; with `follow`, then what

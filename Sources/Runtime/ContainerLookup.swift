@@ -8,9 +8,11 @@ import Glibc
 extension Container {
     // MARK: lookup
 
-    /// By name, full ID or unique ID prefix.
+    /// By name, full ID or unique ID prefix. A name link whose container's record has another
+    /// name is a rename's leftover (see rename(to:)) and names nothing.
     public static func lookup(_ reference: String, root: String) throws -> Container {
-        if let id = NameLink.read(namesDir(root) + "/" + reference), let c = load(id: id, root: root) {
+        if let id = NameLink.read(namesDir(root) + "/" + reference), let c = load(id: id, root: root),
+           c.name == reference {
             return c
         }
         if reference.count == 64, let c = load(id: reference, root: root) { return c }
@@ -44,11 +46,7 @@ extension Container {
         var s = JSONFiles.read(ContainerState.self, statePath) ?? ContainerState(status: .created)
         // The berth process that started it may be long gone: berth-shim's exit.json says how
         // the run ended (start() removes it before each run).
-        if s.status == .running, let exit = exitRecord() {
-            s.status = .exited
-            s.exitCode = exit.exitCode
-            s.finishedAt = exit.finishedAt
-        }
+        if s.status == .running, let exit = exitRecord() { s.apply(exit) }
         return s
     }
 
@@ -61,15 +59,13 @@ extension Container {
     }
 
     /// The state on disk, corrected by reality: a "running" container whose process is gone
-    /// (or whose pid now names another process) is reported as exited.
+    /// (or whose pid now names another process) is reported as exited, unless its berth-shim is
+    /// still there: it is writing down the exit (it drains the output first), which then says
+    /// how the run ended.
     public func state() -> ContainerState {
         var s = readRawState()
-        if s.status == .running, !isAlive(s) {
-            s.status = .exited
-            if s.exitCode == nil {
-                s.exitCode = 255
-                s.error = Container.unknownExit
-            }
+        if s.status == .running, !isAlive(s), !monitorIsAlive(s) {
+            s = Container.withUnknownExit(s)
         }
         return s
     }
@@ -83,7 +79,96 @@ extension Container {
         return ProcFS.startTime(pid: pid) == start
     }
 
+    /// The run's berth-shim is alive. It was forked before it cloned the container, so a process
+    /// with its pid that started after the container has reused the pid; a zombie (a shim that
+    /// was killed, or that is done) writes nothing more.
+    func monitorIsAlive(_ s: ContainerState) -> Bool {
+        guard let pid = s.monitorPid, let containerStart = s.pidStartTime,
+              let start = ProcFS.startTime(pid: pid) else { return false }
+        return start <= containerStart
+    }
+
+    /// A pidfd for the run's berth-shim, checked after the open (so it names the process that
+    /// was checked); -1 when it is gone.
+    func openMonitor(_ s: ContainerState) -> Int32 {
+        guard let pid = s.monitorPid else { return -1 }
+        let fd = berth_pidfd_open(pid)
+        if fd >= 0 && !monitorIsAlive(s) {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+
     public var isRunning: Bool { state().status == .running }
+
+    // MARK: rename
+
+    /// `docker rename`, running or not: berth-shim, the cgroup, the directory and the log know
+    /// the container by ID, and its hostname defaults to the ID too, so nothing else changes.
+    ///
+    /// Three steps, so that a crash at any point leaves the container with a name: the new link
+    /// is made with symlink() (atomic: a name in use is refused, as create() refuses it), then
+    /// the record names it, then the old link goes. In between both links name the container;
+    /// its record says which name is its own, lookup() ignores the other, and whoever wants that
+    /// name (create, a rename, `system prune`) removes it (removeStaleNameLink). The record is
+    /// rewritten under the names lock, after checking that the new link is still ours, so such
+    /// a removal and this rename never cross.
+    public func rename(to newName: String) throws {
+        // Docker's own form, with the leading slash ("/web"), names the same.
+        let wanted = newName.hasPrefix("/") ? String(newName.dropFirst()) : newName
+        guard wanted != name else {
+            throw Error(container: "", stage: .name, step: "",
+                        detail: "Renaming a container with the same name as its current name")
+        }
+        guard DockerNames.isValid(wanted) else { throw Container.invalidName(newName) }
+        let conflict = { (name: String, holder: String) in Container.renameConflict(name, by: holder) }
+        try Container.reserveName(wanted, id: id, root: root, conflict: conflict)
+        Container.pauseForTest(at: .renameReserved)
+        let names = Container.namesDir(root), link = names + "/" + wanted
+        var failure: Swift.Error?
+        Container.withNameLinksLocked(root: root) {
+            guard let holder = NameLink.read(link), holder == id else {
+                failure = conflict(wanted, NameLink.read(link) ?? "?")
+                return
+            }
+            // As it is now: another berth process may have renamed or removed the container.
+            guard var current = JSONFiles.read(ContainerRecord.self, dir + "/config.json"), current.id == id else {
+                unlink(link)
+                failure = Error(container: name, stage: .lookup, errno: ENOENT, detail: "no such container")
+                return
+            }
+            let old = current.name
+            current.name = wanted
+            do { try JSONFiles.write(current, dir + "/config.json") } catch var e as Error {
+                unlink(link)
+                e.container = name
+                failure = e
+                return
+            } catch {
+                unlink(link)
+                failure = error
+                return
+            }
+            record = current
+            Container.pauseForTest(at: .renameRecorded)
+            if old != wanted, NameLink.read(names + "/" + old) == id { unlink(names + "/" + old) }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Docker's words for a name that breaks its rule (moby's reserveName).
+    static func invalidName(_ name: String) -> Error {
+        Error(container: "", stage: .name, step: "",
+              detail: DockerNames.invalidContainerName(name))
+    }
+
+    /// Docker's words for a name another container holds (moby's nameConflictError).
+    static func renameConflict(_ name: String, by holder: String) -> Error {
+        Error(container: "", stage: .name, step: "",
+              detail: "Conflict. The container name \"/\(name)\" is already in use by container \"\(holder)\". "
+                + "You have to remove (or rename) that container to be able to reuse that name.")
+    }
 }
 
 
@@ -142,9 +227,11 @@ extension Container {
                 removeJunkNameLink(link, root: root)
                 continue
             }
-            if load(id: id, root: root) == nil, try reclaimLeftover(id: id, root: root) == .reclaimed {
-                reclaimed.append(id)
+            guard let holder = load(id: id, root: root) else {
+                if try reclaimLeftover(id: id, root: root) == .reclaimed { reclaimed.append(id) }
+                continue
             }
+            if holder.name != name { _ = removeStaleNameLink(link, name: name, root: root) }
         }
         return reclaimed
     }
@@ -208,6 +295,22 @@ extension Container {
         }
     }
 
+    /// Removes `link` (ROOT/container-names/`name`) if it names a container whose record has
+    /// another name: what a rename killed between its steps leaves (see rename(to:)). Judged
+    /// under the names lock, under which a rename checks that its new link is still there and
+    /// rewrites the record: a rename that has not got there yet loses the name and says so,
+    /// one that has is never undone. True when the link went.
+    static func removeStaleNameLink(_ link: String, name: String, root: String) -> Bool {
+        var removed = false
+        withNameLinksLocked(root: root) {
+            guard let id = NameLink.read(link), let holder = load(id: id, root: root), holder.name != name else {
+                return
+            }
+            removed = unlink(link) == 0
+        }
+        return removed
+    }
+
     private static func removeJunkNameLink(_ link: String, root: String) {
         withNameLinksLocked(root: root) {
             var st = stat()
@@ -215,7 +318,7 @@ extension Container {
         }
     }
 
-    private static func withNameLinksLocked(root: String, _ body: () -> Void) {
+    static func withNameLinksLocked(root: String, _ body: () -> Void) {
         let names = FileDescriptor(taking: open(namesDir(root), O_RDONLY | O_DIRECTORY | O_CLOEXEC))
         if names.rawValue >= 0 { while flock(names.rawValue, LOCK_EX) != 0 && errno == EINTR {} }
         body()

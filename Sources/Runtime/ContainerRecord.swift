@@ -42,24 +42,52 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
 public struct ExitRecord: Codable, Equatable, Sendable {
     public var exitCode: Int32
     public var finishedAt: String
+    /// The OOM killer killed a process of the container (the memory group's oom_kill count).
+    public var oomKilled: Bool?
 }
 
 public struct ContainerState: Codable, Equatable, Sendable {
-    public enum Status: String, Codable, Sendable { case created, running, exited }
+    /// Docker's names for a container's states (`inspect`'s State.Status). Docker has three more
+    /// that berth never reaches: "paused" (berth has no `pause` yet: nothing freezes a cgroup),
+    /// "restarting" (no restart policies yet: a restart is a stop and a start, each its own state)
+    /// and "removing" (a removal is one berth call; if it fails half-way the container is "dead",
+    /// and a killed one leaves it as it was, which a second `rm` finishes).
+    public enum Status: String, Codable, Sendable {
+        /// Made, never started.
+        case created
+        /// Its first process is alive, or has just ended and berth-shim is writing down its exit.
+        case running
+        /// Its first process has ended (or never got to run: a failed start, with `error`).
+        case exited
+        /// A removal failed after it had begun to take the container apart (its upper dir may be
+        /// partly emptied): as in Docker, it cannot be started again, only removed (`rm` again).
+        case dead
+    }
     public var status: Status
     public var pid: Int32?
     /// /proc/PID/stat start time of `pid`, to tell the container from a process that reused its pid.
     public var pidStartTime: UInt64?
-    /// The process that waits for the container (foreground `run`, or the `-d` monitor).
+    /// berth-shim, the process that reaps the container and records its exit (exit.json).
     public var monitorPid: Int32?
     public var exitCode: Int32?
     public var startedAt: String?
+    /// When the last run ended; kept while the container runs again, as Docker keeps it.
     public var finishedAt: String?
-    /// Why the start failed, when it did.
+    /// Why the start or the removal failed, or why the exit code is unknown, when one did or is.
     public var error: String?
+    /// The last run lost a process to the OOM killer (berth-shim's exit record says so).
+    public var oomKilled: Bool?
 
     public init(status: Status) {
         self.status = status
+    }
+
+    /// The run is over as berth-shim recorded it.
+    mutating func apply(_ exit: ExitRecord) {
+        status = .exited
+        exitCode = exit.exitCode
+        finishedAt = exit.finishedAt
+        oomKilled = exit.oomKilled
     }
 }
 

@@ -61,6 +61,10 @@ extension Container {
         guard current.status != .running else {
             throw Error(container: name, stage: .start, detail: "the container is already running")
         }
+        guard current.status != .dead else {
+            // Docker's words: a removal failed half-way, so its files may be partly gone.
+            throw Error(container: name, stage: .start, detail: "container is marked for removal and cannot be started")
+        }
         // The last run's exit record must not describe this one.
         unlink(dir + "/exit.json")
         let io: ProcessIO
@@ -130,6 +134,8 @@ extension Container {
             running.pidStartTime = ProcFS.startTime(pid: child.pid)
             running.monitorPid = child.shim
             running.startedAt = Timestamp.now()
+            // The last run's end stays until this one's, as Docker keeps FinishedAt.
+            running.finishedAt = current.finishedAt
             writeState(running)
             var failure = berth_failure()
             let resumed = berth_supervised_release(&child, &failure)
@@ -152,7 +158,11 @@ extension Container {
             try? cgroup?.killAll()
             try? cgroup?.remove()
             var failed = ContainerState(status: .exited)
-            failed.exitCode = 127
+            // As Docker records a start that failed: 127 for a command not found, 126 for one
+            // that cannot run, 128 ("unknown") for any other failure.
+            let status = (error as? Error)?.startFailureStatus ?? 125
+            failed.exitCode = status == 125 ? 128 : status
+            failed.startedAt = current.startedAt
             failed.error = "\(error)"
             failed.finishedAt = Timestamp.now()
             writeState(failed)
@@ -179,13 +189,15 @@ extension Container {
     /// Called by whoever waited for the main process: record the exit, drop the cgroup.
     /// `removing`: the caller removes the container next, so the exit is not written (a state
     /// left "running" by a crash in between reads as exited: its pid is gone).
-    func recordExit(code: Int32, finishedAt: String? = nil, error: String? = nil, removing: Bool = false) {
+    func recordExit(code: Int32, finishedAt: String? = nil, error: String? = nil, oomKilled: Bool? = nil,
+                    removing: Bool = false) {
         if !removing {
             var s = readRawState()
             s.status = .exited
             s.exitCode = code
             s.error = error
             s.finishedAt = finishedAt ?? Timestamp.now()
+            s.oomKilled = oomKilled
             writeState(s)
         }
         // The remover drops the cgroup itself, beside the files.

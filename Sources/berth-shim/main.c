@@ -178,12 +178,35 @@ static void pump(struct stream *s) {
     }
 }
 
-static void write_exit(const char *dir, int code) {
-    char path[4096], temp[4096], text[160], ts[40];
+/* Whether the kernel's OOM killer killed a process of the container: the "oom_kill" count of
+   its memory group (v2: memory.events; v1: memory.oom_control, kernel 4.13 and later), read
+   before the group goes. Only one of the paths is the memory hierarchy's. */
+static int oom_killed(const char *const *cgroups, int ncgroups) {
+    static const char *const files[] = { "memory.events", "memory.oom_control" };
+    for (int i = 0; i < ncgroups; i++) {
+        for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+            char path[4096], text[1024];
+            snprintf(path, sizeof path, "%s/%s", cgroups[i], files[f]);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) continue;
+            ssize_t n = read(fd, text, sizeof text - 1);
+            close(fd);
+            if (n <= 0) continue;
+            text[n] = '\0';
+            for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (strncmp(line, "oom_kill ", 9) == 0 && atoll(line + 9) > 0) return 1;
+        }
+    }
+    return 0;
+}
+
+static void write_exit(const char *dir, int code, int oom) {
+    char path[4096], temp[4096], text[192], ts[40];
     timestamp(ts, sizeof ts);
     snprintf(path, sizeof path, "%s/exit.json", dir);
     snprintf(temp, sizeof temp, "%s/exit.json.tmp", dir);
-    int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
+    int len = snprintf(text, sizeof text, "{\"exitCode\":%d,\"finishedAt\":\"%s\"%s}\n", code, ts,
+                       oom ? ",\"oomKilled\":true" : "");
     int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return;
     write_all(fd, text, (size_t)len);
@@ -274,7 +297,7 @@ int main(int argc, char **argv) {
     for (struct stream *s = &out; s; s = s == &out ? &err : NULL)
         if (s->len > 0) log_entry(s->line, s->len, s->name);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
-    write_exit(dir, code);
+    write_exit(dir, code, oom_killed(cgroups, ncgroups));
     if (out.tee >= 0) close(out.tee);
     if (err.tee >= 0) close(err.tee);
     if (hold >= 0) close(hold);

@@ -14,7 +14,8 @@ struct ContainerCommand: ParsableCommand {
         commandName: "container", abstract: "Manage containers.",
         subcommands: [ContainerRun.self, ContainerCreate.self, ContainerStart.self, ContainerRestart.self,
                       ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
-                      ContainerKill.self, ContainerRemove.self, ContainerInspect.self])
+                      ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerWait.self,
+                      ContainerRename.self])
 }
 
 /// Docker's rule for commands over several containers: act on every one, print each name that

@@ -16,14 +16,33 @@ struct ContainerInspect: ParsableCommand {
     @Argument var containers: [String]
 
     struct Output: Encodable {
+        /// Docker's State object, its fields in its order. berth never pauses a container or
+        /// restarts one by policy (see ContainerState.Status), so Paused and Restarting are false.
         struct State: Encodable {
             var Status: String
             var Running: Bool
+            var Paused = false
+            var Restarting = false
+            var OOMKilled: Bool
+            var Dead: Bool
             var Pid: Int32
             var ExitCode: Int32
             var Error: String
             var StartedAt: String
             var FinishedAt: String
+
+            init(_ s: ContainerState) {
+                Status = s.status.rawValue
+                Running = s.status == .running
+                OOMKilled = s.oomKilled ?? false
+                Dead = s.status == .dead
+                Pid = s.status == .running ? s.pid ?? 0 : 0
+                ExitCode = s.exitCode ?? 0
+                Error = s.error ?? ""
+                // Go's zero time, as Docker shows a time that never was (or is not known).
+                StartedAt = s.startedAt ?? "0001-01-01T00:00:00Z"
+                FinishedAt = s.finishedAt ?? "0001-01-01T00:00:00Z"
+            }
         }
         struct Config: Encodable {
             var Hostname: String
@@ -84,8 +103,7 @@ struct ContainerInspect: ParsableCommand {
             if spec.noNewPrivileges { security.append("no-new-privileges") }
             outputs.append(Output(
                 Id: c.id, Created: r.created, Path: r.process.argv.first ?? "", Args: Array(r.process.argv.dropFirst()),
-                State: .init(Status: s.status.rawValue, Running: s.status == .running, Pid: s.status == .running ? s.pid ?? 0 : 0,
-                             ExitCode: s.exitCode ?? 0, Error: s.error ?? "", StartedAt: s.startedAt ?? "", FinishedAt: s.finishedAt ?? ""),
+                State: .init(s),
                 Image: spec.imageID, Name: "/" + c.name,
                 Config: .init(Hostname: r.process.hostname, User: spec.user ?? spec.imageDefaults.user ?? "", Env: r.process.env,
                               Cmd: spec.command ?? (spec.entrypoint == nil ? spec.imageDefaults.cmd : nil),

@@ -86,6 +86,7 @@ struct ContainerList: ParsableCommand {
         case .created: return "Created"
         case .running: return "Up " + ago(s.startedAt ?? "")
         case .exited: return "Exited (\(s.exitCode ?? 0)) " + ago(s.finishedAt ?? "") + " ago"
+        case .dead: return "Dead"
         }
     }
 }

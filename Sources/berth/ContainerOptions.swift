@@ -183,18 +183,50 @@ struct ContainerOptions: ParsableArguments {
             guard !kv[0].isEmpty else { throw ContainerCommandError(description: "invalid label '\(l)': empty name") }
             spec.labels[kv[0]] = kv.count == 2 ? kv[1] : ""
         }
-        for opt in logOpts {
-            let kv = opt.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { throw ContainerCommandError(description: "invalid log-opt \"\(opt)\"") }
-            switch kv[0] {
-            case "max-size": spec.logMaxSize = try parseBytes(kv[1], what: "log-opt max-size")
-            case "max-file":
-                guard let n = Int(kv[1]), n > 0 else { throw ContainerCommandError(description: "invalid log-opt max-file \"\(kv[1])\"") }
-                spec.logMaxFiles = n
-            default: throw ContainerCommandError(description: "unknown log-opt \"\(kv[0])\" (known: max-size, max-file)")
+        try Self.applyLogOptions(logOpts, to: &spec)
+        return spec
+    }
+
+    /// `--log-opt KEY=VALUE` for the json-file driver, with moby's checks and messages: every key
+    /// is checked first (ValidateLogOpt), then the values (the driver's New). A KEY without "="
+    /// has an empty value, as docker/cli's ConvertKVStringsToMap makes it. berth's log writer
+    /// (berth-shim) rotates by size and count; the driver's other options are refused rather
+    /// than dropped.
+    static func applyLogOptions(_ options: [String], to spec: inout ContainerSpec) throws {
+        var values: [(key: String, value: String)] = []
+        for option in options {
+            let kv = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            values.append((kv[0], kv.count == 2 ? kv[1] : ""))
+        }
+        for (key, _) in values {
+            switch key {
+            case "max-size", "max-file": continue
+            case "compress", "labels", "labels-regex", "env", "env-regex", "tag":
+                throw ContainerCommandError(
+                    description: "berth does not support the log opt '\(key)' of the json-file log driver")
+            default:
+                throw ContainerCommandError(description: "unknown log opt '\(key)' for json-file log driver")
             }
         }
-        return spec
+        for (key, value) in values {
+            if key == "max-size" {
+                // go-units' FromHumanSize reads the size; berth reads it with binary units (Docker's
+                // are decimal: its 10m is 10,000,000 bytes, berth's 10,485,760).
+                guard let size = ByteSize.parse(value.trimmingWhitespace()) else {
+                    throw ContainerCommandError(description: "invalid size: '\(value)'")
+                }
+                guard size > 0 else { throw ContainerCommandError(description: "max-size must be a positive number") }
+                spec.logMaxSize = size
+            } else {
+                // strconv.Atoi's error, as moby returns it.
+                guard let count = Int(value) else {
+                    throw ContainerCommandError(
+                        description: "strconv.Atoi: parsing \(DockerFlags.quoted(value)): invalid syntax")
+                }
+                guard count >= 1 else { throw ContainerCommandError(description: "max-file cannot be less than 1") }
+                spec.logMaxFiles = count
+            }
+        }
     }
 
     /// --env-file first, then -e, as Docker applies them. Docker's env files are literal (no

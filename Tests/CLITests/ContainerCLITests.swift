@@ -438,6 +438,8 @@ extension ContainerCLITests {
 
         var stderr: String { (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? "" }
 
+        var pid: Int32 { process.processIdentifier }
+
         /// Reads stdout until it holds `marker`, or to its end when there is none; false when
         /// `deadline` came first (or the output ended without the marker).
         func readStdout(until marker: String? = nil, deadline: Date) -> Bool {
@@ -483,8 +485,10 @@ extension ContainerCLITests {
             return process.terminationStatus
         }
 
+        /// SIGKILL: the test's threads block SIGTERM, and a child inherits that, so a follower
+        /// would ignore `terminate()` until its container ended.
         func stop() {
-            if process.isRunning { process.terminate() }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             _ = exited.wait(timeout: .now() + 10)
         }
     }
