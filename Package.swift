@@ -77,11 +77,14 @@ let package = Package(
         .executableTarget(name: "berth-bench-supervise", dependencies: ["Runtime", "Images", "ContainerSpecs"],
                           path: "bench/supervise"),
 
+        // What the test targets share (running the built `berth`); a test target cannot import another.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support"]),
-        .testTarget(name: "CLITests", dependencies: ["berth"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Support
 
 /// The JSON documents of the OCI image layout and image spec that the store reads and writes.
 /// Only the fields berth uses are modelled; unknown fields in documents from other tools are
@@ -171,13 +172,7 @@ package enum Timestamp {
             return nil
         }
         guard i == b.count else { return nil }
-        // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
+        let days = CivilDate.daysSince1970(year: year, month: month, day: day)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
         return Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9)
     }

@@ -65,6 +65,11 @@ extension Container {
             // Docker's words: a removal failed half-way, so its files may be partly gone.
             throw Error(container: name, stage: .start, detail: "container is marked for removal and cannot be started")
         }
+        // The last run's berth-shim removes that run's cgroup after it wrote the exit: let it be
+        // done, or it would remove this run's (same ID, same group).
+        if let previous = FileDescriptor(taking: openMonitor(current)) {
+            _ = waitReadable(previous.rawValue, milliseconds: 10_000)
+        }
         // The last run's exit record must not describe this one.
         unlink(dir + "/exit.json")
         let io: ProcessIO

@@ -18,20 +18,28 @@ struct ContainerCommand: ParsableCommand {
                       ContainerRename.self])
 }
 
-/// Docker's rule for commands over several containers: act on every one, print each name that
-/// worked and each error on its own line, and exit 1 at the end if any failed.
-func forEachContainer(_ names: [String], _ body: (String) throws -> Void) throws {
+/// Docker's rule for commands over several arguments: act on every one, write what each one
+/// returns (its name, its exit code, ...) or its error at once, and exit 1 at the end if any
+/// failed. Written unbuffered, so a caller reading the output sees each as it is done.
+func forEachArgument(_ arguments: [String], _ body: (String) throws -> String) throws {
     var failed = false
-    for name in names {
+    for argument in arguments {
         do {
-            try body(name)
-            print(name)
+            StandardStreams.write(try body(argument), to: STDOUT_FILENO)
         } catch {
             StandardStreams.writeError("berth: \(error)\n")
             failed = true
         }
     }
     if failed { throw CommandFailure(status: 1) }
+}
+
+/// `forEachArgument` for commands that print each container's name as given.
+func forEachContainer(_ names: [String], _ body: (String) throws -> Void) throws {
+    try forEachArgument(names) { name in
+        try body(name)
+        return name + "\n"
+    }
 }
 
 /// Errors of the container commands that are about the command line, not the runtime.

@@ -18,18 +18,7 @@ struct ContainerWait: ParsableCommand {
 
     func run() throws {
         let root = global.stateRoot
-        var failed = false
-        for name in containers {
-            do {
-                let code = try lookupContainer(name, root: root).waitForExit()
-                // Unbuffered: a caller reading the codes sees each once its container stopped.
-                StandardStreams.write("\(code)\n", to: STDOUT_FILENO)
-            } catch {
-                StandardStreams.writeError("berth: \(error)\n")
-                failed = true
-            }
-        }
-        if failed { throw CommandFailure(status: 1) }
+        try forEachArgument(containers) { name in "\(try lookupContainer(name, root: root).waitForExit())\n" }
     }
 }
 

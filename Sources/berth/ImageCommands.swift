@@ -92,20 +92,13 @@ struct ImageRemove: ParsableCommand {
 
     func run() throws {
         let store = try ImageStore(root: global.stateRoot)
-        // Like docker: try every argument, report each failure, fail at the end.
-        var failed = false
-        for name in images {
-            do {
-                let image = try store.image(name)
-                try store.remove(name, force: force)
-                if !image.reference.isEmpty { print("Untagged: \(image.reference)") }
-                if (try? store.image(image.id)) == nil { print("Deleted: \(image.id)") }
-            } catch {
-                StandardStreams.writeError("berth: \(error)\n")
-                failed = true
-            }
+        try forEachArgument(images) { name in
+            let image = try store.image(name)
+            try store.remove(name, force: force)
+            var said = image.reference.isEmpty ? "" : "Untagged: \(image.reference)\n"
+            if (try? store.image(image.id)) == nil { said += "Deleted: \(image.id)\n" }
+            return said
         }
-        if failed { throw CommandFailure(status: 1) }
     }
 }
 

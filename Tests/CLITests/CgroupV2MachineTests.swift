@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// berth's runtime on a pure cgroup v2 machine: scripts/vm-test boots Debian's kernel under qemu

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `berth config` from the outside: exit codes and the one-line `berth:` errors a person reads.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The container and image commands end to end, as a user types them (root; own BERTH_ROOT).

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A container's life from the command line, as a user or a script drives it: many at once, a

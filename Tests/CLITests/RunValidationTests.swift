@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `container run` checks numbers and options as Docker does, with Docker's messages, before it

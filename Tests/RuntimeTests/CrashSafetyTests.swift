@@ -1,5 +1,6 @@
 import CRuntime
 import Foundation
+import TestSupport
 import Testing
 @testable import Runtime
 
@@ -20,16 +21,16 @@ import Testing
         killed.kill()
         // Only a complete record is listed: before the record (name-reserved, created) there is
         // nothing to show; after it, the container that never started.
-        let listed = try BerthCLI.run(["container", "ps", "-a", "-q"], root: f.root).stdout
+        let listed = try BerthProcess.run(["container", "ps", "-a", "-q"], root: f.root).stdout
         #expect(listed.isEmpty || listed == String(killed.id.prefix(12)) + "\n", "ps -a: \(listed)")
         #expect(point == "record-written" || listed.isEmpty)
 
-        let removed = try BerthCLI.run(["container", "rm", "-f", "crashed"], root: f.root)
+        let removed = try BerthProcess.run(["container", "rm", "-f", "crashed"], root: f.root)
         #expect(removed.status == 0, "\(removed.stderr)")
         #expect(removed.stdout == "crashed\n")
         expectNothingLeft(of: killed, root: f.root)
 
-        let again = try BerthCLI.run(["container", "run", "--rm", "--name", "crashed", "busybox-test", "true"],
+        let again = try BerthProcess.run(["container", "run", "--rm", "--name", "crashed", "busybox-test", "true"],
                                      root: f.root)
         #expect(again.status == 0, "\(again.stderr)")
         expectEmpty(root: f.root)
@@ -42,7 +43,7 @@ import Testing
         let killed = try PausedRun(root: f.root, name: "taken-over", at: point, command: ["sleep", "30"])
         killed.kill()
         // No rm first: the name's link points at a leftover, which create reclaims.
-        let again = try BerthCLI.run(
+        let again = try BerthProcess.run(
             ["container", "run", "--rm", "--name", "taken-over", "busybox-test", "echo", "mine"], root: f.root)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stdout == "mine\n")
@@ -56,7 +57,7 @@ import Testing
         let f = try RuntimeFixture()
         defer { f.cleanup() }
         let run = Process()
-        run.executableURL = URL(fileURLWithPath: BerthCLI.executable)
+        run.executableURL = URL(fileURLWithPath: BerthProcess.executable)
         run.arguments = ["container", "run", "--name", "started", "busybox-test",
                          "sh", "-c", "echo ready; exec sleep 30"]
         run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": f.root]) { $1 }
@@ -77,15 +78,15 @@ import Testing
 
         let container = try Container.lookup("started", root: f.root)
         #expect(container.isRunning)
-        let listed = try BerthCLI.run(["container", "ps", "-q"], root: f.root).stdout
+        let listed = try BerthProcess.run(["container", "ps", "-q"], root: f.root).stdout
         #expect(listed == String(container.id.prefix(12)) + "\n")
         let pid = try #require(container.state().pid)
-        let removed = try BerthCLI.run(["container", "rm", "-f", "started"], root: f.root)
+        let removed = try BerthProcess.run(["container", "rm", "-f", "started"], root: f.root)
         #expect(removed.status == 0, "\(removed.stderr)")
         #expect(PausedRun.isGone(pid))
         #expect(RuntimeFixture.leftovers(id: container.id, root: f.root).isEmpty)
         expectEmpty(root: f.root)
-        let again = try BerthCLI.run(["container", "run", "--rm", "--name", "started", "busybox-test", "true"],
+        let again = try BerthProcess.run(["container", "run", "--rm", "--name", "started", "busybox-test", "true"],
                                      root: f.root)
         #expect(again.status == 0, "\(again.stderr)")
     }
@@ -96,10 +97,10 @@ import Testing
         let killed = try PausedRun(root: f.root, name: "plain-rm", at: "created", command: ["true"])
         killed.kill()
         // By the ID's first 12 digits, as the "in use by container ..." message shows it.
-        let removed = try BerthCLI.run(["container", "rm", String(killed.id.prefix(12))], root: f.root)
+        let removed = try BerthProcess.run(["container", "rm", String(killed.id.prefix(12))], root: f.root)
         #expect(removed.status == 0, "\(removed.stderr)")
         expectNothingLeft(of: killed, root: f.root)
-        let missing = try BerthCLI.run(["container", "rm", "-f", "plain-rm"], root: f.root)
+        let missing = try BerthProcess.run(["container", "rm", "-f", "plain-rm"], root: f.root)
         #expect(missing.status == 1)
         #expect(missing.stderr == "berth: container plain-rm: no such container\n")
     }
@@ -110,10 +111,10 @@ import Testing
         // Stopped with its creation lock held: alive, only slow.
         let making = try PausedRun(root: f.root, name: "in-the-making", at: "name-reserved", command: ["echo", "made"])
         defer { making.kill() }
-        let removed = try BerthCLI.run(["container", "rm", "-f", "in-the-making"], root: f.root)
+        let removed = try BerthProcess.run(["container", "rm", "-f", "in-the-making"], root: f.root)
         #expect(removed.status == 1)
         #expect(removed.stderr.contains("still being made"), "\(removed.stderr)")
-        let pruned = try BerthCLI.run(["system", "prune", "-f"], root: f.root)
+        let pruned = try BerthProcess.run(["system", "prune", "-f"], root: f.root)
         #expect(pruned.status == 0, "\(pruned.stderr)")
         #expect(pruned.stdout.isEmpty, "\(pruned.stdout)")
         var spec = f.spec(["true"])
@@ -127,7 +128,7 @@ import Testing
         let result = making.resume()
         #expect(result.status == 0)
         #expect(result.stdout == "made\n")
-        #expect(try BerthCLI.run(["container", "rm", "in-the-making"], root: f.root).status == 0)
+        #expect(try BerthProcess.run(["container", "rm", "in-the-making"], root: f.root).status == 0)
         expectEmpty(root: f.root)
     }
 
@@ -156,7 +157,7 @@ import Testing
         runningSpec.name = "running"
         let running = try f.start(runningSpec)
 
-        let pruned = try BerthCLI.run(["system", "prune", "-f"], root: f.root)
+        let pruned = try BerthProcess.run(["system", "prune", "-f"], root: f.root)
         #expect(pruned.status == 0, "\(pruned.stderr)")
         let deleted = Set(pruned.stdout.split(separator: "\n").dropFirst().map(String.init))
         #expect(pruned.stdout.hasPrefix("Deleted Containers:\n"))
@@ -178,11 +179,11 @@ import Testing
         let orphanID = Container.randomID()
         try FileManager.default.createDirectory(atPath: f.root + "/containers/" + orphanID,
                                                 withIntermediateDirectories: true)
-        let declined = try BerthCLI.run(["system", "prune"], root: f.root, stdin: "n\n")
+        let declined = try BerthProcess.run(["system", "prune"], root: f.root, stdin: "n\n")
         #expect(declined.status == 0)
         #expect(declined.stdout.contains("Are you sure you want to continue? [y/N]"))
         #expect(FileManager.default.fileExists(atPath: f.root + "/containers/" + orphanID))
-        let accepted = try BerthCLI.run(["system", "prune"], root: f.root, stdin: "y\n")
+        let accepted = try BerthProcess.run(["system", "prune"], root: f.root, stdin: "y\n")
         #expect(accepted.status == 0)
         #expect(accepted.stdout.contains(orphanID))
         #expect(!FileManager.default.fileExists(atPath: f.root + "/containers/" + orphanID))
@@ -245,7 +246,7 @@ final class PausedRun {
     init(root: String, name: String, at point: String, command: [String]) throws {
         self.name = name
         process = Process()
-        process.executableURL = URL(fileURLWithPath: BerthCLI.executable)
+        process.executableURL = URL(fileURLWithPath: BerthProcess.executable)
         process.arguments = ["container", "run", "--name", name, "busybox-test"] + command
         var env = ProcessInfo.processInfo.environment
         env["BERTH_ROOT"] = root
@@ -296,50 +297,5 @@ final class PausedRun {
         defer { close(fd) }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&p, 1, 10_000) == 1
-    }
-}
-
-/// The `berth` binary built beside this test bundle (swift build --build-tests builds both), run
-/// as a user would, with BERTH_ROOT set.
-enum BerthCLI {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static let executable: String = {
-        let runner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var dir = URL(fileURLWithPath: runner).deletingLastPathComponent()
-        while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("berth").path), dir.path != "/" {
-            dir.deleteLastPathComponent()
-        }
-        return dir.appendingPathComponent("berth").path
-    }()
-
-    static func run(_ arguments: [String], root: String, stdin: String = "") throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["BERTH_ROOT"] = root
-        env["BERTH_TEST_PAUSE_AT"] = nil
-        process.environment = env
-        // stderr into a file, so that reading stdout to its end here cannot block on a full pipe.
-        let errorPath = NSTemporaryDirectory() + "berth-stderr-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        defer { unlink(errorPath) }
-        let out = Pipe(), input = Pipe()
-        (process.standardOutput, process.standardInput) = (out, input)
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
-        try process.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let errData = FileManager.default.contents(atPath: errorPath) ?? Data()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
     }
 }

@@ -1,5 +1,6 @@
 import CRuntime
 import Foundation
+import TestSupport
 import Testing
 @testable import Runtime
 
@@ -89,8 +90,8 @@ import Testing
     @Test func theCLIExitsWithDockersStatuses() throws {
         let f = try Self.fixture()
         defer { f.cleanup() }
-        func run(_ arguments: [String]) throws -> BerthCLI.Result {
-            try BerthCLI.run(["container", "run", "--rm"] + arguments, root: f.root)
+        func run(_ arguments: [String]) throws -> BerthProcess.Result {
+            try BerthProcess.run(["container", "run", "--rm"] + arguments, root: f.root)
         }
         let missing = try run(["--name", "cli-missing", "busybox-test", "no-such-command"])
         #expect(missing.status == 127)
@@ -104,7 +105,7 @@ import Testing
         #expect(try run(["no-such-image", "true"]).status == 125)
         // A command that ran and failed passes its own status through, even 126 or 127.
         #expect(try run(["busybox-test", "sh", "-c", "exit 127"]).status == 127)
-        #expect(try BerthCLI.run(["container", "ps", "-a", "-q"], root: f.root).stdout.isEmpty)
+        #expect(try BerthProcess.run(["container", "ps", "-a", "-q"], root: f.root).stdout.isEmpty)
     }
 
     // MARK: the type itself
