@@ -48,14 +48,11 @@ import Testing
         let world = try World()
         let run = try world.berth(["container", "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "echo started; exec sleep 600"])
         #expect(run.status == 0, "\(run.stderr)")
-        // `logs` shows what PID 1 printed once it is up; poll a bounded number of times.
-        var logs = ""
-        for _ in 0..<100 {
-            logs = try world.berth(["container", "logs", "ticker"]).stdout
-            if logs.contains("started") { break }
-            usleep(20_000)
-        }
-        #expect(logs == "started\n")
+        // `logs -f` shows what PID 1 printed once it is up.
+        let follower = try RunningBerth(["container", "logs", "-f", "ticker"], world: world)
+        #expect(follower.readStdout(until: "started\n", deadline: Date() + 60))
+        follower.stop()
+        #expect(try world.berth(["container", "logs", "ticker"]).stdout == "started\n")
         let ps = try world.berth(["container", "ps"])
         #expect(ps.stdout.contains("ticker"))
         // sleep has no TERM handler as PID 1: the stop must not wait the 10 s grace period.
