@@ -32,8 +32,9 @@ let package = Package(
         // Linked statically: with the two Swift runtime entry points it answers itself (see the
         // end of main.c), nothing of the Swift runtime is pulled in, and what stays resident per
         // container is about 0.8 MB (dynamically linked, the runtime's mapping alone was 4.5 MB).
-        .executableTarget(name: "berth-shim", cSettings: [.define("_GNU_SOURCE")],
-                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        .executableTarget(
+            name: "berth-shim", cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         // The code that runs between clone() and execve(): C only, async-signal-safe.
         .target(name: "CRuntime", cSettings: [.define("_GNU_SOURCE")]),
@@ -46,14 +47,18 @@ let package = Package(
 
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: memberImportVisibility),
         .target(name: "Compose", dependencies: ["YAML", "Support"], swiftSettings: memberImportVisibility),
-        .target(name: "Images", dependencies: [
-            "CArchive", "Support",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: memberImportVisibility),
-        .target(name: "Runtime", dependencies: [
-            "CRuntime", "CSeccomp", "Support",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
+        .target(
+            name: "Images",
+            dependencies: [
+                "CArchive", "Support",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], swiftSettings: memberImportVisibility),
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "CRuntime", "CSeccomp", "Support",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
         // Where an image meets a container: the one builder of a ContainerSpec from an image and
         // overrides (Runtime does not import Images, and the CLI is not importable by tests).
         .target(name: "ContainerSpecs", dependencies: ["Images", "Runtime"], swiftSettings: memberImportVisibility),
@@ -74,8 +79,9 @@ let package = Package(
         ),
 
         // Benchmarks that need the API rather than the CLI (bench/README.md); never in a product.
-        .executableTarget(name: "berth-bench-supervise", dependencies: ["Runtime", "Images", "ContainerSpecs"],
-                          path: "bench/supervise"),
+        .executableTarget(
+            name: "berth-bench-supervise", dependencies: ["Runtime", "Images", "ContainerSpecs"],
+            path: "bench/supervise"),
 
         // What the test targets share (running the built `berth`); a test target cannot import another.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -83,7 +89,8 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
+        .testTarget(
+            name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

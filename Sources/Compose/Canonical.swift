@@ -28,15 +28,20 @@ enum Canonical {
                 if let resources = value.mapping {
                     var converted: [Node.Pair] = []
                     for r in resources {
-                        converted.append(Node.Pair(key: r.key, value: try resource(r.value, path: "\(key).\(r.key.text ?? "")", warn: warn)))
+                        converted.append(
+                            Node.Pair(
+                                key: r.key, value: try resource(r.value, path: "\(key).\(r.key.text ?? "")", warn: warn)
+                            ))
                     }
                     value = value.withValue(.mapping(converted))
                 }
             case "include":
                 if let items = value.sequence {
-                    value = value.withValue(.sequence(items.map { item in
-                        item.isStringScalar ? .map([("path", item)], at: item.mark) : item
-                    }))
+                    value = value.withValue(
+                        .sequence(
+                            items.map { item in
+                                item.isStringScalar ? .map([("path", item)], at: item.mark) : item
+                            }))
                 }
             default:
                 break
@@ -93,7 +98,8 @@ enum Canonical {
                 case "extra_hosts": value = extraHosts(v)
                 case "deploy":
                     if let labels = v["labels"], !labels.isReset {
-                        value = v.setting("labels", try keyValues(labels, path: keyPath + ".labels", environment: false))
+                        value = v.setting(
+                            "labels", try keyValues(labels, path: keyPath + ".labels", environment: false))
                     }
                 default: break
                 }
@@ -108,14 +114,18 @@ enum Canonical {
         guard v.isMapping else { return v }
         var b = v
         for key in ["args", "labels"] {
-            if let x = b[key], !x.isReset { b = b.setting(key, try keyValues(x, path: path + "." + key, environment: false)) }
+            if let x = b[key], !x.isReset {
+                b = b.setting(key, try keyValues(x, path: path + "." + key, environment: false))
+            }
         }
         if let x = b["additional_contexts"], let items = x.sequence {
             var pairs: [(String, Node)] = []
             for (i, item) in items.enumerated() {
                 let text = item.scalarString ?? ""
                 guard let eq = text.firstIndex(of: "=") else {
-                    throw ComposeError("invalid value \(text), expected key=value", at: item.mark, key: indexPath(path + ".additional_contexts", i))
+                    throw ComposeError(
+                        "invalid value \(text), expected key=value", at: item.mark,
+                        key: indexPath(path + ".additional_contexts", i))
                 }
                 pairs.append((String(text[..<eq]), .string(String(text[text.index(after: eq)...]), at: item.mark)))
             }
@@ -128,20 +138,29 @@ enum Canonical {
 
     static func dependsOn(_ v: Node) -> Node {
         if let items = v.sequence {
-            return .map(items.map { item in
-                (item.scalarString ?? "", .map([("condition", .string("service_started", at: item.mark)),
-                                                ("required", .plain("true", at: item.mark))], at: item.mark))
-            }, at: v.mark, tag: v.tag)
+            return .map(
+                items.map { item in
+                    (
+                        item.scalarString ?? "",
+                        .map(
+                            [
+                                ("condition", .string("service_started", at: item.mark)),
+                                ("required", .plain("true", at: item.mark)),
+                            ], at: item.mark)
+                    )
+                }, at: v.mark, tag: v.tag)
         }
         guard let pairs = v.mapping else { return v }
-        return v.withValue(.mapping(pairs.map { p in
-            var d = p.value
-            if d.isMapping {
-                if d["condition"] == nil { d = d.setting("condition", .string("service_started", at: d.mark)) }
-                if d["required"] == nil { d = d.setting("required", .plain("true", at: d.mark)) }
-            }
-            return Node.Pair(key: p.key, value: d)
-        }))
+        return v.withValue(
+            .mapping(
+                pairs.map { p in
+                    var d = p.value
+                    if d.isMapping {
+                        if d["condition"] == nil { d = d.setting("condition", .string("service_started", at: d.mark)) }
+                        if d["required"] == nil { d = d.setting("required", .plain("true", at: d.mark)) }
+                    }
+                    return Node.Pair(key: p.key, value: d)
+                }))
     }
 
     static func envFile(_ v: Node) -> Node {
@@ -193,12 +212,16 @@ enum Canonical {
             if let eq = text.firstIndex(of: "=") {
                 let key = String(text[..<eq])
                 if environment, let last = key.last, last == " " || last == "\t" {
-                    throw ComposeError("environment variable \(key) is declared with a trailing space", at: item.mark, key: indexPath(path, i))
+                    throw ComposeError(
+                        "environment variable \(key) is declared with a trailing space", at: item.mark,
+                        key: indexPath(path, i))
                 }
                 pairs.append((key, .string(String(text[text.index(after: eq)...]), at: item.mark)))
             } else {
                 if environment, let last = text.last, last == " " || last == "\t" {
-                    throw ComposeError("environment variable \(text) is declared with a trailing space", at: item.mark, key: indexPath(path, i))
+                    throw ComposeError(
+                        "environment variable \(text) is declared with a trailing space", at: item.mark,
+                        key: indexPath(path, i))
                 }
                 pairs.append((text, .null(at: item.mark)))
             }
@@ -210,7 +233,10 @@ enum Canonical {
         guard let items = v.sequence else { return v }
         var out: [Node] = []
         for (i, item) in items.enumerated() {
-            guard item.isStringScalar, let spec = item.text else { out.append(item); continue }
+            guard item.isStringScalar, let spec = item.text else {
+                out.append(item)
+                continue
+            }
             let parsed: ServiceVolume
             do {
                 parsed = try VolumeSpec.parse(spec)
@@ -244,19 +270,34 @@ enum Canonical {
         guard let items = v.sequence else { return v }
         var out: [Node] = []
         for (i, item) in items.enumerated() {
-            guard item.isStringScalar, let spec = item.text else { out.append(item); continue }
+            guard item.isStringScalar, let spec = item.text else {
+                out.append(item)
+                continue
+            }
             let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            var src = "", dst = "", perms = "rwm"
+            var src = ""
+            var dst = ""
+            var perms = "rwm"
             switch parts.count {
-            case 3: src = parts[0]; dst = parts[1]; perms = parts[2]
-            case 2: src = parts[0]; dst = parts[1]
+            case 3:
+                src = parts[0]
+                dst = parts[1]
+                perms = parts[2]
+            case 2:
+                src = parts[0]
+                dst = parts[1]
             case 1: src = parts[0]
             default:
-                throw ComposeError("confusing device mapping, please use long syntax: \(spec)", at: item.mark, key: indexPath(path, i))
+                throw ComposeError(
+                    "confusing device mapping, please use long syntax: \(spec)", at: item.mark, key: indexPath(path, i))
             }
             if dst.isEmpty { dst = src }
-            out.append(.map([("source", .string(src, at: item.mark)), ("target", .string(dst, at: item.mark)),
-                             ("permissions", .string(perms, at: item.mark))], at: item.mark))
+            out.append(
+                .map(
+                    [
+                        ("source", .string(src, at: item.mark)), ("target", .string(dst, at: item.mark)),
+                        ("permissions", .string(perms, at: item.mark)),
+                    ], at: item.mark))
         }
         return v.withValue(.sequence(out))
     }
@@ -265,7 +306,10 @@ enum Canonical {
         guard let items = v.sequence else { return v }
         var out: [Node] = []
         for (i, item) in items.enumerated() {
-            guard item.isScalar, !item.isNull else { out.append(item); continue }
+            guard item.isScalar, !item.isNull else {
+                out.append(item)
+                continue
+            }
             let spec = item.text ?? ""
             let parsed: [ServicePort]
             do {

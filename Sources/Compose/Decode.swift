@@ -61,7 +61,8 @@ struct ModelDecoder {
     func cpus(_ n: Node, _ path: @autoclosure () -> String) throws -> Double {
         let d = try double(n, path())
         guard Float(d).isFinite, d >= 0 else {
-            throw ComposeError("invalid cpus \"\(n.text ?? "")\": use a number of CPUs like 0.5 or 2", at: n.mark, key: path())
+            throw ComposeError(
+                "invalid cpus \"\(n.text ?? "")\": use a number of CPUs like 0.5 or 2", at: n.mark, key: path())
         }
         return d
     }
@@ -70,12 +71,16 @@ struct ModelDecoder {
         if let i = n.int { return Int64(i) }
         if n.isPlain, let d = n.double, d > -9.2e18 && d < 9.2e18 { return Int64(d) }
         if let t = n.scalarString, let b = ByteSize.parse(t) { return b }
-        throw ComposeError("invalid byte size \"\(n.text ?? "")\": use a number of bytes or a size like 512m, 1.5g", at: n.mark, key: path())
+        throw ComposeError(
+            "invalid byte size \"\(n.text ?? "")\": use a number of bytes or a size like 512m, 1.5g", at: n.mark,
+            key: path())
     }
 
     func duration(_ n: Node, _ path: @autoclosure () -> String) throws -> ComposeDuration {
         if let t = n.scalarString, let d = ComposeDuration.parse(t) { return d }
-        throw ComposeError("invalid duration \"\(n.text ?? "")\": use a number with a unit (ns, us, ms, s, m, h), like 1m30s", at: n.mark, key: path())
+        throw ComposeError(
+            "invalid duration \"\(n.text ?? "")\": use a number with a unit (ns, us, ms, s, m, h), like 1m30s",
+            at: n.mark, key: path())
     }
 
     func strings(_ n: Node) -> [String] {
@@ -91,7 +96,11 @@ struct ModelDecoder {
             // list_or_dict in list form: "KEY=VALUE", "KEY" alone maps to ""
             for item in items {
                 let t = text(item)
-                if let eq = t.firstIndex(of: "=") { m[String(t[..<eq])] = String(t[t.index(after: eq)...]) } else { m[t] = "" }
+                if let eq = t.firstIndex(of: "=") {
+                    m[String(t[..<eq])] = String(t[t.index(after: eq)...])
+                } else {
+                    m[t] = ""
+                }
             }
             return m
         }
@@ -124,8 +133,10 @@ struct ModelDecoder {
     // MARK: - Project
 
     /// `prepare` runs on each service node before it is decoded (in the same parallel task).
-    func project(_ root: Node, name: String, workingDir: String,
-                 prepare: ((Node, String) throws -> Node)? = nil) throws -> Project {
+    func project(
+        _ root: Node, name: String, workingDir: String,
+        prepare: ((Node, String) throws -> Node)? = nil
+    ) throws -> Project {
         var project = Project(name: name, workingDir: workingDir)
         for p in root.mapping ?? [] {
             let key = p.key.text ?? ""
@@ -140,13 +151,21 @@ struct ModelDecoder {
                 services.sort { $0.name < $1.name }
                 project.services = services
             case "networks":
-                for r in v.mapping ?? [] { project.networks[r.key.text ?? ""] = try network(r.value, "networks.\(r.key.text ?? "")") }
+                for r in v.mapping ?? [] {
+                    project.networks[r.key.text ?? ""] = try network(r.value, "networks.\(r.key.text ?? "")")
+                }
             case "volumes":
-                for r in v.mapping ?? [] { project.volumes[r.key.text ?? ""] = try volume(r.value, "volumes.\(r.key.text ?? "")") }
+                for r in v.mapping ?? [] {
+                    project.volumes[r.key.text ?? ""] = try volume(r.value, "volumes.\(r.key.text ?? "")")
+                }
             case "secrets":
-                for r in v.mapping ?? [] { project.secrets[r.key.text ?? ""] = try fileObject(r.value, "secrets.\(r.key.text ?? "")") }
+                for r in v.mapping ?? [] {
+                    project.secrets[r.key.text ?? ""] = try fileObject(r.value, "secrets.\(r.key.text ?? "")")
+                }
             case "configs":
-                for r in v.mapping ?? [] { project.configs[r.key.text ?? ""] = try fileObject(r.value, "configs.\(r.key.text ?? "")") }
+                for r in v.mapping ?? [] {
+                    project.configs[r.key.text ?? ""] = try fileObject(r.value, "configs.\(r.key.text ?? "")")
+                }
             case "models":
                 for r in v.mapping ?? [] { project.models[r.key.text ?? ""] = r.value.raw }
             case "name", "version", "include":
@@ -166,7 +185,8 @@ struct ModelDecoder {
     func network(_ n: Node, _ path: String) throws -> Network {
         var net = Network()
         for p in n.mapping ?? [] {
-            let key = p.key.text ?? "", v = p.value
+            let key = p.key.text ?? ""
+            let v = p.value
             var kp: String { joinPath(path, key) }
             switch key {
             case "name": net.name = text(v)
@@ -207,7 +227,8 @@ struct ModelDecoder {
     func volume(_ n: Node, _ path: String) throws -> Volume {
         var vol = Volume()
         for p in n.mapping ?? [] {
-            let key = p.key.text ?? "", v = p.value
+            let key = p.key.text ?? ""
+            let v = p.value
             var kp: String { joinPath(path, key) }
             switch key {
             case "name": vol.name = text(v)
@@ -225,7 +246,8 @@ struct ModelDecoder {
     func fileObject(_ n: Node, _ path: String) throws -> FileObject {
         var f = FileObject()
         for p in n.mapping ?? [] {
-            let key = p.key.text ?? "", v = p.value
+            let key = p.key.text ?? ""
+            let v = p.value
             var kp: String { joinPath(path, key) }
             switch key {
             case "name": f.name = text(v)
@@ -247,8 +269,10 @@ struct ModelDecoder {
     // MARK: - Service
 
     /// Keys whose position later checks report.
-    static let markedKeys: Set<String> = ["build", "env_file", "network_mode", "ipc", "pid", "uts", "cgroup", "scale", "cpus",
-                                          "mem_limit", "pids_limit", "container_name", "tmpfs", "networks", "depends_on"]
+    static let markedKeys: Set<String> = [
+        "build", "env_file", "network_mode", "ipc", "pid", "uts", "cgroup", "scale", "cpus",
+        "mem_limit", "pids_limit", "container_name", "tmpfs", "networks", "depends_on",
+    ]
 
     static let restartPolicies = ["no", "always", "on-failure", "unless-stopped"]
 
@@ -261,7 +285,10 @@ struct ModelDecoder {
             let v = p.value
             var path: String { joinPath(base, key) }
             if Self.markedKeys.contains(key) { s.marks[key] = v.mark }
-            if key.hasPrefix("x-") { s.extensions[key] = v.raw; continue }
+            if key.hasPrefix("x-") {
+                s.extensions[key] = v.raw
+                continue
+            }
             switch key {
             case "image": s.image = text(v)
             case "build": s.build = try build(v, path, workingDir: workingDir)
@@ -278,7 +305,9 @@ struct ModelDecoder {
                 // Docker's rule (Support's DockerNames, which Runtime applies too); the name is
                 // kept as written, leading "/" and all, as compose-go keeps it.
                 guard DockerNames.containerName(n) != nil else {
-                    throw ComposeError("invalid container name \"\(n)\": only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed", at: v.mark, key: path)
+                    throw ComposeError(
+                        "invalid container name \"\(n)\": only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed", at: v.mark,
+                        key: path)
                 }
                 s.containerName = n
             case "depends_on":
@@ -297,7 +326,9 @@ struct ModelDecoder {
             case "devices":
                 s.devices = (v.sequence ?? []).map { d in
                     let src = d["source"].map(text) ?? ""
-                    var m = DeviceMapping(source: src, target: d["target"].map(text) ?? src, permissions: d["permissions"].map(text) ?? "rwm")
+                    var m = DeviceMapping(
+                        source: src, target: d["target"].map(text) ?? src,
+                        permissions: d["permissions"].map(text) ?? "rwm")
                     m.extensions = extensions(d)
                     return m
                 }
@@ -337,7 +368,8 @@ struct ModelDecoder {
                 for n in v.mapping ?? [] {
                     let net = n.key.text ?? ""
                     s.marks["networks.\(net)"] = n.key.mark
-                    s.networks[net] = n.value.isNull ? .some(nil) : .some(try serviceNetwork(n.value, joinPath(path, net)))
+                    s.networks[net] =
+                        n.value.isNull ? .some(nil) : .some(try serviceNetwork(n.value, joinPath(path, net)))
                 }
             case "pid": s.pid = v.isNull ? nil : text(v)
             case "pids_limit": s.pidsLimit = try int64(v, path)
@@ -350,7 +382,9 @@ struct ModelDecoder {
             case "restart":
                 let r = text(v)
                 guard Self.isRestartPolicy(r) else {
-                    throw ComposeError("invalid restart policy \"\(r)\": must be one of \"no\", \"always\", \"on-failure[:max-retries]\", \"unless-stopped\"", at: v.mark, key: path)
+                    throw ComposeError(
+                        "invalid restart policy \"\(r)\": must be one of \"no\", \"always\", \"on-failure[:max-retries]\", \"unless-stopped\"",
+                        at: v.mark, key: path)
                 }
                 s.restart = r
             case "scale":
@@ -370,10 +404,13 @@ struct ModelDecoder {
                     var up: String { joinPath(path, u.key.text ?? "") }
                     var limit: Ulimit
                     if u.value.isMapping {
-                        limit = Ulimit(soft: try int(u.value["soft"] ?? u.value, up + ".soft"),
-                                       hard: try int(u.value["hard"] ?? u.value, up + ".hard"))
+                        limit = Ulimit(
+                            soft: try int(u.value["soft"] ?? u.value, up + ".soft"),
+                            hard: try int(u.value["hard"] ?? u.value, up + ".hard"))
                         if limit.soft! > limit.hard! {
-                            throw ComposeError("soft limit \(limit.soft!) is greater than hard limit \(limit.hard!)", at: u.value.mark, key: up)
+                            throw ComposeError(
+                                "soft limit \(limit.soft!) is greater than hard limit \(limit.hard!)", at: u.value.mark,
+                                key: up)
                         }
                         limit.extensions = extensions(u.value)
                     } else {
@@ -413,7 +450,9 @@ struct ModelDecoder {
         case "if_not_present": return "missing"
         default:
             if p.hasPrefix("every_"), ComposeDuration.parse(String(p.dropFirst(6))) != nil { return p }
-            throw ComposeError("invalid pull policy \"\(p)\": must be one of always, never, missing, build, refresh, daily, weekly, every_<duration>", at: v.mark, key: path)
+            throw ComposeError(
+                "invalid pull policy \"\(p)\": must be one of always, never, missing, build, refresh, daily, weekly, every_<duration>",
+                at: v.mark, key: path)
         }
     }
 
@@ -431,9 +470,13 @@ struct ModelDecoder {
     func build(_ v: Node, _ path: String, workingDir: String) throws -> Build {
         var b = Build(context: workingDir)
         for p in v.mapping ?? [] {
-            let key = p.key.text ?? "", x = p.value
+            let key = p.key.text ?? ""
+            let x = p.value
             var kp: String { joinPath(path, key) }
-            if key.hasPrefix("x-") { b.extensions[key] = x.raw; continue }
+            if key.hasPrefix("x-") {
+                b.extensions[key] = x.raw
+                continue
+            }
             switch key {
             case "context": b.context = text(x)
             case "dockerfile": b.dockerfile = text(x)
@@ -449,7 +492,10 @@ struct ModelDecoder {
             case "additional_contexts": b.other[key] = .map(stringMap(x).mapValues(RawValue.string))
             case "extra_hosts":
                 let hosts = try extraHosts(x, kp)
-                b.other[key] = .list(hosts.flatMap { h, ips in ips.map { RawValue.string("\(h)=\($0)") } }.sorted { ($0.string ?? "") < ($1.string ?? "") })
+                b.other[key] = .list(
+                    hosts.flatMap { h, ips in ips.map { RawValue.string("\(h)=\($0)") } }.sorted {
+                        ($0.string ?? "") < ($1.string ?? "")
+                    })
             case "secrets":
                 var marks: [String: Mark] = [:]
                 let refs = try fileReferences(x, kp, secrets: true, marks: &marks, key: key)
@@ -459,9 +505,10 @@ struct ModelDecoder {
                 if let items = x.sequence {
                     b.other[key] = .list(items.map { .string(text($0)) })
                 } else {
-                    b.other[key] = .list((x.mapping ?? []).map { p in
-                        .string(p.value.isNull ? (p.key.text ?? "") : "\(p.key.text ?? "")=\(text(p.value))")
-                    }.sorted { ($0.string ?? "") < ($1.string ?? "") })
+                    b.other[key] = .list(
+                        (x.mapping ?? []).map { p in
+                            .string(p.value.isNull ? (p.key.text ?? "") : "\(p.key.text ?? "")=\(text(p.value))")
+                        }.sorted { ($0.string ?? "") < ($1.string ?? "") })
                 }
             default: b.other[key] = x.raw
             }
@@ -472,9 +519,13 @@ struct ModelDecoder {
     func healthcheck(_ v: Node, _ path: String) throws -> Healthcheck {
         var h = Healthcheck()
         for p in v.mapping ?? [] {
-            let key = p.key.text ?? "", x = p.value
+            let key = p.key.text ?? ""
+            let x = p.value
             var kp: String { joinPath(path, key) }
-            if key.hasPrefix("x-") { h.extensions[key] = x.raw; continue }
+            if key.hasPrefix("x-") {
+                h.extensions[key] = x.raw
+                continue
+            }
             switch key {
             case "test":
                 if let items = x.sequence { h.test = items.map(text) } else { h.test = ["CMD-SHELL", text(x)] }
@@ -491,7 +542,9 @@ struct ModelDecoder {
             }
         }
         if let test = h.test, let first = test.first, !["CMD", "CMD-SHELL", "NONE"].contains(first) {
-            throw ComposeError("healthcheck.test must start either by \"CMD\", \"CMD-SHELL\" or \"NONE\"", at: v["test"]?.mark ?? v.mark, key: path + ".test")
+            throw ComposeError(
+                "healthcheck.test must start either by \"CMD\", \"CMD-SHELL\" or \"NONE\"",
+                at: v["test"]?.mark ?? v.mark, key: path + ".test")
         }
         return h
     }
@@ -500,9 +553,13 @@ struct ModelDecoder {
         if v.isNull { return nil }
         var d = Deploy()
         for p in v.mapping ?? [] {
-            let key = p.key.text ?? "", x = p.value
+            let key = p.key.text ?? ""
+            let x = p.value
             var kp: String { joinPath(path, key) }
-            if key.hasPrefix("x-") { d.extensions[key] = x.raw; continue }
+            if key.hasPrefix("x-") {
+                d.extensions[key] = x.raw
+                continue
+            }
             switch key {
             case "mode": d.mode = text(x)
             case "endpoint_mode": d.endpointMode = text(x)
@@ -551,9 +608,10 @@ struct ModelDecoder {
                     switch qk {
                     case "constraints": m[qk] = .list(strings(q.value).map(RawValue.string))
                     case "preferences":
-                        m[qk] = .list((q.value.sequence ?? []).map { pref in
-                            .map(pref["spread"].map { ["spread": RawValue.string(text($0))] } ?? [:])
-                        })
+                        m[qk] = .list(
+                            (q.value.sequence ?? []).map { pref in
+                                .map(pref["spread"].map { ["spread": RawValue.string(text($0))] } ?? [:])
+                            })
                     case "max_replicas_per_node": m[qk] = .int(try int(q.value, qp))
                     default: break
                     }
@@ -568,24 +626,31 @@ struct ModelDecoder {
     func resource(_ v: Node, _ path: String) throws -> Resource {
         var r = Resource()
         for p in v.mapping ?? [] {
-            let key = p.key.text ?? "", x = p.value
+            let key = p.key.text ?? ""
+            let x = p.value
             var kp: String { joinPath(path, key) }
-            if key.hasPrefix("x-") { r.extensions[key] = x.raw; continue }
+            if key.hasPrefix("x-") {
+                r.extensions[key] = x.raw
+                continue
+            }
             switch key {
             case "cpus": r.cpus = try cpus(x, kp)
             case "memory": r.memory = try bytes(x, kp)
             case "pids": r.pids = Int64(try int(x, kp))
             case "devices":
-                r.other[key] = .list((x.sequence ?? []).map { dev in
-                    deviceRequest(dev)
-                })
+                r.other[key] = .list(
+                    (x.sequence ?? []).map { dev in
+                        deviceRequest(dev)
+                    })
             default: r.other[key] = x.raw
             }
         }
         return r
     }
 
-    func fileReferences(_ v: Node, _ path: String, secrets: Bool, marks: inout [String: Mark], key: String) throws -> [FileReference] {
+    func fileReferences(_ v: Node, _ path: String, secrets: Bool, marks: inout [String: Mark], key: String) throws
+        -> [FileReference]
+    {
         var refs: [FileReference] = []
         for (i, e) in (v.sequence ?? []).enumerated() {
             let ip = indexPath(path, i)
@@ -606,11 +671,14 @@ struct ModelDecoder {
         var hosts: [String: [String]] = [:]
         for (i, item) in (v.sequence ?? []).enumerated() {
             let s = text(item)
-            var host = "", ip = ""
+            var host = ""
+            var ip = ""
             if let eq = s.firstIndex(of: "=") {
-                host = String(s[..<eq]); ip = String(s[s.index(after: eq)...])
+                host = String(s[..<eq])
+                ip = String(s[s.index(after: eq)...])
             } else if let colon = s.firstIndex(of: ":") {
-                host = String(s[..<colon]); ip = String(s[s.index(after: colon)...])
+                host = String(s[..<colon])
+                ip = String(s[s.index(after: colon)...])
             } else {
                 throw ComposeError("invalid additional host, missing IP: \(s)", at: item.mark, key: indexPath(path, i))
             }
@@ -619,7 +687,9 @@ struct ModelDecoder {
             }
             for part in ip.split(separator: ",", omittingEmptySubsequences: false) {
                 var addr = String(part)
-                if addr.count > 2, addr.hasPrefix("["), addr.hasSuffix("]") { addr = String(addr.dropFirst().dropLast()) }
+                if addr.count > 2, addr.hasPrefix("["), addr.hasSuffix("]") {
+                    addr = String(addr.dropFirst().dropLast())
+                }
                 hosts[host, default: []].append(addr)
             }
         }
@@ -629,18 +699,26 @@ struct ModelDecoder {
     func serviceNetwork(_ v: Node, _ path: String) throws -> ServiceNetwork {
         var n = ServiceNetwork()
         for p in v.mapping ?? [] {
-            let key = p.key.text ?? "", x = p.value
+            let key = p.key.text ?? ""
+            let x = p.value
             var kp: String { joinPath(path, key) }
-            if key.hasPrefix("x-") { n.extensions[key] = x.raw; continue }
+            if key.hasPrefix("x-") {
+                n.extensions[key] = x.raw
+                continue
+            }
             switch key {
             case "aliases": n.aliases = strings(x)
             case "ipv4_address":
                 let a = text(x)
-                guard PortSpec.isIPv4(a) else { throw ComposeError("invalid IPv4 address \"\(a)\"", at: x.mark, key: kp) }
+                guard PortSpec.isIPv4(a) else {
+                    throw ComposeError("invalid IPv4 address \"\(a)\"", at: x.mark, key: kp)
+                }
                 n.ipv4Address = a
             case "ipv6_address":
                 let a = text(x)
-                guard PortSpec.isIPAddress(a), a.contains(":") else { throw ComposeError("invalid IPv6 address \"\(a)\"", at: x.mark, key: kp) }
+                guard PortSpec.isIPAddress(a), a.contains(":") else {
+                    throw ComposeError("invalid IPv6 address \"\(a)\"", at: x.mark, key: kp)
+                }
                 n.ipv6Address = a
             case "priority": n.priority = Int(try int64(x, kp))
             case "gw_priority": n.gwPriority = Int(try int64(x, kp))
@@ -657,10 +735,13 @@ struct ModelDecoder {
     func ports(_ v: Node, _ path: String) throws -> [ServicePort] {
         try (v.sequence ?? []).enumerated().map { i, e in
             let ip = indexPath(path, i)
-            guard let t = e["target"] else { throw ComposeError("missing required key \"target\"", at: e.mark, key: ip) }
+            guard let t = e["target"] else {
+                throw ComposeError("missing required key \"target\"", at: e.mark, key: ip)
+            }
             let target = try int(t, ip + ".target")
             guard (0...65535).contains(target) else {
-                throw ComposeError("invalid port \(target): must be between 0 and 65535", at: t.mark, key: ip + ".target")
+                throw ComposeError(
+                    "invalid port \(target): must be between 0 and 65535", at: t.mark, key: ip + ".target")
             }
             var port = ServicePort(target: target)
             port.name = e["name"].map(text)
@@ -670,17 +751,22 @@ struct ModelDecoder {
                 let s = text(pub)
                 if !s.isEmpty {
                     guard PortSpec.range(s) != nil else {
-                        throw ComposeError("invalid published port \"\(s)\": must be a port (0-65535) or a range", at: pub.mark, key: ip + ".published")
+                        throw ComposeError(
+                            "invalid published port \"\(s)\": must be a port (0-65535) or a range", at: pub.mark,
+                            key: ip + ".published")
                     }
                     port.published = s
                 }
             }
             port.protocol = e["protocol"].map(text) ?? "tcp"
             if let proto = port.protocol, !["tcp", "udp", "sctp"].contains(proto.lowercased()) {
-                throw ComposeError("invalid protocol \"\(proto)\": must be tcp, udp or sctp", at: e["protocol"]!.mark, key: ip + ".protocol")
+                throw ComposeError(
+                    "invalid protocol \"\(proto)\": must be tcp, udp or sctp", at: e["protocol"]!.mark,
+                    key: ip + ".protocol")
             }
             if let mode = port.mode, mode != "ingress" && mode != "host" {
-                throw ComposeError("invalid port mode \"\(mode)\": must be ingress or host", at: e["mode"]!.mark, key: ip + ".mode")
+                throw ComposeError(
+                    "invalid port mode \"\(mode)\": must be ingress or host", at: e["mode"]!.mark, key: ip + ".mode")
             }
             port.appProtocol = e["app_protocol"].map(text)
             port.extensions = extensions(e)
@@ -695,17 +781,23 @@ struct ModelDecoder {
         if target.isEmpty && type != "image" {
             throw ComposeError("service volume is missing a mount target", at: e.mark, key: path)
         }
-        var vol = ServiceVolume(type: type, source: e["source"].map(text).flatMap { $0.isEmpty ? nil : $0 },
-                                target: target.isEmpty ? "" : PathUtil.clean(target))
+        var vol = ServiceVolume(
+            type: type, source: e["source"].map(text).flatMap { $0.isEmpty ? nil : $0 },
+            target: target.isEmpty ? "" : PathUtil.clean(target))
         if let r = e["read_only"] { vol.readOnly = try bool(r, path + ".read_only") }
         vol.consistency = e["consistency"].map(text)
         if let b = e["bind"] {
             var bind = BindOptions()
             bind.propagation = b["propagation"].map(text)
-            if let propagation = bind.propagation, !["rprivate", "private", "rshared", "shared", "rslave", "slave"].contains(propagation) {
-                throw ComposeError("invalid propagation \"\(propagation)\"", at: b["propagation"]!.mark, key: path + ".bind.propagation")
+            if let propagation = bind.propagation,
+                !["rprivate", "private", "rshared", "shared", "rslave", "slave"].contains(propagation)
+            {
+                throw ComposeError(
+                    "invalid propagation \"\(propagation)\"", at: b["propagation"]!.mark,
+                    key: path + ".bind.propagation")
             }
-            bind.createHostPath = try b["create_host_path"].map { try bool($0, path + ".bind.create_host_path") } ?? true
+            bind.createHostPath =
+                try b["create_host_path"].map { try bool($0, path + ".bind.create_host_path") } ?? true
             bind.selinux = b["selinux"].map(text)
             bind.recursive = b["recursive"].map(text)
             bind.extensions = extensions(b)
@@ -723,7 +815,9 @@ struct ModelDecoder {
             var opts = TmpfsOptions()
             if let size = t["size"] {
                 let b = try bytes(size, path + ".tmpfs.size")
-                guard b >= 0 else { throw ComposeError("must be greater than or equal to 0", at: size.mark, key: path + ".tmpfs.size") }
+                guard b >= 0 else {
+                    throw ComposeError("must be greater than or equal to 0", at: size.mark, key: path + ".tmpfs.size")
+                }
                 opts.size = b
             }
             if let mode = t["mode"] { opts.mode = try fileMode(mode, path + ".tmpfs.mode") }

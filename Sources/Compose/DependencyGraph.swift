@@ -9,7 +9,10 @@ import YAML
 public struct DependencyGraph {
     public struct Edge: Hashable {
         public enum Kind: String {
-            case dependsOn = "depends_on", link = "links", networkMode = "network_mode", volumesFrom = "volumes_from"
+            case dependsOn = "depends_on"
+            case link = "links"
+            case networkMode = "network_mode"
+            case volumesFrom = "volumes_from"
         }
 
         /// `from` depends on `to`: `to` starts first.
@@ -142,7 +145,8 @@ public struct DependencyGraph {
         cycle = Array(cycle[smallest...] + cycle[..<smallest])
         let closingFrom = names[cycle.last!]
         let closingTo = names[cycle[0]]
-        let closing = edges.first { $0.from == closingFrom && $0.to == closingTo && $0.mark != nil }
+        let closing =
+            edges.first { $0.from == closingFrom && $0.to == closingTo && $0.mark != nil }
             ?? edges.first { $0.from == closingFrom && $0.to == closingTo }
         let route = (cycle + [cycle[0]]).map { names[$0] }.joined(separator: " -> ")
         var message = "dependency cycle: \(route)"

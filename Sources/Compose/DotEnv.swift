@@ -16,7 +16,9 @@ import YAML
 /// .env files in compose), then among the keys defined earlier in the same text. A key defined
 /// twice keeps its first position with the last value.
 public enum DotEnv {
-    public static func parse(_ text: String, file: String, lookup: (String) -> String?) throws -> [(key: String, value: String)] {
+    public static func parse(_ text: String, file: String, lookup: (String) -> String?) throws -> [(
+        key: String, value: String
+    )] {
         try withoutActuallyEscaping(lookup) { lookup in
             var parser = Parser(text: text, file: file, lookup: lookup)
             try parser.run()
@@ -98,7 +100,9 @@ public enum DotEnv {
                 if position > keyStart, isKeyByte(current) {
                     throw error("variable name \"\(key)\" cannot contain a space", at: afterKey)
                 }
-                throw error("unexpected character \"\(currentCharacter)\" in variable name (allowed: letters, digits, _ . - [ ])", at: mark)
+                throw error(
+                    "unexpected character \"\(currentCharacter)\" in variable name (allowed: letters, digits, _ . - [ ])",
+                    at: mark)
             }
             guard !key.isEmpty else { throw error("missing variable name before \"\(currentCharacter)\"", at: start) }
             advance()
@@ -155,12 +159,15 @@ public enum DotEnv {
                 raw.append(byte)
             }
             guard closed else {
-                throw error("unterminated quoted value: the \(quote == singleQuote ? "'" : "\"") opened here is never closed", at: start)
+                throw error(
+                    "unterminated quoted value: the \(quote == singleQuote ? "'" : "\"") opened here is never closed",
+                    at: start)
             }
             skipSpaces()
             if !atEnd, current == hash { skipToEndOfLine() }
             guard atEnd || current == newline else {
-                throw error("unexpected \"\(currentCharacter)\" after the closing quote (a comment needs \" #\")", at: mark)
+                throw error(
+                    "unexpected \"\(currentCharacter)\" after the closing quote (a comment needs \" #\")", at: mark)
             }
             if quote == singleQuote { return String(decoding: raw, as: UTF8.self) }
             return try interpolate(raw, at: start)

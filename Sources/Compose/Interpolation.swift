@@ -43,14 +43,18 @@ public final class Interpolator {
         let mark: Mark
 
         func invalid(_ reason: String) -> ComposeError {
-            ComposeError("invalid interpolation format in \"\(text)\": \(reason); use \"$$\" for a literal \"$\"", at: mark)
+            ComposeError(
+                "invalid interpolation format in \"\(text)\": \(reason); use \"$$\" for a literal \"$\"", at: mark)
         }
     }
 
     private enum Operator: String {
-        case defaultIfUnsetOrEmpty = ":-", defaultIfUnset = "-"
-        case requiredNonEmpty = ":?", required = "?"
-        case alternativeIfNonEmpty = ":+", alternativeIfSet = "+"
+        case defaultIfUnsetOrEmpty = ":-"
+        case defaultIfUnset = "-"
+        case requiredNonEmpty = ":?"
+        case required = "?"
+        case alternativeIfNonEmpty = ":+"
+        case alternativeIfSet = "+"
     }
 
     /// Appends the substituted form of `bytes[range]` to `out`.
@@ -83,11 +87,15 @@ public final class Interpolator {
     }
 
     /// Handles one `${...}` starting at `start` (the `$`); returns the index after its `}`.
-    private func substituteBraced(_ bytes: [UInt8], from start: Int, end: Int, into out: inout [UInt8], context: Context) throws -> Int {
+    private func substituteBraced(
+        _ bytes: [UInt8], from start: Int, end: Int, into out: inout [UInt8], context: Context
+    ) throws -> Int {
         let nameStart = start + 2
         guard nameStart < end else { throw context.invalid("\"${\" is not closed") }
         guard isNameStart(bytes[nameStart]) else {
-            throw context.invalid("\"${\" must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*), found \"\(snippet(bytes, nameStart, end))\"")
+            throw context.invalid(
+                "\"${\" must be followed by a variable name ([A-Za-z_][A-Za-z0-9_]*), found \"\(snippet(bytes, nameStart, end))\""
+            )
         }
         var j = nameStart + 1
         while j < end, isNameContinue(bytes[j]) { j += 1 }
@@ -108,14 +116,18 @@ public final class Interpolator {
             case question: op = .requiredNonEmpty
             case plus: op = .alternativeIfNonEmpty
             default:
-                throw context.invalid("unexpected \"\(snippet(bytes, j, end))\" after \"${\(variable)\" (expected \"}\", \":-\", \"-\", \":?\", \"?\", \":+\" or \"+\")")
+                throw context.invalid(
+                    "unexpected \"\(snippet(bytes, j, end))\" after \"${\(variable)\" (expected \"}\", \":-\", \"-\", \":?\", \"?\", \":+\" or \"+\")"
+                )
             }
             argStart = j + 2
         case minus: op = .defaultIfUnset
         case question: op = .required
         case plus: op = .alternativeIfSet
         default:
-            throw context.invalid("unexpected \"\(snippet(bytes, j, end))\" after \"${\(variable)\" (expected \"}\", \":-\", \"-\", \":?\", \"?\", \":+\" or \"+\")")
+            throw context.invalid(
+                "unexpected \"\(snippet(bytes, j, end))\" after \"${\(variable)\" (expected \"}\", \":-\", \"-\", \":?\", \"?\", \":+\" or \"+\")"
+            )
         }
 
         // The argument runs to the "}" that balances the opening one; braces inside it nest.
@@ -157,7 +169,7 @@ public final class Interpolator {
             if op == .alternativeIfSet ? isSet : isNonEmpty {
                 try substitute(bytes, argument, into: &out, context: context)
             } else if let value {
-                out.append(contentsOf: value.utf8)   // set but empty: stays empty
+                out.append(contentsOf: value.utf8)  // set but empty: stays empty
             }
         }
         return k + 1

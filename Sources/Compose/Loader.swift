@@ -66,13 +66,15 @@ public struct ProjectOptions {
     /// then keeps its intermediate trees instead of spending time freeing them.
     public var fastExit = false
 
-    public init(files: [String] = [], projectName: String? = nil, profiles: [String] = [],
-                envFiles: [String] = [], projectDirectory: String? = nil,
-                workingDirectory: String = FileManager.default.currentDirectoryPath,
-                environment: [String: String] = ProcessInfo.processInfo.environment,
-                interpolate: Bool = true, services: [String] = [],
-                readStdin: @escaping () -> String = { String(decoding: StandardStreams.readInput(), as: UTF8.self) },
-                warn: @escaping (String) -> Void = { StandardStreams.writeError("WARN: \($0)\n") }) {
+    public init(
+        files: [String] = [], projectName: String? = nil, profiles: [String] = [],
+        envFiles: [String] = [], projectDirectory: String? = nil,
+        workingDirectory: String = FileManager.default.currentDirectoryPath,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        interpolate: Bool = true, services: [String] = [],
+        readStdin: @escaping () -> String = { String(decoding: StandardStreams.readInput(), as: UTF8.self) },
+        warn: @escaping (String) -> Void = { StandardStreams.writeError("WARN: \($0)\n") }
+    ) {
         self.files = files
         self.projectName = projectName
         self.profiles = profiles
@@ -89,8 +91,10 @@ public struct ProjectOptions {
 
 public enum ComposeLoader {
     public static let defaultFileNames = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"]
-    public static let defaultOverrideFileNames = ["compose.override.yml", "compose.override.yaml",
-                                                  "docker-compose.override.yml", "docker-compose.override.yaml"]
+    public static let defaultOverrideFileNames = [
+        "compose.override.yml", "compose.override.yaml",
+        "docker-compose.override.yml", "docker-compose.override.yaml",
+    ]
 
     public static func load(_ options: ProjectOptions) throws -> Project {
         let context = LoadContext(options: options)
@@ -108,7 +112,9 @@ public enum ComposeLoader {
     }
 
     static func invalidProjectName(_ v: String) -> ComposeError {
-        ComposeError("invalid project name \"\(v)\": must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number")
+        ComposeError(
+            "invalid project name \"\(v)\": must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
+        )
     }
 }
 
@@ -162,7 +168,9 @@ final class LoadContext {
                 let dotEnv = PathUtil.join(projectDir ?? cwd, ".env")
                 if isFile(dotEnv), let vars = try? readEnvFile(dotEnv, lookup: { self.environment[$0] }) {
                     composeFile = vars.first(where: { $0.key == "COMPOSE_FILE" })?.value
-                    if let sep = vars.first(where: { $0.key == "COMPOSE_PATH_SEPARATOR" })?.value, environment["COMPOSE_PATH_SEPARATOR"] == nil {
+                    if let sep = vars.first(where: { $0.key == "COMPOSE_PATH_SEPARATOR" })?.value,
+                        environment["COMPOSE_PATH_SEPARATOR"] == nil
+                    {
                         environment["COMPOSE_PATH_SEPARATOR"] = sep
                     }
                 }
@@ -232,15 +240,20 @@ final class LoadContext {
         environment["COMPOSE_PROJECT_NAME"] = name
 
         // Load each file and merge.
-        let interpolator: Interpolator? = options.interpolate ? Interpolator(lookup: { [environment] in environment[$0] }) : nil
+        let interpolator: Interpolator? =
+            options.interpolate ? Interpolator(lookup: { [environment] in environment[$0] }) : nil
         if let interpolator { interpolators.append(interpolator) }
         var model: Node? = nil
         for (path, root) in roots {
             guard let root else { continue }
-            let fileNode = try loadFile(root, path: path, contextDir: workingDir, interpolator: interpolator,
-                                        environment: environment, includeStack: [path])
+            let fileNode = try loadFile(
+                root, path: path, contextDir: workingDir, interpolator: interpolator,
+                environment: environment, includeStack: [path])
             model = model.map { Merger.mergeRoot($0, fileNode) } ?? fileNode.strippingTags()
-            if options.fastExit { ProcessLifetime.keep(root); ProcessLifetime.keep(fileNode) }
+            if options.fastExit {
+                ProcessLifetime.keep(root)
+                ProcessLifetime.keep(fileNode)
+            }
         }
         if options.fastExit, let model { ProcessLifetime.keep(model) }
         guard var merged = model, let pairs = merged.mapping, !pairs.isEmpty else {
@@ -254,7 +267,8 @@ final class LoadContext {
         // Typed model, normalization, profiles, environment, consistency.
         // Services are decoded in parallel: warnings are collected, then passed on in order.
         let sink = WarningSink()
-        var project = try ModelDecoder(warn: sink.add).project(merged, name: name, workingDir: workingDir) { node, name in
+        var project = try ModelDecoder(warn: sink.add).project(merged, name: name, workingDir: workingDir) {
+            node, name in
             try resolver.service(Unicity.service(node), path: "services.\(name)")
         }
         for w in sink.messages { options.warn(w) }
@@ -286,9 +300,13 @@ final class LoadContext {
 
     func uniqueServices(_ model: Node) -> Node {
         guard let services = model["services"], let pairs = services.mapping else { return model }
-        return model.setting("services", services.withValue(.mapping(pairs.map {
-            Node.Pair(key: $0.key, value: Unicity.service($0.value))
-        })))
+        return model.setting(
+            "services",
+            services.withValue(
+                .mapping(
+                    pairs.map {
+                        Node.Pair(key: $0.key, value: Unicity.service($0.value))
+                    })))
     }
 
     // MARK: - Discovery and files
@@ -299,14 +317,16 @@ final class LoadContext {
             let candidates = ComposeLoader.defaultFileNames.map { PathUtil.join(dir, $0) }.filter(isFile)
             if let winner = candidates.first {
                 if candidates.count > 1 {
-                    options.warn("Found multiple config files with supported names: \(candidates.joined(separator: ", "))")
+                    options.warn(
+                        "Found multiple config files with supported names: \(candidates.joined(separator: ", "))")
                     options.warn("Using \(winner)")
                 }
                 var result = [winner]
                 let overrides = ComposeLoader.defaultOverrideFileNames.map { PathUtil.join(dir, $0) }.filter(isFile)
                 if let o = overrides.first {
                     if overrides.count > 1 {
-                        options.warn("Found multiple override files with supported names: \(overrides.joined(separator: ", "))")
+                        options.warn(
+                            "Found multiple override files with supported names: \(overrides.joined(separator: ", "))")
                         options.warn("Using \(o)")
                     }
                     result.append(o)
@@ -344,11 +364,17 @@ final class LoadContext {
     static func firstInvalidUTF8(_ data: Data, file: String) -> Mark {
         var parser = Unicode.UTF8.ForwardParser()
         var bytes = data.makeIterator()
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         while true {
             switch parser.parseScalar(from: &bytes) {
             case .valid(let encoded):
-                if encoded.first == 0x0a { line += 1; column = 1 } else { column += 1 }
+                if encoded.first == 0x0a {
+                    line += 1
+                    column = 1
+                } else {
+                    column += 1
+                }
             case .error, .emptyInput:
                 return Mark(file: file, line: line, column: column)
             }
@@ -384,7 +410,9 @@ final class LoadContext {
                 text = try interpolator.interpolate(text, at: n.mark)
             }
             let normalized = ComposeLoader.normalizeProjectName(text)
-            guard !normalized.isEmpty else { throw ComposeError("project name must not be empty", at: n.mark, key: "name") }
+            guard !normalized.isEmpty else {
+                throw ComposeError("project name must not be empty", at: n.mark, key: "name")
+            }
             return normalized
         }
         let normalized = ComposeLoader.normalizeProjectName(PathUtil.basename(workingDir))
@@ -397,21 +425,26 @@ final class LoadContext {
     /// Interpolates, validates and canonicalizes one parsed file, then applies its `include`
     /// and `extends`. `contextDir` is the directory relative `include` and `extends.file` paths
     /// are resolved against (the project directory).
-    func loadFile(_ root: Node, path: String, contextDir: String, interpolator: Interpolator?,
-                  environment env: [String: String], includeStack: [String]) throws -> Node {
+    func loadFile(
+        _ root: Node, path: String, contextDir: String, interpolator: Interpolator?,
+        environment env: [String: String], includeStack: [String]
+    ) throws -> Node {
         var node = root
         if let interpolator { node = try interpolateFile(node, interpolator, environment: env) }
         try SchemaValidator.validate(node, skippingServiceBodies: true)
         if node["version"] != nil {
             if warnedVersion.insert(path).inserted {
-                options.warn("\(path): the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion")
+                options.warn(
+                    "\(path): the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+                )
             }
             node = node.setting("version", nil)
         }
         node = try Canonical.file(node, validateServices: true, warn: options.warn)
         if let include = node["include"] {
-            node = try applyInclude(include, to: node.setting("include", nil), contextDir: contextDir,
-                                    environment: env, includeStack: includeStack)
+            node = try applyInclude(
+                include, to: node.setting("include", nil), contextDir: contextDir,
+                environment: env, includeStack: includeStack)
         }
         node = try applyExtends(node, file: path, contextDir: contextDir, interpolator: interpolator)
         return node
@@ -427,7 +460,8 @@ final class LoadContext {
     /// its own `Interpolator` (their unset variables are reported after `interpolator`'s).
     func interpolateFile(_ root: Node, _ interpolator: Interpolator, environment env: [String: String]) throws -> Node {
         guard var pairs = root.mapping, let i = pairs.firstIndex(where: { $0.key.text == "services" }),
-              let services = pairs[i].value.mapping, services.count >= 48 else {
+            let services = pairs[i].value.mapping, services.count >= 48
+        else {
             return try interpolate(root, interpolator)
         }
         let done = try parallelMap(services) { p -> (Node.Pair, Interpolator) in
@@ -476,15 +510,19 @@ final class LoadContext {
 
     // MARK: - include
 
-    func applyInclude(_ include: Node, to model: Node, contextDir: String, environment env: [String: String],
-                      includeStack: [String]) throws -> Node {
+    func applyInclude(
+        _ include: Node, to model: Node, contextDir: String, environment env: [String: String],
+        includeStack: [String]
+    ) throws -> Node {
         var model = model
         for (i, entry) in (include.sequence ?? []).enumerated() {
             let keyPath = indexPath("include", i)
             var paths: [(String, Mark)] = []
             if let p = entry["path"] {
                 if let items = p.sequence {
-                    paths = items.compactMap { n in n.text.map { (PathUtil.absolute($0, base: contextDir, home: home), n.mark) } }
+                    paths = items.compactMap { n in
+                        n.text.map { (PathUtil.absolute($0, base: contextDir, home: home), n.mark) }
+                    }
                 } else if let t = p.text {
                     paths = [(PathUtil.absolute(t, base: contextDir, home: home), p.mark)]
                 }
@@ -497,7 +535,9 @@ final class LoadContext {
                 projectDir = PathUtil.absolute(pd, base: contextDir, home: home)
             }
             if includeStack.contains(first.0) {
-                throw ComposeError("include cycle detected: \((includeStack + [first.0]).joined(separator: " -> "))", at: first.1, key: keyPath + ".path")
+                throw ComposeError(
+                    "include cycle detected: \((includeStack + [first.0]).joined(separator: " -> "))", at: first.1,
+                    key: keyPath + ".path")
             }
             // The included project's environment: ours, plus its env files for what we lack.
             var envFiles: [String] = []
@@ -521,7 +561,8 @@ final class LoadContext {
                     includedEnv[k] = v
                 }
             }
-            let interpolator: Interpolator? = options.interpolate ? Interpolator(lookup: { [includedEnv] in includedEnv[$0] }) : nil
+            let interpolator: Interpolator? =
+                options.interpolate ? Interpolator(lookup: { [includedEnv] in includedEnv[$0] }) : nil
             if let interpolator { interpolators.append(interpolator) }
             var included: Node? = nil
             for (file, mark) in paths {
@@ -539,8 +580,9 @@ final class LoadContext {
                 }
                 guard let root else { continue }
                 guard root.isMapping else { throw ComposeError("top-level object must be a mapping", at: root.mark) }
-                let fileNode = try loadFile(root, path: file, contextDir: projectDir, interpolator: interpolator,
-                                            environment: includedEnv, includeStack: includeStack + [file])
+                let fileNode = try loadFile(
+                    root, path: file, contextDir: projectDir, interpolator: interpolator,
+                    environment: includedEnv, includeStack: includeStack + [file])
                 included = included.map { Merger.mergeRoot($0, fileNode) } ?? fileNode.strippingTags()
             }
             guard var imported = included else { continue }
@@ -555,7 +597,9 @@ final class LoadContext {
                 for p in fromPairs {
                     let name = p.key.text ?? ""
                     if let j = index[name] {
-                        pairs[j].value = key == "services" ? Merger.mergeService(p.value, pairs[j].value)
+                        pairs[j].value =
+                            key == "services"
+                            ? Merger.mergeService(p.value, pairs[j].value)
                             : Merger.mergeResource(p.value, pairs[j].value)
                     } else {
                         index[name] = pairs.count
@@ -582,7 +626,8 @@ final class LoadContext {
 
     func applyExtends(_ model: Node, file: String, contextDir: String, interpolator: Interpolator?) throws -> Node {
         guard let servicesNode = model["services"], let pairs = servicesNode.mapping,
-              pairs.contains(where: { $0.value["extends"] != nil }) else { return model }
+            pairs.contains(where: { $0.value["extends"] != nil })
+        else { return model }
         var services: [String: Node] = [:]
         for p in pairs { services[p.key.text ?? ""] = p.value }
         var unit = ExtendsFile(path: file, dir: contextDir, services: services, order: pairs.map { $0.key.text ?? "" })
@@ -590,14 +635,20 @@ final class LoadContext {
         for name in unit.order {
             _ = try resolveExtends(name, in: &unit, resolved: &resolved, chain: [], interpolator: interpolator)
         }
-        return model.setting("services", servicesNode.withValue(.mapping(pairs.map { p in
-            Node.Pair(key: p.key, value: resolved[p.key.text ?? ""] ?? p.value)
-        })))
+        return model.setting(
+            "services",
+            servicesNode.withValue(
+                .mapping(
+                    pairs.map { p in
+                        Node.Pair(key: p.key, value: resolved[p.key.text ?? ""] ?? p.value)
+                    })))
     }
 
     /// The service `name` of `unit` with its `extends` chain applied.
-    func resolveExtends(_ name: String, in unit: inout ExtendsFile, resolved: inout [String: Node],
-                        chain: [String], interpolator: Interpolator?) throws -> Node {
+    func resolveExtends(
+        _ name: String, in unit: inout ExtendsFile, resolved: inout [String: Node],
+        chain: [String], interpolator: Interpolator?
+    ) throws -> Node {
         if let done = resolved[name] { return done }
         guard let service = unit.services[name] else { throw ComposeError("service \"\(name)\" not found") }
         guard let ext = service["extends"], ext.isMapping, let ref = ext["service"]?.text else {
@@ -607,26 +658,34 @@ final class LoadContext {
         let here = "\(name) in \(unit.path)"
         let keyPath = "services.\(name).extends"
         if chain.contains(here) {
-            throw ComposeError("circular reference: \((chain + [here]).joined(separator: " extends "))", at: ext.mark, key: keyPath)
+            throw ComposeError(
+                "circular reference: \((chain + [here]).joined(separator: " extends "))", at: ext.mark, key: keyPath)
         }
         var base: Node
         if let fileNode = ext["file"], let fileText = fileNode.text {
             let path = PathUtil.absolute(fileText, base: unit.dir, home: home)
-            var other = try extendsFile(path, mark: fileNode.mark, keyPath: keyPath + ".file", interpolator: interpolator)
+            var other = try extendsFile(
+                path, mark: fileNode.mark, keyPath: keyPath + ".file", interpolator: interpolator)
             guard other.services[ref] != nil else {
-                throw ComposeError("cannot extend service \"\(name)\" in \(unit.path): service \"\(ref)\" not found in \(fileText)", at: ext.mark, key: keyPath)
+                throw ComposeError(
+                    "cannot extend service \"\(name)\" in \(unit.path): service \"\(ref)\" not found in \(fileText)",
+                    at: ext.mark, key: keyPath)
             }
             var otherResolved: [String: Node] = [:]
-            base = try resolveExtends(ref, in: &other, resolved: &otherResolved, chain: chain + [here], interpolator: interpolator)
+            base = try resolveExtends(
+                ref, in: &other, resolved: &otherResolved, chain: chain + [here], interpolator: interpolator)
             base = try PathResolver(base: other.dir, home: home).service(base, path: "services.\(ref)")
         } else {
             guard unit.services[ref] != nil else {
-                throw ComposeError("cannot extend service \"\(name)\" in \(unit.path): service \"\(ref)\" not found", at: ext.mark, key: keyPath)
+                throw ComposeError(
+                    "cannot extend service \"\(name)\" in \(unit.path): service \"\(ref)\" not found", at: ext.mark,
+                    key: keyPath)
             }
             if ref == name {
                 throw ComposeError("circular reference: \(here) extends itself", at: ext.mark, key: keyPath)
             }
-            base = try resolveExtends(ref, in: &unit, resolved: &resolved, chain: chain + [here], interpolator: interpolator)
+            base = try resolveExtends(
+                ref, in: &unit, resolved: &resolved, chain: chain + [here], interpolator: interpolator)
         }
         var merged = Merger.mergeService(base.setting("extends", nil).strippingTags(), service.setting("extends", nil))
         merged = merged.setting("extends", nil)
@@ -662,7 +721,8 @@ final class LoadContext {
         }
         var services: [String: Node] = [:]
         for p in pairs { services[p.key.text ?? ""] = p.value }
-        let unit = ExtendsFile(path: path, dir: PathUtil.dirname(path), services: services, order: pairs.map { $0.key.text ?? "" })
+        let unit = ExtendsFile(
+            path: path, dir: PathUtil.dirname(path), services: services, order: pairs.map { $0.key.text ?? "" })
         otherFiles[path] = unit
         return unit
     }

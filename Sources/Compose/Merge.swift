@@ -31,32 +31,41 @@ enum Merger {
     }
 
     static func mergeResource(_ base: Node, _ override: Node) -> Node {
-        mergeMapping(base, override, rule: { key in key == "labels" ? .keyValues : .generic }) { key, b, o in
-            if key == "ipam" {
-                return mergeMapping(b, o, rule: { $0 == "config" ? .ipamConfig : .generic }, child: nil)
-            }
-            return merge(b, o, rule: key == "labels" ? .keyValues : .generic)
-        }
+        mergeMapping(
+            base, override, rule: { key in key == "labels" ? .keyValues : .generic },
+            child: { key, b, o in
+                if key == "ipam" {
+                    return mergeMapping(b, o, rule: { $0 == "config" ? .ipamConfig : .generic }, child: nil)
+                }
+                return merge(b, o, rule: key == "labels" ? .keyValues : .generic)
+            })
     }
 
     /// Merges two service definitions (also used for `extends`: base, then the extending service).
     static func mergeService(_ base: Node, _ override: Node) -> Node {
-        mergeMapping(base, override, rule: serviceRule, child: { key, b, o in
-            switch key {
-            case "build":
-                return mergeMapping(b, o, rule: { ["args", "labels", "additional_contexts"].contains($0) ? .keyValues : ($0 == "extra_hosts" ? .extraHosts : .generic) }, child: nil)
-            case "healthcheck":
-                return mergeMapping(b, o, rule: { $0 == "test" ? .replace : .generic }, child: nil)
-            case "deploy":
-                return mergeMapping(b, o, rule: { $0 == "labels" ? .keyValues : .generic }, child: nil)
-            case "ulimits":
-                return mergeMapping(b, o, rule: { _ in .ulimits }, child: nil)
-            case "volumes":
-                return merge(b, o, rule: .generic)
-            default:
-                return merge(b, o, rule: serviceRule(key))
-            }
-        })
+        mergeMapping(
+            base, override, rule: serviceRule,
+            child: { key, b, o in
+                switch key {
+                case "build":
+                    return mergeMapping(
+                        b, o,
+                        rule: {
+                            ["args", "labels", "additional_contexts"].contains($0)
+                                ? .keyValues : ($0 == "extra_hosts" ? .extraHosts : .generic)
+                        }, child: nil)
+                case "healthcheck":
+                    return mergeMapping(b, o, rule: { $0 == "test" ? .replace : .generic }, child: nil)
+                case "deploy":
+                    return mergeMapping(b, o, rule: { $0 == "labels" ? .keyValues : .generic }, child: nil)
+                case "ulimits":
+                    return mergeMapping(b, o, rule: { _ in .ulimits }, child: nil)
+                case "volumes":
+                    return merge(b, o, rule: .generic)
+                default:
+                    return merge(b, o, rule: serviceRule(key))
+                }
+            })
     }
 
     static func serviceRule(_ key: String) -> Rule {
@@ -99,7 +108,8 @@ enum Merger {
         case .ipamConfig:
             guard var items = base.sequence, let o = override.sequence else { return override.strippingTags() }
             for item in o where !item.isReset {
-                if let subnet = item["subnet"]?.text, let i = items.firstIndex(where: { $0["subnet"]?.text == subnet }) {
+                if let subnet = item["subnet"]?.text, let i = items.firstIndex(where: { $0["subnet"]?.text == subnet })
+                {
                     items[i] = mergeMapping(items[i], item, rule: { _ in .generic }, child: nil)
                 } else {
                     items.append(item.strippingTags())
@@ -121,8 +131,10 @@ enum Merger {
 
     /// Key-by-key merge of two mappings. `child` merges values present on both sides (default:
     /// `merge` with `rule(key)`).
-    static func mergeMapping(_ base: Node, _ override: Node, rule: (String) -> Rule,
-                             child: ((String, Node, Node) -> Node)?) -> Node {
+    static func mergeMapping(
+        _ base: Node, _ override: Node, rule: (String) -> Rule,
+        child: ((String, Node, Node) -> Node)?
+    ) -> Node {
         if override.isOverride { return override.strippingTags() }
         guard var pairs = base.mapping, let other = override.mapping else {
             if override.isNull { return base }
@@ -156,15 +168,22 @@ enum Merger {
 /// Removes redefinitions from sequences whose items have an identity: the later definition takes
 /// the place of the first (compose-go's EnforceUnicity).
 enum Unicity {
-    static let identified: Set<String> = ["cap_add", "cap_drop", "dns", "dns_opt", "dns_search", "links", "profiles", "tmpfs",
-                                          "expose", "ports", "volumes", "devices", "secrets", "configs", "env_file"]
+    static let identified: Set<String> = [
+        "cap_add", "cap_drop", "dns", "dns_opt", "dns_search", "links", "profiles", "tmpfs",
+        "expose", "ports", "volumes", "devices", "secrets", "configs", "env_file",
+    ]
     static func service(_ node: Node) -> Node {
         guard let pairs = node.mapping else { return node }
-        guard pairs.contains(where: { p in
-            if identified.contains(p.key.text ?? "") { return (p.value.sequence?.count ?? 0) > 1 }
-            guard p.key.text == "networks", let nets = p.value.mapping else { return false }
-            return nets.contains { ($0.value["aliases"]?.sequence?.count ?? 0) > 1 || ($0.value["link_local_ips"]?.sequence?.count ?? 0) > 1 }
-        }) else { return node }
+        guard
+            pairs.contains(where: { p in
+                if identified.contains(p.key.text ?? "") { return (p.value.sequence?.count ?? 0) > 1 }
+                guard p.key.text == "networks", let nets = p.value.mapping else { return false }
+                return nets.contains {
+                    ($0.value["aliases"]?.sequence?.count ?? 0) > 1
+                        || ($0.value["link_local_ips"]?.sequence?.count ?? 0) > 1
+                }
+            })
+        else { return node }
         var out = pairs
         for (i, p) in pairs.enumerated() {
             let key = p.key.text ?? ""
@@ -179,7 +198,8 @@ enum Unicity {
             case "ports":
                 indexer = { n in
                     guard n.isMapping else { return n.scalarString }
-                    return "\(n["host_ip"]?.text ?? "0.0.0.0"):\(n["published"]?.text ?? ""):\(n["target"]?.text ?? "")/\(n["protocol"]?.text ?? "tcp")"
+                    return
+                        "\(n["host_ip"]?.text ?? "0.0.0.0"):\(n["published"]?.text ?? ""):\(n["target"]?.text ?? "")/\(n["protocol"]?.text ?? "tcp")"
                 }
             case "volumes", "devices":
                 indexer = { n in n["target"].flatMap { $0.text.map(PathUtil.clean) } }
@@ -191,13 +211,15 @@ enum Unicity {
                 indexer = { n in n["path"]?.text }
             case "networks":
                 if let nets = p.value.mapping {
-                    out[i].value = p.value.withValue(.mapping(nets.map { np in
-                        var v = np.value
-                        for k in ["aliases", "link_local_ips"] {
-                            if let seq = v[k] { v = v.setting(k, unique(seq, { $0.scalarString })) }
-                        }
-                        return Node.Pair(key: np.key, value: v)
-                    }))
+                    out[i].value = p.value.withValue(
+                        .mapping(
+                            nets.map { np in
+                                var v = np.value
+                                for k in ["aliases", "link_local_ips"] {
+                                    if let seq = v[k] { v = v.setting(k, unique(seq, { $0.scalarString })) }
+                                }
+                                return Node.Pair(key: np.key, value: v)
+                            }))
                 }
                 continue
             default:
@@ -213,7 +235,10 @@ enum Unicity {
         var seen = Set<String>()
         var duplicate = false
         for item in items {
-            if let k = key(item), !seen.insert(k).inserted { duplicate = true; break }
+            if let k = key(item), !seen.insert(k).inserted {
+                duplicate = true
+                break
+            }
         }
         guard duplicate else { return seq }
         var result: [Node] = []

@@ -57,11 +57,13 @@ public struct Project: Sendable {
     /// Loaded with `ProjectOptions.fastExit`: rendering keeps its trees for the process lifetime.
     var fastExit = false
 
-    public init(name: String, workingDir: String, services: [Service] = [], disabledServices: [Service] = [],
-                networks: [String: Network] = [:], volumes: [String: Volume] = [:],
-                configs: [String: FileObject] = [:], secrets: [String: FileObject] = [:],
-                extensions: [String: RawValue] = [:], composeFiles: [String] = [],
-                environment: [String: String] = [:], profiles: [String] = [], interpolated: Bool = true) {
+    public init(
+        name: String, workingDir: String, services: [Service] = [], disabledServices: [Service] = [],
+        networks: [String: Network] = [:], volumes: [String: Volume] = [:],
+        configs: [String: FileObject] = [:], secrets: [String: FileObject] = [:],
+        extensions: [String: RawValue] = [:], composeFiles: [String] = [],
+        environment: [String: String] = [:], profiles: [String] = [], interpolated: Bool = true
+    ) {
         self.name = name
         self.workingDir = workingDir
         self.services = services
@@ -79,7 +81,8 @@ public struct Project: Sendable {
 
     public func service(_ name: String) -> Service? {
         // services are sorted by name: binary search
-        var lo = 0, hi = services.count
+        var lo = 0
+        var hi = services.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if services[mid].name < name { lo = mid + 1 } else { hi = mid }
@@ -184,7 +187,11 @@ public struct Service: Equatable, Sendable {
     public var dependencyEdges: [DependencyGraph.Edge] {
         var edges: [DependencyGraph.Edge] = []
         for dep in dependsOn.keys.sorted() {
-            edges.append(.init(from: name, to: dep, kind: implicitDependencies[dep].flatMap(DependencyGraph.Edge.Kind.init(rawValue:)) ?? .dependsOn, mark: marks["depends_on.\(dep)"]))
+            edges.append(
+                .init(
+                    from: name, to: dep,
+                    kind: implicitDependencies[dep].flatMap(DependencyGraph.Edge.Kind.init(rawValue:)) ?? .dependsOn,
+                    mark: marks["depends_on.\(dep)"]))
         }
         return edges
     }
@@ -278,8 +285,10 @@ public struct ServicePort: Equatable, Sendable {
     public var appProtocol: String?
     public var extensions: [String: RawValue] = [:]
 
-    public init(name: String? = nil, mode: String? = "ingress", hostIP: String? = nil, target: Int,
-                published: String? = nil, protocol: String? = "tcp", appProtocol: String? = nil) {
+    public init(
+        name: String? = nil, mode: String? = "ingress", hostIP: String? = nil, target: Int,
+        published: String? = nil, protocol: String? = "tcp", appProtocol: String? = nil
+    ) {
         self.name = name
         self.mode = mode
         self.hostIP = hostIP
@@ -383,7 +392,10 @@ public struct Ulimit: Equatable, Sendable {
     public var hard: Int?
     public var extensions: [String: RawValue] = [:]
     public init(single: Int) { self.single = single }
-    public init(soft: Int, hard: Int) { self.soft = soft; self.hard = hard }
+    public init(soft: Int, hard: Int) {
+        self.soft = soft
+        self.hard = hard
+    }
     public var effectiveSoft: Int { single ?? soft ?? 0 }
     public var effectiveHard: Int { single ?? hard ?? 0 }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import YAML
 
 // Small helpers over YAML.Node used by every loader stage.
@@ -29,7 +30,13 @@ extension Node {
         return false
     }
 
-    enum ScalarKind { case null, bool(Bool), int(Int), double(Double), string(String) }
+    enum ScalarKind {
+        case null
+        case bool(Bool)
+        case int(Int)
+        case double(Double)
+        case string(String)
+    }
 
     /// What a scalar means (YAML 1.2 core schema for plain scalars, as `Node`'s accessors
     /// resolve them), nil for collections. Most plain scalars start with a letter that cannot
@@ -41,7 +48,8 @@ extension Node {
         switch first {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
             switch first {
-            case UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"):
+            case UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"),
+                UInt8(ascii: "F"):
                 break
             default:
                 return .string(s)
@@ -56,15 +64,25 @@ extension Node {
         if let i = int { return .int(i) }
         // Only digits, signs, dots, "e" and the letters of .inf/.nan can make a float.
         let floatish = s.utf8.allSatisfy { c in
-            (c >= 48 && c <= 57) || c == 43 || c == 45 || c == 46 || c == 101 || c == 69 || c == 105 || c == 73 || c == 110 || c == 78 || c == 102 || c == 70 || c == 97 || c == 65
+            (c >= 48 && c <= 57) || c == 43 || c == 45 || c == 46 || c == 101 || c == 69 || c == 105 || c == 73
+                || c == 110 || c == 78 || c == 102 || c == 70 || c == 97 || c == 65
         }
         if floatish, let d = double { return .double(d) }
         return .string(s)
     }
 
-    var isMapping: Bool { if case .mapping = value { return true }; return false }
-    var isSequence: Bool { if case .sequence = value { return true }; return false }
-    var isScalar: Bool { if case .scalar = value { return true }; return false }
+    var isMapping: Bool {
+        if case .mapping = value { return true }
+        return false
+    }
+    var isSequence: Bool {
+        if case .sequence = value { return true }
+        return false
+    }
+    var isScalar: Bool {
+        if case .scalar = value { return true }
+        return false
+    }
 
     /// The pairs of a mapping as a dictionary from key text to index (first occurrence).
     func keyIndex() -> [String: Int] {
@@ -148,7 +166,8 @@ extension Node {
         case .sequence(let items):
             copy.value = .sequence(items.filter { !$0.isReset }.map { $0.strippingTags() })
         case .mapping(let pairs):
-            copy.value = .mapping(pairs.filter { !$0.value.isReset }.map { Pair(key: $0.key, value: $0.value.strippingTags()) })
+            copy.value = .mapping(
+                pairs.filter { !$0.value.isReset }.map { Pair(key: $0.key, value: $0.value.strippingTags()) })
         }
         return copy
     }
@@ -160,7 +179,9 @@ func containsByte(_ s: String, _ byte: UInt8) -> Bool {
     if let found = s.utf8.withContiguousStorageIfAvailable({ buffer -> Bool in
         for c in buffer where c == byte { return true }
         return false
-    }) { return found }
+    }) {
+        return found
+    }
     return s.utf8.contains(byte)
 }
 
@@ -182,7 +203,10 @@ func formatGoFloat(_ value: Double, bits: Int) -> String {
     let text = bits == 32 ? Float(d).description : d.description
     var negative = false
     var body = Substring(text)
-    if body.hasPrefix("-") { negative = true; body = body.dropFirst() }
+    if body.hasPrefix("-") {
+        negative = true
+        body = body.dropFirst()
+    }
     var exponent = 0
     if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
         exponent = Int(body[body.index(after: e)...]) ?? 0
@@ -200,7 +224,10 @@ func formatGoFloat(_ value: Double, bits: Int) -> String {
     }
     point += exponent
     // strip leading zeros
-    while digits.hasPrefix("0") && digits.count > 1 { digits.removeFirst(); point -= 1 }
+    while digits.hasPrefix("0") && digits.count > 1 {
+        digits.removeFirst()
+        point -= 1
+    }
     while digits.hasSuffix("0") && digits.count > 1 { digits.removeLast() }
     let magnitude = abs(d)
     var out: String
@@ -219,8 +246,6 @@ func formatGoFloat(_ value: Double, bits: Int) -> String {
     }
     return negative ? "-" + out : out
 }
-
-import Dispatch
 
 /// `transform` applied to every element, on all cores when there are many elements (each call
 /// must be independent). The first error, in element order, is thrown.

@@ -69,8 +69,10 @@ struct Normalizer {
             let parts = link.split(separator: ":", omittingEmptySubsequences: false)
             add(parts.count == 2 ? String(parts[0]) : link, restart: true, kind: .link, mark: s.marks["links[\(i)]"])
         }
-        let namespaces: [(String, String?)] = [("network_mode", s.networkMode), ("ipc", s.ipc), ("pid", s.pid),
-                                               ("uts", s.other["uts"]?.string), ("cgroup", s.other["cgroup"]?.string)]
+        let namespaces: [(String, String?)] = [
+            ("network_mode", s.networkMode), ("ipc", s.ipc), ("pid", s.pid),
+            ("uts", s.other["uts"]?.string), ("cgroup", s.other["cgroup"]?.string),
+        ]
         for (key, value) in namespaces {
             if let v = value, v.hasPrefix("service:") {
                 add(String(v.dropFirst(8)), restart: true, kind: .networkMode, mark: s.marks[key])
@@ -90,10 +92,12 @@ struct Normalizer {
             for (n, f) in s.envFiles.enumerated() {
                 var isDir = false
                 guard FileManager.default.fileExists(atPath: f.path, isDirectory: &isDir), !isDir,
-                      let data = FileManager.default.contents(atPath: f.path) else {
+                    let data = FileManager.default.contents(atPath: f.path)
+                else {
                     if f.required {
-                        throw ComposeError("env file \(f.path) not found: stat \(f.path): no such file or directory",
-                                           at: s.marks["env_file"], key: "services.\(s.name).env_file[\(n)]")
+                        throw ComposeError(
+                            "env file \(f.path) not found: stat \(f.path): no such file or directory",
+                            at: s.marks["env_file"], key: "services.\(s.name).env_file[\(n)]")
                     }
                     continue
                 }
@@ -102,17 +106,21 @@ struct Normalizer {
                     for line in text.split(whereSeparator: \.isNewline) {
                         let l = String(line)
                         if l.hasPrefix("#") || l.isEmpty { continue }
-                        if let eq = l.firstIndex(of: "=") { fromFiles[String(l[..<eq])] = String(l[l.index(after: eq)...]) }
+                        if let eq = l.firstIndex(of: "=") {
+                            fromFiles[String(l[..<eq])] = String(l[l.index(after: eq)...])
+                        }
                     }
                     continue
                 }
                 let env = environment
                 let serviceEnv = s.environment
-                let pairs = try DotEnv.parse(text, file: f.path, lookup: { k in
-                    if let v = env[k] { return v }
-                    if let v = serviceEnv[k], let v { return v }
-                    return nil
-                })
+                let pairs = try DotEnv.parse(
+                    text, file: f.path,
+                    lookup: { k in
+                        if let v = env[k] { return v }
+                        if let v = serviceEnv[k], let v { return v }
+                        return nil
+                    })
                 for (k, v) in pairs { fromFiles[k] = v }
             }
             var merged: [String: String?] = fromFiles.mapValues { .some($0) }
@@ -167,16 +175,24 @@ enum ConsistencyChecker {
         for s in project.services {
             let base = "services.\(s.name)"
             if s.build == nil && s.image == nil && s.other["provider"] == nil {
-                throw ComposeError("service \"\(s.name)\" has neither an image nor a build context specified", at: s.marks[""], key: base)
+                throw ComposeError(
+                    "service \"\(s.name)\" has neither an image nor a build context specified", at: s.marks[""],
+                    key: base)
             }
             if let b = s.build, b.dockerfile != nil && b.dockerfileInline != nil && s.marks["build"] != nil {
-                throw ComposeError("service \"\(s.name)\" declares mutually exclusive dockerfile and dockerfile_inline", at: s.marks["build"], key: base + ".build")
+                throw ComposeError(
+                    "service \"\(s.name)\" declares mutually exclusive dockerfile and dockerfile_inline",
+                    at: s.marks["build"], key: base + ".build")
             }
             if s.networkMode != nil && s.marks["networks"] != nil && !s.networks.isEmpty {
-                throw ComposeError("service \"\(s.name)\" declares mutually exclusive `network_mode` and `networks`", at: s.marks["network_mode"], key: base + ".network_mode")
+                throw ComposeError(
+                    "service \"\(s.name)\" declares mutually exclusive `network_mode` and `networks`",
+                    at: s.marks["network_mode"], key: base + ".network_mode")
             }
             for net in s.networks.keys.sorted() where project.networks[net] == nil {
-                throw ComposeError("service \"\(s.name)\" refers to undefined network \(net)", at: s.marks["networks.\(net)"] ?? s.marks["networks"], key: base + ".networks.\(net)")
+                throw ComposeError(
+                    "service \"\(s.name)\" refers to undefined network \(net)",
+                    at: s.marks["networks.\(net)"] ?? s.marks["networks"], key: base + ".networks.\(net)")
             }
             for dep in s.dependsOn.keys.sorted() where project.service(dep) == nil {
                 if let d = s.dependsOn[dep], !d.required, disabled[dep] != nil { continue }
@@ -189,40 +205,60 @@ enum ConsistencyChecker {
                 default: what = "depends on"
                 }
                 let reason = disabled[dep] != nil ? " (it is disabled: its profiles are not active)" : ""
-                throw ComposeError("service \"\(s.name)\" \(what) undefined service \"\(dep)\"\(reason)", at: s.marks["depends_on.\(dep)"] ?? s.marks["depends_on"], key: base + (kind == nil ? ".depends_on.\(dep)" : ""))
+                throw ComposeError(
+                    "service \"\(s.name)\" \(what) undefined service \"\(dep)\"\(reason)",
+                    at: s.marks["depends_on.\(dep)"] ?? s.marks["depends_on"],
+                    key: base + (kind == nil ? ".depends_on.\(dep)" : ""))
             }
             for (i, v) in s.volumes.enumerated() where v.type == "volume" {
                 if let src = v.source, project.volumes[src] == nil {
-                    throw ComposeError("service \"\(s.name)\" refers to undefined volume \(src)", at: s.marks["volumes[\(i)]"], key: base + ".volumes[\(i)]")
+                    throw ComposeError(
+                        "service \"\(s.name)\" refers to undefined volume \(src)", at: s.marks["volumes[\(i)]"],
+                        key: base + ".volumes[\(i)]")
                 }
             }
             for (i, c) in s.configs.enumerated() where project.configs[c.source] == nil {
-                throw ComposeError("service \"\(s.name)\" refers to undefined config \(c.source)", at: s.marks["configs[\(i)]"], key: base + ".configs[\(i)]")
+                throw ComposeError(
+                    "service \"\(s.name)\" refers to undefined config \(c.source)", at: s.marks["configs[\(i)]"],
+                    key: base + ".configs[\(i)]")
             }
             for (i, c) in s.secrets.enumerated() where project.secrets[c.source] == nil {
-                throw ComposeError("service \"\(s.name)\" refers to undefined secret \(c.source)", at: s.marks["secrets[\(i)]"], key: base + ".secrets[\(i)]")
+                throw ComposeError(
+                    "service \"\(s.name)\" refers to undefined secret \(c.source)", at: s.marks["secrets[\(i)]"],
+                    key: base + ".secrets[\(i)]")
             }
             if case .list(let items)? = s.build?.other["secrets"] {
                 for item in items {
                     if case .map(let m) = item, let src = m["source"]?.string, project.secrets[src] == nil {
-                        throw ComposeError("service \"\(s.name)\" refers to undefined build secret \(src)", at: s.marks["build"], key: base + ".build.secrets")
+                        throw ComposeError(
+                            "service \"\(s.name)\" refers to undefined build secret \(src)", at: s.marks["build"],
+                            key: base + ".build.secrets")
                     }
                 }
             }
             if let scale = s.scale, let replicas = s.deploy?.replicas, scale != replicas {
-                throw ComposeError("can't set distinct values on 'scale' and 'deploy.replicas'", at: s.marks["scale"], key: base)
+                throw ComposeError(
+                    "can't set distinct values on 'scale' and 'deploy.replicas'", at: s.marks["scale"], key: base)
             }
             if let cpus = s.cpus, let limit = s.deploy?.resources.limits?.cpus, Float(cpus) != Float(limit) {
-                throw ComposeError("can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'", at: s.marks["cpus"], key: base)
+                throw ComposeError(
+                    "can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'", at: s.marks["cpus"],
+                    key: base)
             }
             if let mem = s.memLimit, let limit = s.deploy?.resources.limits?.memory, mem != limit {
-                throw ComposeError("can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'", at: s.marks["mem_limit"], key: base)
+                throw ComposeError(
+                    "can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'",
+                    at: s.marks["mem_limit"], key: base)
             }
             if let pids = s.pidsLimit, let limit = s.deploy?.resources.limits?.pids, pids != limit {
-                throw ComposeError("can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids'", at: s.marks["pids_limit"], key: base)
+                throw ComposeError(
+                    "can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids'",
+                    at: s.marks["pids_limit"], key: base)
             }
             if s.replicas > 1, s.containerName != nil {
-                throw ComposeError("can't set container_name and \(s.scale != nil ? "scale" : "deploy.replicas") as container name must be unique", at: s.marks["container_name"], key: base + ".container_name")
+                throw ComposeError(
+                    "can't set container_name and \(s.scale != nil ? "scale" : "deploy.replicas") as container name must be unique",
+                    at: s.marks["container_name"], key: base + ".container_name")
             }
             var mounts: [String: String] = [:]
             for (i, t) in s.tmpfs.enumerated() {
@@ -236,7 +272,8 @@ enum ConsistencyChecker {
             for (i, v) in s.volumes.enumerated() {
                 let loc = "\(base).volumes[\(i)]"
                 if let other = mounts[v.target] {
-                    throw ComposeError("target \(v.target) already mounted as \(other)", at: s.marks["volumes[\(i)]"], key: loc)
+                    throw ComposeError(
+                        "target \(v.target) already mounted as \(other)", at: s.marks["volumes[\(i)]"], key: loc)
                 }
                 mounts[v.target] = loc
             }
@@ -244,7 +281,8 @@ enum ConsistencyChecker {
         for name in project.secrets.keys.sorted() {
             let secret = project.secrets[name]!
             if !secret.external && secret.file == nil && secret.environment == nil {
-                throw ComposeError("secret \"\(name)\" must declare either `file` or `environment`", key: "secrets.\(name)")
+                throw ComposeError(
+                    "secret \"\(name)\" must declare either `file` or `environment`", key: "secrets.\(name)")
             }
         }
         _ = try project.dependencyGraph.startLevels()

@@ -20,22 +20,33 @@ struct PathResolver {
             switch key {
             case "services":
                 guard !skippingServices, let services = value.mapping else { continue }
-                pairs[i].value = value.withValue(.mapping(try services.map { s in
-                    Node.Pair(key: s.key, value: try service(s.value, path: "services.\(s.key.text ?? "")"))
-                }))
+                pairs[i].value = value.withValue(
+                    .mapping(
+                        try services.map { s in
+                            Node.Pair(key: s.key, value: try service(s.value, path: "services.\(s.key.text ?? "")"))
+                        }))
             case "configs", "secrets":
                 guard let items = value.mapping else { continue }
-                pairs[i].value = value.withValue(.mapping(items.map { r in
-                    guard let file = r.value["file"], let text = file.text, !file.isNull else { return r }
-                    return Node.Pair(key: r.key, value: r.value.setting("file", .string(absolute(text), at: file.mark)))
-                }))
+                pairs[i].value = value.withValue(
+                    .mapping(
+                        items.map { r in
+                            guard let file = r.value["file"], let text = file.text, !file.isNull else { return r }
+                            return Node.Pair(
+                                key: r.key, value: r.value.setting("file", .string(absolute(text), at: file.mark)))
+                        }))
             case "volumes":
                 guard let items = value.mapping else { continue }
-                pairs[i].value = value.withValue(.mapping(items.map { r in
-                    guard r.value["driver"]?.text == "local", let opts = r.value["driver_opts"],
-                          opts["o"]?.text == "bind", let dev = opts["device"], let text = dev.scalarString else { return r }
-                    return Node.Pair(key: r.key, value: r.value.setting("driver_opts", opts.setting("device", .string(absolute(text), at: dev.mark))))
-                }))
+                pairs[i].value = value.withValue(
+                    .mapping(
+                        items.map { r in
+                            guard r.value["driver"]?.text == "local", let opts = r.value["driver_opts"],
+                                opts["o"]?.text == "bind", let dev = opts["device"], let text = dev.scalarString
+                            else { return r }
+                            return Node.Pair(
+                                key: r.key,
+                                value: r.value.setting(
+                                    "driver_opts", opts.setting("device", .string(absolute(text), at: dev.mark))))
+                        }))
             default:
                 continue
             }
@@ -52,24 +63,36 @@ struct PathResolver {
                 b = b.setting("context", .string(contextPath(text), at: ctx.mark))
             }
             if let extra = b["additional_contexts"], let pairs = extra.mapping {
-                b = b.setting("additional_contexts", extra.withValue(.mapping(pairs.map { p in
-                    guard let text = p.value.text, !p.value.isNull else { return p }
-                    return Node.Pair(key: p.key, value: .string(contextPath(text), at: p.value.mark))
-                })))
+                b = b.setting(
+                    "additional_contexts",
+                    extra.withValue(
+                        .mapping(
+                            pairs.map { p in
+                                guard let text = p.value.text, !p.value.isNull else { return p }
+                                return Node.Pair(key: p.key, value: .string(contextPath(text), at: p.value.mark))
+                            })))
             }
             s = s.setting("build", b)
         }
         if let envFiles = s["env_file"], let items = envFiles.sequence {
-            s = s.setting("env_file", envFiles.withValue(.sequence(items.map { item in
-                guard let p = item["path"], let text = p.text else { return item }
-                return item.setting("path", .string(absolute(text), at: p.mark))
-            })))
+            s = s.setting(
+                "env_file",
+                envFiles.withValue(
+                    .sequence(
+                        items.map { item in
+                            guard let p = item["path"], let text = p.text else { return item }
+                            return item.setting("path", .string(absolute(text), at: p.mark))
+                        })))
         }
         if let labelFiles = s["label_file"], let items = labelFiles.sequence {
-            s = s.setting("label_file", labelFiles.withValue(.sequence(items.map { item in
-                guard let text = item.text else { return item }
-                return .string(absolute(text), at: item.mark)
-            })))
+            s = s.setting(
+                "label_file",
+                labelFiles.withValue(
+                    .sequence(
+                        items.map { item in
+                            guard let text = item.text else { return item }
+                            return .string(absolute(text), at: item.mark)
+                        })))
         }
         if let ext = s["extends"], let file = ext["file"], let text = file.text {
             s = s.setting("extends", ext.setting("file", .string(absolute(text), at: file.mark)))
@@ -78,9 +101,14 @@ struct PathResolver {
             var out: [Node] = []
             out.reserveCapacity(items.count)
             for (i, item) in items.enumerated() {
-                guard item.isMapping, item["type"]?.text == "bind" else { out.append(item); continue }
+                guard item.isMapping, item["type"]?.text == "bind" else {
+                    out.append(item)
+                    continue
+                }
                 guard let src = item["source"], let text = src.text, !src.isNull else {
-                    throw ComposeError("invalid mount config for type \"bind\": field Source must not be empty", at: item.mark, key: indexPath(path + ".volumes", i))
+                    throw ComposeError(
+                        "invalid mount config for type \"bind\": field Source must not be empty", at: item.mark,
+                        key: indexPath(path + ".volumes", i))
                 }
                 out.append(item.setting("source", .string(absolute(text), at: src.mark)))
             }

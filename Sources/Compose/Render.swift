@@ -77,11 +77,24 @@ struct Render {
 
     func project(_ p: Project) -> OValue {
         var top: [(String, OValue)] = []
-        let services = OValue.object((try? parallelMap(p.services) { ($0.name, service($0)) }) ?? p.services.map { ($0.name, service($0)) })
-        let networks = p.networks.isEmpty ? nil : OValue.object(p.networks.keys.sorted(by: Render.goLess).map { ($0, network(p.networks[$0]!)) })
-        let volumes = p.volumes.isEmpty ? nil : OValue.object(p.volumes.keys.sorted(by: Render.goLess).map { ($0, volume(p.volumes[$0]!)) })
-        let secrets = p.secrets.isEmpty ? nil : OValue.object(p.secrets.keys.sorted(by: Render.goLess).map { ($0, fileObject(p.secrets[$0]!, secret: true)) })
-        let configs = p.configs.isEmpty ? nil : OValue.object(p.configs.keys.sorted(by: Render.goLess).map { ($0, fileObject(p.configs[$0]!, secret: false)) })
+        let services = OValue.object(
+            (try? parallelMap(p.services) { ($0.name, service($0)) }) ?? p.services.map { ($0.name, service($0)) })
+        let networks =
+            p.networks.isEmpty
+            ? nil : OValue.object(p.networks.keys.sorted(by: Render.goLess).map { ($0, network(p.networks[$0]!)) })
+        let volumes =
+            p.volumes.isEmpty
+            ? nil : OValue.object(p.volumes.keys.sorted(by: Render.goLess).map { ($0, volume(p.volumes[$0]!)) })
+        let secrets =
+            p.secrets.isEmpty
+            ? nil
+            : OValue.object(
+                p.secrets.keys.sorted(by: Render.goLess).map { ($0, fileObject(p.secrets[$0]!, secret: true)) })
+        let configs =
+            p.configs.isEmpty
+            ? nil
+            : OValue.object(
+                p.configs.keys.sorted(by: Render.goLess).map { ($0, fileObject(p.configs[$0]!, secret: false)) })
         let models = p.models.isEmpty ? nil : raw(.map(p.models))
         if json {
             var entries: [(String, OValue)] = [("name", .string(p.name)), ("services", services)]
@@ -122,21 +135,26 @@ struct Render {
         return .object(f.items)
     }
 
-    func ipamIsEmpty(_ i: IPAM) -> Bool { i.driver == nil && i.config.isEmpty && i.options.isEmpty && i.extensions.isEmpty }
+    func ipamIsEmpty(_ i: IPAM) -> Bool {
+        i.driver == nil && i.config.isEmpty && i.options.isEmpty && i.extensions.isEmpty
+    }
 
     func ipamValue(_ i: IPAM) -> OValue {
         var f = Fields()
         f.str("driver", i.driver)
         if !i.config.isEmpty {
-            f.add("config", .array(i.config.map { pool in
-                var p = Fields()
-                p.str("subnet", pool.subnet)
-                p.str("gateway", pool.gateway)
-                p.str("ip_range", pool.ipRange)
-                p.map("aux_addresses", pool.auxAddresses)
-                extensions(&p, pool.extensions)
-                return .object(p.items)
-            }))
+            f.add(
+                "config",
+                .array(
+                    i.config.map { pool in
+                        var p = Fields()
+                        p.str("subnet", pool.subnet)
+                        p.str("gateway", pool.gateway)
+                        p.str("ip_range", pool.ipRange)
+                        p.map("aux_addresses", pool.auxAddresses)
+                        extensions(&p, pool.extensions)
+                        return .object(p.items)
+                    }))
         }
         f.map("options", i.options)
         extensions(&f, i.extensions)
@@ -190,7 +208,9 @@ struct Render {
         other(&f, s, "develop", "blkio_config")
         f.list("cap_add", s.capAdd)
         f.list("cap_drop", s.capDrop)
-        other(&f, s, "cgroup_parent", "cgroup", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime")
+        other(
+            &f, s, "cgroup_parent", "cgroup", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+            "cpu_rt_runtime")
         f.add("cpus", s.cpus.flatMap { $0 == 0 ? nil : OValue.float($0, bits: 32) })
         other(&f, s, "cpuset")
         f.add("cpu_shares", s.cpuShares.flatMap { $0 == 0 ? nil : OValue.int($0) })
@@ -199,39 +219,52 @@ struct Render {
         f.str("container_name", s.containerName)
         other(&f, s, "credential_spec")
         if !s.dependsOn.isEmpty {
-            f.add("depends_on", .object(s.dependsOn.keys.sorted(by: Render.goLess).map { name in
-                let d = s.dependsOn[name]!
-                var df = Fields()
-                df.str("condition", d.condition)
-                df.flag("restart", d.restart)
-                extensions(&df, d.extensions)
-                df.add("required", .bool(d.required))
-                return (name, .object(df.items))
-            }))
+            f.add(
+                "depends_on",
+                .object(
+                    s.dependsOn.keys.sorted(by: Render.goLess).map { name in
+                        let d = s.dependsOn[name]!
+                        var df = Fields()
+                        df.str("condition", d.condition)
+                        df.flag("restart", d.restart)
+                        extensions(&df, d.extensions)
+                        df.add("required", .bool(d.required))
+                        return (name, .object(df.items))
+                    }))
         }
         f.add("deploy", s.deploy.map(deploy))
         other(&f, s, "device_cgroup_rules")
         if !s.devices.isEmpty {
-            f.add("devices", .array(s.devices.map { d in
-                var df = Fields()
-                df.str("source", d.source)
-                df.str("target", d.target)
-                df.str("permissions", d.permissions)
-                extensions(&df, d.extensions)
-                return .object(df.items)
-            }))
+            f.add(
+                "devices",
+                .array(
+                    s.devices.map { d in
+                        var df = Fields()
+                        df.str("source", d.source)
+                        df.str("target", d.target)
+                        df.str("permissions", d.permissions)
+                        extensions(&df, d.extensions)
+                        return .object(df.items)
+                    }))
         }
         f.list("dns", s.dns)
         f.list("dns_opt", s.dnsOpt)
         f.list("dns_search", s.dnsSearch)
         other(&f, s, "dockerfile")
         f.str("domainname", s.domainname)
-        if let c = s.entrypoint { f.add("entrypoint", .array(c.map(OValue.string))) } else if json { f.add("entrypoint", .null) }
+        if let c = s.entrypoint {
+            f.add("entrypoint", .array(c.map(OValue.string)))
+        } else if json {
+            f.add("entrypoint", .null)
+        }
         other(&f, s, "provider")
         if !s.environment.isEmpty {
-            f.add("environment", .object(s.environment.keys.sorted(by: Render.goLess).map { k in
-                (k, s.environment[k]!.map(OValue.string) ?? .null)
-            }))
+            f.add(
+                "environment",
+                .object(
+                    s.environment.keys.sorted(by: Render.goLess).map { k in
+                        (k, s.environment[k]!.map(OValue.string) ?? .null)
+                    }))
         }
         // env_file, extends and label_file: docker compose config resolves and drops them
         f.list("expose", s.expose)
@@ -262,9 +295,12 @@ struct Render {
         other(&f, s, "mem_swappiness", "mac_address", "models", "net")
         f.str("network_mode", s.networkMode)
         if !s.networks.isEmpty {
-            f.add("networks", .object(s.networks.keys.sorted(by: Render.goLess).map { k in
-                (k, s.networks[k]!.map(serviceNetwork) ?? .null)
-            }))
+            f.add(
+                "networks",
+                .object(
+                    s.networks.keys.sorted(by: Render.goLess).map { k in
+                        (k, s.networks[k]!.map(serviceNetwork) ?? .null)
+                    }))
         }
         other(&f, s, "oom_kill_disable", "oom_score_adj")
         f.str("pid", s.pid)
@@ -288,15 +324,18 @@ struct Render {
         f.list("tmpfs", s.tmpfs)
         f.flag("tty", s.tty)
         if !s.ulimits.isEmpty {
-            f.add("ulimits", .object(s.ulimits.keys.sorted(by: Render.goLess).map { k in
-                let u = s.ulimits[k]!
-                if let single = u.single, single != 0 { return (k, .int(Int64(single))) }
-                var uf = Fields()
-                if let soft = u.soft, soft != 0 { uf.add("soft", .int(Int64(soft))) }
-                if let hard = u.hard, hard != 0 { uf.add("hard", .int(Int64(hard))) }
-                extensions(&uf, u.extensions)
-                return (k, .object(uf.items))
-            }))
+            f.add(
+                "ulimits",
+                .object(
+                    s.ulimits.keys.sorted(by: Render.goLess).map { k in
+                        let u = s.ulimits[k]!
+                        if let single = u.single, single != 0 { return (k, .int(Int64(single))) }
+                        var uf = Fields()
+                        if let soft = u.soft, soft != 0 { uf.add("soft", .int(Int64(soft))) }
+                        if let hard = u.hard, hard != 0 { uf.add("hard", .int(Int64(hard))) }
+                        extensions(&uf, u.extensions)
+                        return (k, .object(uf.items))
+                    }))
         }
         other(&f, s, "use_api_socket")
         f.str("user", s.user)
@@ -324,7 +363,11 @@ struct Render {
             case "dockerfile_inline": f.str(key, b.dockerfileInline)
             case "args":
                 if !b.args.isEmpty {
-                    f.add(key, .object(b.args.keys.sorted(by: Render.goLess).map { k in (k, b.args[k]!.map(OValue.string) ?? .null) }))
+                    f.add(
+                        key,
+                        .object(
+                            b.args.keys.sorted(by: Render.goLess).map { k in (k, b.args[k]!.map(OValue.string) ?? .null)
+                            }))
                 }
             case "labels": f.map(key, b.labels)
             case "network": f.str(key, b.network)
@@ -377,7 +420,9 @@ struct Render {
             extensions(&pf, p.extensions)
             f.add("restart_policy", .object(pf.items))
         }
-        let placement = d.other["placement"].map { raw($0, order: ["constraints", "preferences", "max_replicas_per_node"]) } ?? .object([])
+        let placement =
+            d.other["placement"].map { raw($0, order: ["constraints", "preferences", "max_replicas_per_node"]) }
+            ?? .object([])
         if case .object(let items) = placement, items.isEmpty, !json {
             // omitted when empty in YAML
         } else {
@@ -494,7 +539,10 @@ struct Render {
 
     private static func newline(_ indent: Int, _ out: inout [UInt8]) {
         out.append(10)
-        for _ in 0..<indent { out.append(32); out.append(32) }
+        for _ in 0..<indent {
+            out.append(32)
+            out.append(32)
+        }
     }
 
     private static func writeJSON(_ v: OValue, indent: Int, dollars: Bool, into out: inout [UInt8]) {
@@ -505,7 +553,10 @@ struct Render {
         case .float(let d, let bits): out.append(contentsOf: formatGoFloat(d, bits: bits).utf8)
         case .string(let s): writeJSONString(s, dollars: dollars, into: &out)
         case .array(let items):
-            if items.isEmpty { out.append(contentsOf: "[]".utf8); return }
+            if items.isEmpty {
+                out.append(contentsOf: "[]".utf8)
+                return
+            }
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -515,7 +566,10 @@ struct Render {
             newline(indent, &out)
             out.append(UInt8(ascii: "]"))
         case .object(let pairs):
-            if pairs.isEmpty { out.append(contentsOf: "{}".utf8); return }
+            if pairs.isEmpty {
+                out.append(contentsOf: "{}".utf8)
+                return
+            }
             out.append(UInt8(ascii: "{"))
             for (i, (k, item)) in pairs.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -539,24 +593,43 @@ struct Render {
         while i < bytes.count {
             let c = bytes[i]
             switch c {
-            case UInt8(ascii: "\""): out.append(92); out.append(c)
-            case 92: out.append(92); out.append(92)
-            case 10: out.append(92); out.append(UInt8(ascii: "n"))
-            case 13: out.append(92); out.append(UInt8(ascii: "r"))
-            case 9: out.append(92); out.append(UInt8(ascii: "t"))
-            case 8: out.append(92); out.append(UInt8(ascii: "b"))
-            case 12: out.append(92); out.append(UInt8(ascii: "f"))
+            case UInt8(ascii: "\""):
+                out.append(92)
+                out.append(c)
+            case 92:
+                out.append(92)
+                out.append(92)
+            case 10:
+                out.append(92)
+                out.append(UInt8(ascii: "n"))
+            case 13:
+                out.append(92)
+                out.append(UInt8(ascii: "r"))
+            case 9:
+                out.append(92)
+                out.append(UInt8(ascii: "t"))
+            case 8:
+                out.append(92)
+                out.append(UInt8(ascii: "b"))
+            case 12:
+                out.append(92)
+                out.append(UInt8(ascii: "f"))
             case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"):
-                out.append(contentsOf: "\\u00".utf8); out.append(hex[Int(c >> 4)]); out.append(hex[Int(c & 15)])
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hex[Int(c >> 4)])
+                out.append(hex[Int(c & 15)])
             case UInt8(ascii: "$"):
                 out.append(c)
                 if dollars { out.append(c) }
-            case 0xE2 where i + 2 < bytes.count && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
+            case 0xE2
+            where i + 2 < bytes.count && bytes[i + 1] == 0x80 && (bytes[i + 2] == 0xA8 || bytes[i + 2] == 0xA9):
                 out.append(contentsOf: (bytes[i + 2] == 0xA8 ? "\\u2028" : "\\u2029").utf8)
                 i += 2
             default:
                 if c < 0x20 {
-                    out.append(contentsOf: "\\u00".utf8); out.append(hex[Int(c >> 4)]); out.append(hex[Int(c & 15)])
+                    out.append(contentsOf: "\\u00".utf8)
+                    out.append(hex[Int(c >> 4)])
+                    out.append(hex[Int(c & 15)])
                 } else {
                     out.append(c)
                 }

@@ -46,71 +46,86 @@ private let listOrDict = Shape.oneOf([.dict(.scalar([.string, .number, .bool, .n
 private let stringOrNumberDict = Shape.dict(.scalar([.string, .number]), names: nil)
 private let command = Shape.oneOf([.scalar([.null, .string]), listOfStrings])
 
-private func obj(_ properties: [String: Shape], required: [String] = [], x: Bool = true, nullable: Bool = false) -> Shape {
+private func obj(_ properties: [String: Shape], required: [String] = [], x: Bool = true, nullable: Bool = false)
+    -> Shape
+{
     .object(.init(properties: properties, required: required, allowExtensions: x, nullable: nullable))
 }
 
-private let ulimits = Shape.dict(.oneOf([intOrString, obj(["hard": intOrString, "soft": intOrString], required: ["soft", "hard"])]), names: nil)
+private let ulimits = Shape.dict(
+    .oneOf([intOrString, obj(["hard": intOrString, "soft": intOrString], required: ["soft", "hard"])]), names: nil)
 
-private let fileReferences = Shape.list(.oneOf([str, obj([
-    "source": str, "target": str, "uid": str, "gid": str, "mode": numberOrString,
-])]))
+private let fileReferences = Shape.list(
+    .oneOf([
+        str,
+        obj([
+            "source": str, "target": str, "uid": str, "gid": str, "mode": numberOrString,
+        ]),
+    ]))
 
 private let extraHosts = Shape.oneOf([.dict(.oneOf([str, listOfStrings]), names: nil), listOfStrings])
 
-private let deviceRequests = Shape.list(obj([
-    "capabilities": listOfStrings, "count": intOrString, "device_ids": listOfStrings,
-    "driver": str, "options": listOrDict,
-]))
+private let deviceRequests = Shape.list(
+    obj([
+        "capabilities": listOfStrings, "count": intOrString, "device_ids": listOfStrings,
+        "driver": str, "options": listOrDict,
+    ]))
 
 private let updateConfig = obj([
     "parallelism": intOrString, "delay": str, "failure_action": str, "monitor": str,
     "max_failure_ratio": numberOrString, "order": .enumOf(["start-first", "stop-first"]),
 ])
 
-private let deploy = obj([
-    "mode": str, "endpoint_mode": str, "replicas": intOrString, "labels": listOrDict,
-    "rollback_config": updateConfig, "update_config": updateConfig,
-    "resources": obj([
-        "limits": obj(["cpus": numberOrString, "memory": str, "pids": intOrString]),
-        "reservations": obj([
-            "cpus": numberOrString, "memory": str, "devices": deviceRequests,
-            "generic_resources": .list(obj(["discrete_resource_spec": obj(["kind": str, "value": numberOrString])])),
+private let deploy = obj(
+    [
+        "mode": str, "endpoint_mode": str, "replicas": intOrString, "labels": listOrDict,
+        "rollback_config": updateConfig, "update_config": updateConfig,
+        "resources": obj([
+            "limits": obj(["cpus": numberOrString, "memory": str, "pids": intOrString]),
+            "reservations": obj([
+                "cpus": numberOrString, "memory": str, "devices": deviceRequests,
+                "generic_resources": .list(
+                    obj(["discrete_resource_spec": obj(["kind": str, "value": numberOrString])])),
+            ]),
         ]),
-    ]),
-    "restart_policy": obj(["condition": str, "delay": str, "max_attempts": intOrString, "window": str]),
-    "placement": obj([
-        "constraints": .list(str), "preferences": .list(obj(["spread": str])),
-        "max_replicas_per_node": intOrString,
-    ]),
-], nullable: true)
+        "restart_policy": obj(["condition": str, "delay": str, "max_attempts": intOrString, "window": str]),
+        "placement": obj([
+            "constraints": .list(str), "preferences": .list(obj(["spread": str])),
+            "max_replicas_per_node": intOrString,
+        ]),
+    ], nullable: true)
 
 private let blkioLimit = obj(["path": str, "rate": intOrString], x: false)
 
-private let serviceHook = obj([
-    "command": command, "user": str, "privileged": boolOrString, "working_dir": str, "environment": listOrDict,
-    "image": str,
-], required: ["command"])
+private let serviceHook = obj(
+    [
+        "command": command, "user": str, "privileged": boolOrString, "working_dir": str, "environment": listOrDict,
+        "image": str,
+    ], required: ["command"])
 
 private let service: Shape = obj([
     "develop": .any,
     "deploy": deploy,
     "annotations": listOrDict,
     "attach": boolOrString,
-    "build": .oneOf([str, obj([
-        "context": str, "dockerfile": str, "dockerfile_inline": str, "entitlements": .list(str),
-        "args": listOrDict, "ssh": listOrDict, "labels": listOrDict, "cache_from": .list(str),
-        "cache_to": .list(str), "no_cache": boolOrString, "no_cache_filter": stringOrList,
-        "additional_contexts": listOrDict, "network": str, "provenance": .scalar([.string, .bool]),
-        "sbom": .scalar([.string, .bool]), "pull": boolOrString, "target": str, "shm_size": intOrString,
-        "extra_hosts": extraHosts, "isolation": str, "privileged": boolOrString, "secrets": fileReferences,
-        "tags": .list(str), "ulimits": ulimits, "platforms": .list(str),
-    ])]),
-    "blkio_config": obj([
-        "device_read_bps": .list(blkioLimit), "device_read_iops": .list(blkioLimit),
-        "device_write_bps": .list(blkioLimit), "device_write_iops": .list(blkioLimit),
-        "weight": intOrString, "weight_device": .list(obj(["path": str, "weight": intOrString], x: false)),
-    ], x: false),
+    "build": .oneOf([
+        str,
+        obj([
+            "context": str, "dockerfile": str, "dockerfile_inline": str, "entitlements": .list(str),
+            "args": listOrDict, "ssh": listOrDict, "labels": listOrDict, "cache_from": .list(str),
+            "cache_to": .list(str), "no_cache": boolOrString, "no_cache_filter": stringOrList,
+            "additional_contexts": listOrDict, "network": str, "provenance": .scalar([.string, .bool]),
+            "sbom": .scalar([.string, .bool]), "pull": boolOrString, "target": str, "shm_size": intOrString,
+            "extra_hosts": extraHosts, "isolation": str, "privileged": boolOrString, "secrets": fileReferences,
+            "tags": .list(str), "ulimits": ulimits, "platforms": .list(str),
+        ]),
+    ]),
+    "blkio_config": obj(
+        [
+            "device_read_bps": .list(blkioLimit), "device_read_iops": .list(blkioLimit),
+            "device_write_bps": .list(blkioLimit), "device_write_iops": .list(blkioLimit),
+            "weight": intOrString, "weight_device": .list(obj(["path": str, "weight": intOrString], x: false)),
+        ], x: false),
     "cap_add": .list(str),
     "cap_drop": .list(str),
     "cgroup": .enumOf(["host", "private"]),
@@ -128,10 +143,14 @@ private let service: Shape = obj([
     "cpus": numberOrString,
     "cpuset": str,
     "credential_spec": obj(["config": str, "file": str, "registry": str]),
-    "depends_on": .oneOf([listOfStrings, .dict(obj([
-        "restart": boolOrString, "required": boolOrString,
-        "condition": .enumOf(["service_started", "service_healthy", "service_completed_successfully"]),
-    ]), names: .resourceName)]),
+    "depends_on": .oneOf([
+        listOfStrings,
+        .dict(
+            obj([
+                "restart": boolOrString, "required": boolOrString,
+                "condition": .enumOf(["service_started", "service_healthy", "service_completed_successfully"]),
+            ]), names: .resourceName),
+    ]),
     "device_cgroup_rules": listOfStrings,
     "devices": .list(.oneOf([str, obj(["source": str, "target": str, "permissions": str], required: ["source"])])),
     "dns": stringOrList,
@@ -139,7 +158,11 @@ private let service: Shape = obj([
     "dns_search": stringOrList,
     "domainname": str,
     "entrypoint": command,
-    "env_file": .oneOf([str, .list(.oneOf([str, obj(["path": str, "format": str, "required": boolOrString], required: ["path"], x: false)]))]),
+    "env_file": .oneOf([
+        str,
+        .list(
+            .oneOf([str, obj(["path": str, "format": str, "required": boolOrString], required: ["path"], x: false)])),
+    ]),
     "label_file": .oneOf([str, .list(str)]),
     "environment": listOrDict,
     "expose": .list(.scalar([.string, .number])),
@@ -168,20 +191,31 @@ private let service: Shape = obj([
     "memswap_limit": numberOrString,
     "network_mode": str,
     "models": .oneOf([listOfStrings, .dict(.any, names: .resourceName)]),
-    "networks": .oneOf([listOfStrings, .dict(.oneOf([.scalar([.null]), obj([
-        "aliases": listOfStrings, "interface_name": str, "ipv4_address": str, "ipv6_address": str,
-        "link_local_ips": listOfStrings, "mac_address": str, "driver_opts": stringOrNumberDict,
-        "priority": number, "gw_priority": number,
-    ])]), names: .resourceName)]),
+    "networks": .oneOf([
+        listOfStrings,
+        .dict(
+            .oneOf([
+                .scalar([.null]),
+                obj([
+                    "aliases": listOfStrings, "interface_name": str, "ipv4_address": str, "ipv6_address": str,
+                    "link_local_ips": listOfStrings, "mac_address": str, "driver_opts": stringOrNumberDict,
+                    "priority": number, "gw_priority": number,
+                ]),
+            ]), names: .resourceName),
+    ]),
     "oom_kill_disable": boolOrString,
     "oom_score_adj": intOrString,
     "pid": .scalar([.string, .null]),
     "pids_limit": numberOrString,
     "platform": str,
-    "ports": .list(.oneOf([number, str, obj([
-        "name": str, "mode": str, "host_ip": str, "target": intOrString, "published": .scalar([.string, .int]),
-        "protocol": str, "app_protocol": str,
-    ])])),
+    "ports": .list(
+        .oneOf([
+            number, str,
+            obj([
+                "name": str, "mode": str, "host_ip": str, "target": intOrString, "published": .scalar([.string, .int]),
+                "protocol": str, "app_protocol": str,
+            ]),
+        ])),
     "pre_start": .list(serviceHook),
     "post_start": .list(serviceHook),
     "pre_stop": .list(serviceHook),
@@ -208,37 +242,46 @@ private let service: Shape = obj([
     "user": str,
     "uts": str,
     "userns_mode": str,
-    "volumes": .list(.oneOf([str, obj([
-        "type": .enumOf(["bind", "volume", "tmpfs", "cluster", "npipe", "image"]),
-        "source": str, "target": str, "read_only": boolOrString, "consistency": str,
-        "bind": obj([
-            "propagation": str, "create_host_path": boolOrString,
-            "recursive": .enumOf(["enabled", "disabled", "writable", "readonly"]), "selinux": .enumOf(["z", "Z"]),
-        ]),
-        "volume": obj(["labels": listOrDict, "nocopy": boolOrString, "subpath": str]),
-        "tmpfs": obj(["size": intOrString, "mode": numberOrString]),
-        "image": obj(["subpath": str]),
-    ], required: ["type"])])),
+    "volumes": .list(
+        .oneOf([
+            str,
+            obj(
+                [
+                    "type": .enumOf(["bind", "volume", "tmpfs", "cluster", "npipe", "image"]),
+                    "source": str, "target": str, "read_only": boolOrString, "consistency": str,
+                    "bind": obj([
+                        "propagation": str, "create_host_path": boolOrString,
+                        "recursive": .enumOf(["enabled", "disabled", "writable", "readonly"]),
+                        "selinux": .enumOf(["z", "Z"]),
+                    ]),
+                    "volume": obj(["labels": listOrDict, "nocopy": boolOrString, "subpath": str]),
+                    "tmpfs": obj(["size": intOrString, "mode": numberOrString]),
+                    "image": obj(["subpath": str]),
+                ], required: ["type"]),
+        ])),
     "volumes_from": .list(str),
     "working_dir": str,
 ])
 
 private let external = Shape.oneOf([boolOrString, obj(["name": str])])
 
-private let network = obj([
-    "name": str, "driver": str, "driver_opts": stringOrNumberDict,
-    "ipam": obj([
-        "driver": str,
-        "config": .list(obj(["subnet": str, "ip_range": str, "gateway": str, "aux_addresses": .dict(str, names: nil)])),
-        "options": .dict(str, names: nil),
-    ]),
-    "external": external, "internal": boolOrString, "enable_ipv4": boolOrString, "enable_ipv6": boolOrString,
-    "attachable": boolOrString, "labels": listOrDict,
-], nullable: true)
+private let network = obj(
+    [
+        "name": str, "driver": str, "driver_opts": stringOrNumberDict,
+        "ipam": obj([
+            "driver": str,
+            "config": .list(
+                obj(["subnet": str, "ip_range": str, "gateway": str, "aux_addresses": .dict(str, names: nil)])),
+            "options": .dict(str, names: nil),
+        ]),
+        "external": external, "internal": boolOrString, "enable_ipv4": boolOrString, "enable_ipv6": boolOrString,
+        "attachable": boolOrString, "labels": listOrDict,
+    ], nullable: true)
 
-private let volume = obj([
-    "name": str, "driver": str, "driver_opts": stringOrNumberDict, "external": external, "labels": listOrDict,
-], nullable: true)
+private let volume = obj(
+    [
+        "name": str, "driver": str, "driver_opts": stringOrNumberDict, "external": external, "labels": listOrDict,
+    ], nullable: true)
 
 private let secret = obj([
     "name": str, "environment": str, "file": str, "external": external, "labels": listOrDict,
@@ -258,7 +301,8 @@ let serviceShape = service
 let composeFileShapeWithoutServiceBodies: Shape = obj([
     "version": str,
     "name": str,
-    "include": .list(.oneOf([str, obj(["path": stringOrList, "env_file": stringOrList, "project_directory": str], x: false)])),
+    "include": .list(
+        .oneOf([str, obj(["path": stringOrList, "env_file": stringOrList, "project_directory": str], x: false)])),
     "services": .dict(.any, names: .resourceName),
     "models": .dict(.any, names: .resourceName),
     "networks": .dict(network, names: .resourceName),
@@ -270,7 +314,8 @@ let composeFileShapeWithoutServiceBodies: Shape = obj([
 let composeFileShape: Shape = obj([
     "version": str,
     "name": str,
-    "include": .list(.oneOf([str, obj(["path": stringOrList, "env_file": stringOrList, "project_directory": str], x: false)])),
+    "include": .list(
+        .oneOf([str, obj(["path": stringOrList, "env_file": stringOrList, "project_directory": str], x: false)])),
     "services": .dict(service, names: .resourceName),
     "models": .dict(.any, names: .resourceName),
     "networks": .dict(network, names: .resourceName),
@@ -282,7 +327,10 @@ let composeFileShape: Shape = obj([
 /// Checks a parsed compose file against `composeFileShape`. The key path is kept as a stack of
 /// parts and only spelled out for an error.
 struct SchemaValidator {
-    enum Part { case key(String), index(Int) }
+    enum Part {
+        case key(String)
+        case index(Int)
+    }
     var stack: [Part] = []
 
     static func validate(_ root: Node, skippingServiceBodies: Bool = false) throws {
@@ -331,7 +379,10 @@ struct SchemaValidator {
         switch shape {
         case .any: return "anything"
         case .scalar(let kinds):
-            let order: [(Shape.Kinds, String)] = [(.string, "a string"), (.int, "an integer"), (.number, "a number"), (.bool, "a boolean"), (.null, "null")]
+            let order: [(Shape.Kinds, String)] = [
+                (.string, "a string"), (.int, "an integer"), (.number, "a number"), (.bool, "a boolean"),
+                (.null, "null"),
+            ]
             return order.filter { kinds.contains($0.0) }.map(\.1).joined(separator: " or ")
         case .enumOf(let values): return "one of " + values.joined(separator: ", ")
         case .list: return "a list"
@@ -354,7 +405,9 @@ struct SchemaValidator {
         case .enumOf(let values):
             guard node.isScalar, let text = node.text, values.contains(text), !node.isNull else {
                 if node.isScalar && !node.isNull {
-                    throw ComposeError("must be one of \(values.map { "\"\($0)\"" }.joined(separator: ", ")), not \"\(node.text ?? "")\"", at: node.mark, key: path)
+                    throw ComposeError(
+                        "must be one of \(values.map { "\"\($0)\"" }.joined(separator: ", ")), not \"\(node.text ?? "")\"",
+                        at: node.mark, key: path)
                 }
                 throw typeError(node, shape)
             }
@@ -371,7 +424,8 @@ struct SchemaValidator {
                 let key = p.key.text ?? ""
                 stack.append(.key(key))
                 if names == .resourceName && !Self.isResourceName(key) {
-                    throw ComposeError("invalid name \"\(key)\": only [a-zA-Z0-9._-] are allowed", at: p.key.mark, key: path)
+                    throw ComposeError(
+                        "invalid name \"\(key)\": only [a-zA-Z0-9._-] are allowed", at: p.key.mark, key: path)
                 }
                 try check(p.value, value)
                 stack.removeLast()
@@ -417,8 +471,9 @@ struct SchemaValidator {
     }
 
     static func isResourceName(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.allSatisfy { c in
-            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45
-        }
+        !s.isEmpty
+            && s.utf8.allSatisfy { c in
+                (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 45
+            }
     }
 }

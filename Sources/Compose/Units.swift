@@ -31,7 +31,8 @@ public struct ComposeDuration: Hashable, Sendable, CustomStringConvertible, Comp
         func isNumberByte(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || c == 46 }
         while i < b.count {
             let numberStart = i
-            var digits = 0, dots = 0
+            var digits = 0
+            var dots = 0
             while i < b.count, isNumberByte(b[i]) {
                 if b[i] == 46 { dots += 1 } else { digits += 1 }
                 i += 1
@@ -71,11 +72,14 @@ public struct ComposeDuration: Hashable, Sendable, CustomStringConvertible, Comp
             let unit: String
             let precision: Int
             if u < 1_000 {
-                unit = "ns"; precision = 0
+                unit = "ns"
+                precision = 0
             } else if u < 1_000_000 {
-                unit = "µs"; precision = 3
+                unit = "µs"
+                precision = 3
             } else {
-                unit = "ms"; precision = 6
+                unit = "ms"
+                precision = 6
             }
             let (int, frac) = Self.split(u, precision)
             out = String(int) + frac + unit
@@ -122,7 +126,8 @@ public enum ByteSize {
             s = s.dropFirst()
         }
         guard !number.isEmpty, number.first!.isNumber, !number.hasSuffix("."),
-              !number.contains(".."), let value = Double(number) else { return nil }
+            !number.contains(".."), let value = Double(number)
+        else { return nil }
         if s.first == " " { s = s.dropFirst() }
         var multiplier: Double = 1
         if let c = s.first {
@@ -153,11 +158,18 @@ public enum PortSpec {
     /// docker compose sorts them ("port/proto" as strings).
     public static func parse(_ raw: String) throws -> [ServicePort] {
         let parts = splitBytes(raw, 58)
-        var ip = "", host = "", container = ""
+        var ip = ""
+        var host = ""
+        var container = ""
         switch parts.count {
         case 1: container = parts[0]
-        case 2: host = parts[0]; container = parts[1]
-        case 3: ip = parts[0]; host = parts[1]; container = parts[2]
+        case 2:
+            host = parts[0]
+            container = parts[1]
+        case 3:
+            ip = parts[0]
+            host = parts[1]
+            container = parts[2]
         default:
             ip = parts[0..<(parts.count - 2)].joined(separator: ":")
             host = parts[parts.count - 2]
@@ -176,7 +188,8 @@ public enum PortSpec {
         if !ip.isEmpty && !isIPAddress(ip) { throw PortError("invalid IP address: \(ip)") }
         if container.isEmpty { throw PortError("no port specified: \(raw)<empty>") }
         guard let (start, end) = range(container) else { throw PortError("invalid containerPort: \(container)") }
-        var hostStart = 0, hostEnd = 0
+        var hostStart = 0
+        var hostEnd = 0
         if !host.isEmpty {
             guard let r = range(host) else { throw PortError("invalid hostPort: \(host)") }
             (hostStart, hostEnd) = r
@@ -195,8 +208,9 @@ public enum PortSpec {
                     published = "\(hostStart)-\(hostEnd)"
                 }
             }
-            let port = ServicePort(mode: "ingress", hostIP: ip.isEmpty ? nil : ip, target: start + i,
-                                   published: published, protocol: lowerProto)
+            let port = ServicePort(
+                mode: "ingress", hostIP: ip.isEmpty ? nil : ip, target: start + i,
+                published: published, protocol: lowerProto)
             result.append(("\(start + i)/\(lowerProto)", port))
         }
         result.sort { $0.key < $1.key }
@@ -206,7 +220,9 @@ public enum PortSpec {
     /// "80" or "80-90", each a 16-bit port, end not below start.
     static func range(_ s: String) -> (Int, Int)? {
         if let dash = s.firstIndex(of: "-") {
-            guard let a = port(String(s[..<dash])), let b = port(String(s[s.index(after: dash)...])), b >= a else { return nil }
+            guard let a = port(String(s[..<dash])), let b = port(String(s[s.index(after: dash)...])), b >= a else {
+                return nil
+            }
             return (a, b)
         }
         guard let p = port(s) else { return nil }
@@ -226,7 +242,9 @@ public enum PortSpec {
             let doubleColons = s.ranges(of: "::").count
             guard doubleColons <= 1 else { return false }
             let groups = s.split(separator: ":", omittingEmptySubsequences: true)
-            guard groups.count <= 8, (doubleColons == 1 || groups.count == 8 || (groups.last?.contains(".") == true && groups.count == 7)) else { return false }
+            guard groups.count <= 8,
+                doubleColons == 1 || groups.count == 8 || (groups.last?.contains(".") == true && groups.count == 7)
+            else { return false }
             for g in groups {
                 if g.contains(".") { if !isIPv4(String(g)) { return false } } else if g.count > 4 { return false }
             }
@@ -236,11 +254,15 @@ public enum PortSpec {
     }
 
     static func isIPv4(_ s: String) -> Bool {
-        var parts = 0, digits = 0, value = 0
+        var parts = 0
+        var digits = 0
+        var value = 0
         for c in s.utf8 {
             if c == 46 {
                 guard digits > 0 else { return false }
-                parts += 1; digits = 0; value = 0
+                parts += 1
+                digits = 0
+                value = 0
             } else if c >= 48 && c <= 57 {
                 digits += 1
                 value = value * 10 + Int(c - 48)
@@ -360,10 +382,12 @@ public struct VolumeShortSyntax: Equatable, Sendable {
             let c: UInt8 = end ? 0 : bytes[i]
             defer { i += 1 }
             if !end && c == UInt8(ascii: "$") && i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "{") {
-                depth += 1; continue
+                depth += 1
+                continue
             }
             if !end && c == UInt8(ascii: "}") && depth > 0 {
-                depth -= 1; continue
+                depth -= 1
+                continue
             }
             if !end && c == UInt8(ascii: ":") && i - start == 1 && VolumeSpec.isLetter(bytes[start]) {
                 continue  // Windows drive letter
@@ -416,10 +440,18 @@ public struct VolumeModes: Equatable, Sendable {
         for option in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
             let kind: String
             switch option {
-            case "ro", "rw": kind = "rw"; readOnly = option == "ro"
-            case "z", "Z": kind = "label"; selinux = option
-            case "nocopy": kind = "copy"; noCopy = true
-            case "consistent", "cached", "delegated": kind = "consistency"; consistency = option
+            case "ro", "rw":
+                kind = "rw"
+                readOnly = option == "ro"
+            case "z", "Z":
+                kind = "label"
+                selinux = option
+            case "nocopy":
+                kind = "copy"
+                noCopy = true
+            case "consistent", "cached", "delegated":
+                kind = "consistency"
+                consistency = option
             default:
                 guard Self.propagations.contains(option) else {
                     unknown.append(option)

@@ -15,8 +15,9 @@ extension ImageDefaults {
     /// What Runtime applies of an image's config: Docker's Entrypoint/Cmd rules, environment,
     /// working directory, user, stop signal, and the exposed ports that `ps` shows.
     public init(config: ImageConfig) {
-        self.init(entrypoint: config.entrypoint, cmd: config.cmd, env: config.env, workingDir: config.workingDir,
-                  user: config.user, stopSignal: config.stopSignal, exposedPorts: config.exposedPorts)
+        self.init(
+            entrypoint: config.entrypoint, cmd: config.cmd, env: config.env, workingDir: config.workingDir,
+            user: config.user, stopSignal: config.stopSignal, exposedPorts: config.exposedPorts)
     }
 }
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// fsetxattr(2) from libc. Swift's Glibc module does not export <sys/xattr.h>, so the symbol is

@@ -1,7 +1,8 @@
-import Support
 import FoundationEssentials
+import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Garbage collection: deleting blobs and unpacked layers no reference reaches, and whatever
@@ -42,7 +43,8 @@ extension ImageStore {
                 }
             }
 
-            let blobs: Set<String>, layers: Set<String>
+            let blobs: Set<String>
+            let layers: Set<String>
             switch try referencedContent() {
             case .success(let content): (blobs, layers) = content
             case .failure(let damage):
@@ -87,16 +89,17 @@ extension ImageStore {
         var layers = Set<String>()
         for d in try readIndex().manifests {
             blobs.insert(d.digest)
-            let m: OCIManifest, c: OCIImageConfig
+            let m: OCIManifest
+            let c: OCIImageConfig
             do {
                 m = try manifest(d.digest)
                 blobs.insert(m.config.digest)
-                m.layers.forEach { blobs.insert($0.digest) }
+                for layer in m.layers { blobs.insert(layer.digest) }
                 c = try imageConfig(m.config.digest)
             } catch let damage as ImageStore.Error {
                 return .failure(damage)
             }
-            c.rootfs.diffIDs.forEach { layers.insert($0) }
+            layers.formUnion(c.rootfs.diffIDs)
         }
         return .success((blobs, layers))
     }

@@ -30,8 +30,14 @@ public struct ImageConfig: Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case entrypoint = "Entrypoint", cmd = "Cmd", env = "Env", workingDir = "WorkingDir", user = "User"
-        case stopSignal = "StopSignal", exposedPorts = "ExposedPorts", labels = "Labels"
+        case entrypoint = "Entrypoint"
+        case cmd = "Cmd"
+        case env = "Env"
+        case workingDir = "WorkingDir"
+        case user = "User"
+        case stopSignal = "StopSignal"
+        case exposedPorts = "ExposedPorts"
+        case labels = "Labels"
     }
 
     /// The spec's way of writing a set: an object whose values are empty objects.
@@ -59,7 +65,8 @@ public struct ImageConfig: Codable, Equatable {
         try c.encodeIfPresent(user, forKey: .user)
         try c.encodeIfPresent(stopSignal, forKey: .stopSignal)
         if let exposedPorts {
-            try c.encode(Dictionary(exposedPorts.map { ($0, Empty()) }, uniquingKeysWith: { a, _ in a }), forKey: .exposedPorts)
+            try c.encode(
+                Dictionary(exposedPorts.map { ($0, Empty()) }, uniquingKeysWith: { a, _ in a }), forKey: .exposedPorts)
         }
         try c.encodeIfPresent(labels, forKey: .labels)
     }

@@ -36,7 +36,9 @@ extension ImageConfig {
                     throw bad("\(word) is not a port like 80 or 53/udp")
                 }
                 let proto = parts.count == 2 ? parts[1].lowercased() : "tcp"
-                guard ["tcp", "udp", "sctp"].contains(proto) else { throw bad("protocol \(proto) is not tcp, udp or sctp") }
+                guard ["tcp", "udp", "sctp"].contains(proto) else {
+                    throw bad("protocol \(proto) is not tcp, udp or sctp")
+                }
                 let entry = "\(port)/\(proto)"
                 if !(exposedPorts ?? []).contains(entry) { exposedPorts = (exposedPorts ?? []) + [entry] }
             }
@@ -84,7 +86,9 @@ extension ImageConfig {
                 throw ChangeError(change: change, reason: "\(keyword) \(word) needs a value (KEY=VALUE)")
             }
             let key = String(word[..<eq])
-            guard !key.isEmpty else { throw ChangeError(change: change, reason: "\(keyword) has an empty name in \(word)") }
+            guard !key.isEmpty else {
+                throw ChangeError(change: change, reason: "\(keyword) has an empty name in \(word)")
+            }
             return (key, String(word[word.index(after: eq)...]))
         }
     }

@@ -30,7 +30,9 @@ public struct ImageReference: Equatable, Hashable, CustomStringConvertible {
         var digest: String?
         if let at = rest.firstIndex(of: "@") {
             let d = String(rest[rest.index(after: at)...])
-            guard Self.isDigest(d) else { throw invalid("the digest must be sha256: followed by 64 lowercase hex digits") }
+            guard Self.isDigest(d) else {
+                throw invalid("the digest must be sha256: followed by 64 lowercase hex digits")
+            }
             digest = d
             rest = rest[..<at]
         }
@@ -40,7 +42,9 @@ public struct ImageReference: Equatable, Hashable, CustomStringConvertible {
         if let colon = rest.lastIndex(of: ":"), !rest[colon...].contains("/") {
             let t = String(rest[rest.index(after: colon)...])
             guard Self.isTag(t) else {
-                throw invalid("the tag must be 1 to 128 characters of letters, digits, '_', '.' or '-', not starting with '.' or '-'")
+                throw invalid(
+                    "the tag must be 1 to 128 characters of letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+                )
             }
             tag = t
             rest = rest[..<colon]
@@ -67,7 +71,9 @@ public struct ImageReference: Equatable, Hashable, CustomStringConvertible {
         if name.lowercased() != name { throw invalid("the repository name must be lowercase") }
         for component in name.split(separator: "/", omittingEmptySubsequences: false) {
             guard Self.isPathComponent(component) else {
-                throw invalid("each part of the repository name must be lowercase letters and digits, separated by '.', '_', '__' or '-'")
+                throw invalid(
+                    "each part of the repository name must be lowercase letters and digits, separated by '.', '_', '__' or '-'"
+                )
             }
         }
         if digest == nil && tag == nil { tag = Self.defaultTag }
@@ -146,7 +152,10 @@ public struct ImageReference: Equatable, Hashable, CustomStringConvertible {
         guard let first = chars.first, let last = chars.last, isAlnum(first), isAlnum(last) else { return false }
         var i = 0
         while i < chars.count {
-            if isAlnum(chars[i]) { i += 1; continue }
+            if isAlnum(chars[i]) {
+                i += 1
+                continue
+            }
             // A separator run: '.', '_', '__', or any number of '-'.
             var j = i
             while j < chars.count && !isAlnum(chars[j]) { j += 1 }

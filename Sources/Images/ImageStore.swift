@@ -1,8 +1,9 @@
-import Support
 import Crypto
 import FoundationEssentials
+import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The image store: an OCI image layout under ROOT/images, plus unpacked layers.
@@ -143,8 +144,8 @@ public final class ImageStore {
                     removedImages.append((descriptor.digest, m?.config.digest))
                     guard let m else { continue }
                     content.insert(m.config.digest)
-                    m.layers.forEach { content.insert($0.digest) }
-                    (try? imageConfig(m.config.digest))?.rootfs.diffIDs.forEach { content.insert($0) }
+                    for layer in m.layers { content.insert(layer.digest) }
+                    content.formUnion((try? imageConfig(m.config.digest))?.rootfs.diffIDs ?? [])
                 }
                 for i in matches.sorted(by: >) { index.manifests.remove(at: i) }
             }
@@ -172,8 +173,12 @@ public final class ImageStore {
             try updateIndex { index in
                 var descriptor = index.manifests[try resolve(source, in: index)[0]]
                 // An untagged image stops being untagged once it has a name.
-                index.manifests.removeAll { $0.refName == ref.normalized || ($0.refName == nil && $0.digest == descriptor.digest) }
-                descriptor.annotations = (descriptor.annotations ?? [:]).merging([refNameAnnotation: ref.normalized]) { $1 }
+                index.manifests.removeAll {
+                    $0.refName == ref.normalized || ($0.refName == nil && $0.digest == descriptor.digest)
+                }
+                descriptor.annotations = (descriptor.annotations ?? [:]).merging([refNameAnnotation: ref.normalized]) {
+                    $1
+                }
                 index.manifests.append(descriptor)
             }
         }
@@ -188,9 +193,11 @@ public final class ImageStore {
         if let ref = try? ImageReference(parsing: text) {
             if let i = index.manifests.firstIndex(where: { $0.refName == ref.normalized }) { return [i] }
             if let digest = ref.digest, ref.tag == nil || ref.tag == ImageReference.defaultTag,
-               let i = index.manifests.firstIndex(where: {
-                   $0.digest == digest && $0.refName.flatMap { try? ImageReference(parsing: $0) }?.repository == ref.repository
-               }) {
+                let i = index.manifests.firstIndex(where: {
+                    $0.digest == digest
+                        && $0.refName.flatMap { try? ImageReference(parsing: $0) }?.repository == ref.repository
+                })
+            {
                 return [i]
             }
         }
@@ -212,7 +219,9 @@ public final class ImageStore {
         let m = try manifest(descriptor.digest)
         let c = try imageConfig(m.config.digest)
         guard c.rootfs.diffIDs.count == m.layers.count else {
-            throw Error.corrupt(blobPath(descriptor.digest), "the manifest has \(m.layers.count) layers but the config \(c.rootfs.diffIDs.count) diff IDs")
+            throw Error.corrupt(
+                blobPath(descriptor.digest),
+                "the manifest has \(m.layers.count) layers but the config \(c.rootfs.diffIDs.count) diff IDs")
         }
         var paths: [String] = []
         var size: Int64 = 0
@@ -221,8 +230,9 @@ public final class ImageStore {
             if !Files.exists(layerDir + "/diff") {
                 // Content present but not unpacked (an interrupted import): unpack it now.
                 _ = try FileLock.with(gcLockPath, exclusive: false) {
-                    try ensureLayer(blobPath: blobPath(layer.digest), blobDigest: layer.digest,
-                                    display: layer.digest, expectedDiffID: diffID)
+                    try ensureLayer(
+                        blobPath: blobPath(layer.digest), blobDigest: layer.digest,
+                        display: layer.digest, expectedDiffID: diffID)
                 }
             }
             paths.append(layerDir + "/diff")
@@ -251,7 +261,9 @@ public final class ImageStore {
 
     /// Reads a blob and checks it still hashes to its name.
     func readBlob(_ digest: String) throws -> Data {
-        guard ImageReference.isDigest(digest) else { throw Error.corrupt(indexPath, "\(digest) is not a sha256 digest") }
+        guard ImageReference.isDigest(digest) else {
+            throw Error.corrupt(indexPath, "\(digest) is not a sha256 digest")
+        }
         let path = blobPath(digest)
         let data = try StoreFiles.read(path)
         let actual = "sha256:" + StoreFiles.sha256Hex(data)
@@ -327,7 +339,9 @@ public final class ImageStore {
     /// Makes sure the layer in `blobPath` is unpacked, and returns its diff ID and media type.
     /// A blob the store already knows is not unpacked again. Unpacking happens in tmp/ and the
     /// finished directory is renamed into place, so a crash never leaves half a layer.
-    func ensureLayer(blobPath: String, blobDigest: String, display: String, expectedDiffID: String? = nil) throws -> Layer {
+    func ensureLayer(blobPath: String, blobDigest: String, display: String, expectedDiffID: String? = nil) throws
+        -> Layer
+    {
         if let known = try knownLayer(blobDigest), Files.exists(layerDirectory(known.diffID) + "/diff") {
             return known
         }
@@ -341,7 +355,8 @@ public final class ImageStore {
         defer { close(diff) }
         let result = try LayerUnpacker.unpack(blobPath: blobPath, into: diff, displayName: display)
         if let expectedDiffID, expectedDiffID != result.diffID {
-            throw Error.digestMismatch(what: "the uncompressed layer \(blobDigest)", expected: expectedDiffID, actual: result.diffID)
+            throw Error.digestMismatch(
+                what: "the uncompressed layer \(blobDigest)", expected: expectedDiffID, actual: result.diffID)
         }
         try StoreFiles.writeAtomically(Data(String(result.size).utf8), to: work + "/size")
         let final = layerDirectory(result.diffID)
@@ -359,8 +374,9 @@ public final class ImageStore {
         guard Files.exists(blobPath(blobDigest)) else { return nil }
         for d in try readIndex().manifests {
             guard let m = try? manifest(d.digest),
-                  let i = m.layers.firstIndex(where: { $0.digest == blobDigest }),
-                  let c = try? imageConfig(m.config.digest), i < c.rootfs.diffIDs.count else { continue }
+                let i = m.layers.firstIndex(where: { $0.digest == blobDigest }),
+                let c = try? imageConfig(m.config.digest), i < c.rootfs.diffIDs.count
+            else { continue }
             return Layer(diffID: c.rootfs.diffIDs[i], mediaType: m.layers[i].mediaType)
         }
         return nil

@@ -1,6 +1,7 @@
 import FoundationEssentials
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ImageStore {
@@ -38,13 +39,15 @@ extension ImageStore {
             case .ambiguous(let prefix):
                 return "image ID prefix \(prefix) matches more than one image; give more characters"
             case .referencedMany(let id, let refs):
-                return "image \(id) is referenced by \(refs.joined(separator: ", ")); remove those references or use force"
+                return
+                    "image \(id) is referenced by \(refs.joined(separator: ", ")); remove those references or use force"
             case .system(let op, let path, let err):
                 return "cannot \(op) \(path): \(String(cString: strerror(err)))"
             case .notATar(let path, let detail):
                 return "\(path) is not a tar archive (plain or gzip): \(detail)"
             case .unpack(let layer, let entry, let reason):
-                return entry.isEmpty ? "cannot unpack \(layer): \(reason)"
+                return entry.isEmpty
+                    ? "cannot unpack \(layer): \(reason)"
                     : "cannot unpack \(layer): entry \(entry): \(reason)"
             case .contentKept(let image, let reason):
                 return "removed \(image), but not all of its content: \(reason); "

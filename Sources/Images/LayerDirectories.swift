@@ -1,6 +1,6 @@
 #if canImport(Glibc)
-import Support
-import Glibc
+    import Support
+    import Glibc
 #endif
 
 /// Directory descriptors inside a layer being unpacked, each opened relative to its parent's with
@@ -79,8 +79,9 @@ final class LayerDirectories {
         var fd = openat(parent, cName, flags)
         if fd < 0 && errno == ENOENT && create {
             guard mkdirat(parent, cName, 0o755) == 0 || errno == EEXIST else {
-                throw LayerWriteFailure("cannot create its parent directory \(DisplayPath.of(name)): "
-                                        + LayerWriteFailure.text(errno))
+                throw LayerWriteFailure(
+                    "cannot create its parent directory \(DisplayPath.of(name)): "
+                        + LayerWriteFailure.text(errno))
             }
             fd = openat(parent, cName, flags)
             // mkdirat applied the umask; Docker's missing parents are 0755 whatever the umask.
@@ -89,14 +90,16 @@ final class LayerDirectories {
         guard fd >= 0 else {
             let err = errno
             if err == ELOOP || err == ENOTDIR {
-                throw LayerWriteFailure("its parent \(DisplayPath.of(name)) is a symlink or a file, "
-                                        + "not a directory")
+                throw LayerWriteFailure(
+                    "its parent \(DisplayPath.of(name)) is a symlink or a file, "
+                        + "not a directory")
             }
             if err == ENOENT {
                 throw LayerWriteFailure("its parent \(DisplayPath.of(name)) is not in the layer", missing: true)
             }
-            throw LayerWriteFailure("cannot open its parent \(DisplayPath.of(name)): "
-                                    + LayerWriteFailure.text(err))
+            throw LayerWriteFailure(
+                "cannot open its parent \(DisplayPath.of(name)): "
+                    + LayerWriteFailure.text(err))
         }
         return fd
     }

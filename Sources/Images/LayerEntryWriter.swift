@@ -1,7 +1,8 @@
-import Support
 import CArchive
+import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why one archive entry could not be written; LayerUnpacker adds the layer and the entry's name.
@@ -60,8 +61,10 @@ final class LayerEntryWriter {
 
     /// Writes `entry` at `parts` (cleaned, relative to the root). `hardlinkTarget` is set (and
     /// cleaned) for a hard link. `copyData` writes the entry's content into the descriptor given.
-    func write(_ entry: OpaquePointer, at parts: [[UInt8]], hardlinkTarget: [[UInt8]]?,
-               copyData: (Int32) throws -> Void) throws {
+    func write(
+        _ entry: OpaquePointer, at parts: [[UInt8]], hardlinkTarget: [[UInt8]]?,
+        copyData: (Int32) throws -> Void
+    ) throws {
         if let hardlinkTarget {
             return try writeHardLink(entry, at: parts, target: hardlinkTarget, copyData: copyData)
         }
@@ -135,7 +138,8 @@ final class LayerEntryWriter {
         // A file of the same name in this same layer wins; the whiteout only hides lower layers.
         var st = stat()
         if fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 { return }
-        guard mknodat(parent, name, S_IFCHR | 0o000, 0 /* makedev(0, 0) */) == 0 else {
+        // Device number 0 (makedev(0, 0)): overlayfs's whiteout.
+        guard mknodat(parent, name, S_IFCHR | 0o000, 0) == 0 else {
             throw failure("cannot create the whiteout")
         }
     }
@@ -155,8 +159,10 @@ final class LayerEntryWriter {
 
     // MARK: entry kinds
 
-    private func writeHardLink(_ entry: OpaquePointer, at parts: [[UInt8]], target: [[UInt8]],
-                               copyData: (Int32) throws -> Void) throws {
+    private func writeHardLink(
+        _ entry: OpaquePointer, at parts: [[UInt8]], target: [[UInt8]],
+        copyData: (Int32) throws -> Void
+    ) throws {
         guard let name = parts.last, let targetName = target.last else {
             throw LayerWriteFailure("a hard link cannot be or name the layer's root")
         }
@@ -269,8 +275,10 @@ final class LayerEntryWriter {
                 throw failure("cannot set the extended attribute \(String(cString: name))")
             }
         }
-        for (type, attribute) in [(ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"),
-                                  (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default")] {
+        for (type, attribute) in [
+            (ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"),
+            (ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default"),
+        ] {
             if type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT && !isDirectory { continue }
             guard let acl = PosixACL.xattrValue(entry, type: type) else { continue }
             if XAttr.set(fd, attribute, acl) != 0 && !refused(errno) { throw failure("cannot set the ACL") }
@@ -278,7 +286,8 @@ final class LayerEntryWriter {
     }
 
     private static func owner(_ entry: OpaquePointer) throws -> (uid_t, gid_t) {
-        let uid = archive_entry_uid(entry), gid = archive_entry_gid(entry)
+        let uid = archive_entry_uid(entry)
+        let gid = archive_entry_gid(entry)
         // (uid_t)-1 would mean "leave unchanged" to chown.
         guard uid >= 0 && uid < Int64(UInt32.max) && gid >= 0 && gid < Int64(UInt32.max) else {
             throw LayerWriteFailure("the owner \(uid):\(gid) is out of range")
@@ -298,9 +307,11 @@ final class LayerEntryWriter {
     /// time, an unset modification time leaves the file's.
     private static func times(_ entry: OpaquePointer) -> [timespec] {
         let omit = timespec(tv_sec: 0, tv_nsec: omitTime)
-        let mtime = archive_entry_mtime_is_set(entry) != 0
+        let mtime =
+            archive_entry_mtime_is_set(entry) != 0
             ? timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: archive_entry_mtime_nsec(entry)) : omit
-        let atime = archive_entry_atime_is_set(entry) != 0
+        let atime =
+            archive_entry_atime_is_set(entry) != 0
             ? timespec(tv_sec: archive_entry_atime(entry), tv_nsec: archive_entry_atime_nsec(entry)) : mtime
         return [atime, mtime]
     }

@@ -1,9 +1,10 @@
-import Support
 import CArchive
 import Crypto
 import FoundationEssentials
+import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Unpacks one layer tar (plain, gzip or zstd) into a directory, in a single pass over the blob:
@@ -36,10 +37,14 @@ enum LayerUnpacker {
         archive_read_support_format_tar(tar)
         // The tar reader pulls decompressed bytes from `source`, which hashes them as they pass.
         let context = Unmanaged.passUnretained(source).toOpaque()
-        guard archive_read_open(tar, context, nil, { _, ctx, buffer in
-            let source = Unmanaged<DecompressedSource>.fromOpaque(ctx!).takeUnretainedValue()
-            return source.next(buffer!)
-        }, nil) == ARCHIVE_OK else {
+        guard
+            archive_read_open(
+                tar, context, nil,
+                { _, ctx, buffer in
+                    let source = Unmanaged<DecompressedSource>.fromOpaque(ctx!).takeUnretainedValue()
+                    return source.next(buffer!)
+                }, nil) == ARCHIVE_OK
+        else {
             throw source.failure ?? ImageStore.Error.notATar(displayName, archiveError(tar))
         }
 
@@ -82,8 +87,9 @@ enum LayerUnpacker {
         }
         // The tar reader stops at the end-of-archive marker; the diff ID covers the whole stream.
         try source.drain()
-        return Result(diffID: "sha256:" + StoreFiles.hex(source.hasher.finalize()), size: source.size,
-                      mediaType: source.mediaType)
+        return Result(
+            diffID: "sha256:" + StoreFiles.hex(source.hasher.finalize()), size: source.size,
+            mediaType: source.mediaType)
     }
 
     /// Writes the current entry's data blocks at their offsets (holes of a sparse file stay holes).
@@ -138,7 +144,9 @@ enum LayerUnpacker {
 
     private static func bytes(_ text: UnsafePointer<CChar>) -> [UInt8] {
         let count = strlen(text)
-        return text.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+        return text.withMemoryRebound(to: UInt8.self, capacity: count) {
+            Array(UnsafeBufferPointer(start: $0, count: count))
+        }
     }
 
     static func archiveError(_ a: OpaquePointer) -> String {
@@ -175,7 +183,8 @@ final class DecompressedSource {
             let message = LayerUnpacker.archiveError(raw)
             close()
             // libarchive reports format problems as EILSEQ; anything else is the file system's.
-            throw err > 0 && err != EILSEQ ? ImageStore.Error.system("read", displayName, err)
+            throw err > 0 && err != EILSEQ
+                ? ImageStore.Error.system("read", displayName, err)
                 : ImageStore.Error.notATar(displayName, message)
         }
         var entry: OpaquePointer?

@@ -107,8 +107,12 @@ package enum Timestamp {
     package static func format(_ date: Date) -> String {
         // Halves round up, before 1970 too, as ICU rounds them.
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000 + 0.5).rounded(.down))
-        var days = milliseconds / 86_400_000, ofDay = milliseconds % 86_400_000
-        if ofDay < 0 { days -= 1; ofDay += 86_400_000 }
+        var days = milliseconds / 86_400_000
+        var ofDay = milliseconds % 86_400_000
+        if ofDay < 0 {
+            days -= 1
+            ofDay += 86_400_000
+        }
         // The proleptic Gregorian date of a day count, the inverse of the one in `parse`.
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
@@ -146,9 +150,10 @@ package enum Timestamp {
         }
         func byte(_ i: Int, _ c: UInt8) -> Bool { i < b.count && b[i] == c }
         guard let year = number(0, 4), byte(4, 45), let month = number(5, 2), byte(7, 45), let day = number(8, 2),
-              byte(10, 84) || byte(10, 116), let hour = number(11, 2), byte(13, 58), let minute = number(14, 2),
-              byte(16, 58), let second = number(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
+            byte(10, 84) || byte(10, 116), let hour = number(11, 2), byte(13, 58), let minute = number(14, 2),
+            byte(16, 58), let second = number(17, 2),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second <= 60
+        else { return nil }
         var i = 19
         var nanos = 0
         if byte(i, 46) {

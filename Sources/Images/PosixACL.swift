@@ -1,6 +1,7 @@
 import CArchive
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// POSIX ACLs of a tar entry (GNU tar's and bsdtar's `SCHILY.acl.*` records, which libarchive
@@ -26,7 +27,10 @@ enum PosixACL {
         // An access ACL always reports the three entries the mode bits make; only more is an ACL.
         guard count > (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? 3 : 0) else { return nil }
         var entries: [(tag: UInt16, perm: UInt16, id: UInt32)] = []
-        var entryType: Int32 = 0, permset: Int32 = 0, tag: Int32 = 0, qualifier: Int32 = 0
+        var entryType: Int32 = 0
+        var permset: Int32 = 0
+        var tag: Int32 = 0
+        var qualifier: Int32 = 0
         var name: UnsafePointer<CChar>?
         while archive_entry_acl_next(entry, type, &entryType, &permset, &tag, &qualifier, &name) == ARCHIVE_OK {
             let kernelTag: UInt16

@@ -5,8 +5,9 @@ import CArchive
 import Crypto
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Small file-system steps the store builds on: locks, atomic writes, hashing, and Support's

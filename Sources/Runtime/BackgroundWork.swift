@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One piece of work on a thread of its own while the caller goes on; `wait()` joins it.
@@ -22,10 +22,13 @@ public final class BackgroundWork<Value: ~Copyable> {
         // runs a plain closure that stores the outcome here.
         let body = ThreadBody { [unowned(unsafe) self] in self.outcome = Self.run(work) }
         let context = Unmanaged.passRetained(body).toOpaque()
-        running = pthread_create(&thread, nil, { context in
-            Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context) == 0
+        running =
+            pthread_create(
+                &thread, nil,
+                { context in
+                    Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().run()
+                    return nil
+                }, context) == 0
         if !running {
             // No thread to be had (a resource limit): do the work here, in order.
             Unmanaged<ThreadBody>.fromOpaque(context).release()

@@ -37,7 +37,10 @@ public enum Capabilities {
     /// The highest capability this kernel knows.
     public static let lastCap: Int = {
         if let text = try? String(contentsOfFile: "/proc/sys/kernel/cap_last_cap", encoding: .utf8),
-           let n = Int(text.trimmingWhitespaceAndNewlines()) { return n }
+            let n = Int(text.trimmingWhitespaceAndNewlines())
+        {
+            return n
+        }
         return names.count - 1
     }()
 
@@ -67,7 +70,8 @@ public enum Capabilities {
         var set: UInt64 = privileged ? all : try mask(dockerDefaults)
         let adds = add.filter { $0.uppercased() != "ALL" }
         let drops = drop.filter { $0.uppercased() != "ALL" }
-        let addMask = try mask(adds), dropMask = try mask(drops)
+        let addMask = try mask(adds)
+        let dropMask = try mask(drops)
         if drop.contains(where: { $0.uppercased() == "ALL" }) { set = 0 }
         if add.contains(where: { $0.uppercased() == "ALL" }) { set = all }
         set |= addMask

@@ -1,7 +1,8 @@
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Resource limits for one container, in Docker's units.
@@ -22,8 +23,10 @@ public struct CgroupLimits: Codable, Equatable, Sendable {
 
     /// `cpus` (a fraction of CPUs) is converted to `nanoCPUs` (see `nanoCPUs(fromCPUs:)`);
     /// `nanoCPUs`, when given, wins.
-    public init(memory: Int64? = nil, memorySwap: Int64? = nil, cpus: Double? = nil, nanoCPUs: Int64? = nil,
-                cpuShares: Int? = nil, pids: Int? = nil) {
+    public init(
+        memory: Int64? = nil, memorySwap: Int64? = nil, cpus: Double? = nil, nanoCPUs: Int64? = nil,
+        cpuShares: Int? = nil, pids: Int? = nil
+    ) {
         self.memory = memory
         self.memorySwap = memorySwap
         self.nanoCPUs = nanoCPUs ?? cpus.map(Self.nanoCPUs(fromCPUs:))
@@ -96,7 +99,8 @@ public struct CgroupLimits: Codable, Equatable, Sendable {
     }
 
     func validate(onlineCPUs: Int) throws {
-        let memory = self.memory ?? 0, swap = memorySwap ?? 0
+        let memory = self.memory ?? 0
+        let swap = memorySwap ?? 0
         if memory != 0 && memory < Self.minimumMemory {
             throw ValidationError("Minimum memory limit allowed is 6MB")
         }
@@ -114,7 +118,8 @@ public struct CgroupLimits: Codable, Equatable, Sendable {
             let (most, overflow) = Int64(cpus).multipliedReportingOverflow(by: 1_000_000_000)
             if nano < Self.minimumNanoCPUs || (!overflow && nano > most) {
                 // moby's text since 2025 (ddd885a961); before it began with a capital R.
-                throw ValidationError("range of CPUs is from 0.01 to \(cpus).00, as there are only \(cpus) CPUs available")
+                throw ValidationError(
+                    "range of CPUs is from 0.01 to \(cpus).00, as there are only \(cpus) CPUs available")
             }
         }
     }
@@ -339,7 +344,8 @@ enum CgroupLayout: Equatable {
             return .failure(Cgroup.Error("cannot read /proc/self/mountinfo; is /proc mounted?"))
         }
         if let layout = parse(mountinfo: text) { return .success(layout) }
-        return .failure(Cgroup.Error("no cgroup file system is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)"))
+        return .failure(
+            Cgroup.Error("no cgroup file system is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)"))
     }()
 
     static func host() throws -> CgroupLayout { try detected.get() }
@@ -358,15 +364,24 @@ enum CgroupLayout: Equatable {
             if fsType == "cgroup2" {
                 if unified == nil { unified = mountPoint }
             } else if fsType == "cgroup" {
-                let options = fields[dash + 3].split(separator: ",").map(String.init).filter { $0 != "rw" && $0 != "ro" }
-                let controllers = Set(options.filter { !$0.hasPrefix("release_agent") && $0 != "clone_children" && $0 != "noprefix" && $0 != "xattr" })
+                let options = fields[dash + 3].split(separator: ",").map(String.init).filter {
+                    $0 != "rw" && $0 != "ro"
+                }
+                let controllers = Set(
+                    options.filter {
+                        !$0.hasPrefix("release_agent") && $0 != "clone_children" && $0 != "noprefix" && $0 != "xattr"
+                    })
                 if !controllers.isEmpty && !hierarchies.contains(where: { $0.mountPoint == mountPoint }) {
-                    hierarchies.append(Hierarchy(mountPoint: mountPoint, controllers: controllers,
-                                                 mountOptions: options.joined(separator: ",")))
+                    hierarchies.append(
+                        Hierarchy(
+                            mountPoint: mountPoint, controllers: controllers,
+                            mountOptions: options.joined(separator: ",")))
                 }
             }
         }
-        if hierarchies.contains(where: { $0.controllers.contains { !$0.hasPrefix("name=") } }) { return .v1(hierarchies) }
+        if hierarchies.contains(where: { $0.controllers.contains { !$0.hasPrefix("name=") } }) {
+            return .v1(hierarchies)
+        }
         if let unified { return .v2(unified) }
         return nil
     }
@@ -379,7 +394,8 @@ enum CgroupLayout: Equatable {
         var i = 0
         while i < u.count {
             if u[i] == UInt8(ascii: "\\"), i + 3 < u.count,
-               let v = UInt8(String(decoding: u[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                let v = UInt8(String(decoding: u[(i + 1)...(i + 3)], as: UTF8.self), radix: 8)
+            {
                 bytes.append(v)
                 i += 4
             } else {

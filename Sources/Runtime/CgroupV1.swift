@@ -1,6 +1,7 @@
 import FoundationEssentials
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// cgroup v1: one directory per hierarchy, limits written where each controller lives, with the
@@ -38,14 +39,17 @@ enum CgroupV1 {
         }
     }
 
-    private static func path(of controller: String, _ hierarchies: [CgroupLayout.Hierarchy], _ paths: [String]) -> String? {
+    private static func path(of controller: String, _ hierarchies: [CgroupLayout.Hierarchy], _ paths: [String])
+        -> String?
+    {
         zip(hierarchies, paths).first { $0.0.controllers.contains(controller) }?.1
     }
 
     static func apply(_ limits: CgroupLimits, hierarchies: [CgroupLayout.Hierarchy], paths: [String]) throws {
         func require(_ controller: String) throws -> String {
             guard let p = path(of: controller, hierarchies, paths) else {
-                throw Cgroup.Error("the \(controller) controller is not mounted, so the \(controller) limit cannot be applied")
+                throw Cgroup.Error(
+                    "the \(controller) controller is not mounted, so the \(controller) limit cannot be applied")
             }
             return p
         }
@@ -92,7 +96,8 @@ enum CgroupV1 {
                     usage.memoryBytes = inactive < raw ? raw - inactive : raw
                 }
                 if let limit = CgroupFiles.readTrimmed(path + "/memory.limit_in_bytes").flatMap({ Int64($0) }),
-                   limit < Int64(1) << 62 {
+                    limit < Int64(1) << 62
+                {
                     usage.memoryLimit = limit
                 }
             }

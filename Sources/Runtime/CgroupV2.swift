@@ -1,6 +1,7 @@
 import FoundationEssentials
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// cgroup v2 (unified): one directory, controllers enabled down the tree through
@@ -29,8 +30,10 @@ enum CgroupV2 {
 
     /// Lets children of `dir` use every wanted controller `dir` has.
     private static func enableControllers(in dir: String) throws {
-        let available = Set((CgroupFiles.readTrimmed(dir + "/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
-        let enabled = Set((CgroupFiles.readTrimmed(dir + "/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
+        let available = Set(
+            (CgroupFiles.readTrimmed(dir + "/cgroup.controllers") ?? "").split(separator: " ").map(String.init))
+        let enabled = Set(
+            (CgroupFiles.readTrimmed(dir + "/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
         let missing = wanted.filter { available.contains($0) && !enabled.contains($0) }
         guard !missing.isEmpty else { return }
         try CgroupFiles.write(missing.map { "+" + $0 }.joined(separator: " "), to: dir + "/cgroup.subtree_control")
@@ -46,7 +49,9 @@ enum CgroupV2 {
         func require(_ file: String, _ controller: String) throws -> String {
             let p = path + "/" + file
             guard CgroupFiles.exists(p) else {
-                throw Cgroup.Error("the \(controller) controller is not available in \(path), so the \(controller) limit cannot be applied")
+                throw Cgroup.Error(
+                    "the \(controller) controller is not available in \(path), so the \(controller) limit cannot be applied"
+                )
             }
             return p
         }

@@ -66,8 +66,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public final class Container {
@@ -271,8 +272,10 @@ extension Container.Error {
 
         private static let namedSteps: [(String, Stage)] = {
             var steps = allCases.filter { !$0.name.isEmpty && $0 != .mountTarget }.map { ($0.name, $0) }
-            steps += [("write", .files), ("mkdir", .files), ("create network namespace", .networkNamespace),
-                      ("open network namespace", .networkNamespace), ("open namespace", .setns)]
+            steps += [
+                ("write", .files), ("mkdir", .files), ("create network namespace", .networkNamespace),
+                ("open network namespace", .networkNamespace), ("open namespace", .setns),
+            ]
             return steps
         }()
 

@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Container {
@@ -18,9 +19,11 @@ extension Container {
     /// `networkNamespace`: one the caller made beforehand (`NetworkNamespace.make`) for a
     /// container with a namespace of its own (`none`, `default`) that starts now; any other
     /// container closes it unused.
-    public static func create(spec: ContainerSpec, root: String, startingNow: Bool = false,
-                              networkNamespace: consuming FileDescriptor? = nil,
-                              completingSpec: ((inout ContainerSpec) throws -> Void)? = nil) throws -> Container {
+    public static func create(
+        spec: ContainerSpec, root: String, startingNow: Bool = false,
+        networkNamespace: consuming FileDescriptor? = nil,
+        completingSpec: ((inout ContainerSpec) throws -> Void)? = nil
+    ) throws -> Container {
         var givenNetns: FileDescriptor? = nil
         if startingNow && spec.network.hasOwnNamespace { givenNetns = networkNamespace }
         let makesNetns = startingNow && spec.network.hasOwnNamespace && givenNetns.rawValue < 0
@@ -35,8 +38,9 @@ extension Container {
             throw Error(container: name, stage: .create, detail: "\(error)")
         }
         if let adj = spec.oomScoreAdj, !(-1000...1000).contains(adj) {
-            throw Error(container: name, stage: .create,
-                        detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+            throw Error(
+                container: name, stage: .create,
+                detail: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
         }
         // `container:ID` takes that container's host name and /etc files, as Docker does.
         var networkPeer: Container?
@@ -188,9 +192,11 @@ extension Container {
             }
             while flock(directory.rawValue, LOCK_EX) != 0 && errno == EINTR {}
             let lock = CreationLock(directory: directory)
-            var locked = stat(), atPath = stat()
+            var locked = stat()
+            var atPath = stat()
             if fstat(lock.directory.rawValue, &locked) == 0, lstat(dir, &atPath) == 0,
-               locked.st_ino == atPath.st_ino, locked.st_dev == atPath.st_dev {
+                locked.st_ino == atPath.st_ino, locked.st_dev == atPath.st_dev
+            {
                 do {
                     if fresh { for sub in ["upper", "work"] { try FileTree.mkdir(dir + "/" + sub) } }
                 } catch {
@@ -200,8 +206,9 @@ extension Container {
                 return lock
             }
         }
-        throw Error(container: container, stage: .files, step: "mkdir \(dir)",
-                    detail: "the directory kept being removed by another berth process (system prune)")
+        throw Error(
+            container: container, stage: .files, step: "mkdir \(dir)",
+            detail: "the directory kept being removed by another berth process (system prune)")
     }
 
     /// Makes the name link. One left by a berth process that was killed before it wrote its
@@ -209,8 +216,10 @@ extension Container {
     /// taken over, and so is one a killed rename left (its container's record has another name);
     /// one whose container exists or is still being made keeps the name. `conflict` words the
     /// refusal (the name, the holder's ID).
-    static func reserveName(_ name: String, id: String, root: String,
-                            conflict: (String, String) -> Error = nameInUse) throws {
+    static func reserveName(
+        _ name: String, id: String, root: String,
+        conflict: (String, String) -> Error = nameInUse
+    ) throws {
         let link = namesDir(root) + "/" + name
         for _ in 0..<8 {
             if symlink(NameLink.target(forID: id), link) == 0 { return }
@@ -233,8 +242,9 @@ extension Container {
     }
 
     static func nameInUse(_ name: String, by other: String) -> Error {
-        Error(container: name, stage: .name, step: "",
-              detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
+        Error(
+            container: name, stage: .name, step: "",
+            detail: "the name is already in use by container \(other.prefix(12)); remove it or pick another name")
     }
 
     /// A container's directory, open and flock()ed while the container is being made. The lock
@@ -273,16 +283,20 @@ extension Container {
     }
 
     /// `networkPeer`: the container whose network a `container:ID` mode joins.
-    static func resolveProcess(spec: ContainerSpec, id: String, name: String,
-                               networkPeer: Container? = nil) throws -> ResolvedProcess {
+    static func resolveProcess(
+        spec: ContainerSpec, id: String, name: String,
+        networkPeer: Container? = nil
+    ) throws -> ResolvedProcess {
         let argv = ProcessResolution.argv(image: spec.imageDefaults, entrypoint: spec.entrypoint, command: spec.command)
         guard !argv.isEmpty else {
-            throw Error(container: name, stage: .create,
-                        detail: "no command specified: the image has no Entrypoint or Cmd and none was given")
+            throw Error(
+                container: name, stage: .create,
+                detail: "no command specified: the image has no Entrypoint or Cmd and none was given")
         }
         let user: ProcessResolution.User
         do {
-            user = try ProcessResolution.user(spec.user ?? spec.imageDefaults.user, extraGroups: spec.groupAdd) { path in
+            user = try ProcessResolution.user(spec.user ?? spec.imageDefaults.user, extraGroups: spec.groupAdd) {
+                path in
                 try RootFiles.read(path, layers: spec.layerPaths)
             }
         } catch {
@@ -310,17 +324,20 @@ extension Container {
             }
             stopSignal = n
         }
-        let hostname = spec.hostname ?? networkPeer?.record.process.hostname
+        let hostname =
+            spec.hostname ?? networkPeer?.record.process.hostname
             ?? (spec.network == .host ? hostHostname() : String(id.prefix(12)))
-        let env = ProcessResolution.environment(image: spec.imageDefaults.env, given: spec.env, hostname: hostname,
-                                                home: user.home, tty: spec.tty)
+        let env = ProcessResolution.environment(
+            image: spec.imageDefaults.env, given: spec.env, hostname: hostname,
+            home: user.home, tty: spec.tty)
         var cwd = spec.workingDir ?? spec.imageDefaults.workingDir ?? "/"
         if cwd.isEmpty { cwd = "/" }
         guard cwd.hasPrefix("/") else {
             throw Error(container: name, stage: .create, detail: "working directory \(cwd) is not an absolute path")
         }
-        return ResolvedProcess(argv: argv, env: env, workingDir: cwd, user: user, capabilities: caps,
-                               hostname: hostname, stopSignal: stopSignal, stopTimeout: spec.stopTimeout ?? 10)
+        return ResolvedProcess(
+            argv: argv, env: env, workingDir: cwd, user: user, capabilities: caps,
+            hostname: hostname, stopSignal: stopSignal, stopTimeout: spec.stopTimeout ?? 10)
     }
 
     static let rlimitNames: [String: Int32] = [
@@ -336,14 +353,16 @@ extension Container {
             throw Error(container: container, stage: .ulimit, detail: "unknown ulimit \"\(u.name)\" (known: \(known))")
         }
         guard u.soft <= u.hard else {
-            throw Error(container: container, stage: .ulimit,
-                        detail: "ulimit \(u.name): soft limit \(u.soft) is above the hard limit \(u.hard)")
+            throw Error(
+                container: container, stage: .ulimit,
+                detail: "ulimit \(u.name): soft limit \(u.soft) is above the hard limit \(u.hard)")
         }
         var host = rlimit()
         getrlimit(__rlimit_resource_t(UInt32(resource)), &host)
         if host.rlim_max != rlim_t.max && u.hard > host.rlim_max {
-            throw Error(container: container, stage: .ulimit,
-                        detail: "ulimit \(u.name): hard limit \(u.hard) is above the host's hard limit \(host.rlim_max)")
+            throw Error(
+                container: container, stage: .ulimit,
+                detail: "ulimit \(u.name): hard limit \(u.hard) is above the host's hard limit \(host.rlim_max)")
         }
         return berth_rlimit(resource: resource, soft: u.soft, hard: u.hard)
     }
@@ -357,8 +376,10 @@ extension Container {
     /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the container's bind mounts: the
     /// host's for the host's network, a copy of the peer's for `container:ID` (as Docker shares
     /// them), else made here.
-    static func writeEtcFiles(spec: ContainerSpec, hostname: String, dir: String,
-                              networkPeer: Container? = nil) throws {
+    static func writeEtcFiles(
+        spec: ContainerSpec, hostname: String, dir: String,
+        networkPeer: Container? = nil
+    ) throws {
         if let networkPeer {
             for file in ["hosts", "resolv.conf"] {
                 try FileTree.write(Files.readText(networkPeer.dir + "/" + file) ?? "", to: dir + "/" + file)
@@ -370,7 +391,8 @@ extension Container {
         if spec.network == .host, let host = Files.readText("/etc/hosts") {
             hosts = host
         } else {
-            hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+            hosts =
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
                 + "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
         }
         for entry in spec.extraHosts {
@@ -397,14 +419,19 @@ extension Container {
         return bytes.hexString
     }
 
-    static let adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
-                             "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen"]
-    static let nouns = ["albatross", "beacon", "cutter", "dinghy", "ferry", "galleon", "harbor", "jetty", "keel",
-                        "lighthouse", "mooring", "pier", "quay", "schooner", "tug", "wharf"]
+    static let adjectives = [
+        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zen",
+    ]
+    static let nouns = [
+        "albatross", "beacon", "cutter", "dinghy", "ferry", "galleon", "harbor", "jetty", "keel",
+        "lighthouse", "mooring", "pier", "quay", "schooner", "tug", "wharf",
+    ]
 
     static func generatedName(_ id: String) -> String {
         let bytes = Array(id.utf8)
-        let a = Int(bytes[0]) % adjectives.count, n = Int(bytes[1]) % nouns.count
+        let a = Int(bytes[0]) % adjectives.count
+        let n = Int(bytes[1]) % nouns.count
         return "\(adjectives[a])_\(nouns[n])_\(id.prefix(4))"
     }
 }

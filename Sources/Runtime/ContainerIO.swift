@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The descriptors around a container process. The child's ends are dup'ed onto its 0, 1, 2.
@@ -34,7 +35,8 @@ final class ProcessIO {
             }
             return (fds[0], fds[1])
         }
-        let wantsStdin: Bool, tee: Bool
+        let wantsStdin: Bool
+        let tee: Bool
         var size: TerminalSize?
         switch stdio {
         case .tty(let callerSize): (tty, wantsStdin, tee, size) = (true, true, true, callerSize)
@@ -42,7 +44,8 @@ final class ProcessIO {
         case .detached(let stdin, let terminal): (tty, wantsStdin, tee) = (terminal, stdin, false)
         }
         if tty {
-            var master: Int32 = -1, slave: Int32 = -1
+            var master: Int32 = -1
+            var slave: Int32 = -1
             let rc = berth_open_pty(&master, &slave)
             guard rc == 0 else {
                 errno = -rc
@@ -53,7 +56,8 @@ final class ProcessIO {
             stdinWriter = master
             stdoutReader = master
         } else {
-            let out = try pipe(), err = try pipe()
+            let out = try pipe()
+            let err = try pipe()
             (stdoutReader, childStdout) = (out.read, out.write)
             (stderrReader, childStderr) = (err.read, err.write)
             if wantsStdin {
@@ -94,7 +98,9 @@ final class ProcessIO {
 
     func closeChildEnds() {
         for fd in Set([childStdin, childStdout, childStderr]) where fd >= 0 { close(fd) }
-        childStdin = -1; childStdout = -1; childStderr = -1
+        childStdin = -1
+        childStdout = -1
+        childStderr = -1
     }
 
     /// After the shim has its copies.
@@ -107,7 +113,10 @@ final class ProcessIO {
         closeChildEnds()
         closeShimEnds()
         for fd in Set([stdinWriter, stdoutReader, stderrReader, notifyReader]) where fd >= 0 { close(fd) }
-        stdinWriter = -1; stdoutReader = -1; stderrReader = -1; notifyReader = -1
+        stdinWriter = -1
+        stdoutReader = -1
+        stderrReader = -1
+        notifyReader = -1
     }
 }
 
@@ -150,7 +159,8 @@ public struct TerminalSize: Sendable, Equatable {
 
     /// The size of the terminal open on `fd`, if it is one.
     public static func of(_ fd: Int32) -> TerminalSize? {
-        var rows: UInt16 = 0, columns: UInt16 = 0
+        var rows: UInt16 = 0
+        var columns: UInt16 = 0
         guard isatty(fd) != 0, berth_ioctl_get_winsize(fd, &rows, &columns) == 0 else { return nil }
         return TerminalSize(rows: rows, columns: columns)
     }
@@ -172,8 +182,10 @@ public final class ContainerProcess: @unchecked Sendable {
     let cgroup: Cgroup?
     let isMain: Bool
 
-    init(container: Container, pid: Int32, pidfd: consuming FileDescriptor?, io: ProcessIO, cgroup: Cgroup?,
-         isMain: Bool) {
+    init(
+        container: Container, pid: Int32, pidfd: consuming FileDescriptor?, io: ProcessIO, cgroup: Cgroup?,
+        isMain: Bool
+    ) {
         self.container = container
         self.pid = pid
         self.control = ProcessControl(pidfd: pidfd, terminal: io.tty ? io.stdinWriter : -1)
@@ -189,8 +201,10 @@ public final class ContainerProcess: @unchecked Sendable {
     /// (then the process reads EOF); without one, a pipe stdin is closed at once and a terminal
     /// stays open. `removing`: the caller removes the container right after, so the exit of a
     /// main process is not written to state.json.
-    public func wait(input: Int32? = nil, removing: Bool = false,
-                     output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil) -> Int32 {
+    public func wait(
+        input: Int32? = nil, removing: Bool = false,
+        output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil
+    ) -> Int32 {
         // The main process is berth-shim's child: its output comes through the shim's tees, and
         // its end when the shim closes `notify` with exit.json on disk (a pidfd cannot say it:
         // the process may be gone and reaped before this call). An exec's process is this
@@ -251,7 +265,9 @@ public final class ContainerProcess: @unchecked Sendable {
             if inputIndex < fds.count && fds[inputIndex].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(input!, $0.baseAddress, $0.count) }
                 if n > 0 {
-                    buffer.withUnsafeBytes { StandardStreams.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: io.stdinWriter) }
+                    buffer.withUnsafeBytes {
+                        StandardStreams.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: io.stdinWriter)
+                    }
                 } else if n == 0 || errno != EINTR {
                     inputOpen = false
                     if !io.tty {
@@ -269,8 +285,9 @@ public final class ContainerProcess: @unchecked Sendable {
         let exit = container.exitRecord()
         let code = exit?.exitCode ?? 255
         if isMain {
-            container.recordExit(code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
-                                 oomKilled: exit?.oomKilled, removing: removing)
+            container.recordExit(
+                code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
+                oomKilled: exit?.oomKilled, removing: removing)
         }
         return code
     }

@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Docker's json-file log: one JSON object per line,
@@ -158,7 +159,9 @@ private struct FlatObjectScanner {
     }
 
     mutating func entry() -> ContainerLogEntry? {
-        var log: String?, stream: String?, time: String?
+        var log: String?
+        var stream: String?
+        var time: String?
         guard take(UInt8(ascii: "{")) else { return nil }
         if !take(UInt8(ascii: "}")) {
             repeat {
@@ -236,7 +239,8 @@ private struct FlatObjectScanner {
                 guard var value = hex4() else { return nil }
                 // A character beyond the BMP comes as a UTF-16 surrogate pair: \ud83d\ude00.
                 if (0xD800..<0xDC00).contains(value), at + 1 < bytes.count, bytes[at] == UInt8(ascii: "\\"),
-                   bytes[at + 1] == UInt8(ascii: "u") {
+                    bytes[at + 1] == UInt8(ascii: "u")
+                {
                     let mark = at
                     at += 2
                     if let low = hex4(), (0xDC00..<0xE000).contains(low) {
@@ -371,7 +375,10 @@ public struct LogTimestamp: Comparable, Hashable, Sendable, CustomStringConverti
         func isDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) }
         var total: Int64 = 0
         while !bytes.isEmpty {
-            var whole: Int64 = 0, fraction: Int64 = 0, scale: Int64 = 1, digits = 0
+            var whole: Int64 = 0
+            var fraction: Int64 = 0
+            var scale: Int64 = 1
+            var digits = 0
             while let b = bytes.first, isDigit(b) {
                 let (times10, o1) = whole.multipliedReportingOverflow(by: 10)
                 let (sum, o2) = times10.addingReportingOverflow(Int64(b - 0x30))
@@ -468,7 +475,8 @@ private struct CalendarText {
             zoneOffset = sign * (hours * 3600 + minutes * 60)
         }
         guard i == b.count, (1...12).contains(month), day >= 1, day <= Self.days(inMonth: month, of: year),
-              hour < 24, minute < 60, second < 60 else { return nil }
+            hour < 24, minute < 60, second < 60
+        else { return nil }
     }
 
     static func days(inMonth month: Int, of year: Int) -> Int {
@@ -519,8 +527,10 @@ public enum ContainerLogReader {
 
     /// The selected entries the log holds now, handed to `handler` in order, a batch per read;
     /// `handler` returns false to stop.
-    public static func read(path: String, selection: ContainerLogSelection = ContainerLogSelection(),
-                            handler: ([ContainerLogEntry]) -> Bool) throws {
+    public static func read(
+        path: String, selection: ContainerLogSelection = ContainerLogSelection(),
+        handler: ([ContainerLogEntry]) -> Bool
+    ) throws {
         try follow(path: path, selection: selection, isWriting: { false }, handler: handler)
     }
 
@@ -542,9 +552,11 @@ public enum ContainerLogReader {
     /// order is the rotation's order, and each file is opened and checked to be the one listed.
     /// With enough rotations before a file is read (max-file reached) that file is lost, as with
     /// Docker; nothing is ever read twice or out of order.
-    public static func follow(path: String, selection: ContainerLogSelection = ContainerLogSelection(),
-                              isWriting: () -> Bool, wakeUpDescriptors: [Int32] = [],
-                              handler: ([ContainerLogEntry]) -> Bool) throws {
+    public static func follow(
+        path: String, selection: ContainerLogSelection = ContainerLogSelection(),
+        isWriting: () -> Bool, wakeUpDescriptors: [Int32] = [],
+        handler: ([ContainerLogEntry]) -> Bool
+    ) throws {
         try withoutActuallyEscaping(handler) { handler in
             let follower = LogFollower(path: path, selection: selection, handler: handler)
             try follower.run(isWriting: isWriting, wakeUpDescriptors: wakeUpDescriptors)
@@ -658,7 +670,8 @@ private final class LogFollower {
         guard name.hasPrefix(baseName + ".") else { return nil }
         let suffix = name.dropFirst(baseName.count + 1)
         guard !suffix.isEmpty, suffix.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let index = Int(suffix),
-              index > 0 else { return nil }
+            index > 0
+        else { return nil }
         return index
     }
 
@@ -848,7 +861,8 @@ private final class LogFollower {
         var timeout: Int32 = -1
         if let until = selection.until {
             let now = LogTimestamp.now
-            let milliseconds = (until.seconds - now.seconds) * 1000
+            let milliseconds =
+                (until.seconds - now.seconds) * 1000
                 + (Int64(until.nanoseconds) - Int64(now.nanoseconds)) / 1_000_000 + 1
             timeout = Int32(clamping: max(0, milliseconds))
         }
@@ -879,8 +893,10 @@ extension Container {
     /// `docker logs`: the selected entries in order, a batch at a time; with `follow`, then what
     /// the container adds, until it has exited and everything is read. `handler` returns false
     /// to stop.
-    public func readLog(_ selection: ContainerLogSelection = ContainerLogSelection(), follow: Bool,
-                        handler: ([ContainerLogEntry]) -> Bool) throws {
+    public func readLog(
+        _ selection: ContainerLogSelection = ContainerLogSelection(), follow: Bool,
+        handler: ([ContainerLogEntry]) -> Bool
+    ) throws {
         guard follow else { return try ContainerLogReader.read(path: logPath, selection: selection, handler: handler) }
         // Exit records land in the log's directory, which the follower watches; a container or
         // writer that dies without one shows only in its pidfd.
@@ -900,7 +916,8 @@ extension Container {
                 }
             }
         }
-        try ContainerLogReader.follow(path: logPath, selection: selection, isWriting: { self.logMayGrow },
-                                      wakeUpDescriptors: pidfds, handler: handler)
+        try ContainerLogReader.follow(
+            path: logPath, selection: selection, isWriting: { self.logMayGrow },
+            wakeUpDescriptors: pidfds, handler: handler)
     }
 }

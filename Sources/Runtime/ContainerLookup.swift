@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Container {
@@ -12,15 +13,17 @@ extension Container {
     /// name is a rename's leftover (see rename(to:)) and names nothing.
     public static func lookup(_ reference: String, root: String) throws -> Container {
         if let id = NameLink.read(namesDir(root) + "/" + reference), let c = load(id: id, root: root),
-           c.name == reference {
+            c.name == reference
+        {
             return c
         }
         if reference.count == 64, let c = load(id: reference, root: root) { return c }
         let ids = (try? FileManager.default.contentsOfDirectory(atPath: containersDir(root))) ?? []
         let matches = reference.isEmpty ? [] : ids.filter { $0.hasPrefix(reference) }
         if matches.count > 1 {
-            throw Error(container: reference, stage: .lookup,
-                        detail: "the ID prefix is ambiguous; give more characters")
+            throw Error(
+                container: reference, stage: .lookup,
+                detail: "the ID prefix is ambiguous; give more characters")
         }
         guard let only = matches.first, let c = load(id: only, root: root) else {
             throw Error(container: reference, stage: .lookup, errno: ENOENT, detail: "no such container")
@@ -30,7 +33,8 @@ extension Container {
 
     static func load(id: String, root: String) -> Container? {
         guard let record = JSONFiles.read(ContainerRecord.self, containersDir(root) + "/" + id + "/config.json"),
-              record.id == id else { return nil }
+            record.id == id
+        else { return nil }
         return Container(root: root, record: record)
     }
 
@@ -84,7 +88,8 @@ extension Container {
     /// was killed, or that is done) writes nothing more.
     func monitorIsAlive(_ s: ContainerState) -> Bool {
         guard let pid = s.monitorPid, let containerStart = s.pidStartTime,
-              let start = ProcFS.startTime(pid: pid) else { return false }
+            let start = ProcFS.startTime(pid: pid)
+        else { return false }
         return start <= containerStart
     }
 
@@ -118,14 +123,16 @@ extension Container {
         // Docker's own form, with the leading slash ("/web"), names the same.
         let wanted = newName.hasPrefix("/") ? String(newName.dropFirst()) : newName
         guard wanted != name else {
-            throw Error(container: "", stage: .name, step: "",
-                        detail: "Renaming a container with the same name as its current name")
+            throw Error(
+                container: "", stage: .name, step: "",
+                detail: "Renaming a container with the same name as its current name")
         }
         guard DockerNames.isValid(wanted) else { throw Container.invalidName(newName) }
         let conflict = { (name: String, holder: String) in Container.renameConflict(name, by: holder) }
         try Container.reserveName(wanted, id: id, root: root, conflict: conflict)
         Container.pauseForTest(at: .renameReserved)
-        let names = Container.namesDir(root), link = names + "/" + wanted
+        let names = Container.namesDir(root)
+        let link = names + "/" + wanted
         var failure: Swift.Error?
         Container.withNameLinksLocked(root: root) {
             guard let holder = NameLink.read(link), holder == id else {
@@ -159,18 +166,19 @@ extension Container {
 
     /// Docker's words for a name that breaks its rule (moby's reserveName).
     static func invalidName(_ name: String) -> Error {
-        Error(container: "", stage: .name, step: "",
-              detail: DockerNames.invalidContainerName(name))
+        Error(
+            container: "", stage: .name, step: "",
+            detail: DockerNames.invalidContainerName(name))
     }
 
     /// Docker's words for a name another container holds (moby's nameConflictError).
     static func renameConflict(_ name: String, by holder: String) -> Error {
-        Error(container: "", stage: .name, step: "",
-              detail: "Conflict. The container name \"/\(name)\" is already in use by container \"\(holder)\". "
+        Error(
+            container: "", stage: .name, step: "",
+            detail: "Conflict. The container name \"/\(name)\" is already in use by container \"\(holder)\". "
                 + "You have to remove (or rename) that container to be able to reuse that name.")
     }
 }
-
 
 /// A berth process killed (SIGKILL, a crash, the OOM killer) while it made a container leaves
 /// what it had made so far: the name link, ROOT/containers/ID without a record (config.json is
@@ -205,8 +213,9 @@ extension Container {
         }
         guard let id, load(id: id, root: root) == nil else { return false }
         guard try reclaimLeftover(id: id, root: root) != .leftAlone else {
-            throw Error(container: reference, stage: .remove,
-                        detail: "the container is still being made by a berth process; try again when it is done")
+            throw Error(
+                container: reference, stage: .remove,
+                detail: "the container is still being made by a berth process; try again when it is done")
         }
         return true
     }
@@ -258,8 +267,10 @@ extension Container {
             let lock = CreationLock(directory: directory)
             // Judged again under the lock: the creator may have finished (record written, lock
             // released) between the caller's look and ours.
-            var locked = stat(), atPath = stat()
-            let stillThere = fstat(lock.directory.rawValue, &locked) == 0 && lstat(dir, &atPath) == 0
+            var locked = stat()
+            var atPath = stat()
+            let stillThere =
+                fstat(lock.directory.rawValue, &locked) == 0 && lstat(dir, &atPath) == 0
                 && locked.st_ino == atPath.st_ino && locked.st_dev == atPath.st_dev
             if stillThere {
                 guard load(id: id, root: root) == nil else { return .leftAlone }
@@ -331,7 +342,6 @@ extension Container {
     }
 }
 
-
 /// ROOT/container-names/NAME is a symlink whose target is the container's ID, written as 43
 /// base64url characters rather than 64 hex digits: ext4 keeps a symlink target shorter than 60
 /// bytes inside the inode, a longer one takes a data block, and freeing a block on a host whose
@@ -358,7 +368,8 @@ enum NameLink {
 
     static func id(fromTarget target: String) -> String? {
         if target.utf8.count == 64 { return hexBytes(target) == nil ? nil : target }
-        var bits: UInt32 = 0, count = 0
+        var bits: UInt32 = 0
+        var count = 0
         var bytes: [UInt8] = []
         for c in target.utf8 {
             guard let v = alphabet.firstIndex(of: c) else { return nil }
@@ -371,7 +382,10 @@ enum NameLink {
         }
         guard bytes.count == 32 else { return nil }
         var hex: [UInt8] = []
-        for b in bytes { hex.append(hexDigits[Int(b >> 4)]); hex.append(hexDigits[Int(b & 15)]) }
+        for b in bytes {
+            hex.append(hexDigits[Int(b >> 4)])
+            hex.append(hexDigits[Int(b & 15)])
+        }
         return String(decoding: hex, as: UTF8.self)
     }
 
@@ -390,7 +404,9 @@ enum NameLink {
         var out: [UInt8] = []
         var i = 0
         while i < u.count {
-            guard let hi = hexDigits.firstIndex(of: u[i]), let lo = hexDigits.firstIndex(of: u[i + 1]) else { return nil }
+            guard let hi = hexDigits.firstIndex(of: u[i]), let lo = hexDigits.firstIndex(of: u[i + 1]) else {
+                return nil
+            }
             out.append(UInt8(hi << 4 | lo))
             i += 2
         }

@@ -1,7 +1,8 @@
 import CRuntime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Removed containers' directories, emptied and kept for the next container:
@@ -49,7 +50,9 @@ enum ContainerPool {
     /// or its upper dir cannot be made as new. True when `dir` is gone from where it was.
     static func give(root: String, dir: String, id: String) -> Bool {
         let pool = directory(root: root)
-        guard canRecycle(dir), Files.names(in: pool).count < capacity, access(pool, F_OK) == 0 || mkdir(pool, 0o700) == 0 else {
+        guard canRecycle(dir), Files.names(in: pool).count < capacity,
+            access(pool, F_OK) == 0 || mkdir(pool, 0o700) == 0
+        else {
             return FileTree.removeTree(dir)
         }
         var now = timespec()
@@ -70,8 +73,9 @@ enum ContainerPool {
         // file limit) would appear in the next container's /.
         var st = stat()
         guard Files.names(in: upper).isEmpty, lstat(upper, &st) == 0, st.st_mode == S_IFDIR | 0o755,
-              st.st_uid == 0, st.st_gid == 0, berth_only_overlay_xattrs(upper) == 1,
-              access(dir + "/work", F_OK) == 0 else { return false }
+            st.st_uid == 0, st.st_gid == 0, berth_only_overlay_xattrs(upper) == 1,
+            access(dir + "/work", F_OK) == 0
+        else { return false }
         removeUnkept(dir)
         // The /etc files are bind-mounted read-write: one the container chmod'ed, chown'ed or
         // tagged goes, and the next container gets a new one.
@@ -79,7 +83,8 @@ enum ContainerPool {
             let path = dir + "/" + file
             guard lstat(path, &st) == 0 else { continue }
             if st.st_mode != S_IFREG | 0o644 || st.st_uid != 0 || st.st_gid != 0 || st.st_nlink != 1
-                || berth_only_overlay_xattrs(path) != 1 {
+                || berth_only_overlay_xattrs(path) != 1
+            {
                 if unlink(path) != 0 { return false }
             }
         }

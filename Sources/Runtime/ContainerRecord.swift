@@ -1,7 +1,8 @@
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What is on disk for each container, so any berth process can see it:
@@ -114,7 +115,9 @@ enum JSONFiles {
     private static func write(_ data: Data, _ path: String) throws {
         let temp = path + ".tmp\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno)) }
+        guard fd >= 0 else {
+            throw Container.Error(container: "", step: "write \(path)", detail: ProcFS.errnoText(errno))
+        }
         let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
         close(fd)
         guard ok, rename(temp, path) == 0 else {

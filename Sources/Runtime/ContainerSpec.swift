@@ -14,9 +14,11 @@ public struct ImageDefaults: Codable, Equatable, Sendable {
 
     /// Plain values, so that Runtime needs nothing of Images: the one conversion from an image's
     /// config is `ImageDefaults(config:)` in the ContainerSpecs module, which sees both.
-    public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
-                workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil,
-                exposedPorts: [String]? = nil) {
+    public init(
+        entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil,
+        workingDir: String? = nil, user: String? = nil, stopSignal: String? = nil,
+        exposedPorts: [String]? = nil
+    ) {
         self.entrypoint = entrypoint
         self.cmd = cmd
         self.env = env
@@ -54,10 +56,12 @@ public struct MountSpec: Codable, Equatable, Sendable {
         case rprivate, `private`, rslave, slave, rshared, shared
     }
 
-    public init(kind: Kind, source: String = "", target: String, readOnly: Bool = false,
-                createHostPath: Bool = false, tmpfsSize: Int64? = nil, tmpfsMode: UInt32? = nil,
-                tmpfsUID: UInt32? = nil, tmpfsGID: UInt32? = nil, tmpfsExec: Bool? = nil,
-                propagation: Propagation? = nil) {
+    public init(
+        kind: Kind, source: String = "", target: String, readOnly: Bool = false,
+        createHostPath: Bool = false, tmpfsSize: Int64? = nil, tmpfsMode: UInt32? = nil,
+        tmpfsUID: UInt32? = nil, tmpfsGID: UInt32? = nil, tmpfsExec: Bool? = nil,
+        propagation: Propagation? = nil
+    ) {
         self.kind = kind
         self.source = source
         self.target = target
@@ -186,7 +190,9 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
     public var logMaxSize: Int64?
     public var logMaxFiles: Int?
 
-    public init(image: String, imageID: String = "", layerPaths: [String], imageDefaults: ImageDefaults = ImageDefaults()) {
+    public init(
+        image: String, imageID: String = "", layerPaths: [String], imageDefaults: ImageDefaults = ImageDefaults()
+    ) {
         self.image = image
         self.imageID = imageID
         self.layerPaths = layerPaths
@@ -220,7 +226,8 @@ extension ContainerSpec {
     public var allExposedPorts: [String] {
         let all = Set((imageDefaults.exposedPorts ?? []) + (exposedPorts ?? []))
         return all.sorted { a, b in
-            let (portA, protoA) = Self.splitPort(a), (portB, protoB) = Self.splitPort(b)
+            let (portA, protoA) = Self.splitPort(a)
+            let (portB, protoB) = Self.splitPort(b)
             return portA != portB ? portA < portB : protoA < protoB
         }
     }

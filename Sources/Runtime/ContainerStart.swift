@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Container {
@@ -28,7 +29,9 @@ extension Container {
         let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
         let path = String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/berth-shim"
         guard access(path, X_OK) == 0 else {
-            throw Error(container: "", stage: .start, detail: "berth-shim was not found at \(path) (set BERTH_SHIM to its path)")
+            throw Error(
+                container: "", stage: .start, detail: "berth-shim was not found at \(path) (set BERTH_SHIM to its path)"
+            )
         }
         return path
     }
@@ -36,10 +39,14 @@ extension Container {
     /// berth-shim's command line for this container and these descriptors.
     func shimArguments(path: String, io: ProcessIO, cgroup: Cgroup?, exitCommand: [String]?) -> [String] {
         let spec = record.spec
-        var args = [path, "--dir", dir, "--log", logPath, "--max-size", String(spec.logMaxSize ?? 0),
-                    "--max-files", String(spec.logMaxFiles ?? 1)]
-        let fds: [(String, Int32)] = [("--stdout", io.shimStdout), ("--stderr", io.shimStderr), ("--tee-stdout", io.teeStdout),
-                                      ("--tee-stderr", io.teeStderr), ("--hold", io.shimHold), ("--notify", io.notifyWriter)]
+        var args = [
+            path, "--dir", dir, "--log", logPath, "--max-size", String(spec.logMaxSize ?? 0),
+            "--max-files", String(spec.logMaxFiles ?? 1),
+        ]
+        let fds: [(String, Int32)] = [
+            ("--stdout", io.shimStdout), ("--stderr", io.shimStderr), ("--tee-stdout", io.teeStdout),
+            ("--tee-stderr", io.teeStderr), ("--hold", io.shimHold), ("--notify", io.notifyWriter),
+        ]
         for (flag, fd) in fds where fd >= 0 { args += [flag, String(fd)] }
         for path in cgroup?.paths ?? [] { args += ["--cgroup", path] }
         if let exitCommand, !exitCommand.isEmpty { args += ["--"] + exitCommand }
@@ -55,8 +62,10 @@ extension Container {
     /// (they must precede /proc/sys going read-only), so a per-interface sysctl for an interface
     /// a hook adds needs the hook to set it. `exitCommand` runs once the exit is recorded
     /// (`run -d --rm`'s removal), from the shim.
-    public func start(stdio: Stdio, exitCommand: [String]? = nil,
-                      beforeResume: ((Int32) throws -> Void)? = nil) throws -> ContainerProcess {
+    public func start(
+        stdio: Stdio, exitCommand: [String]? = nil,
+        beforeResume: ((Int32) throws -> Void)? = nil
+    ) throws -> ContainerProcess {
         let current = state()
         guard current.status != .running else {
             throw Error(container: name, stage: .start, detail: "the container is already running")
@@ -87,8 +96,11 @@ extension Container {
         }
         // Made by create() in this process, or now on the second core while this one builds the
         // spawn configuration.
-        let id = self.id, name = self.name, spec = record.spec
-        let cgroupWork = preparedCgroup == nil ? BackgroundWork { try Container.makeCgroup(id: id, name: name, spec: spec) } : nil
+        let id = self.id
+        let name = self.name
+        let spec = record.spec
+        let cgroupWork =
+            preparedCgroup == nil ? BackgroundWork { try Container.makeCgroup(id: id, name: name, spec: spec) } : nil
         var cgroup = preparedCgroup
         preparedCgroup = nil
         // The child attaches its own copy of the mount; this one closes when start() returns,
@@ -103,8 +115,9 @@ extension Container {
             let configured: Result<SpawnConfig, Swift.Error>
             do {
                 if rootfs.rawValue < 0 {
-                    rootfs = try SpawnConfig.openOverlay(root: root, containerDir: dir, layerPaths: spec.layerPaths,
-                                                         container: name)
+                    rootfs = try SpawnConfig.openOverlay(
+                        root: root, containerDir: dir, layerPaths: spec.layerPaths,
+                        container: name)
                 }
                 configured = .success(try SpawnConfig(container: self, io: io, rootfs: rootfs.rawValue, netns: netns))
             } catch {
@@ -174,8 +187,9 @@ extension Container {
             if let e = error as? Error { throw e }
             throw Error(container: name, stage: .start, detail: "\(error)")
         }
-        return ContainerProcess(container: self, pid: child.pid, pidfd: pidfd.take(), io: io, cgroup: cgroup,
-                                isMain: true)
+        return ContainerProcess(
+            container: self, pid: child.pid, pidfd: pidfd.take(), io: io, cgroup: cgroup,
+            isMain: true)
     }
 
     /// The container's cgroup with its limits and device rules; nothing is left if a step fails.
@@ -194,8 +208,10 @@ extension Container {
     /// Called by whoever waited for the main process: record the exit, drop the cgroup.
     /// `removing`: the caller removes the container next, so the exit is not written (a state
     /// left "running" by a crash in between reads as exited: its pid is gone).
-    func recordExit(code: Int32, finishedAt: String? = nil, error: String? = nil, oomKilled: Bool? = nil,
-                    removing: Bool = false) {
+    func recordExit(
+        code: Int32, finishedAt: String? = nil, error: String? = nil, oomKilled: Bool? = nil,
+        removing: Bool = false
+    ) {
         if !removing {
             var s = readRawState()
             s.status = .exited

@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Container {
@@ -19,7 +20,8 @@ extension Container {
     func openProcess() -> RunningProcess? {
         let s = readRawState()
         guard s.status == .running, let pid = s.pid, let start = s.pidStartTime,
-              let pidfd = FileDescriptor(taking: berth_pidfd_open(pid)) else { return nil }
+            let pidfd = FileDescriptor(taking: berth_pidfd_open(pid))
+        else { return nil }
         guard ProcFS.startTime(pid: pid) == start else { return nil }
         return RunningProcess(pid: pid, pidfd: pidfd)
     }
@@ -30,11 +32,13 @@ extension Container {
     public func stop(timeout: Int? = nil) throws {
         // Not running, or PID 1 is gone and its shim is writing down the exit.
         guard let process = openProcess() else { return waitForRecordedExit() }
-        let pid = process.pid, fd = process.pidfd.rawValue
+        let pid = process.pid
+        let fd = process.pidfd.rawValue
         let sig = record.process.stopSignal
         let bit = UInt64(1) << UInt64(sig - 1)
         let masks = ProcFS.signalMasks(pid: pid)
-        let handled = masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
+        let handled =
+            masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
         if handled && sig != SIGKILL {
             _ = berth_pidfd_send_signal(fd, sig)
             // Bounded so the milliseconds cannot overflow (a day is as good as forever here).
@@ -65,13 +69,15 @@ extension Container {
     public func waitForExit() throws -> Int32 {
         // Held while waiting and reading the exit: a removal (`run -d --rm`'s, run by the shim
         // as soon as exit.json is written) waits for it, so no waiter loses the code to it.
-        let lock = FileDescriptor(taking: open(dir + "/" + Container.waitLockName, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600))
+        let lock = FileDescriptor(
+            taking: open(dir + "/" + Container.waitLockName, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600))
         if lock.rawValue >= 0 { while flock(lock.rawValue, LOCK_SH) != 0 && errno == EINTR {} }
         switch try awaitExit(milliseconds: nil) {
         case .ended(let s): return s.exitCode ?? 0
         case .removed:
-            throw Error(container: name, stage: .lookup, errno: ENOENT,
-                        detail: "the container was removed before its exit code could be read")
+            throw Error(
+                container: name, stage: .lookup, errno: ENOENT,
+                detail: "the container was removed before its exit code could be read")
         case .timedOut:
             throw Error(container: name, stage: .other, step: "wait", detail: "timed out")
         }
@@ -116,11 +122,14 @@ extension Container {
             close(watch)
             watch = -1
         }
-        var process: Int32 = -1, shim: Int32 = -1
+        var process: Int32 = -1
+        var shim: Int32 = -1
         defer { for fd in [process, shim] where fd >= 0 { close(fd) } }
         // The run waited for, once seen: its PID 1 and shim are looked up once.
         var run: ContainerState?
-        var processGone = false, shimGone = false, sawEnd = false
+        var processGone = false
+        var shimGone = false
+        var sawEnd = false
         let deadline = milliseconds.map { monotonicMilliseconds() + Int64($0) }
         var events = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -211,8 +220,9 @@ extension Container {
         var s = readRawState()
         if s.status == .running && isAlive(s) {
             guard force else {
-                throw Error(container: name, stage: .remove,
-                            detail: "the container is running; stop it first or use force (-f)")
+                throw Error(
+                    container: name, stage: .remove,
+                    detail: "the container is running; stop it first or use force (-f)")
             }
             if let process = openProcess() {
                 _ = berth_pidfd_send_signal(process.pidfd.rawValue, SIGKILL)
@@ -268,7 +278,6 @@ extension Container {
         }
     }
 }
-
 
 /// CLOCK_MONOTONIC in milliseconds, for deadlines.
 func monotonicMilliseconds() -> Int64 {

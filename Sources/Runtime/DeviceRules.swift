@@ -1,7 +1,8 @@
 import CRuntime
 import FoundationEssentials
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Which device nodes a container may create (mknod) and open, enforced by its cgroup: without
@@ -90,8 +91,9 @@ public enum DeviceRules {
 
         /// The flat struct devices.c reads.
         var cRule: berth_device_rule {
-            berth_device_rule(type: CChar(kind.rawValue.asciiValue!), major: major ?? -1, minor: minor ?? -1,
-                              access: access.rawValue)
+            berth_device_rule(
+                type: CChar(kind.rawValue.asciiValue!), major: major ?? -1, minor: minor ?? -1,
+                access: access.rawValue)
         }
     }
 
@@ -102,17 +104,17 @@ public enum DeviceRules {
         // mknod of any node, as Docker allows: opening the node still needs one of the rules below.
         Rule(.char, major: nil, minor: nil, access: .mknod),
         Rule(.block, major: nil, minor: nil, access: .mknod),
-        Rule(.char, major: 1, minor: 3, access: .rwm),      // /dev/null
-        Rule(.char, major: 1, minor: 5, access: .rwm),      // /dev/zero
-        Rule(.char, major: 1, minor: 7, access: .rwm),      // /dev/full
-        Rule(.char, major: 1, minor: 8, access: .rwm),      // /dev/random
-        Rule(.char, major: 1, minor: 9, access: .rwm),      // /dev/urandom
-        Rule(.char, major: 5, minor: 0, access: .rwm),      // /dev/tty
-        Rule(.char, major: 5, minor: 1, access: .rwm),      // /dev/console
-        Rule(.char, major: 5, minor: 2, access: .rwm),      // /dev/ptmx
+        Rule(.char, major: 1, minor: 3, access: .rwm),  // /dev/null
+        Rule(.char, major: 1, minor: 5, access: .rwm),  // /dev/zero
+        Rule(.char, major: 1, minor: 7, access: .rwm),  // /dev/full
+        Rule(.char, major: 1, minor: 8, access: .rwm),  // /dev/random
+        Rule(.char, major: 1, minor: 9, access: .rwm),  // /dev/urandom
+        Rule(.char, major: 5, minor: 0, access: .rwm),  // /dev/tty
+        Rule(.char, major: 5, minor: 1, access: .rwm),  // /dev/console
+        Rule(.char, major: 5, minor: 2, access: .rwm),  // /dev/ptmx
         Rule(.char, major: 136, minor: nil, access: .rwm),  // /dev/pts/*
         // runc dropped /dev/net/tun in 1.2.0 and restored it in 1.2.4: users rely on it.
-        Rule(.char, major: 10, minor: 200, access: .rwm),   // /dev/net/tun
+        Rule(.char, major: 10, minor: 200, access: .rwm),  // /dev/net/tun
     ]
 
     /// Fences `cgroup` to Docker's default devices plus `extra` (`--device`, compose `devices:`);
@@ -133,7 +135,8 @@ public enum DeviceRules {
     /// mounts one (without it v1 has no way to fence devices, as before).
     private static func devicesDirectory(_ cgroup: Cgroup, _ hierarchies: [CgroupLayout.Hierarchy]) -> String? {
         guard let dir = zip(hierarchies, cgroup.paths).first(where: { $0.0.controllers.contains("devices") })?.1,
-              access(dir + "/devices.deny", W_OK) == 0 else { return nil }
+            access(dir + "/devices.deny", W_OK) == 0
+        else { return nil }
         return dir
     }
 

@@ -1,7 +1,8 @@
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// File operations for the start and removal paths, as plain system calls: Foundation's writes
@@ -21,7 +22,8 @@ enum FileTree {
         guard let file = FileDescriptor(taking: open(path, O_WRONLY | O_CREAT | O_CLOEXEC, mode)) else {
             throw Container.Error(container: "", stage: .files, step: "write \(path)", errno: errno)
         }
-        let ok = (bytes.count == 0 || pwrite(file.rawValue, bytes.baseAddress, bytes.count, 0) == bytes.count)
+        let ok =
+            (bytes.count == 0 || pwrite(file.rawValue, bytes.baseAddress, bytes.count, 0) == bytes.count)
             && ftruncate(file.rawValue, off_t(bytes.count)) == 0
         guard ok else { throw Container.Error(container: "", stage: .files, step: "write \(path)", errno: errno) }
     }

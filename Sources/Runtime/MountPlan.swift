@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The container's mount namespace as Docker builds it, as a table for the C child:
@@ -56,16 +57,29 @@ struct MountPlan {
         var plan = MountPlan()
         let privileged = spec.privileged
         let sysFlags = nosuid | noexec | nodev | (privileged ? 0 : rdonly)
-        plan.mounts.append(Entry(source: "proc", target: "/proc", fstype: "proc", flags: nosuid | noexec | nodev, data: nil, options: mkdir))
-        plan.mounts.append(Entry(source: "tmpfs", target: "/dev", fstype: "tmpfs", flags: nosuid | UInt(MS_STRICTATIME),
-                                 data: "mode=755,size=65536k", options: mkdir))
-        plan.mounts.append(Entry(source: "devpts", target: "/dev/pts", fstype: "devpts", flags: nosuid | noexec,
-                                 data: "newinstance,ptmxmode=0666,mode=0620,gid=5", options: mkdir))
+        plan.mounts.append(
+            Entry(
+                source: "proc", target: "/proc", fstype: "proc", flags: nosuid | noexec | nodev, data: nil,
+                options: mkdir))
+        plan.mounts.append(
+            Entry(
+                source: "tmpfs", target: "/dev", fstype: "tmpfs", flags: nosuid | UInt(MS_STRICTATIME),
+                data: "mode=755,size=65536k", options: mkdir))
+        plan.mounts.append(
+            Entry(
+                source: "devpts", target: "/dev/pts", fstype: "devpts", flags: nosuid | noexec,
+                data: "newinstance,ptmxmode=0666,mode=0620,gid=5", options: mkdir))
         let shm = spec.shmSize ?? 64 * 1024 * 1024
-        plan.mounts.append(Entry(source: "shm", target: "/dev/shm", fstype: "tmpfs", flags: nosuid | noexec | nodev,
-                                 data: "mode=1777,size=\(shm)", options: mkdir))
-        plan.mounts.append(Entry(source: "mqueue", target: "/dev/mqueue", fstype: "mqueue", flags: nosuid | noexec | nodev, data: nil, options: mkdir))
-        plan.mounts.append(Entry(source: "sysfs", target: "/sys", fstype: "sysfs", flags: sysFlags, data: nil, options: mkdir))
+        plan.mounts.append(
+            Entry(
+                source: "shm", target: "/dev/shm", fstype: "tmpfs", flags: nosuid | noexec | nodev,
+                data: "mode=1777,size=\(shm)", options: mkdir))
+        plan.mounts.append(
+            Entry(
+                source: "mqueue", target: "/dev/mqueue", fstype: "mqueue", flags: nosuid | noexec | nodev, data: nil,
+                options: mkdir))
+        plan.mounts.append(
+            Entry(source: "sysfs", target: "/sys", fstype: "sysfs", flags: sysFlags, data: nil, options: mkdir))
         plan.mounts += cgroupMounts(readOnly: !privileged)
 
         // Every mount is checked before the first volume directory is made.
@@ -74,13 +88,17 @@ struct MountPlan {
             plan.mounts.append(try userMount(m, volumesDir: volumesDir))
         }
         for file in ["resolv.conf", "hostname", "hosts"] {
-            plan.mounts.append(Entry(source: containerDir + "/" + file, target: "/etc/" + file, fstype: nil,
-                                     flags: bind | UInt(MS_PRIVATE), data: nil, options: mkfile))
+            plan.mounts.append(
+                Entry(
+                    source: containerDir + "/" + file, target: "/etc/" + file, fstype: nil,
+                    flags: bind | UInt(MS_PRIVATE), data: nil, options: mkfile))
         }
 
         plan.devices = privileged ? hostDevices() : defaultDevices
-        plan.symlinks = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
-                         ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"), ("/proc/kcore", "/dev/core")]
+        plan.symlinks = [
+            ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+            ("/proc/self/fd/2", "/dev/stderr"), ("pts/ptmx", "/dev/ptmx"), ("/proc/kcore", "/dev/core"),
+        ]
         if !privileged {
             plan.masked = maskedPaths
             plan.readOnly = readOnlyPaths
@@ -103,8 +121,11 @@ struct MountPlan {
             throw mountError(m, "invalid mount target \(m.target): destination can't be '/'")
         }
         if m.kind == .volume && !DockerNames.isValid(m.source) {
-            throw mountError(m, "\"\(m.source)\" includes invalid characters for a local volume name, only "
-                + "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+            throw mountError(
+                m,
+                "\"\(m.source)\" includes invalid characters for a local volume name, only "
+                    + "\"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )
         }
     }
 
@@ -119,9 +140,10 @@ struct MountPlan {
             if let gid = m.tmpfsGID { data.append("gid=\(gid)") }
             // Docker's tmpfs mounts are noexec unless `exec` is asked for.
             let exec = m.tmpfsExec == true ? 0 : noexec
-            return Entry(source: "tmpfs", target: m.target, fstype: "tmpfs",
-                         flags: nosuid | nodev | exec | (m.readOnly ? rdonly : 0), data: data.joined(separator: ","),
-                         options: mkdir | user)
+            return Entry(
+                source: "tmpfs", target: m.target, fstype: "tmpfs",
+                flags: nosuid | nodev | exec | (m.readOnly ? rdonly : 0), data: data.joined(separator: ","),
+                options: mkdir | user)
         case .bind, .volume:
             var source = m.source
             if m.kind == .volume {
@@ -142,8 +164,9 @@ struct MountPlan {
                 st.st_mode = S_IFDIR
             }
             let isDir = (st.st_mode & S_IFMT) == S_IFDIR
-            return Entry(source: source, target: m.target, fstype: nil, flags: propagationFlags(m.propagation ?? .rprivate),
-                         data: nil, options: (isDir ? mkdir : mkfile) | (m.readOnly ? Int32(BERTH_MOUNT_BIND_RO) : 0) | user)
+            return Entry(
+                source: source, target: m.target, fstype: nil, flags: propagationFlags(m.propagation ?? .rprivate),
+                data: nil, options: (isDir ? mkdir : mkfile) | (m.readOnly ? Int32(BERTH_MOUNT_BIND_RO) : 0) | user)
         }
     }
 
@@ -169,13 +192,22 @@ struct MountPlan {
         let ro = readOnly ? rdonly : 0
         let base = nosuid | noexec | nodev
         guard case .v1(let hierarchies)? = try? CgroupLayout.host() else {
-            return [Entry(source: "cgroup", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: base | ro, data: nil, options: 0)]
+            return [
+                Entry(
+                    source: "cgroup", target: "/sys/fs/cgroup", fstype: "cgroup2", flags: base | ro, data: nil,
+                    options: 0)
+            ]
         }
-        var entries = [Entry(source: "tmpfs", target: "/sys/fs/cgroup", fstype: "tmpfs", flags: base,
-                             data: "mode=755", options: readOnly ? Int32(BERTH_MOUNT_RO_LATER) : 0)]
+        var entries = [
+            Entry(
+                source: "tmpfs", target: "/sys/fs/cgroup", fstype: "tmpfs", flags: base,
+                data: "mode=755", options: readOnly ? Int32(BERTH_MOUNT_RO_LATER) : 0)
+        ]
         for h in hierarchies where h.mountPoint.hasPrefix("/sys/fs/cgroup/") {
-            entries.append(Entry(source: "cgroup", target: h.mountPoint, fstype: "cgroup", flags: base | ro,
-                                 data: h.mountOptions, options: mkdir))
+            entries.append(
+                Entry(
+                    source: "cgroup", target: h.mountPoint, fstype: "cgroup", flags: base | ro,
+                    data: h.mountOptions, options: mkdir))
         }
         return entries
     }
@@ -187,11 +219,18 @@ struct MountPlan {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
             for name in names {
                 let path = dir + "/" + name
-                if ["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages"].contains(path) || path == "/dev/ptmx" || path == "/dev/console" { continue }
+                if ["/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages"].contains(path) || path == "/dev/ptmx"
+                    || path == "/dev/console"
+                {
+                    continue
+                }
                 var st = stat()
                 guard lstat(path, &st) == 0 else { continue }
                 let type = st.st_mode & S_IFMT
-                if type == S_IFDIR { walk(path); continue }
+                if type == S_IFDIR {
+                    walk(path)
+                    continue
+                }
                 guard type == S_IFCHR || type == S_IFBLK else { continue }
                 let dev = UInt64(st.st_rdev)
                 let major = UInt32(truncatingIfNeeded: ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff)))
@@ -214,11 +253,17 @@ struct MountPlan {
             throw Container.Error(container: "", step: "sysctl", detail: "invalid sysctl name \"\(key)\"")
         }
         let dotted = parts.joined(separator: ".")
-        let namespaced = dotted.hasPrefix("net.") || dotted.hasPrefix("kernel.shm") || dotted.hasPrefix("kernel.msg")
+        let namespaced =
+            dotted.hasPrefix("net.") || dotted.hasPrefix("kernel.shm") || dotted.hasPrefix("kernel.msg")
             || dotted == "kernel.sem" || dotted.hasPrefix("fs.mqueue.")
-        guard namespaced else { throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) is not namespaced and cannot be set in a container") }
+        guard namespaced else {
+            throw Container.Error(
+                container: "", step: "sysctl",
+                detail: "sysctl \(key) is not namespaced and cannot be set in a container")
+        }
         if hostNetwork && dotted.hasPrefix("net.") {
-            throw Container.Error(container: "", step: "sysctl", detail: "sysctl \(key) cannot be set with the host's network")
+            throw Container.Error(
+                container: "", step: "sysctl", detail: "sysctl \(key) cannot be set with the host's network")
         }
         return path
     }

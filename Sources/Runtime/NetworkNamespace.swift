@@ -1,7 +1,8 @@
 import CRuntime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Network namespaces the runtime makes or joins, as descriptors the container's first process
@@ -20,17 +21,20 @@ public enum NetworkNamespace {
     /// another process by the time the namespace file was opened.
     static func ofContainer(id: String, root: String, for container: String) throws -> FileDescriptor {
         guard let other = Container.load(id: id, root: root), let process = other.openProcess() else {
-            throw Container.Error(container: container, stage: .networkNamespace,
-                                  detail: "cannot join network of a non running container: \(id.prefix(12))")
+            throw Container.Error(
+                container: container, stage: .networkNamespace,
+                detail: "cannot join network of a non running container: \(id.prefix(12))")
         }
         let path = "/proc/\(process.pid)/ns/net"
         guard let namespace = FileDescriptor(taking: open(path, O_RDONLY | O_CLOEXEC)) else {
-            throw Container.Error(container: container, stage: .networkNamespace,
-                                  step: "open network namespace \(path)", errno: errno)
+            throw Container.Error(
+                container: container, stage: .networkNamespace,
+                step: "open network namespace \(path)", errno: errno)
         }
         guard berth_pidfd_send_signal(process.pidfd.rawValue, 0) == 0 else {
-            throw Container.Error(container: container, stage: .networkNamespace,
-                                  detail: "cannot join network of a non running container: \(id.prefix(12))")
+            throw Container.Error(
+                container: container, stage: .networkNamespace,
+                detail: "cannot join network of a non running container: \(id.prefix(12))")
         }
         return namespace
     }

@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What berth reads about processes from /proc, and small time helpers.
@@ -22,12 +23,18 @@ enum ProcFS {
     /// The signal masks of /proc/PID/status: caught (has a handler), blocked and ignored.
     static func signalMasks(pid: Int32) -> (caught: UInt64, blocked: UInt64, ignored: UInt64)? {
         guard let text = Files.readText("/proc/\(pid)/status") else { return nil }
-        var caught: UInt64 = 0, blocked: UInt64 = 0, ignored: UInt64 = 0
+        var caught: UInt64 = 0
+        var blocked: UInt64 = 0
+        var ignored: UInt64 = 0
         for line in text.split(separator: "\n") {
             let value = { UInt64(line.split(separator: "\t").last.map(String.init) ?? "", radix: 16) ?? 0 }
-            if line.hasPrefix("SigCgt:") { caught = value() }
-            else if line.hasPrefix("SigBlk:") { blocked = value() }
-            else if line.hasPrefix("SigIgn:") { ignored = value() }
+            if line.hasPrefix("SigCgt:") {
+                caught = value()
+            } else if line.hasPrefix("SigBlk:") {
+                blocked = value()
+            } else if line.hasPrefix("SigIgn:") {
+                ignored = value()
+            }
         }
         return (caught, blocked, ignored)
     }
@@ -54,7 +61,8 @@ enum Timestamp {
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
         let ns = String(nanoseconds)
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
+        return
+            "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
             + String(repeating: "0", count: 9 - ns.count) + ns + "Z"
     }
 }

@@ -28,11 +28,15 @@ public enum ProcessResolution {
 
     /// Image env, then the given env on top (same key wins later), PATH when missing,
     /// HOSTNAME and (from passwd) HOME when missing, as Docker does.
-    public static func environment(image: [String]?, given: [String], hostname: String?, home: String?, tty: Bool) -> [String] {
+    public static func environment(image: [String]?, given: [String], hostname: String?, home: String?, tty: Bool)
+        -> [String]
+    {
         var order: [String] = []
         var values: [String: String] = [:]
         func set(_ entry: String) {
-            let key = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? entry
+            let key =
+                entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
+                ?? entry
             if values[key] == nil { order.append(key) }
             values[key] = entry
         }
@@ -56,13 +60,18 @@ public enum ProcessResolution {
     /// the image's files, numbers need not; supplementary groups are every /etc/group entry that
     /// lists the user by name, plus `extraGroups`.
     /// `readFile` reads a path inside the container's root and never outside it (RootFiles).
-    public static func user(_ spec: String?, extraGroups: [String] = [], readFile: (String) throws -> String?) throws -> User {
+    public static func user(_ spec: String?, extraGroups: [String] = [], readFile: (String) throws -> String?) throws
+        -> User
+    {
         let passwd = parse(try readFile("/etc/passwd"))
         let group = parse(try readFile("/etc/group"))
         let value = (spec ?? "").isEmpty ? "0" : spec!
         let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let userPart = parts[0]
-        var uid: UInt32 = 0, gid: UInt32 = 0, home = "/", name: String?
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+        var home = "/"
+        var name: String?
         if let number = UInt32(userPart) {
             uid = try checked(number)
             if let entry = passwd.first(where: { $0.count > 3 && UInt32($0[2]) == number }) {
@@ -86,7 +95,9 @@ public enum ProcessResolution {
         if let name, parts.count == 1 {
             for entry in group where entry.count > 3 {
                 let members = entry[3].split(separator: ",").map(String.init)
-                if members.contains(name), let id = UInt32(entry[2]), id <= 2_147_483_647, id != gid, !groups.contains(id) {
+                if members.contains(name), let id = UInt32(entry[2]), id <= 2_147_483_647, id != gid,
+                    !groups.contains(id)
+                {
                     groups.append(id)
                 }
             }
@@ -116,7 +127,9 @@ public enum ProcessResolution {
 
     /// A numeric field of a passwd or group entry: a bad one is an error, never root.
     private static func id(_ text: String, of name: String) throws -> UInt32 {
-        guard let value = UInt32(text) else { throw Error(description: "invalid id \"\(text)\" for \(name) in the image's user files") }
+        guard let value = UInt32(text) else {
+            throw Error(description: "invalid id \"\(text)\" for \(name) in the image's user files")
+        }
         return try checked(value)
     }
 

@@ -1,7 +1,8 @@
 import CRuntime
 import FoundationEssentials
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reads small files (the user and group files) of a container's root filesystem without ever
@@ -21,7 +22,9 @@ public enum RootFiles {
     /// nil when it does not exist.
     static func read(_ path: String, inRootOf pid: Int32) throws -> String? {
         let root = open("/proc/\(pid)/root", Int32(BERTH_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { throw Error(description: "cannot open the root of process \(pid): \(ProcFS.errnoText(errno))") }
+        guard root >= 0 else {
+            throw Error(description: "cannot open the root of process \(pid): \(ProcFS.errnoText(errno))")
+        }
         defer { close(root) }
         let fd = berth_in_root_open(root, path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {

@@ -1,10 +1,11 @@
-import Crypto
 import CRuntime
 import CSeccomp
+import Crypto
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Seccomp profiles in Docker's JSON format, compiled with libseccomp to classic BPF in the
@@ -125,7 +126,9 @@ public enum Seccomp {
             count += n
         }
         guard count <= limit else { throw failure(tooLarge) }
-        guard let text = String(validating: bytes[..<count], as: UTF8.self) else { throw failure("the file is not UTF-8 text") }
+        guard let text = String(validating: bytes[..<count], as: UTF8.self) else {
+            throw failure("the file is not UTF-8 text")
+        }
         return text
     }
 
@@ -182,9 +185,11 @@ public enum Seccomp {
         func numbers(_ s: String) -> [Int] {
             s.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
         }
-        let have = numbers(kernelRelease), want = numbers(version)
+        let have = numbers(kernelRelease)
+        let want = numbers(version)
         for i in 0..<max(have.count, want.count) {
-            let a = i < have.count ? have[i] : 0, b = i < want.count ? want[i] : 0
+            let a = i < have.count ? have[i] : 0
+            let b = i < want.count ? want[i] : 0
             if a != b { return a > b }
         }
         return true
@@ -215,14 +220,18 @@ public enum Seccomp {
         // Sub-architectures of the native one (x86 and x32 on x86_64), as Docker adds them.
         let native = seccomp_arch_native()
         var arches: [String] = []
-        for entry in profile.archMap ?? [] where seccomp_arch_resolve_name(libseccompArch(entry.architecture)) == native {
+        for entry in profile.archMap ?? [] where seccomp_arch_resolve_name(libseccompArch(entry.architecture)) == native
+        {
             arches += entry.subArchitectures ?? []
         }
         for name in arches {
             let arch = seccomp_arch_resolve_name(libseccompArch(name))
             if arch != 0 && arch != native {
                 let rc = seccomp_arch_add(ctx, arch)
-                if rc != 0 && rc != -EEXIST { throw Error(description: "seccomp: cannot add architecture \(name): \(String(cString: strerror(-rc)))") }
+                if rc != 0 && rc != -EEXIST {
+                    throw Error(
+                        description: "seccomp: cannot add architecture \(name): \(String(cString: strerror(-rc)))")
+                }
             }
         }
 
@@ -241,7 +250,9 @@ public enum Seccomp {
             if act == defaultAction { continue }
             var conditions: [scmp_arg_cmp] = []
             for arg in rule.args ?? [] {
-                conditions.append(scmp_arg_cmp(arg: arg.index, op: try compare(arg.op), datum_a: arg.value, datum_b: arg.valueTwo ?? 0))
+                conditions.append(
+                    scmp_arg_cmp(
+                        arg: arg.index, op: try compare(arg.op), datum_a: arg.value, datum_b: arg.valueTwo ?? 0))
             }
             // One comparison per argument index: AND them in one rule; repeated indexes mean OR.
             let repeated = Set(conditions.map { $0.arg }).count != conditions.count
@@ -254,7 +265,8 @@ public enum Seccomp {
                         seccomp_rule_add_array(ctx, act, number, UInt32($0.count), $0.baseAddress)
                     }
                     if rc != 0 && rc != -EEXIST {
-                        throw Error(description: "seccomp: rule for \(name) rejected: \(String(cString: strerror(-rc)))")
+                        throw Error(
+                            description: "seccomp: rule for \(name) rejected: \(String(cString: strerror(-rc)))")
                     }
                 }
             }

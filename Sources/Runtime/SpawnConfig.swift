@@ -1,8 +1,9 @@
 import CRuntime
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Fills the flat C structs the child reads (berth_container, berth_process) from a container's
@@ -26,8 +27,9 @@ final class SpawnConfig {
         let spec = c.record.spec
         let dir = c.dir
         plan = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: c.root + "/volumes")
-        container.process = try SpawnConfig.process(record: c.record, root: c.root, io: io, arena: arena, container: c.name,
-                                                    rlimitNames: &rlimitNames)
+        container.process = try SpawnConfig.process(
+            record: c.record, root: c.root, io: io, arena: arena, container: c.name,
+            rlimitNames: &rlimitNames)
         container.process.create_cwd = 1
         container.process.use_init = spec.initProcess ? 1 : 0
         if let adj = spec.oomScoreAdj {
@@ -45,8 +47,9 @@ final class SpawnConfig {
             networkNamespace = try NetworkNamespace.ofContainer(id: id, root: c.root, for: c.name)
         case .namespace(let path):
             guard let joined = FileDescriptor(taking: open(path, O_RDONLY | O_CLOEXEC)) else {
-                throw Container.Error(container: c.name, stage: .networkNamespace,
-                                      step: "open network namespace \(path)", errno: errno)
+                throw Container.Error(
+                    container: c.name, stage: .networkNamespace,
+                    step: "open network namespace \(path)", errno: errno)
             }
             networkNamespace = consume joined
         }
@@ -58,12 +61,16 @@ final class SpawnConfig {
         container.readonly_rootfs = spec.readOnly ? 1 : 0
         // As Docker sets the rootfs propagation: shared when a bind needs it, else slave, else private.
         let asked = plan.mounts.filter { $0.fstype == nil }.map { $0.flags }
-        container.root_propagation = asked.contains { $0 & UInt(MS_SHARED) != 0 } ? UInt(MS_SHARED)
+        container.root_propagation =
+            asked.contains { $0 & UInt(MS_SHARED) != 0 }
+            ? UInt(MS_SHARED)
             : asked.contains { $0 & UInt(MS_SLAVE) != 0 } ? UInt(MS_SLAVE) : UInt(MS_PRIVATE)
 
         let mounts = plan.mounts.map { m in
-            berth_mount(source: arena.optionalString(m.source), target: arena.string(m.target), fstype: arena.optionalString(m.fstype),
-                        flags: m.flags, data: arena.optionalString(m.data), options: m.options)
+            berth_mount(
+                source: arena.optionalString(m.source), target: arena.string(m.target),
+                fstype: arena.optionalString(m.fstype),
+                flags: m.flags, data: arena.optionalString(m.data), options: m.options)
         }
         container.mounts = arena.copy(mounts)
         container.nmounts = Int32(mounts.count)
@@ -94,9 +101,13 @@ final class SpawnConfig {
 
     /// The container's root filesystem as a detached overlay mount (see berth_overlay_open):
     /// the image's layers under the shared init layer, the container's upper and work dirs on top.
-    static func openOverlay(root: String, containerDir dir: String, layerPaths: [String],
-                            container name: String) throws -> FileDescriptor {
-        guard !layerPaths.isEmpty else { throw Container.Error(container: name, step: "rootfs", detail: "the image has no layers") }
+    static func openOverlay(
+        root: String, containerDir dir: String, layerPaths: [String],
+        container name: String
+    ) throws -> FileDescriptor {
+        guard !layerPaths.isEmpty else {
+            throw Container.Error(container: name, step: "rootfs", detail: "the image has no layers")
+        }
         // A volatile overlay leaves work/work/incompat/volatile/dirty behind, which must go
         // before the next mount of the same work dir (a recycled one: ContainerPool).
         clearVolatileMarker(workdir: dir + "/work")
@@ -106,8 +117,9 @@ final class SpawnConfig {
         let fd = berth_overlay_open(lower, dir + "/upper", dir + "/work", &message, message.count)
         guard let overlay = FileDescriptor(taking: fd) else {
             let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw Container.Error(container: name, step: "mount overlay rootfs",
-                                  detail: ProcFS.errnoText(-fd) + (reason.isEmpty ? "" : " (\(reason))"))
+            throw Container.Error(
+                container: name, step: "mount overlay rootfs",
+                detail: ProcFS.errnoText(-fd) + (reason.isEmpty ? "" : " (\(reason))"))
         }
         return overlay
     }
@@ -119,9 +131,11 @@ final class SpawnConfig {
     }
 
     /// The part shared with exec: identity, capabilities, seccomp, stdio, argv/env.
-    static func process(record: ContainerRecord, root: String, io: ProcessIO, arena: CArena, container: String,
-                        rlimitNames: inout [String], argv: [String]? = nil, env: [String]? = nil,
-                        user: ProcessResolution.User? = nil, cwd: String? = nil) throws -> berth_process {
+    static func process(
+        record: ContainerRecord, root: String, io: ProcessIO, arena: CArena, container: String,
+        rlimitNames: inout [String], argv: [String]? = nil, env: [String]? = nil,
+        user: ProcessResolution.User? = nil, cwd: String? = nil
+    ) throws -> berth_process {
         let spec = record.spec
         let resolved = record.process
         var p = berth_process()
@@ -183,15 +197,19 @@ final class SpawnConfig {
     static let stageNames: [Int32: String] = [
         Int32(BERTH_STAGE_WAIT_PARENT.rawValue): "wait for parent", Int32(BERTH_STAGE_STDIO.rawValue): "stdio",
         Int32(BERTH_STAGE_SETSID.rawValue): "setsid", Int32(BERTH_STAGE_CGROUP_NS.rawValue): "cgroup namespace",
-        Int32(BERTH_STAGE_JOIN_NETNS.rawValue): "join network namespace", Int32(BERTH_STAGE_LOOPBACK.rawValue): "loopback up",
-        Int32(BERTH_STAGE_PROPAGATION.rawValue): "make mounts private", Int32(BERTH_STAGE_ROOTFS.rawValue): "mount overlay rootfs",
+        Int32(BERTH_STAGE_JOIN_NETNS.rawValue): "join network namespace",
+        Int32(BERTH_STAGE_LOOPBACK.rawValue): "loopback up",
+        Int32(BERTH_STAGE_PROPAGATION.rawValue): "make mounts private",
+        Int32(BERTH_STAGE_ROOTFS.rawValue): "mount overlay rootfs",
         Int32(BERTH_STAGE_MOUNT.rawValue): "mount", Int32(BERTH_STAGE_DEVICE.rawValue): "mknod",
         Int32(BERTH_STAGE_SYMLINK.rawValue): "symlink", Int32(BERTH_STAGE_SYSCTL.rawValue): "sysctl",
         Int32(BERTH_STAGE_MASK.rawValue): "mask path", Int32(BERTH_STAGE_READONLY_PATH.rawValue): "read-only path",
-        Int32(BERTH_STAGE_REMOUNT_RO.rawValue): "remount read-only", Int32(BERTH_STAGE_PIVOT_ROOT.rawValue): "pivot_root",
+        Int32(BERTH_STAGE_REMOUNT_RO.rawValue): "remount read-only",
+        Int32(BERTH_STAGE_PIVOT_ROOT.rawValue): "pivot_root",
         Int32(BERTH_STAGE_HOSTNAME.rawValue): "sethostname", Int32(BERTH_STAGE_DOMAINNAME.rawValue): "setdomainname",
         Int32(BERTH_STAGE_RLIMIT.rawValue): "setrlimit", Int32(BERTH_STAGE_OOM_SCORE.rawValue): "oom_score_adj",
-        Int32(BERTH_STAGE_BOUNDING.rawValue): "drop bounding capability", Int32(BERTH_STAGE_SETGROUPS.rawValue): "setgroups",
+        Int32(BERTH_STAGE_BOUNDING.rawValue): "drop bounding capability",
+        Int32(BERTH_STAGE_SETGROUPS.rawValue): "setgroups",
         Int32(BERTH_STAGE_SETGID.rawValue): "setgid", Int32(BERTH_STAGE_SETUID.rawValue): "setuid",
         Int32(BERTH_STAGE_CAPSET.rawValue): "capset", Int32(BERTH_STAGE_NO_NEW_PRIVS.rawValue): "no_new_privs",
         Int32(BERTH_STAGE_SECCOMP.rawValue): "seccomp", Int32(BERTH_STAGE_CWD.rawValue): "working directory",
@@ -221,7 +239,9 @@ final class SpawnConfig {
     private var argv0: String { container.process.argv.pointee.map { String(cString: $0) } ?? "" }
     private var cwd: String { container.process.cwd.map { String(cString: $0) } ?? "/" }
 
-    static func describe(_ f: berth_failure, plan: MountPlan, sysctls: [String], rlimits: [String], argv0: String, cwd: String) -> String {
+    static func describe(
+        _ f: berth_failure, plan: MountPlan, sysctls: [String], rlimits: [String], argv0: String, cwd: String
+    ) -> String {
         let base = stageNames[f.stage] ?? "stage \(f.stage)"
         let i = Int(f.index)
         switch UInt32(f.stage) {
@@ -231,9 +251,11 @@ final class SpawnConfig {
                 return "\(base) \(m.target)" + (m.fstype == nil ? " (bind \(m.source ?? ""))" : " (\(m.fstype!))")
             }
             return base + " /"
-        case BERTH_STAGE_DEVICE.rawValue: return i >= 0 && i < plan.devices.count ? "\(base) \(plan.devices[i].path)" : base
+        case BERTH_STAGE_DEVICE.rawValue:
+            return i >= 0 && i < plan.devices.count ? "\(base) \(plan.devices[i].path)" : base
         case BERTH_STAGE_MASK.rawValue: return i >= 0 && i < plan.masked.count ? "\(base) \(plan.masked[i])" : base
-        case BERTH_STAGE_READONLY_PATH.rawValue: return i >= 0 && i < plan.readOnly.count ? "\(base) \(plan.readOnly[i])" : base
+        case BERTH_STAGE_READONLY_PATH.rawValue:
+            return i >= 0 && i < plan.readOnly.count ? "\(base) \(plan.readOnly[i])" : base
         case BERTH_STAGE_SYSCTL.rawValue: return i >= 0 && i < sysctls.count ? "\(base) \(sysctls[i])" : base
         case BERTH_STAGE_RLIMIT.rawValue: return i >= 0 && i < rlimits.count ? "\(base) \(rlimits[i])" : base
         case BERTH_STAGE_EXEC.rawValue: return "\(base) \(argv0)"

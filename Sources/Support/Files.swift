@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A system call on a path that failed, with its errno: what `Files` and `TreeRemoval` throw.

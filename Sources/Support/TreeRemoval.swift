@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `rm -rf` for berth's trees (unpacked layers, the store's tmp/, containers' upper dirs),
@@ -59,8 +59,11 @@ public enum TreeRemoval {
         var st = stat()
         guard fstat(current, &st) == 0 else { throw Failure(operation: "inspect", path: display, errno: errno) }
         let device = UInt(st.st_dev)
-        var levels = [Level(name: name, device: device, inode: UInt(st.st_ino),
-                            subdirectories: try removeFiles(in: current, display: display))]
+        var levels = [
+            Level(
+                name: name, device: device, inode: UInt(st.st_ino),
+                subdirectories: try removeFiles(in: current, display: display))
+        ]
 
         while let top = levels.last {
             if let child = levels[levels.count - 1].subdirectories.popLast() {

@@ -28,12 +28,14 @@ public final class YAMLWriter {
         yaml_emitter_set_unicode(emitter, 1)
         yaml_emitter_set_indent(emitter, 2)
         yaml_emitter_set_width(emitter, -1)
-        yaml_emitter_set_output(emitter, { context, buffer, size in
-            guard let context, let buffer else { return 0 }
-            let output = Unmanaged<OutputBuffer>.fromOpaque(context).takeUnretainedValue()
-            output.bytes.append(contentsOf: UnsafeBufferPointer(start: buffer, count: size))
-            return 1
-        }, Unmanaged.passUnretained(output).toOpaque())
+        yaml_emitter_set_output(
+            emitter,
+            { context, buffer, size in
+                guard let context, let buffer else { return 0 }
+                let output = Unmanaged<OutputBuffer>.fromOpaque(context).takeUnretainedValue()
+                output.bytes.append(contentsOf: UnsafeBufferPointer(start: buffer, count: size))
+                return 1
+            }, Unmanaged.passUnretained(output).toOpaque())
         try emit { event in yaml_stream_start_event_initialize(&event, YAML_UTF8_ENCODING) }
         try emit { event in yaml_document_start_event_initialize(&event, nil, nil, nil, 1) }
     }

@@ -154,7 +154,8 @@ extension Node {
         default:
             // Reject things Double() accepts but YAML does not ("infinity", "nan", hex floats).
             guard t.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true,
-                  !t.lowercased().contains("n"), !t.lowercased().contains("x") else { return nil }
+                !t.lowercased().contains("n"), !t.lowercased().contains("x")
+            else { return nil }
             return Double(t)
         }
     }

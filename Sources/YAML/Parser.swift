@@ -57,7 +57,9 @@ private struct TreeBuilder {
     }
 
     mutating func run(_ input: UnsafeBufferPointer<UInt8>) throws {
-        guard yaml_parser_initialize(&parser) == 1 else { throw YAMLError("cannot initialize the YAML parser", at: nil) }
+        guard yaml_parser_initialize(&parser) == 1 else {
+            throw YAMLError("cannot initialize the YAML parser", at: nil)
+        }
         defer { yaml_parser_delete(&parser) }
         yaml_parser_set_input_string(&parser, input.baseAddress, input.count)
 
@@ -81,7 +83,8 @@ private struct TreeBuilder {
         event = try next()
         defer { yaml_event_delete(&event) }
         if event.type == YAML_DOCUMENT_START_EVENT {
-            throw YAMLError("a compose file holds one YAML document; found a second one here", at: mark(event.start_mark))
+            throw YAMLError(
+                "a compose file holds one YAML document; found a second one here", at: mark(event.start_mark))
         }
         guard event.type == YAML_STREAM_END_EVENT else { throw unexpected(event) }
     }
@@ -94,7 +97,8 @@ private struct TreeBuilder {
             let problem = parser.problem.map { String(cString: $0) } ?? "invalid YAML"
             var message = problem
             if let context = parser.context.map({ String(cString: $0) }) {
-                message = "\(problem) (\(context) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
+                message =
+                    "\(problem) (\(context) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
             }
             throw YAMLError(message, at: mark(parser.problem_mark))
         }
@@ -136,7 +140,9 @@ private struct TreeBuilder {
             }
             expanded += anchored.size
             if expanded > aliasLimit {
-                throw YAMLError("aliases expand to more than \(aliasLimit) nodes; refusing a document that grows this much", at: start)
+                throw YAMLError(
+                    "aliases expand to more than \(aliasLimit) nodes; refusing a document that grows this much",
+                    at: start)
             }
             return anchored
 
@@ -195,7 +201,9 @@ private struct TreeBuilder {
                 }
                 let keyText = Self.keyIdentity(key.node)
                 if let first = seen.index(of: keyText) {
-                    throw YAMLError("duplicate key '\(key.node.text ?? keyText)' (first defined at \(explicit[first].key.mark))", at: key.node.mark)
+                    throw YAMLError(
+                        "duplicate key '\(key.node.text ?? keyText)' (first defined at \(explicit[first].key.mark))",
+                        at: key.node.mark)
                 }
                 seen.insert(keyText)
                 explicit.append(Node.Pair(key: key.node, value: value.node))
@@ -233,13 +241,16 @@ private struct TreeBuilder {
             var pairs: [Node.Pair] = []
             for item in items {
                 guard let itemPairs = item.mapping else {
-                    throw YAMLError("merge key '<<' takes a mapping or a list of mappings, found \(item.kindDescription)", at: item.mark)
+                    throw YAMLError(
+                        "merge key '<<' takes a mapping or a list of mappings, found \(item.kindDescription)",
+                        at: item.mark)
                 }
                 pairs.append(contentsOf: itemPairs)
             }
             return pairs
         case .scalar:
-            throw YAMLError("merge key '<<' takes a mapping or a list of mappings, found \(value.kindDescription)", at: keyMark)
+            throw YAMLError(
+                "merge key '<<' takes a mapping or a list of mappings, found \(value.kindDescription)", at: keyMark)
         }
     }
 

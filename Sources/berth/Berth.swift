@@ -1,9 +1,10 @@
 import ArgumentParser
-import Runtime
 import FoundationEssentials
+import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `berth` command: compose commands at the top level, single objects under nouns,
@@ -139,7 +140,8 @@ struct GlobalOptions: ParsableArguments {
                 globals += [argument, arguments[index + 1]]
                 index += 2
             } else if let name = argument.split(separator: "=", maxSplits: 1).first,
-                      argument.contains("="), valued.contains(String(name)), argument.hasPrefix("--") {
+                argument.contains("="), valued.contains(String(name)), argument.hasPrefix("--")
+            {
                 globals.append(argument)
                 index += 1
             } else {
@@ -152,9 +154,10 @@ struct GlobalOptions: ParsableArguments {
         var command: ParsableCommand.Type = Berth.self
         var depth = 0
         while depth < rest.count,
-              let sub = command.configuration.subcommands.first(where: {
-                  $0._commandName == rest[depth] || $0.configuration.aliases.contains(rest[depth])
-              }) {
+            let sub = command.configuration.subcommands.first(where: {
+                $0._commandName == rest[depth] || $0.configuration.aliases.contains(rest[depth])
+            })
+        {
             command = sub
             depth += 1
         }

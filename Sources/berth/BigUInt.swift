@@ -8,7 +8,8 @@ struct BigUInt {
     /// Go's integer literal in base 0 (no sign): decimal, 0x/0X, 0o/0O, 0b/0B, or, when
     /// `leadingZeroIsOctal`, a leading 0 for octal. nil when it is not one.
     init?(goInteger text: Substring, leadingZeroIsOctal: Bool) {
-        var digits = text, base: UInt32 = 10
+        var digits = text
+        var base: UInt32 = 10
         let lower = text.lowercased()
         if lower.hasPrefix("0x") {
             base = 16
@@ -71,7 +72,8 @@ struct BigUInt {
     /// Binary long division.
     func quotientAndRemainder(dividingBy divisor: BigUInt) -> (quotient: BigUInt, remainder: BigUInt) {
         precondition(!divisor.isZero)
-        var quotient = BigUInt(), remainder = BigUInt()
+        var quotient = BigUInt()
+        var remainder = BigUInt()
         var i = bitWidth - 1
         while i >= 0 {
             // remainder = remainder * 2 + bit i

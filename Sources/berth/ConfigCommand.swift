@@ -2,8 +2,9 @@ import ArgumentParser
 import Compose
 import FoundationEssentials
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `berth config`: parse, resolve and render the compose model in canonical form, like
@@ -33,7 +34,8 @@ struct ConfigCommand: ParsableCommand {
     @Flag(name: .customLong("images"), help: "Print the image names, one per line.")
     var images = false
 
-    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Only validate the configuration, don't print anything.")
+    @Flag(
+        name: [.customShort("q"), .customLong("quiet")], help: "Only validate the configuration, don't print anything.")
     var quiet = false
 
     @Flag(name: .customLong("no-interpolate"), help: "Don't interpolate environment variables.")
@@ -103,9 +105,10 @@ struct ConfigCommand: ParsableCommand {
 
     private func emit(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { raw in
-            let data = raw.baseAddress.map {
-                Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: raw.count, deallocator: .none)
-            } ?? Data()
+            let data =
+                raw.baseAddress.map {
+                    Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: raw.count, deallocator: .none)
+                } ?? Data()
             if let output {
                 guard FileManager.default.createFile(atPath: output, contents: data) else {
                     throw ComposeError("cannot write \(output)")

@@ -4,18 +4,21 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `berth container ...`, named and flagged like `docker container ...`.
 struct ContainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "container", abstract: "Manage containers.",
-        subcommands: [ContainerRun.self, ContainerCreate.self, ContainerStart.self, ContainerRestart.self,
-                      ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
-                      ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerWait.self,
-                      ContainerRename.self])
+        subcommands: [
+            ContainerRun.self, ContainerCreate.self, ContainerStart.self, ContainerRestart.self,
+            ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
+            ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerWait.self,
+            ContainerRename.self,
+        ])
 }
 
 /// Docker's rule for commands over several arguments: act on every one, write what each one

@@ -4,13 +4,14 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-
 struct ContainerExec: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "exec", abstract: "Execute a command in a running container.")
+    static let configuration = CommandConfiguration(
+        commandName: "exec", abstract: "Execute a command in a running container.")
 
     @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
@@ -30,9 +31,11 @@ struct ContainerExec: ParsableCommand {
         guard !command.isEmpty else { throw ContainerCommandError(description: "exec needs a command to run") }
         let c = try Container.lookup(container, root: global.stateRoot)
         let environment = try env.flatMap { try ContainerOptions.envEntry($0) }
-        let process = try c.exec(ExecSpec(argv: command, env: environment, user: user,
-                                          workingDir: workdir, tty: tty, interactive: interactive,
-                                          terminalSize: tty ? TerminalSize.of(STDOUT_FILENO) : nil))
+        let process = try c.exec(
+            ExecSpec(
+                argv: command, env: environment, user: user,
+                workingDir: workdir, tty: tty, interactive: interactive,
+                terminalSize: tty ? TerminalSize.of(STDOUT_FILENO) : nil))
         let code = Foreground.attach(process, interactive: interactive, tty: tty)
         if code != 0 { throw CommandFailure(status: code) }
     }

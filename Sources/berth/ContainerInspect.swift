@@ -4,17 +4,20 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-
 struct ContainerInspect: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on containers.")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Display detailed information on containers.")
 
     @OptionGroup var global: RootOptions
     @Argument var containers: [String]
 
+    // Docker's field names, which its users' scripts and templates read.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     struct Output: Encodable {
         /// Docker's State object, its fields in its order. berth never pauses a container or
         /// restarts one by policy (see ContainerState.Status), so Paused and Restarting are false.
@@ -91,7 +94,9 @@ struct ContainerInspect: ParsableCommand {
         var outputs: [Output] = []
         for name in containers {
             let c = try Container.lookup(name, root: global.stateRoot)
-            let s = c.state(), r = c.record, spec = r.spec
+            let s = c.state()
+            let r = c.record
+            let spec = r.spec
             let network = spec.network.name
             let exposed = spec.allExposedPorts
             var security: [String] = []
@@ -101,23 +106,32 @@ struct ContainerInspect: ParsableCommand {
             case .profile(let path): security.append("seccomp=" + path)
             }
             if spec.noNewPrivileges { security.append("no-new-privileges") }
-            outputs.append(Output(
-                Id: c.id, Created: r.created, Path: r.process.argv.first ?? "", Args: Array(r.process.argv.dropFirst()),
-                State: .init(s),
-                Image: spec.imageID, Name: "/" + c.name,
-                Config: .init(Hostname: r.process.hostname, User: spec.user ?? spec.imageDefaults.user ?? "", Env: r.process.env,
-                              Cmd: spec.command ?? (spec.entrypoint == nil ? spec.imageDefaults.cmd : nil),
-                              Entrypoint: spec.entrypoint ?? spec.imageDefaults.entrypoint, WorkingDir: r.process.workingDir,
-                              Image: spec.image, Tty: spec.tty, OpenStdin: spec.interactive, Labels: spec.labels,
-                              StopSignal: spec.stopSignal ?? spec.imageDefaults.stopSignal ?? "SIGTERM",
-                              ExposedPorts: exposed.isEmpty ? nil : Dictionary(exposed.map { ($0, Output.Empty()) },
-                                                                               uniquingKeysWith: { a, _ in a })),
-                HostConfig: .init(Privileged: spec.privileged, ReadonlyRootfs: spec.readOnly, CapAdd: spec.capAdd, CapDrop: spec.capDrop,
-                                  SecurityOpt: security, NetworkMode: network, AutoRemove: spec.autoRemove,
-                                  Memory: spec.resources.memory ?? 0, NanoCpus: spec.resources.nanoCPUs ?? 0,
-                                  PidsLimit: spec.resources.pids, Init: spec.initProcess),
-                Mounts: spec.mounts, LogPath: c.logPath,
-                EffectiveCapabilities: Capabilities.names(of: r.process.capabilities)))
+            outputs.append(
+                Output(
+                    Id: c.id, Created: r.created, Path: r.process.argv.first ?? "",
+                    Args: Array(r.process.argv.dropFirst()),
+                    State: .init(s),
+                    Image: spec.imageID, Name: "/" + c.name,
+                    Config: .init(
+                        Hostname: r.process.hostname, User: spec.user ?? spec.imageDefaults.user ?? "",
+                        Env: r.process.env,
+                        Cmd: spec.command ?? (spec.entrypoint == nil ? spec.imageDefaults.cmd : nil),
+                        Entrypoint: spec.entrypoint ?? spec.imageDefaults.entrypoint, WorkingDir: r.process.workingDir,
+                        Image: spec.image, Tty: spec.tty, OpenStdin: spec.interactive, Labels: spec.labels,
+                        StopSignal: spec.stopSignal ?? spec.imageDefaults.stopSignal ?? "SIGTERM",
+                        ExposedPorts: exposed.isEmpty
+                            ? nil
+                            : Dictionary(
+                                exposed.map { ($0, Output.Empty()) },
+                                uniquingKeysWith: { a, _ in a })),
+                    HostConfig: .init(
+                        Privileged: spec.privileged, ReadonlyRootfs: spec.readOnly, CapAdd: spec.capAdd,
+                        CapDrop: spec.capDrop,
+                        SecurityOpt: security, NetworkMode: network, AutoRemove: spec.autoRemove,
+                        Memory: spec.resources.memory ?? 0, NanoCpus: spec.resources.nanoCPUs ?? 0,
+                        PidsLimit: spec.resources.pids, Init: spec.initProcess),
+                    Mounts: spec.mounts, LogPath: c.logPath,
+                    EffectiveCapabilities: Capabilities.names(of: r.process.capabilities)))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]

@@ -4,13 +4,14 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-
 struct ContainerList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.", aliases: ["ls", "list"])
+    static let configuration = CommandConfiguration(
+        commandName: "ps", abstract: "List containers.", aliases: ["ls", "list"])
 
     @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("a"), .customLong("all")], help: "Show all containers (default shows just running).")
@@ -32,8 +33,10 @@ struct ContainerList: ParsableCommand {
             }
             var command = c.record.process.argv.joined(separator: " ")
             if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
-            rows.append([noTrunc ? c.id : c.shortID, c.record.spec.image, "\"\(command)\"",
-                         ago(c.record.created) + " ago", status(s), ports(c.record.spec, s), c.name])
+            rows.append([
+                noTrunc ? c.id : c.shortID, c.record.spec.image, "\"\(command)\"",
+                ago(c.record.created) + " ago", status(s), ports(c.record.spec, s), c.name,
+            ])
         }
         if quiet { return }
         print(HumanFormat.table(rows), terminator: "")

@@ -1,8 +1,9 @@
 import ArgumentParser
 import FoundationEssentials
 import Runtime
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `berth container logs`, as `docker logs`: the json-file log's entries, stdout's on stdout and
@@ -15,14 +16,17 @@ struct ContainerLogs: ParsableCommand {
     var follow = false
     @Flag(name: [.customShort("t"), .customLong("timestamps")], help: "Show timestamps.")
     var timestamps = false
-    @Option(name: [.customShort("n"), .customLong("tail")],
-            help: "Number of lines to show from the end of the logs (or \"all\").")
+    @Option(
+        name: [.customShort("n"), .customLong("tail")],
+        help: "Number of lines to show from the end of the logs (or \"all\").")
     var tail: String = "all"
-    @Option(name: .customLong("since"),
-            help: "Show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).")
+    @Option(
+        name: .customLong("since"),
+        help: "Show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).")
     var since: String?
-    @Option(name: .customLong("until"),
-            help: "Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).")
+    @Option(
+        name: .customLong("until"),
+        help: "Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).")
     var until: String?
     @Argument var container: String
 
@@ -50,8 +54,9 @@ struct ContainerLogs: ParsableCommand {
         func time(_ text: String?, _ option: String) throws -> LogTimestamp? {
             guard let text, !text.isEmpty else { return nil }
             guard let time = LogTimestamp.parse(argument: text, now: now) else {
-                throw ContainerCommandError(description: "invalid value for \"\(option)\": "
-                    + "failed to parse value as time or duration: \"\(text)\"")
+                throw ContainerCommandError(
+                    description: "invalid value for \"\(option)\": "
+                        + "failed to parse value as time or duration: \"\(text)\"")
             }
             return time
         }

@@ -3,8 +3,9 @@ import Compose
 import FoundationEssentials
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The flags `container run` and `container create` share, as Docker's containerOptions are
@@ -18,7 +19,9 @@ struct ContainerOptions: ParsableArguments {
     var autoRemove = false
     @Option(name: .customLong("name"), help: "Name the container.")
     var name: String?
-    @Option(name: [.customShort("e"), .customLong("env")], help: "Set environment variables (KEY=VALUE, or KEY to pass berth's).")
+    @Option(
+        name: [.customShort("e"), .customLong("env")],
+        help: "Set environment variables (KEY=VALUE, or KEY to pass berth's).")
     var env: [String] = []
     @Option(name: [.customShort("w"), .customLong("workdir")], help: "Working directory inside the container.")
     var workdir: String?
@@ -33,15 +36,23 @@ struct ContainerOptions: ParsableArguments {
     // Numbers are taken as text and read by Docker's rules (DockerFlags), so a bad value gets
     // Docker's message and status 125. `.unconditional`: the next argument is the value even when
     // it starts with "-", as Docker's flag parser takes it (`--pids-limit -1`, `--cpus -1`).
-    @Option(name: [.customShort("m"), .customLong("memory")], parsing: .unconditional, help: "Memory limit (e.g. 32m; at least 6m).")
+    @Option(
+        name: [.customShort("m"), .customLong("memory")], parsing: .unconditional,
+        help: "Memory limit (e.g. 32m; at least 6m).")
     var memory: String?
-    @Option(name: .customLong("memory-swap"), parsing: .unconditional, help: "Memory plus swap limit; -1 for unlimited swap.")
+    @Option(
+        name: .customLong("memory-swap"), parsing: .unconditional,
+        help: "Memory plus swap limit; -1 for unlimited swap.")
     var memorySwap: String?
     @Option(name: .customLong("cpus"), parsing: .unconditional, help: "Number of CPUs (e.g. 1.5, 0.25).")
     var cpus: String?
-    @Option(name: [.customShort("c"), .customLong("cpu-shares")], parsing: .unconditional, help: "CPU shares (relative weight).")
+    @Option(
+        name: [.customShort("c"), .customLong("cpu-shares")], parsing: .unconditional,
+        help: "CPU shares (relative weight).")
     var cpuShares: String?
-    @Option(name: .customLong("pids-limit"), parsing: .unconditional, help: "Tune the container's pids limit (-1 for unlimited).")
+    @Option(
+        name: .customLong("pids-limit"), parsing: .unconditional,
+        help: "Tune the container's pids limit (-1 for unlimited).")
     var pidsLimit: String?
     @Option(name: .customLong("cap-add"), help: "Add Linux capabilities.")
     var capAdd: [String] = []
@@ -49,18 +60,23 @@ struct ContainerOptions: ParsableArguments {
     var capDrop: [String] = []
     @Flag(name: .customLong("privileged"), help: "Give extended privileges to this container.")
     var privileged = false
-    @Option(name: .customLong("security-opt"), help: "Security options (seccomp=unconfined|builtin|FILE, no-new-privileges[=true|false]).")
+    @Option(
+        name: .customLong("security-opt"),
+        help: "Security options (seccomp=unconfined|builtin|FILE, no-new-privileges[=true|false]).")
     var securityOpt: [String] = []
     @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem as read only.")
     var readOnly = false
     @Option(name: [.customShort("v"), .customLong("volume")], help: "Bind mount a volume (SRC:DST[:ro,rshared,...]).")
     var volumes: [String] = []
-    @Option(name: .customLong("tmpfs"), help: "Mount a tmpfs directory (PATH[:size=64m,mode=1777,uid=0,gid=0,exec,ro]).")
+    @Option(
+        name: .customLong("tmpfs"), help: "Mount a tmpfs directory (PATH[:size=64m,mode=1777,uid=0,gid=0,exec,ro]).")
     var tmpfs: [String] = []
-    @Flag(name: .customLong("init"), help: "Run an init inside the container that forwards signals and reaps processes.")
+    @Flag(
+        name: .customLong("init"), help: "Run an init inside the container that forwards signals and reaps processes.")
     var initProcess = false
-    @Option(name: .customLong("network"),
-            help: "Network mode: default (or bridge; for now loopback only), none (loopback only), host, container:NAME.")
+    @Option(
+        name: .customLong("network"),
+        help: "Network mode: default (or bridge; for now loopback only), none (loopback only), host, container:NAME.")
     var network: String = "default"
     @Option(name: .customLong("expose"), help: "Expose a port or a range of ports (80, 53/udp, 8000-8010/tcp).")
     var expose: [String] = []
@@ -78,9 +94,13 @@ struct ContainerOptions: ParsableArguments {
     var shmSize: String?
     @Option(name: .customLong("stop-signal"), help: "Signal to stop the container.")
     var stopSignal: String?
-    @Option(name: .customLong("stop-timeout"), parsing: .unconditional, help: "Seconds to wait before killing the container.")
+    @Option(
+        name: .customLong("stop-timeout"), parsing: .unconditional,
+        help: "Seconds to wait before killing the container.")
     var stopTimeout: String?
-    @Option(name: .customLong("oom-score-adj"), parsing: .unconditional, help: "Tune the host's OOM preferences (-1000 to 1000).")
+    @Option(
+        name: .customLong("oom-score-adj"), parsing: .unconditional,
+        help: "Tune the host's OOM preferences (-1000 to 1000).")
     var oomScoreAdj: String?
     @Option(name: .customLong("add-host"), help: "Add a custom host-to-IP mapping (host:ip).")
     var addHost: [String] = []
@@ -127,7 +147,8 @@ struct ContainerOptions: ParsableArguments {
             let adj = try DockerFlags.integer(oomScoreAdj, flag: "--oom-score-adj")
             // moby's verifyPlatformContainerSettings.
             guard (-1000...1000).contains(adj) else {
-                throw ContainerCommandError(description: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+                throw ContainerCommandError(
+                    description: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
             }
             spec.oomScoreAdj = Int(adj)
         }
@@ -137,19 +158,25 @@ struct ContainerOptions: ParsableArguments {
         spec.exposedPorts = exposed.isEmpty ? nil : exposed
         if case .container = spec.network {
             // moby's validateNetContainerMode: what the other container's network decides.
-            if hostname != nil { throw ContainerCommandError(description: "conflicting options: hostname and the network mode") }
+            if hostname != nil {
+                throw ContainerCommandError(description: "conflicting options: hostname and the network mode")
+            }
             if !addHost.isEmpty {
-                throw ContainerCommandError(description: "conflicting options: custom host-to-IP mapping and the network mode")
+                throw ContainerCommandError(
+                    description: "conflicting options: custom host-to-IP mapping and the network mode")
             }
             if !exposed.isEmpty {
-                throw ContainerCommandError(description: "conflicting options: port exposing and the container type network mode")
+                throw ContainerCommandError(
+                    description: "conflicting options: port exposing and the container type network mode")
             }
         }
         try Self.applySecurityOptions(securityOpt, to: &spec)
         var resources = CgroupLimits()
         if let memory { resources.memory = try DockerFlags.size(memory, flag: "-m, --memory") }
         // Docker's MemSwapBytes: "-1" is unlimited, anything else a size.
-        if let memorySwap { resources.memorySwap = memorySwap == "-1" ? -1 : try DockerFlags.size(memorySwap, flag: "--memory-swap") }
+        if let memorySwap {
+            resources.memorySwap = memorySwap == "-1" ? -1 : try DockerFlags.size(memorySwap, flag: "--memory-swap")
+        }
         if let cpus { resources.nanoCPUs = try DockerFlags.nanoCPUs(cpus) }
         if let cpuShares { resources.cpuShares = Int(try DockerFlags.integer(cpuShares, flag: "-c, --cpu-shares")) }
         if let pidsLimit { resources.pids = Int(try DockerFlags.integer(pidsLimit, flag: "--pids-limit")) }
@@ -174,7 +201,9 @@ struct ContainerOptions: ParsableArguments {
         for u in ulimits { spec.ulimits.append(try Self.parseUlimit(u)) }
         for s in sysctls {
             let kv = s.split(separator: "=", maxSplits: 1).map(String.init)
-            guard kv.count == 2 else { throw ContainerCommandError(description: "invalid sysctl \"\(s)\": use key=value") }
+            guard kv.count == 2 else {
+                throw ContainerCommandError(description: "invalid sysctl \"\(s)\": use key=value")
+            }
             spec.sysctls[kv[0]] = kv[1]
         }
         for l in labels {
@@ -244,10 +273,13 @@ struct ContainerOptions: ParsableArguments {
                 let name = trimmed.prefix(while: { $0 != "=" })
                 // docker/cli's pkg/kvfile.
                 if name.isEmpty {
-                    throw ContainerCommandError(description: "\(file):\(number + 1): no variable name on line '\(DockerFlags.escaped(String(trimmed)))'")
+                    throw ContainerCommandError(
+                        description:
+                            "\(file):\(number + 1): no variable name on line '\(DockerFlags.escaped(String(trimmed)))'")
                 }
                 if name.contains(where: \.isWhitespace) {
-                    throw ContainerCommandError(description: "\(file):\(number + 1): variable '\(name)' contains whitespaces")
+                    throw ContainerCommandError(
+                        description: "\(file):\(number + 1): variable '\(name)' contains whitespaces")
                 }
                 result.append(contentsOf: try Self.envEntry(String(trimmed)))
             }
@@ -283,7 +315,8 @@ extension ContainerOptions {
             guard let separator, separator != opt.index(before: opt.endIndex) else {
                 throw ContainerCommandError(description: "invalid --security-opt: \(DockerFlags.quoted(opt))")
             }
-            let key = String(opt[..<separator]), value = String(opt[opt.index(after: separator)...])
+            let key = String(opt[..<separator])
+            let value = String(opt[opt.index(after: separator)...])
             func cannot(_ reason: String) -> ContainerCommandError {
                 ContainerCommandError(description: "--security-opt \(DockerFlags.escaped(opt)): \(reason)")
             }
@@ -291,7 +324,7 @@ extension ContainerOptions {
             case "seccomp":
                 switch value {
                 case "unconfined": spec.seccomp = .unconfined
-                case "builtin": spec.seccomp = .default // docker/cli's name for the default profile
+                case "builtin": spec.seccomp = .default  // docker/cli's name for the default profile
                 default:
                     // Read now, as Docker's CLI does, so a bad file fails before anything is made;
                     // the runtime reads it again (by absolute path) when the container starts.
@@ -305,30 +338,40 @@ extension ContainerOptions {
                 case "1", "t", "T", "true", "TRUE", "True": spec.noNewPrivileges = true
                 case "0", "f", "F", "false", "FALSE", "False": spec.noNewPrivileges = false
                 default:
-                    throw ContainerCommandError(description: "invalid --security-opt \(DockerFlags.quoted(opt)): no-new-privileges is true or false")
+                    throw ContainerCommandError(
+                        description:
+                            "invalid --security-opt \(DockerFlags.quoted(opt)): no-new-privileges is true or false")
                 }
             case "apparmor":
                 // `unconfined` asks for no AppArmor profile, which is what every berth container
                 // runs under: it is honoured by doing nothing, so it stays accepted.
                 if value == "unconfined" { continue }
-                throw cannot(Self.hostHasAppArmor ? "berth does not load AppArmor profiles" : "AppArmor is not available on this host")
+                throw cannot(
+                    Self.hostHasAppArmor
+                        ? "berth does not load AppArmor profiles" : "AppArmor is not available on this host")
             case "label":
                 // `disable` turns SELinux labelling off, and berth labels nothing: honoured by
                 // doing nothing, so it stays accepted. Any other label asks for confinement.
                 if value == "disable" { continue }
-                throw cannot(Self.hostHasSELinux ? "berth does not apply SELinux labels" : "SELinux is not available on this host")
+                throw cannot(
+                    Self.hostHasSELinux
+                        ? "berth does not apply SELinux labels" : "SELinux is not available on this host")
             case "systempaths":
-                throw cannot("berth always masks and write-protects Docker's /proc and /sys paths; it cannot unmask them")
+                throw cannot(
+                    "berth always masks and write-protects Docker's /proc and /sys paths; it cannot unmask them")
             case "writable-cgroups":
                 throw cannot("berth always mounts /sys/fs/cgroup read-only")
             default:
-                throw ContainerCommandError(description: "invalid --security-opt \(DockerFlags.quoted(opt)): unknown option \(DockerFlags.quoted(key))")
+                throw ContainerCommandError(
+                    description:
+                        "invalid --security-opt \(DockerFlags.quoted(opt)): unknown option \(DockerFlags.quoted(key))")
             }
         }
     }
 
     static var hostHasAppArmor: Bool {
-        (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?.hasPrefix("Y") == true
+        (try? String(contentsOfFile: "/sys/module/apparmor/parameters/enabled", encoding: .utf8))?.hasPrefix("Y")
+            == true
     }
 
     static var hostHasSELinux: Bool { access("/sys/fs/selinux/enforce", F_OK) == 0 }
@@ -342,7 +385,10 @@ extension ContainerOptions {
         } catch DecodingError.dataCorrupted {
             throw ContainerCommandError(description: "seccomp profile (\(DockerFlags.escaped(path))) is not valid JSON")
         } catch {
-            throw ContainerCommandError(description: "seccomp profile (\(DockerFlags.escaped(path))) is not a profile in Docker's format (it needs a \"defaultAction\" string)")
+            throw ContainerCommandError(
+                description:
+                    "seccomp profile (\(DockerFlags.escaped(path))) is not a profile in Docker's format (it needs a \"defaultAction\" string)"
+            )
         }
     }
 
@@ -378,7 +424,8 @@ extension ContainerOptions {
         if text.hasPrefix("container:") {
             let other = String(text.dropFirst("container:".count))
             guard !other.isEmpty else {
-                throw ContainerCommandError(description: "Invalid network mode: invalid container format container:<name|id>")
+                throw ContainerCommandError(
+                    description: "Invalid network mode: invalid container format container:<name|id>")
             }
             let container: Container
             do { container = try Container.lookup(other, root: root) } catch {
@@ -405,28 +452,33 @@ extension ContainerOptions {
             let number = parts[0]
             let proto = parts.count == 1 || parts[1].isEmpty ? "tcp" : parts[1]
             guard ["tcp", "udp", "sctp"].contains(proto) else {
-                throw ContainerCommandError(description: "invalid proto \(DockerFlags.quoted(proto)) for --expose: \(value) "
-                    + "(tcp, udp or sctp)")
+                throw ContainerCommandError(
+                    description: "invalid proto \(DockerFlags.quoted(proto)) for --expose: \(value) "
+                        + "(tcp, udp or sctp)")
             }
             // nat.ParsePortRange: strconv.ParseUint(..., 10, 16) of each end.
             func port(_ text: String) throws -> UInt16 {
                 let digits = !text.isEmpty && text.allSatisfy { $0.isASCII && $0.isNumber }
                 guard digits, let n = UInt16(text) else {
-                    throw ContainerCommandError(description: "invalid range format for --expose: \(value), error: "
-                        + "strconv.ParseUint: parsing \(DockerFlags.quoted(text)): "
-                        + (digits ? "value out of range" : "invalid syntax"))
+                    throw ContainerCommandError(
+                        description: "invalid range format for --expose: \(value), error: "
+                            + "strconv.ParseUint: parsing \(DockerFlags.quoted(text)): "
+                            + (digits ? "value out of range" : "invalid syntax"))
                 }
                 return n
             }
             guard !number.isEmpty else {
-                throw ContainerCommandError(description: "invalid range format for --expose: \(value), error: "
-                    + "empty string specified for ports")
+                throw ContainerCommandError(
+                    description: "invalid range format for --expose: \(value), error: "
+                        + "empty string specified for ports")
             }
             let ends = number.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            let start = try port(ends[0]), end = ends.count == 2 ? try port(ends[1]) : start
+            let start = try port(ends[0])
+            let end = ends.count == 2 ? try port(ends[1]) : start
             guard start <= end else {
-                throw ContainerCommandError(description: "invalid range format for --expose: \(value), error: "
-                    + "invalid range specified for port: \(number)")
+                throw ContainerCommandError(
+                    description: "invalid range format for --expose: \(value), error: "
+                        + "invalid range specified for port: \(number)")
             }
             for n in start...end where seen.insert("\(n)/\(proto)").inserted { ports.append("\(n)/\(proto)") }
         }
@@ -449,7 +501,9 @@ extension ContainerOptions {
         do { fields = try VolumeShortSyntax.parse(text, dialect: .engine) } catch {
             throw ContainerCommandError(description: invalidSpec)
         }
-        let source = fields.source ?? "", target = fields.target, mode = fields.mode ?? ""
+        let source = fields.source ?? ""
+        let target = fields.target
+        let mode = fields.mode ?? ""
         let modes = VolumeModes(mode)
         guard modes.isValidForEngine else {
             throw ContainerCommandError(description: "invalid mode: \(DockerFlags.escaped(mode))")
@@ -457,7 +511,9 @@ extension ContainerOptions {
         let propagation = modes.propagation.flatMap { MountSpec.Propagation(rawValue: $0) }
         let isBind = source.hasPrefix("/") || source.hasPrefix(".")
         func invalidConfig(_ reason: String) -> ContainerCommandError {
-            ContainerCommandError(description: "\(invalidSpec): invalid mount config for type \"\(isBind ? "bind" : "volume")\": \(reason)")
+            ContainerCommandError(
+                description:
+                    "\(invalidSpec): invalid mount config for type \"\(isBind ? "bind" : "volume")\": \(reason)")
         }
         if !isBind && propagation != nil { throw invalidConfig("field BindOptions must not be specified") }
         if isBind && modes.noCopy { throw invalidConfig("field VolumeOptions must not be specified") }
@@ -468,13 +524,15 @@ extension ContainerOptions {
         }
         if isBind {
             let hostPath = source.hasPrefix("/") ? source : FileManager.default.currentDirectoryPath + "/" + source
-            return MountSpec(kind: .bind, source: cleanPath(hostPath), target: cleanPath(target),
-                             readOnly: modes.readOnly ?? false, createHostPath: true, propagation: propagation)
+            return MountSpec(
+                kind: .bind, source: cleanPath(hostPath), target: cleanPath(target),
+                readOnly: modes.readOnly ?? false, createHostPath: true, propagation: propagation)
         }
         if source.isEmpty {
             let anonymous = (0..<32).map { _ in UInt8.random(in: 0...255) }.hexString
-            return MountSpec(kind: .volume, source: anonymous, target: cleanPath(target),
-                             readOnly: modes.readOnly ?? false)
+            return MountSpec(
+                kind: .volume, source: anonymous, target: cleanPath(target),
+                readOnly: modes.readOnly ?? false)
         }
         try Self.checkVolumeName(source)
         return MountSpec(kind: .volume, source: source, target: cleanPath(target), readOnly: modes.readOnly ?? false)
@@ -484,11 +542,14 @@ extension ContainerOptions {
     /// the rule itself is Support's (DockerNames), which Runtime applies again.
     static func checkVolumeName(_ name: String) throws {
         if name.unicodeScalars.count == 1 {
-            throw ContainerCommandError(description: "volume name is too short, names should be at least two alphanumeric characters")
+            throw ContainerCommandError(
+                description: "volume name is too short, names should be at least two alphanumeric characters")
         }
         guard DockerNames.isValid(name) else {
-            throw ContainerCommandError(description: "\(DockerFlags.quoted(name)) includes invalid characters for a local volume name, "
-                + "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+            throw ContainerCommandError(
+                description: "\(DockerFlags.quoted(name)) includes invalid characters for a local volume name, "
+                    + "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )
         }
     }
 
@@ -501,31 +562,39 @@ extension ContainerOptions {
     static func parseTmpfs(_ text: String) throws -> MountSpec {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let target = parts[0]
-        if cleanPath(target) == "/" { throw ContainerCommandError(description: "invalid specification: destination can't be '/'") }
+        if cleanPath(target) == "/" {
+            throw ContainerCommandError(description: "invalid specification: destination can't be '/'")
+        }
         guard target.hasPrefix("/") else {
-            throw ContainerCommandError(description: "invalid mount path: '\(DockerFlags.escaped(target))' mount path must be absolute")
+            throw ContainerCommandError(
+                description: "invalid mount path: '\(DockerFlags.escaped(target))' mount path must be absolute")
         }
         var m = MountSpec(kind: .tmpfs, target: cleanPath(target))
         guard parts.count == 2, !parts[1].isEmpty else { return m }
         let shown = DockerFlags.escaped(text)
         func invalidValue(_ what: String, _ value: String, _ hint: String) -> ContainerCommandError {
-            ContainerCommandError(description: "--tmpfs \(shown): invalid \(what) \(DockerFlags.quoted(value)) (\(hint))")
+            ContainerCommandError(
+                description: "--tmpfs \(shown): invalid \(what) \(DockerFlags.quoted(value)) (\(hint))")
         }
         func id(_ value: String, _ what: String) throws -> UInt32 {
             // The kernel reads a decimal u32; 4294967295 is the invalid ID.
             guard !value.isEmpty, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber),
-                  let id = UInt32(value), id != UInt32.max else { throw invalidValue(what, value, "a number") }
+                let id = UInt32(value), id != UInt32.max
+            else { throw invalidValue(what, value, "a number") }
             return id
         }
         for option in parts[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-            let key = option.prefix(while: { $0 != "=" }), hasValue = option.contains("=")
+            let key = option.prefix(while: { $0 != "=" })
+            let hasValue = option.contains("=")
             let value = hasValue ? String(option[option.index(after: option.firstIndex(of: "=")!)...]) : ""
             if hasValue {
                 switch key {
                 case "size":
                     if value.hasSuffix("%"), let percent = Int64(value.dropLast()), percent >= 0,
-                       case let (size, overflow) = (Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))) / 100)
-                           .multipliedReportingOverflow(by: percent), !overflow {
+                        case (let size, let overflow) =
+                            (Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))) / 100)
+                            .multipliedReportingOverflow(by: percent), !overflow
+                    {
                         // The kernel's size=N%: of the physical memory.
                         m.tmpfsSize = size
                     } else if let size = ByteSize.parse(value.trimmingWhitespace()), size >= 0 {
@@ -541,7 +610,8 @@ extension ContainerOptions {
                 case "uid": m.tmpfsUID = try id(value, "uid")
                 case "gid": m.tmpfsGID = try id(value, "gid")
                 case "nr_inodes", "nr_blocks", "mpol":
-                    throw ContainerCommandError(description: "--tmpfs \(shown): berth does not support the tmpfs option \"\(key)\"")
+                    throw ContainerCommandError(
+                        description: "--tmpfs \(shown): berth does not support the tmpfs option \"\(key)\"")
                 default:
                     throw ContainerCommandError(description: "invalid tmpfs option \(DockerFlags.quoted(option))")
                 }
@@ -553,12 +623,14 @@ extension ContainerOptions {
             case "exec": m.tmpfsExec = true
             case "noexec": m.tmpfsExec = false
             // What berth does anyway: nosuid, nodev, the kernel's defaults, private propagation.
-            case "defaults", "nosuid", "nodev", "async", "relatime", "atime", "diratime", "nomand", "private", "rprivate":
+            case "defaults", "nosuid", "nodev", "async", "relatime", "atime", "diratime", "nomand", "private",
+                "rprivate":
                 continue
             case "suid", "dev", "sync", "dirsync", "remount", "mand", "noatime", "nodiratime", "norelatime",
-                 "strictatime", "nostrictatime", "bind", "rbind", "unbindable", "runbindable",
-                 "shared", "rshared", "slave", "rslave":
-                throw ContainerCommandError(description: "--tmpfs \(shown): berth does not support the tmpfs option \"\(option)\"")
+                "strictatime", "nostrictatime", "bind", "rbind", "unbindable", "runbindable",
+                "shared", "rshared", "slave", "rslave":
+                throw ContainerCommandError(
+                    description: "--tmpfs \(shown): berth does not support the tmpfs option \"\(option)\"")
             default:
                 throw ContainerCommandError(description: "invalid tmpfs option \(DockerFlags.quoted(option))")
             }
@@ -572,7 +644,8 @@ extension ContainerOptions {
         let bad = ContainerCommandError(description: "invalid ulimit \"\(text)\": use name=soft[:hard]")
         guard kv.count == 2 else { throw bad }
         let values = kv[1].split(separator: ":").map { $0 == "-1" ? UInt64.max : UInt64($0) }
-        guard (1...2).contains(values.count), let soft = values[0], let hard = values.count == 2 ? values[1] : values[0] else { throw bad }
+        guard (1...2).contains(values.count), let soft = values[0], let hard = values.count == 2 ? values[1] : values[0]
+        else { throw bad }
         return Runtime.Ulimit(name: kv[0], soft: soft, hard: hard)
     }
 }

@@ -3,8 +3,9 @@ import ContainerSpecs
 import FoundationEssentials
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `docker run`: create (ContainerOptions: the flags it shares with `create`), start, and follow
@@ -13,8 +14,9 @@ struct ContainerRun: ParsableCommand {
     // The super-command name matters only when `run` is parsed as the root (Berth.main's fast
     // path): help then reads `berth container run`, and ArgumentParser skips its check for
     // `--generate-completion-script`, which re-parses every argument twice.
-    static let configuration = CommandConfiguration(commandName: "run", _superCommandName: "berth container",
-                                                    abstract: "Create and run a new container from an image.")
+    static let configuration = CommandConfiguration(
+        commandName: "run", _superCommandName: "berth container",
+        abstract: "Create and run a new container from an image.")
 
     @OptionGroup var global: RootOptions
     @OptionGroup var options: ContainerOptions
@@ -52,16 +54,20 @@ struct ContainerRun: ParsableCommand {
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already, and the container has one of its own).
         let image = options.image
-        let container = try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns) { spec in
+        let container = try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns) {
+            spec in
             try spec.complete(image: image, root: root)
         }
         // Detached or not, the container runs under berth-shim, which outlives this process.
         let (interactive, tty, autoRemove) = (options.interactive, options.tty, options.autoRemove)
-        let stdio: Container.Stdio = detach ? .detached(stdin: interactive, tty: tty)
+        let stdio: Container.Stdio =
+            detach
+            ? .detached(stdin: interactive, tty: tty)
             : tty ? .tty(TerminalSize.of(STDOUT_FILENO)) : .pipes(stdin: interactive)
         let process: ContainerProcess
         do {
-            process = try container.start(stdio: stdio, exitCommand: detach && autoRemove ? Self.removal(container, root) : nil)
+            process = try container.start(
+                stdio: stdio, exitCommand: detach && autoRemove ? Self.removal(container, root) : nil)
         } catch {
             if autoRemove { try? container.remove(force: true) }
             throw error
@@ -80,7 +86,9 @@ struct ContainerRun: ParsableCommand {
     static func removal(_ container: Container, _ root: String) -> [String] {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        let exe =
+            n > 0
+            ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
         return [exe, "--root", root, "container", "rm", "-f", container.id]
     }
 }

@@ -5,7 +5,8 @@ import Support
 /// `docker container start`: a created or exited container runs again, detached, under its shim;
 /// what it wrote in its upper dir is still there and its log goes on.
 struct ContainerStart: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start one or more stopped containers.")
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "Start one or more stopped containers.")
 
     @OptionGroup var global: RootOptions
     @Argument var containers: [String]
@@ -19,8 +20,9 @@ struct ContainerStart: ParsableCommand {
 
     static func start(_ container: Container, root: String) throws {
         let spec = container.record.spec
-        _ = try container.start(stdio: .detached(stdin: spec.interactive, tty: spec.tty),
-                                exitCommand: spec.autoRemove ? ContainerRun.removal(container, root) : nil)
+        _ = try container.start(
+            stdio: .detached(stdin: spec.interactive, tty: spec.tty),
+            exitCommand: spec.autoRemove ? ContainerRun.removal(container, root) : nil)
     }
 }
 

@@ -4,13 +4,14 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-
 struct ContainerStop: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop one or more running containers.")
+    static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Stop one or more running containers.")
 
     @OptionGroup var global: RootOptions
     @Option(name: [.customShort("t"), .customLong("time")], help: "Seconds to wait before killing the container.")
@@ -25,7 +26,8 @@ struct ContainerStop: ParsableCommand {
 }
 
 struct ContainerKill: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "kill", abstract: "Kill one or more running containers.")
+    static let configuration = CommandConfiguration(
+        commandName: "kill", abstract: "Kill one or more running containers.")
 
     @OptionGroup var global: RootOptions
     @Option(name: [.customShort("s"), .customLong("signal")], help: "Signal to send to the container.")
@@ -33,7 +35,9 @@ struct ContainerKill: ParsableCommand {
     @Argument var containers: [String]
 
     func run() throws {
-        guard let number = Signals.number(signal) else { throw ContainerCommandError(description: "unknown signal \"\(signal)\"") }
+        guard let number = Signals.number(signal) else {
+            throw ContainerCommandError(description: "unknown signal \"\(signal)\"")
+        }
         try forEachContainer(containers) { name in
             try Container.lookup(name, root: global.stateRoot).kill(signal: number)
         }
@@ -41,7 +45,8 @@ struct ContainerKill: ParsableCommand {
 }
 
 struct ContainerRemove: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more containers.", aliases: ["remove"])
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove one or more containers.", aliases: ["remove"])
 
     @OptionGroup var global: RootOptions
     @Flag(name: [.customShort("f"), .customLong("force")], help: "Force the removal of a running container.")

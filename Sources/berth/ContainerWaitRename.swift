@@ -1,8 +1,9 @@
 import ArgumentParser
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `docker wait`: blocks until each container stops, in the order given, and prints each exit
@@ -32,7 +33,8 @@ struct ContainerRename: ParsableCommand {
 
     func run() throws {
         // docker/cli trims both names and refuses an empty one before asking the daemon.
-        let old = container.trimmingWhitespace(), new = newName.trimmingWhitespace()
+        let old = container.trimmingWhitespace()
+        let new = newName.trimmingWhitespace()
         guard !old.isEmpty, !new.isEmpty else {
             throw ContainerCommandError(description: "Neither old nor new names may be empty")
         }

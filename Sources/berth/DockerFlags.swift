@@ -4,10 +4,10 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
-#if canImport(Glibc)
-import Glibc
-#endif
 
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Docker's CLI rules for flag values (docker/cli's opts package and its flag parser, pflag), so
 /// `container run` takes and refuses what `docker run` does, with the same messages.
@@ -49,7 +49,8 @@ enum DockerFlags {
     /// decimal digits, or 0x/0o/0b or a leading 0 (octal). (Go's digit separators, "1_000", are
     /// refused.)
     static func integer(_ text: String, flag: String) throws -> Int64 {
-        var body = Substring(text), negative = false
+        var body = Substring(text)
+        var negative = false
         if let sign = body.first, sign == "+" || sign == "-" {
             negative = sign == "-"
             body = body.dropFirst()
@@ -89,7 +90,8 @@ enum DockerFlags {
             guard let magnitude else { return negative ? .min : .max }
             return negative ? -magnitude : magnitude
         }
-        var body = Substring(text), negative = false
+        var body = Substring(text)
+        var negative = false
         if let slash = body.firstIndex(of: "/") {
             // a/b: the numerator signed (Go's Int.SetString, base 0), the denominator not.
             var numerator = body[..<slash]
@@ -98,8 +100,9 @@ enum DockerFlags {
                 numerator = numerator.dropFirst()
             }
             guard var n = BigUInt(goInteger: numerator, leadingZeroIsOctal: true),
-                  let d = BigUInt(goInteger: body[body.index(after: slash)...], leadingZeroIsOctal: true),
-                  !d.isZero else { throw notANumber }
+                let d = BigUInt(goInteger: body[body.index(after: slash)...], leadingZeroIsOctal: true),
+                !d.isZero
+            else { throw notANumber }
             n.multiply(by: 1_000_000_000)
             let (q, r) = n.quotientAndRemainder(dividingBy: d)
             guard r.isZero else { throw tooPrecise }
@@ -117,10 +120,14 @@ enum DockerFlags {
             return signed(n.int64, negative)
         }
         // Decimal: digits with at most one point, at least one digit, then an optional exponent.
-        var digits: [UInt8] = [], decimals = 0, point = false
+        var digits: [UInt8] = []
+        var decimals = 0
+        var point = false
         var rest = body.utf8[...]
         while let c = rest.first, (c >= 0x30 && c <= 0x39) || (c == 0x2e && !point) {
-            if c == 0x2e { point = true } else {
+            if c == 0x2e {
+                point = true
+            } else {
                 digits.append(c - 0x30)
                 if point { decimals += 1 }
             }
@@ -148,7 +155,7 @@ enum DockerFlags {
         // value = digits × 10^scale; Go refuses |scale| above 10^6 rather than compute it.
         let scale = exponent - decimals
         guard abs(scale) <= 1_000_000 else { throw notANumber }
-        var shift = scale + 9 // nanoCPUs = digits × 10^shift
+        var shift = scale + 9  // nanoCPUs = digits × 10^shift
         if shift < 0 {
             // Whole only if the last -shift digits are zeros (the leading one is not).
             guard -shift < digits.count, digits.suffix(-shift).allSatisfy({ $0 == 0 }) else { throw tooPrecise }

@@ -1,7 +1,8 @@
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The foreground side of `run` and `exec`: this process's terminal, standard streams and

@@ -16,7 +16,11 @@ struct ImageImport: ParsableCommand {
 
     @OptionGroup var global: RootOptions
 
-    @Option(name: [.customShort("c"), .customLong("change")], help: "Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, WORKDIR).")
+    @Option(
+        name: [.customShort("c"), .customLong("change")],
+        help:
+            "Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, WORKDIR)."
+    )
     var changes: [String] = []
 
     @Argument(help: "A tar file (plain, gzip or zstd), or - for standard input.")
@@ -57,9 +61,11 @@ struct ImageList: ParsableCommand {
         let now = Date()
         for image in images {
             let (repository, tag) = splitReference(image.reference)
-            rows.append([repository, tag, displayID(image.id),
-                         image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
-                         HumanFormat.size(image.size)])
+            rows.append([
+                repository, tag, displayID(image.id),
+                image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
+                HumanFormat.size(image.size),
+            ])
         }
         print(HumanFormat.table(rows), terminator: "")
     }
@@ -80,11 +86,14 @@ struct ImageList: ParsableCommand {
 }
 
 struct ImageRemove: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more images.", aliases: ["rmi", "remove"])
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove one or more images.", aliases: ["rmi", "remove"])
 
     @OptionGroup var global: RootOptions
 
-    @Flag(name: [.customShort("f"), .customLong("force")], help: "Remove an image ID even if several references share it.")
+    @Flag(
+        name: [.customShort("f"), .customLong("force")], help: "Remove an image ID even if several references share it."
+    )
     var force = false
 
     @Argument(help: "Image references or IDs.")
@@ -103,7 +112,8 @@ struct ImageRemove: ParsableCommand {
 }
 
 struct ImageTag: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tag", abstract: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.")
+    static let configuration = CommandConfiguration(
+        commandName: "tag", abstract: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.")
 
     @OptionGroup var global: RootOptions
 
@@ -119,7 +129,8 @@ struct ImageTag: ParsableCommand {
 }
 
 struct ImageInspect: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on one or more images.")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Display detailed information on one or more images.")
 
     @OptionGroup var global: RootOptions
 
@@ -127,6 +138,7 @@ struct ImageInspect: ParsableCommand {
     var images: [String]
 
     /// The subset of `docker image inspect` that berth knows, with Docker's field names.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     struct Inspect: Encodable {
         var Id: String
         var RepoTags: [String]
@@ -159,13 +171,16 @@ struct ImageInspect: ParsableCommand {
             do {
                 let image = try store.image(name)
                 let refs = all.filter { $0.id == image.id && !$0.reference.isEmpty }.map(\.reference)
-                out.append(Inspect(
-                    Id: image.id, RepoTags: refs.sorted(),
-                    RepoDigests: refs.map { ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@" + image.manifestDigest }.sorted(),
-                    Created: image.created.map(Timestamp.format) ?? "",
-                    Config: image.config, Architecture: image.architecture, Os: image.os, Size: image.size,
-                    RootFS: .init(Layers: image.diffIDs),
-                    GraphDriver: .init(Data: ["LowerDir": image.layerPaths.reversed().joined(separator: ":")])))
+                out.append(
+                    Inspect(
+                        Id: image.id, RepoTags: refs.sorted(),
+                        RepoDigests: refs.map {
+                            ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@" + image.manifestDigest
+                        }.sorted(),
+                        Created: image.created.map(Timestamp.format) ?? "",
+                        Config: image.config, Architecture: image.architecture, Os: image.os, Size: image.size,
+                        RootFS: .init(Layers: image.diffIDs),
+                        GraphDriver: .init(Data: ["LowerDir": image.layerPaths.reversed().joined(separator: ":")])))
             } catch {
                 firstError = firstError ?? error
             }

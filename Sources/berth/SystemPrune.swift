@@ -2,14 +2,16 @@ import ArgumentParser
 import FoundationEssentials
 import Runtime
 import Support
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `berth system ...`, named like `docker system ...`.
 struct SystemCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "system", abstract: "Manage berth's state.",
-                                                    subcommands: [SystemPrune.self])
+    static let configuration = CommandConfiguration(
+        commandName: "system", abstract: "Manage berth's state.",
+        subcommands: [SystemPrune.self])
 }
 
 /// `docker system prune`: removes every container that is not running, and what berth processes
@@ -28,8 +30,9 @@ struct SystemPrune: ParsableCommand {
     func run() throws {
         if !force {
             // Docker's prompt; anything but y or yes (or no answer) leaves everything as it was.
-            print("WARNING! This will remove:\n  - all stopped containers\n"
-                + "  - what interrupted berth processes left of containers they were making\n")
+            print(
+                "WARNING! This will remove:\n  - all stopped containers\n"
+                    + "  - what interrupted berth processes left of containers they were making\n")
             StandardStreams.write("Are you sure you want to continue? [y/N] ", to: 1)
             let answer = (readLine() ?? "").trimmingWhitespace().lowercased()
             guard answer == "y" || answer == "yes" else { return }

@@ -28,20 +28,24 @@ import Testing
         var done = false
         for line in output.split(separator: "\n") {
             guard line.hasPrefix("VMTEST ") else { continue }
-            let fields = line.dropFirst("VMTEST ".count).split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            let fields = line.dropFirst("VMTEST ".count).split(
+                separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             if fields == ["done"] {
                 done = true
                 continue
             }
             guard fields.count >= 2 else { continue }
-            checks.append(Check(name: String(fields[0]), ok: fields[1] == "ok",
-                                detail: fields.count > 2 ? String(fields[2]) : ""))
+            checks.append(
+                Check(
+                    name: String(fields[0]), ok: fields[1] == "ok",
+                    detail: fields.count > 2 ? String(fields[2]) : ""))
         }
         return (checks, done)
     }
 
     @Test func parsesResultLines() {
-        let (checks, done) = Self.parse("noise\nVMTEST a ok\nVMTEST b FAIL it broke: x y\nVMTEST c ok fine\nVMTEST done\n")
+        let (checks, done) = Self.parse(
+            "noise\nVMTEST a ok\nVMTEST b FAIL it broke: x y\nVMTEST c ok fine\nVMTEST done\n")
         #expect(done)
         #expect(checks.map(\.name) == ["a", "b", "c"])
         #expect(checks.map(\.ok) == [true, false, true])
@@ -49,7 +53,8 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(10))) func runtimeChecksPassOnACgroupV2Machine() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let process = Process()
         process.executableURL = repo.appendingPathComponent("scripts/vm-test")
         process.arguments = [BerthProcess.executable]
@@ -73,6 +78,8 @@ import Testing
         }
         #expect(done, "the guest never printed VMTEST done")
         // Anything else (no qemu, no kernel, a failed initramfs build) shows in the script's own words.
-        #expect(process.terminationStatus == 0, "scripts/vm-test exited \(process.terminationStatus):\n\(output.suffix(4000))")
+        #expect(
+            process.terminationStatus == 0,
+            "scripts/vm-test exited \(process.terminationStatus):\n\(output.suffix(4000))")
     }
 }

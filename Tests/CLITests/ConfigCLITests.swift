@@ -27,8 +27,11 @@ import Testing
 
     @Test func globalOptionsMayStandBeforeTheCommand() throws {
         let dir = try TemporaryDirectory()
-        try dir.write("other.yaml", "services:\n  api:\n    image: busybox\n  dbg:\n    image: busybox\n    profiles: [debug]\n")
-        let result = try BerthProcess.run(["-f", "\(dir.path)/other.yaml", "--profile=debug", "-p", "early", "config", "--format", "json"])
+        try dir.write(
+            "other.yaml", "services:\n  api:\n    image: busybox\n  dbg:\n    image: busybox\n    profiles: [debug]\n")
+        let result = try BerthProcess.run([
+            "-f", "\(dir.path)/other.yaml", "--profile=debug", "-p", "early", "config", "--format", "json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(json["name"] as? String == "early")
@@ -49,14 +52,16 @@ import Testing
         try dir.write("a.env", "X=fromA\n")
         try dir.write("b.env", "Y=${X}-b\n")
         try dir.write("compose.yaml", "services:\n  web:\n    image: \"${Y}\"\n")
-        let result = try BerthProcess.run(["--env-file", "a.env", "--env-file", "b.env", "config", "--images"], in: dir.path)
+        let result = try BerthProcess.run(
+            ["--env-file", "a.env", "--env-file", "b.env", "config", "--images"], in: dir.path)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "fromA-b\n")
     }
 
     @Test func readsStdin() throws {
         let dir = try TemporaryDirectory()
-        let result = try BerthProcess.run(["config", "-f", "-", "--services"], in: dir.path, stdin: "services:\n  only:\n    image: busybox\n")
+        let result = try BerthProcess.run(
+            ["config", "-f", "-", "--services"], in: dir.path, stdin: "services:\n  only:\n    image: busybox\n")
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "only\n")
     }
@@ -71,7 +76,10 @@ import Testing
         // An undefined reference.
         ("services:\n  web:\n    image: busybox\n    depends_on: [db]\n", "compose.yaml:4:"),
         // A cycle.
-        ("services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n", "cycle"),
+        (
+            "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    depends_on: [a]\n",
+            "cycle"
+        ),
         // A number outside compose's float32 range.
         ("services:\n  web:\n    image: busybox\n    cpus: 1e300\n", "compose.yaml:4:11"),
         // An unset required variable.

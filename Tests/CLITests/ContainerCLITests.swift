@@ -11,7 +11,8 @@ import Testing
 
         init() throws {
             dir = try TemporaryDirectory("berth-cli-ctr")
-            let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent()
             let make = Process()
             make.executableURL = repo.appendingPathComponent("scripts/busybox-image")
             make.arguments = [dir.path + "/busybox.tar"]
@@ -36,7 +37,9 @@ import Testing
 
     @Test func runPassesOutputAndExitCodeThrough() throws {
         let world = try World()
-        let result = try world.berth(["container", "run", "--rm", "busybox", "sh", "-c", "echo hi from $(hostname | wc -c); exit 7"])
+        let result = try world.berth([
+            "container", "run", "--rm", "busybox", "sh", "-c", "echo hi from $(hostname | wc -c); exit 7",
+        ])
         #expect(result.status == 7)
         #expect(result.stdout == "hi from 13\n")
         // --rm left nothing behind.
@@ -46,7 +49,9 @@ import Testing
 
     @Test func detachedContainerLogsStopsAndGoes() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "echo started; exec sleep 600"])
+        let run = try world.berth([
+            "container", "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "echo started; exec sleep 600",
+        ])
         #expect(run.status == 0, "\(run.stderr)")
         // `logs -f` shows what PID 1 printed once it is up.
         let follower = try RunningBerth(["container", "logs", "-f", "ticker"], world: world)
@@ -73,18 +78,24 @@ import Testing
         let world = try World()
         // Docker's env files are literal: the quotes stay part of the value.
         try world.dir.write("app.env", "# settings\nA=1\nC='x y'\n")
-        let result = try BerthProcess.run(["--root", world.root, "container", "run", "--rm", "--env-file", world.dir.path + "/app.env",
-                                           "-e", "B=2", "-w", "/tmp", "-u", "app", "busybox", "sh", "-c", "echo $A$B $C $(pwd) $(id -un)"])
+        let result = try BerthProcess.run([
+            "--root", world.root, "container", "run", "--rm", "--env-file", world.dir.path + "/app.env",
+            "-e", "B=2", "-w", "/tmp", "-u", "app", "busybox", "sh", "-c", "echo $A$B $C $(pwd) $(id -un)",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "12 'x y' /tmp app\n")
 
         // Sizes take Docker's units (binary multiples, fractions allowed).
-        let shm = try world.berth(["container", "run", "--rm", "--shm-size", "1.5m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"])
+        let shm = try world.berth([
+            "container", "run", "--rm", "--shm-size", "1.5m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1",
+        ])
         #expect(shm.stdout.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first == "1536")
         #expect(try world.berth(["container", "run", "--rm", "--memory", "12x", "busybox", "true"]).status == 125)
 
         try world.dir.write("bad.env", "A=1\nexport C=2\n")
-        let bad = try world.berth(["container", "run", "--rm", "--env-file", world.dir.path + "/bad.env", "busybox", "true"])
+        let bad = try world.berth([
+            "container", "run", "--rm", "--env-file", world.dir.path + "/bad.env", "busybox", "true",
+        ])
         #expect(bad.status == 125)
         #expect(bad.stderr == "berth: \(world.dir.path)/bad.env:2: variable 'export C' contains whitespaces\n")
     }
@@ -132,8 +143,10 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: rootfs + "/escape", withDestinationPath: hostPath)
         try Self.tar(["-C", rootfs, "-cf", world.dir.path + "/escape.tar", "."])
         #expect(try world.berth(["image", "import", world.dir.path + "/escape.tar", "escape"]).status == 0)
-        let run = try world.berth(["container", "run", "--rm", "--tmpfs", "/escape/x", "escape",
-                                   "sh", "-c", "test -d \(hostPath)/x && echo inside"])
+        let run = try world.berth([
+            "container", "run", "--rm", "--tmpfs", "/escape/x", "escape",
+            "sh", "-c", "test -d \(hostPath)/x && echo inside",
+        ])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout == "inside\n")
         #expect(!FileManager.default.fileExists(atPath: hostPath), "the mount target was created on the host")
@@ -203,17 +216,23 @@ extension ContainerCLITests {
         let peer = try world.berth(["container", "exec", "peer", "sh", "-c", "readlink /proc/self/ns/net; hostname"])
         let peerLines = peer.stdout.split(separator: "\n").map(String.init)
         try #require(peerLines.count == 2, "\(peer.stderr)")
-        #expect(try probe(["--network", "container:peer"], "readlink /proc/self/ns/net; hostname")
+        #expect(
+            try probe(["--network", "container:peer"], "readlink /proc/self/ns/net; hostname")
                 == peerLines.joined(separator: "\n"))
-        #expect(try world.berth(["container", "run", "-d", "--name", "guest", "--network", "container:peer",
-                                 "busybox", "sleep", "600"]).status == 0)
+        #expect(
+            try world.berth([
+                "container", "run", "-d", "--name", "guest", "--network", "container:peer",
+                "busybox", "sleep", "600",
+            ]).status == 0)
         let inspect = try world.berth(["container", "inspect", "guest"])
         let all = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
         let mode = (all.first?["HostConfig"] as? [String: Any])?["NetworkMode"] as? String
         #expect(mode?.hasPrefix("container:") == true && mode?.count == "container:".count + 64, "\(mode ?? "")")
         // moby's validateNetContainerMode: what the other container's network decides.
-        let hostname = try world.berth(["container", "run", "--rm", "--network", "container:peer", "-h", "x",
-                                        "busybox", "true"])
+        let hostname = try world.berth([
+            "container", "run", "--rm", "--network", "container:peer", "-h", "x",
+            "busybox", "true",
+        ])
         #expect(hostname.status == 125)
         #expect(hostname.stderr == "berth: conflicting options: hostname and the network mode\n")
         let unknown = try world.berth(["container", "run", "--rm", "--network", "elsewhere", "busybox", "true"])
@@ -230,13 +249,21 @@ extension ContainerCLITests {
     /// docker/cli's order and ranges, while the container runs on a network that has them.
     @Test func psShowsExposedPortsAsDockerDoes() throws {
         let world = try World()
-        let imported = try world.berth(["image", "import", "-c", "EXPOSE 8080 53/udp",
-                                        world.dir.path + "/busybox.tar", "web"])
+        let imported = try world.berth([
+            "image", "import", "-c", "EXPOSE 8080 53/udp",
+            world.dir.path + "/busybox.tar", "web",
+        ])
         try #require(imported.status == 0, "\(imported.stderr)")
-        #expect(try world.berth(["container", "run", "-d", "--name", "web", "--expose", "80", "--expose", "8000-8002",
-                                 "web", "sleep", "600"]).status == 0)
-        #expect(try world.berth(["container", "run", "-d", "--name", "quiet", "--network", "none", "--expose", "80",
-                                 "busybox", "sleep", "600"]).status == 0)
+        #expect(
+            try world.berth([
+                "container", "run", "-d", "--name", "web", "--expose", "80", "--expose", "8000-8002",
+                "web", "sleep", "600",
+            ]).status == 0)
+        #expect(
+            try world.berth([
+                "container", "run", "-d", "--name", "quiet", "--network", "none", "--expose", "80",
+                "busybox", "sleep", "600",
+            ]).status == 0)
         let ps = try world.berth(["container", "ps"]).stdout.split(separator: "\n")
         let header = try #require(ps.first.map(String.init))
         // The columns are padded to the header's: PORTS is what lies between its start and NAMES.
@@ -273,9 +300,11 @@ extension ContainerCLITests {
         let go = open(sync + "/go", O_RDWR | O_CLOEXEC)
         try #require(go >= 0)
         defer { close(go) }
-        let run = try world.berth(["container", "run", "-d", "--name", "counter", "-v", sync + ":/sync",
-                                   "--log-opt", "max-size=1m", "--log-opt", "max-file=100", "busybox",
-                                   "sh", "-c", "seq 1 100000; read go < /sync/go; seq 100001 200000"])
+        let run = try world.berth([
+            "container", "run", "-d", "--name", "counter", "-v", sync + ":/sync",
+            "--log-opt", "max-size=1m", "--log-opt", "max-file=100", "busybox",
+            "sh", "-c", "seq 1 100000; read go < /sync/go; seq 100001 200000",
+        ])
         try #require(run.status == 0, "\(run.stderr)")
         let follower = try RunningBerth(["container", "logs", "-f", "counter"], world: world)
         defer { follower.stop() }
@@ -292,8 +321,10 @@ extension ContainerCLITests {
     /// still be in order, never twice, and end with the last line.
     @Test func logsFollowWithFewFilesNeverRepeats() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "-d", "--name", "churn", "--log-opt", "max-size=1m",
-                                   "--log-opt", "max-file=2", "busybox", "seq", "1", "200000"])
+        let run = try world.berth([
+            "container", "run", "-d", "--name", "churn", "--log-opt", "max-size=1m",
+            "--log-opt", "max-file=2", "busybox", "seq", "1", "200000",
+        ])
         try #require(run.status == 0, "\(run.stderr)")
         let follower = try RunningBerth(["container", "logs", "-f", "churn"], world: world)
         defer { follower.stop() }
@@ -317,11 +348,13 @@ extension ContainerCLITests {
         func entry(_ log: String, _ stream: String, _ time: String) -> String {
             #"{"log":"\#(log)\n","stream":"\#(stream)","time":"\#(time)"}"# + "\n"
         }
-        try (entry("out1", "stdout", "2023-11-14T22:13:20.000000000Z")
-             + entry("err1", "stderr", "2023-11-14T22:13:21.000000000Z"))
+        try
+            (entry("out1", "stdout", "2023-11-14T22:13:20.000000000Z")
+            + entry("err1", "stderr", "2023-11-14T22:13:21.000000000Z"))
             .write(toFile: dir + "/container.log.1", atomically: false, encoding: .utf8)
-        try (entry("out2", "stdout", "2023-11-14T22:13:22.5Z")
-             + entry("out3", "stdout", "2023-11-14T22:13:23.000000000Z"))
+        try
+            (entry("out2", "stdout", "2023-11-14T22:13:22.5Z")
+            + entry("out3", "stdout", "2023-11-14T22:13:23.000000000Z"))
             .write(toFile: dir + "/container.log", atomically: false, encoding: .utf8)
 
         let all = try Self.logs(world, ["written"])
@@ -347,8 +380,10 @@ extension ContainerCLITests {
 
     @Test func logsFollowOnExitedContainerEndsAtOnce() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "--name", "done", "busybox",
-                                   "sh", "-c", "echo out; echo err >&2; printf partial"])
+        let run = try world.berth([
+            "container", "run", "--name", "done", "busybox",
+            "sh", "-c", "echo out; echo err >&2; printf partial",
+        ])
         #expect(run.status == 0, "\(run.stderr)")
         let started = Date()
         let result = try Self.logs(world, ["-f", "done"])
@@ -361,13 +396,16 @@ extension ContainerCLITests {
     @Test func logsBadInputIsOneLineError() throws {
         let world = try World()
         #expect(try world.berth(["container", "run", "--name", "box", "busybox", "true"]).status == 0)
-        for arguments in [["--tail", "x", "box"], ["--since", "junk", "box"], ["--until", "2023-13-01", "box"],
-                          ["-f", "nosuch"]] {
+        for arguments in [
+            ["--tail", "x", "box"], ["--since", "junk", "box"], ["--until", "2023-13-01", "box"],
+            ["-f", "nosuch"],
+        ] {
             let result = try Self.logs(world, arguments)
             #expect(result.status != 0, "\(arguments)")
             #expect(result.stdout.isEmpty, "\(arguments)")
-            #expect(result.stderr.hasPrefix("berth: ") && result.stderr.split(separator: "\n").count == 1,
-                    "\(arguments): \(result.stderr)")
+            #expect(
+                result.stderr.hasPrefix("berth: ") && result.stderr.split(separator: "\n").count == 1,
+                "\(arguments): \(result.stderr)")
         }
         #expect(try Self.logs(world, ["--tail", "x", "box"]).stderr.contains("\"x\""))
         #expect(try Self.logs(world, ["--since", "junk", "box"]).stderr.contains("\"junk\""))
@@ -384,8 +422,9 @@ extension ContainerCLITests {
         let ended = process.readStdout(deadline: deadline)
         #expect(ended, "logs \(arguments) did not end within 60 s")
         let status = process.waitForExit(deadline: deadline)
-        return BerthProcess.Result(status: status ?? -1, stdout: String(decoding: process.stdout, as: UTF8.self),
-                                   stderr: process.stderr)
+        return BerthProcess.Result(
+            status: status ?? -1, stdout: String(decoding: process.stdout, as: UTF8.self),
+            stderr: process.stderr)
     }
 
     static func containerDirectory(_ world: World, _ name: String) throws -> String {
@@ -396,17 +435,21 @@ extension ContainerCLITests {
     }
 
     /// `output` is exactly "N\n" for each N of `range`; else the first line that differs.
-    static func expectNumbers(_ output: [UInt8], _ range: ClosedRange<Int>,
-                              sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectNumbers(
+        _ output: [UInt8], _ range: ClosedRange<Int>,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let lines = String(decoding: output, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         let expected = range.map(String.init) + [""]
         guard lines.count != expected.count || !lines.elementsEqual(expected, by: { $0 == $1 }) else { return }
-        let at = zip(lines, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        let at =
+            zip(lines, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             ?? min(lines.count, expected.count)
         let got = at < lines.count ? String(lines[at]).debugDescription : "the end"
         let wanted = at < expected.count ? expected[at].debugDescription : "the end"
-        Issue.record("\(lines.count - 1) lines; line \(at + 1) is \(got), expected \(wanted)",
-                     sourceLocation: sourceLocation)
+        Issue.record(
+            "\(lines.count - 1) lines; line \(at + 1) is \(got), expected \(wanted)",
+            sourceLocation: sourceLocation)
     }
 
     /// A `berth` command whose stdout is read as it comes, every wait bounded; `stop()` kills it

@@ -9,9 +9,11 @@ import Testing
 
     @Test func createdContainerStartsLaterAsSpecified() throws {
         let world = try World()
-        let create = try world.berth(["container", "create", "--name", "later", "-e", "GREETING=hello",
-                                      "-l", "tier=web", "--label", "bare",
-                                      "busybox", "sh", "-c", "echo $GREETING from $(hostname); exit 3"])
+        let create = try world.berth([
+            "container", "create", "--name", "later", "-e", "GREETING=hello",
+            "-l", "tier=web", "--label", "bare",
+            "busybox", "sh", "-c", "echo $GREETING from $(hostname); exit 3",
+        ])
         #expect(create.status == 0, "\(create.stderr)")
         // The full ID, as Docker prints it.
         let id = create.stdout.trimmingCharacters(in: .newlines)
@@ -48,10 +50,15 @@ import Testing
             (["--memory", "12x"], "invalid argument \"12x\" for \"-m, --memory\" flag: invalid size: '12x'"),
             (["--network", "nosuch"], "network nosuch not found"),
             (["--network", "container:ghost"], "No such container: ghost"),
-            (["--expose", "80-x"],
-             "invalid range format for --expose: 80-x, error: strconv.ParseUint: parsing \"x\": invalid syntax"),
-            (["-v", "data:/"], "invalid volume specification: 'data:/': invalid mount config for type \"volume\": "
-                + "invalid specification: destination can't be '/'"),
+            (
+                ["--expose", "80-x"],
+                "invalid range format for --expose: 80-x, error: strconv.ParseUint: parsing \"x\": invalid syntax"
+            ),
+            (
+                ["-v", "data:/"],
+                "invalid volume specification: 'data:/': invalid mount config for type \"volume\": "
+                    + "invalid specification: destination can't be '/'"
+            ),
             (["--name", "bad/name"], "Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
             // A flag Docker's parser does not know: its status too (the message is the parser's).
             (["--no-such-flag"], nil),

@@ -28,7 +28,8 @@ import Testing
         let count = 20
         // Each from its own berth process, all at once, as a script would: the statuses are
         // collected one by one, and any output of a failed one is kept for the message.
-        let runs = try Self.shell("""
+        let runs = try Self.shell(
+            """
             pids=""
             for i in $(seq 1 \(count)); do
                 "$BERTH" container run -d --name lc-par-$i busybox sleep 600 > "$OUT/run-$i.out" 2> "$OUT/run-$i.err" &
@@ -45,7 +46,8 @@ import Testing
         #expect(ids.count == count, "running: \(ids)")
         #expect(Set(ids).count == ids.count)
 
-        let removals = try Self.shell("""
+        let removals = try Self.shell(
+            """
             pids=""
             for i in $(seq 1 \(count)); do
                 "$BERTH" container rm -f lc-par-$i > "$OUT/rm-$i.out" 2> "$OUT/rm-$i.err" &
@@ -64,8 +66,10 @@ import Testing
 
     @Test func aKilledReaperLeavesTheContainerRunningAndStoppable() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "-d", "--name", "lc-orphan", "busybox", "sh", "-c",
-                                   "echo up; exec sleep 600"])
+        let run = try world.berth([
+            "container", "run", "-d", "--name", "lc-orphan", "busybox", "sh", "-c",
+            "echo up; exec sleep 600",
+        ])
         try #require(run.status == 0, "\(run.stderr)")
         let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // Its first line is in the log before its reaper goes.
@@ -105,8 +109,10 @@ import Testing
 
     @Test func startAgainKeepsFilesAndLogAndRestartGivesANewProcess() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "-d", "--name", "lc-again", "busybox", "sh", "-c",
-                                   "cat /mark 2>/dev/null; echo run >> /mark; echo done"])
+        let run = try world.berth([
+            "container", "run", "-d", "--name", "lc-again", "busybox", "sh", "-c",
+            "cat /mark 2>/dev/null; echo run >> /mark; echo done",
+        ])
         try #require(run.status == 0, "\(run.stderr)")
         let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try world.berth(["container", "wait", "lc-again"]).stdout == "0\n")
@@ -141,7 +147,8 @@ import Testing
 
     @Test func badInputIsOneLineErrorAndChangesNothing() throws {
         let world = try World()
-        #expect(try world.berth(["container", "run", "-d", "--name", "lc-busy", "busybox", "sleep", "600"]).status == 0)
+        #expect(
+            try world.berth(["container", "run", "-d", "--name", "lc-busy", "busybox", "sleep", "600"]).status == 0)
         #expect(try world.berth(["container", "run", "--name", "lc-other", "busybox", "true"]).status == 0)
         #expect(try world.berth(["container", "run", "--name", "lc-gone", "busybox", "true"]).status == 0)
         #expect(try world.berth(["container", "rm", "lc-gone"]).status == 0)
@@ -152,20 +159,32 @@ import Testing
             (["container", "start", "lc-busy"], 1, "container lc-busy: step start: the container is already running"),
             (["container", "start", "lc-gone"], 1, "container lc-gone: no such container"),
             (["container", "restart", "lc-gone"], 1, "container lc-gone: no such container"),
-            (["container", "rename", "lc-busy", "lc-other"], 1,
-             "Conflict. The container name \"/lc-other\" is already in use by container \"\(other)\". "
-                + "You have to remove (or rename) that container to be able to reuse that name."),
-            (["container", "rename", "lc-busy", "bad name"], 1,
-             "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
-            (["container", "rename", "lc-busy", "lc-busy"], 1,
-             "Renaming a container with the same name as its current name"),
+            (
+                ["container", "rename", "lc-busy", "lc-other"], 1,
+                "Conflict. The container name \"/lc-other\" is already in use by container \"\(other)\". "
+                    + "You have to remove (or rename) that container to be able to reuse that name."
+            ),
+            (
+                ["container", "rename", "lc-busy", "bad name"], 1,
+                "Invalid container name (bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            ),
+            (
+                ["container", "rename", "lc-busy", "lc-busy"], 1,
+                "Renaming a container with the same name as its current name"
+            ),
             (["container", "rename", "lc-gone", "lc-new"], 1, "No such container: lc-gone"),
-            (["container", "run", "-d", "--name", "lc-log", "--log-opt", "max-size=junk", "busybox", "true"], 125,
-             "invalid size: 'junk'"),
-            (["container", "run", "-d", "--name", "lc-log", "--log-opt", "nosuch=1", "busybox", "true"], 125,
-             "unknown log opt 'nosuch' for json-file log driver"),
-            (["container", "run", "-d", "--name", "lc-log", "--log-opt", "max-file=x", "busybox", "true"], 125,
-             "strconv.Atoi: parsing \"x\": invalid syntax"),
+            (
+                ["container", "run", "-d", "--name", "lc-log", "--log-opt", "max-size=junk", "busybox", "true"], 125,
+                "invalid size: 'junk'"
+            ),
+            (
+                ["container", "run", "-d", "--name", "lc-log", "--log-opt", "nosuch=1", "busybox", "true"], 125,
+                "unknown log opt 'nosuch' for json-file log driver"
+            ),
+            (
+                ["container", "run", "-d", "--name", "lc-log", "--log-opt", "max-file=x", "busybox", "true"], 125,
+                "strconv.Atoi: parsing \"x\": invalid syntax"
+            ),
         ]
         for (arguments, status, message) in cases {
             let result = try world.berth(arguments)
@@ -183,8 +202,12 @@ import Testing
         try FileManager.default.createDirectory(atPath: sync, withIntermediateDirectories: true)
         for fifo in ["later", "removed"] { try #require(mkfifo(sync + "/" + fifo, 0o600) == 0) }
         // Held open for reading and writing: each container's read waits for its line.
-        let later = open(sync + "/later", O_RDWR | O_CLOEXEC), removed = open(sync + "/removed", O_RDWR | O_CLOEXEC)
-        defer { close(later); close(removed) }
+        let later = open(sync + "/later", O_RDWR | O_CLOEXEC)
+        let removed = open(sync + "/removed", O_RDWR | O_CLOEXEC)
+        defer {
+            close(later)
+            close(removed)
+        }
         try #require(later >= 0 && removed >= 0)
 
         let exits3 = ["container", "run", "-d", "--name", "lc-three", "busybox", "sh", "-c", "exit 3"]
@@ -194,8 +217,11 @@ import Testing
         #expect(three.stdout == "3\n")
 
         // Two at once, printed in the order given, whichever ends first.
-        #expect(try world.berth(["container", "run", "-d", "--name", "lc-later", "-v", sync + ":/sync", "busybox",
-                                 "sh", "-c", "read go < /sync/later; exit 5"]).status == 0)
+        #expect(
+            try world.berth([
+                "container", "run", "-d", "--name", "lc-later", "-v", sync + ":/sync", "busybox",
+                "sh", "-c", "read go < /sync/later; exit 5",
+            ]).status == 0)
         let exits4 = ["container", "run", "-d", "--name", "lc-four", "busybox", "sh", "-c", "exit 4"]
         #expect(try world.berth(exits4).status == 0)
         let waiter = try ContainerCLITests.RunningBerth(["container", "wait", "lc-later", "lc-four"], world: world)
@@ -208,8 +234,11 @@ import Testing
 
         // A `-d --rm` container: its reaper removes it once the exit is recorded, and the waiter
         // still gets the code, as `docker wait` does.
-        #expect(try world.berth(["container", "run", "-d", "--rm", "--name", "lc-removed", "-v", sync + ":/sync",
-                                 "busybox", "sh", "-c", "read go < /sync/removed; exit 6"]).status == 0)
+        #expect(
+            try world.berth([
+                "container", "run", "-d", "--rm", "--name", "lc-removed", "-v", sync + ":/sync",
+                "busybox", "sh", "-c", "read go < /sync/removed; exit 6",
+            ]).status == 0)
         let removalWaiter = try ContainerCLITests.RunningBerth(["container", "wait", "lc-removed"], world: world)
         defer { removalWaiter.stop() }
         // Only a wait that is under way when the container ends is owed its code (Docker's too):
@@ -232,8 +261,10 @@ import Testing
 
     @Test func aRunningContainerRenamedAnswersToItsNewNameOnly() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "-d", "--name", "lc-before", "busybox", "sh", "-c",
-                                   "echo hello; exec sleep 600"])
+        let run = try world.berth([
+            "container", "run", "-d", "--name", "lc-before", "busybox", "sh", "-c",
+            "echo hello; exec sleep 600",
+        ])
         try #require(run.status == 0, "\(run.stderr)")
         let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try Self.expectLog(world, "lc-before", toReach: "hello\n")
@@ -304,8 +335,10 @@ import Testing
     /// cannot be removed) leaves a container that cannot start, only be removed.
     @Test func aRemovalThatFailsHalfWayLeavesADeadContainer() throws {
         let world = try World()
-        let run = try world.berth(["container", "run", "--name", "lc-dead", "busybox", "sh", "-c",
-                                   "mkdir /busy; echo 2 > /file; exit 2"])
+        let run = try world.berth([
+            "container", "run", "--name", "lc-dead", "busybox", "sh", "-c",
+            "mkdir /busy; echo 2 > /file; exit 2",
+        ])
         #expect(run.status == 2, "\(run.stderr)")
         let id = try #require(try Self.inspect(world, "lc-dead")["Id"] as? String)
         let busy = world.root + "/containers/" + id + "/upper/busy"
@@ -325,8 +358,9 @@ import Testing
         #expect(try world.berth(["container", "ps", "-a"]).stdout.contains(" Dead "))
         let start = try world.berth(["container", "start", "lc-dead"])
         #expect(start.status == 1)
-        #expect(start.stderr
-            == "berth: container lc-dead: step start: container is marked for removal and cannot be started\n")
+        #expect(
+            start.stderr
+                == "berth: container lc-dead: step start: container is marked for removal and cannot be started\n")
         #expect(try world.berth(["container", "wait", "lc-dead"]).stdout == "2\n")
 
         #expect(umount2(busy, 0) == 0)
@@ -378,8 +412,10 @@ extension LifecycleCLITests {
         for id in try world.berth(["container", "ps", "-a", "-q", "--no-trunc"]).stdout.split(separator: "\n") {
             let object = try inspect(world, String(id))
             let state = try #require(object["State"] as? [String: Any])
-            let fields: [Any?] = [object["Id"], object["Name"], state["Status"], state["Pid"], state["ExitCode"],
-                                  state["StartedAt"], state["FinishedAt"], state["Error"]]
+            let fields: [Any?] = [
+                object["Id"], object["Name"], state["Status"], state["Pid"], state["ExitCode"],
+                state["StartedAt"], state["FinishedAt"], state["Error"],
+            ]
             containers.append(fields.map { "\($0 ?? "nil")" }.joined(separator: " "))
         }
         let directories = (try? FileManager.default.contentsOfDirectory(atPath: world.root + "/containers")) ?? []
@@ -387,12 +423,15 @@ extension LifecycleCLITests {
     }
 
     /// Follows the container's log (`logs -f`, which wakes on inotify) until it holds `text`.
-    static func expectLog(_ world: World, _ name: String, toReach text: String,
-                          sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectLog(
+        _ world: World, _ name: String, toReach text: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let follower = try ContainerCLITests.RunningBerth(["container", "logs", "-f", name], world: world)
         defer { follower.stop() }
-        try #require(follower.readStdout(until: text, deadline: Date() + 60),
-                     "the log of \(name) never held \(text.debugDescription)", sourceLocation: sourceLocation)
+        try #require(
+            follower.readStdout(until: text, deadline: Date() + 60),
+            "the log of \(name) never held \(text.debugDescription)", sourceLocation: sourceLocation)
     }
 
     /// `sh -c SCRIPT` with BERTH (the binary), BERTH_ROOT and OUT (the test's folder) set.
@@ -415,7 +454,8 @@ extension LifecycleCLITests {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), handled = sigset_t()
+        var none = sigset_t()
+        var handled = sigset_t()
         sigemptyset(&none)
         sigemptyset(&handled)
         for signal in [SIGCHLD, SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&handled, signal) }
@@ -432,9 +472,10 @@ extension LifecycleCLITests {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let exited = status & 0x7f == 0
-        return BerthProcess.Result(status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
-                                   stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                                   stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        return BerthProcess.Result(
+            status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+            stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
 
     /// Runs `berth ARGUMENTS` with BERTH_TEST_PAUSE_AT=`point`, waits (waitid, no polling) until
@@ -466,7 +507,8 @@ extension LifecycleCLITests {
     static func isGone(_ pid: Int32) -> Bool {
         for _ in 0..<1000 {
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return true }
+                let close = stat.lastIndex(of: ")")
+            else { return true }
             let state = stat[stat.index(after: close)...].split(separator: " ").first
             if state == "Z" || state == "X" { return true }
             usleep(10_000)
@@ -482,8 +524,9 @@ extension LifecycleCLITests {
         let files = FileManager.default
         for entry in (try? files.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry), pid != getpid(),
-                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
+                let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
             let state = stat[stat.index(after: close)...].split(separator: " ").first
             if state == "Z" || state == "X" { continue }
             let commandLine = ((try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data())

@@ -1,5 +1,6 @@
 import Testing
 import YAML
+
 @testable import Compose
 
 /// One test per rule of the .env syntax that `docker compose` reads.
@@ -41,12 +42,18 @@ import YAML
     }
 
     @Test func emptyValues() throws {
-        #expect(try values("A=\nB=   \nC= # comment only\nD=''\nE=\"\"") == ["A": "", "B": "", "C": "", "D": "", "E": ""])
+        #expect(
+            try values("A=\nB=   \nC= # comment only\nD=''\nE=\"\"") == ["A": "", "B": "", "C": "", "D": "", "E": ""])
     }
 
     @Test func unquotedValuesAreTrimmedAndCutAtInlineComments() throws {
-        let text = "A=  spaced value   \nB=value # comment\nC=value#not-a-comment\nD=a=b=c\nE=http://x/#frag\nF=tab\t# comment"
-        #expect(try values(text) == ["A": "spaced value", "B": "value", "C": "value#not-a-comment", "D": "a=b=c", "E": "http://x/#frag", "F": "tab"])
+        let text =
+            "A=  spaced value   \nB=value # comment\nC=value#not-a-comment\nD=a=b=c\nE=http://x/#frag\nF=tab\t# comment"
+        #expect(
+            try values(text) == [
+                "A": "spaced value", "B": "value", "C": "value#not-a-comment", "D": "a=b=c", "E": "http://x/#frag",
+                "F": "tab",
+            ])
     }
 
     @Test func spacesAroundTheSeparator() throws {
@@ -62,14 +69,19 @@ import YAML
     }
 
     @Test func bareKeyTakesTheEnvironmentValueOrIsSkipped() throws {
-        let pairs = try parse("PRESENT\nABSENT\nAFTER=1\n  INDENTED  \nLAST", environment: ["PRESENT": "from-env", "LAST": "end", "INDENTED": "i"])
+        let pairs = try parse(
+            "PRESENT\nABSENT\nAFTER=1\n  INDENTED  \nLAST",
+            environment: ["PRESENT": "from-env", "LAST": "end", "INDENTED": "i"])
         #expect(pairs.map(\.key) == ["PRESENT", "AFTER", "INDENTED", "LAST"])
         #expect(pairs.map(\.value) == ["from-env", "1", "i", "end"])
     }
 
     @Test func singleQuotesAreLiteral() throws {
         let text = #"A='$FOO ${BAR} \n # not a comment'"# + "\nB='it\\'s'\nC='  padded  '"
-        #expect(try values(text, environment: ["FOO": "x"]) == ["A": #"$FOO ${BAR} \n # not a comment"#, "B": "it's", "C": "  padded  "])
+        #expect(
+            try values(text, environment: ["FOO": "x"]) == [
+                "A": #"$FOO ${BAR} \n # not a comment"#, "B": "it's", "C": "  padded  ",
+            ])
     }
 
     @Test func doubleQuotesProcessEscapes() throws {
@@ -90,16 +102,16 @@ import YAML
 
     @Test func interpolatesUnquotedAndDoubleQuotedValues() throws {
         let text = """
-        HOST=db
-        PORT=5432
-        URL=postgres://$HOST:${PORT}/app
-        QUOTED="${HOST}:${PORT:-1}"
-        DEFAULTED=${MISSING:-fallback}
-        ALT=${HOST:+has-host}
-        FROM_ENV=${HOME_DIR}/data
-        LITERAL='${HOST}'
-        ESCAPED=$$HOST
-        """
+            HOST=db
+            PORT=5432
+            URL=postgres://$HOST:${PORT}/app
+            QUOTED="${HOST}:${PORT:-1}"
+            DEFAULTED=${MISSING:-fallback}
+            ALT=${HOST:+has-host}
+            FROM_ENV=${HOME_DIR}/data
+            LITERAL='${HOST}'
+            ESCAPED=$$HOST
+            """
         let v = try values(text, environment: ["HOME_DIR": "/home/me"])
         #expect(v["URL"] == "postgres://db:5432/app")
         #expect(v["QUOTED"] == "db:5432")

@@ -1,23 +1,25 @@
 import Foundation
 import Testing
+
 @testable import Compose
 
 /// `extends`: from the same file or another one, nested, with the other file's relative paths
 /// resolved against its own folder.
 @Suite struct ExtendsTests {
     @Test func extendsAServiceOfTheSameFile() throws {
-        let project = try loadCompose("""
-        services:
-          base:
-            image: busybox
-            environment: {A: "1", B: "2"}
-            command: ["sleep", "1"]
-            ports: ["80:80"]
-          web:
-            extends: base
-            environment: {B: "3"}
-            ports: ["81:81"]
-        """)
+        let project = try loadCompose(
+            """
+            services:
+              base:
+                image: busybox
+                environment: {A: "1", B: "2"}
+                command: ["sleep", "1"]
+                ports: ["80:80"]
+              web:
+                extends: base
+                environment: {B: "3"}
+                ports: ["81:81"]
+            """)
         let web = try #require(project.service("web"))
         #expect(web.image == "busybox")
         #expect(web.environment == ["A": "1", "B": "3"])
@@ -27,18 +29,19 @@ import Testing
     }
 
     @Test func extendsIsNested() throws {
-        let project = try loadCompose("""
-        services:
-          c:
-            extends: {service: b}
-            labels: {level: c}
-          b:
-            extends: a
-            restart: always
-          a:
-            image: alpine
-            labels: {level: a, origin: a}
-        """)
+        let project = try loadCompose(
+            """
+            services:
+              c:
+                extends: {service: b}
+                labels: {level: c}
+              b:
+                extends: a
+                restart: always
+              a:
+                image: alpine
+                labels: {level: a, origin: a}
+            """)
         let c = try #require(project.service("c"))
         #expect(c.image == "alpine")
         #expect(c.restart == "always")
@@ -90,28 +93,30 @@ import Testing
     }
 
     @Test func resetInTheExtendingService() throws {
-        let project = try loadCompose("""
-        services:
-          base:
-            image: a
-            ports: ["80:80"]
-          web:
-            extends: base
-            ports: !reset []
-        """)
+        let project = try loadCompose(
+            """
+            services:
+              base:
+                image: a
+                ports: ["80:80"]
+              web:
+                extends: base
+                ports: !reset []
+            """)
         #expect(project.service("web")?.ports.isEmpty == true)
         #expect(project.service("base")?.ports.count == 1)
     }
 
     @Test func extendsIsInterpolated() throws {
-        let project = try loadCompose("""
-        services:
-          base:
-            image: "app:${TAG}"
-          web:
-            extends:
-              service: ${BASE}
-        """, environment: ["TAG": "7", "BASE": "base"])
+        let project = try loadCompose(
+            """
+            services:
+              base:
+                image: "app:${TAG}"
+              web:
+                extends:
+                  service: ${BASE}
+            """, environment: ["TAG": "7", "BASE": "base"])
         #expect(project.service("web")?.image == "app:7")
     }
 
@@ -125,9 +130,13 @@ import Testing
     }
 
     @Test func missingServiceInOtherFile() throws {
-        let p = try TempProject(["compose.yaml": "services:\n  web:\n    extends: {file: b.yaml, service: x}\n",
-                                 "b.yaml": "services:\n  y: {image: a}\n"])
+        let p = try TempProject([
+            "compose.yaml": "services:\n  web:\n    extends: {file: b.yaml, service: x}\n",
+            "b.yaml": "services:\n  y: {image: a}\n",
+        ])
         defer { p.cleanup() }
-        #expect(p.error()?.message == "cannot extend service \"web\" in \(p.path("compose.yaml")): service \"x\" not found in b.yaml")
+        #expect(
+            p.error()?.message
+                == "cannot extend service \"web\" in \(p.path("compose.yaml")): service \"x\" not found in b.yaml")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Compose
 
 /// `include`: other compose projects imported with their own directory and env files.
@@ -90,6 +91,9 @@ import Testing
         let p = try TempProject(["compose.yaml": "include:\n  - nothere.yaml\n"])
         defer { p.cleanup() }
         let e = p.error()
-        #expect(e?.description == "\(p.path("compose.yaml")):2:5: include[0].path: open \(p.path("nothere.yaml")): no such file or directory")
+        #expect(
+            e?.description
+                == "\(p.path("compose.yaml")):2:5: include[0].path: open \(p.path("nothere.yaml")): no such file or directory"
+        )
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 import YAML
+
 @testable import Compose
 
 /// Cases follow the Compose Specification's interpolation section; the environment below has a
@@ -70,7 +71,9 @@ import YAML
         #expect(try interpolator().interpolate(template, at: Self.mark) == expected)
     }
 
-    @Test(arguments: ["${", "${A", "${A:x}", "${1A}", "${}", "${A:-x", "${A x}", "${-}", "a ${ b", "${A:}", "${A:-${B}", "${ A}"])
+    @Test(arguments: [
+        "${", "${A", "${A:x}", "${1A}", "${}", "${A:-x", "${A x}", "${-}", "a ${ b", "${A:}", "${A:-${B}", "${ A}",
+    ])
     func rejectsInvalidTemplates(template: String) {
         let error = #expect(throws: ComposeError.self) { try interpolator().interpolate(template, at: Self.mark) }
         #expect(error?.mark == Self.mark)
@@ -83,7 +86,10 @@ import YAML
         ("${EMPTY:?EMPTY must not be empty}", "required variable EMPTY is missing a value: EMPTY must not be empty"),
         ("${UNSET?}", "required variable UNSET is missing a value"),
         ("${UNSET:?needed by $FOO}", "required variable UNSET is missing a value: needed by first"),
-        ("prefix ${UNSET:-${INNER:?inner is required}}", "required variable INNER is missing a value: inner is required"),
+        (
+            "prefix ${UNSET:-${INNER:?inner is required}}",
+            "required variable INNER is missing a value: inner is required"
+        ),
     ])
     func requiredVariablesFailWithTheUsersMessage(template: String, message: String) {
         let error = #expect(throws: ComposeError.self) { try interpolator().interpolate(template, at: Self.mark) }
@@ -95,7 +101,8 @@ import YAML
         let interpolator = interpolator()
         #expect(try interpolator.interpolate("$B ${A} $B", at: Self.mark) == "  ")
         // Defaults, alternatives and unused nested templates do not count as unset uses.
-        #expect(try interpolator.interpolate("${C:-x} ${D-y} ${E:+z} ${F+w} ${FOO:-$G}", at: Self.mark) == "x y   first")
+        #expect(
+            try interpolator.interpolate("${C:-x} ${D-y} ${E:+z} ${F+w} ${FOO:-$G}", at: Self.mark) == "x y   first")
         #expect(try interpolator.interpolate("${H:-$A$I}", at: Self.mark) == "")
         #expect(interpolator.unsetVariables == ["B", "A", "I"])
     }
@@ -108,7 +115,10 @@ import YAML
 
     @Test func leavesTextWithoutDollarUntouched() throws {
         var looked = 0
-        let interpolator = Interpolator { _ in looked += 1; return nil }
+        let interpolator = Interpolator { _ in
+            looked += 1
+            return nil
+        }
         #expect(try interpolator.interpolate("plain: {value} - ?", at: Self.mark) == "plain: {value} - ?")
         #expect(looked == 0)
     }

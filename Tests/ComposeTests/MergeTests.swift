@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Compose
 
 /// Several `-f` files merge as `docker compose` merges them (compose-go's override rules).
@@ -11,23 +12,25 @@ import Testing
     }
 
     @Test func scalarsAreReplacedAndMappingsMerged() throws {
-        let project = try merged("""
-        services:
-          web:
-            image: nginx:1
-            restart: always
-            healthcheck:
-              test: ["CMD", "true"]
-              interval: 10s
-        """, """
-        services:
-          web:
-            image: nginx:2
-            healthcheck:
-              retries: 3
-          extra:
-            image: busybox
-        """)
+        let project = try merged(
+            """
+            services:
+              web:
+                image: nginx:1
+                restart: always
+                healthcheck:
+                  test: ["CMD", "true"]
+                  interval: 10s
+            """,
+            """
+            services:
+              web:
+                image: nginx:2
+                healthcheck:
+                  retries: 3
+              extra:
+                image: busybox
+            """)
         let web = try #require(project.service("web"))
         #expect(web.image == "nginx:2")
         #expect(web.restart == "always")
@@ -38,22 +41,24 @@ import Testing
     }
 
     @Test func commandEntrypointAndHealthcheckTestAreReplaced() throws {
-        let project = try merged("""
-        services:
-          web:
-            image: a
-            command: ["run", "--fast"]
-            entrypoint: /bin/sh -c
-            healthcheck:
-              test: ["CMD", "a", "b"]
-        """, """
-        services:
-          web:
-            command: serve
-            entrypoint: ["/init"]
-            healthcheck:
-              test: ["CMD-SHELL", "c"]
-        """)
+        let project = try merged(
+            """
+            services:
+              web:
+                image: a
+                command: ["run", "--fast"]
+                entrypoint: /bin/sh -c
+                healthcheck:
+                  test: ["CMD", "a", "b"]
+            """,
+            """
+            services:
+              web:
+                command: serve
+                entrypoint: ["/init"]
+                healthcheck:
+                  test: ["CMD-SHELL", "c"]
+            """)
         let web = try #require(project.service("web"))
         #expect(web.command == ["serve"])
         #expect(web.entrypoint == ["/init"])
@@ -61,38 +66,40 @@ import Testing
     }
 
     @Test func sequencesAppendAndIdentifiedItemsAreUnique() throws {
-        let project = try merged("""
-        services:
-          web:
-            image: a
-            ports: ["8080:80", "9090:90"]
-            expose: [1000]
+        let project = try merged(
+            """
+            services:
+              web:
+                image: a
+                ports: ["8080:80", "9090:90"]
+                expose: [1000]
+                volumes:
+                  - ./a:/data
+                  - logs:/logs
+                dns: 1.1.1.1
+                cap_add: [NET_ADMIN]
+                security_opt: [no-new-privileges:true]
+                secrets: [s1]
             volumes:
-              - ./a:/data
-              - logs:/logs
-            dns: 1.1.1.1
-            cap_add: [NET_ADMIN]
-            security_opt: [no-new-privileges:true]
-            secrets: [s1]
-        volumes:
-          logs: {}
-        secrets:
-          s1: {file: ./s1}
-          s2: {file: ./s2}
-        """, """
-        services:
-          web:
-            ports: ["8080:80", "7070:70"]
-            expose: ["1000", "2000"]
-            volumes:
-              - ./b:/data
-            dns: [8.8.8.8, 1.1.1.1]
-            cap_add: [NET_ADMIN, SYS_TIME]
-            security_opt: [label:disable]
+              logs: {}
             secrets:
-              - source: s2
-                target: s1
-        """)
+              s1: {file: ./s1}
+              s2: {file: ./s2}
+            """,
+            """
+            services:
+              web:
+                ports: ["8080:80", "7070:70"]
+                expose: ["1000", "2000"]
+                volumes:
+                  - ./b:/data
+                dns: [8.8.8.8, 1.1.1.1]
+                cap_add: [NET_ADMIN, SYS_TIME]
+                security_opt: [label:disable]
+                secrets:
+                  - source: s2
+                    target: s1
+            """)
         let web = try #require(project.service("web"))
         #expect(web.ports.map { "\($0.published ?? ""):\($0.target)" } == ["8080:80", "9090:90", "7070:70"])
         #expect(web.expose == ["1000", "2000"])
@@ -107,26 +114,28 @@ import Testing
     }
 
     @Test func keyValueMappingsMergePerKeyInEitherSyntax() throws {
-        let project = try merged("""
-        services:
-          web:
-            image: a
-            environment:
-              - A=1
-              - B=2
-            labels:
-              x: "1"
-            sysctls:
-              net.core.somaxconn: 1024
-        """, """
-        services:
-          web:
-            environment:
-              B: three
-              C:
-            labels: ["y=2"]
-            sysctls: ["net.ipv4.ip_forward=1"]
-        """, environment: ["C": "from-shell"])
+        let project = try merged(
+            """
+            services:
+              web:
+                image: a
+                environment:
+                  - A=1
+                  - B=2
+                labels:
+                  x: "1"
+                sysctls:
+                  net.core.somaxconn: 1024
+            """,
+            """
+            services:
+              web:
+                environment:
+                  B: three
+                  C:
+                labels: ["y=2"]
+                sysctls: ["net.ipv4.ip_forward=1"]
+            """, environment: ["C": "from-shell"])
         let web = try #require(project.service("web"))
         #expect(web.environment == ["A": "1", "B": "three", "C": "from-shell"])
         #expect(web.labels == ["x": "1", "y": "2"])
@@ -134,27 +143,29 @@ import Testing
     }
 
     @Test func dependsOnAndNetworksMergeInEitherSyntax() throws {
-        let project = try merged("""
-        services:
-          web:
-            image: a
-            depends_on: [db]
-            networks: [front]
-          db: {image: b}
-          cache: {image: c}
-        networks:
-          front: {}
-          back: {}
-        """, """
-        services:
-          web:
-            depends_on:
-              cache:
-                condition: service_healthy
+        let project = try merged(
+            """
+            services:
+              web:
+                image: a
+                depends_on: [db]
+                networks: [front]
+              db: {image: b}
+              cache: {image: c}
             networks:
-              back:
-                aliases: [api]
-        """)
+              front: {}
+              back: {}
+            """,
+            """
+            services:
+              web:
+                depends_on:
+                  cache:
+                    condition: service_healthy
+                networks:
+                  back:
+                    aliases: [api]
+            """)
         let web = try #require(project.service("web"))
         #expect(web.dependsOn.keys.sorted() == ["cache", "db"])
         #expect(web.dependsOn["cache"]?.condition == "service_healthy")
@@ -164,26 +175,28 @@ import Testing
     }
 
     @Test func resetRemovesAndOverrideReplaces() throws {
-        let project = try merged("""
-        services:
-          web:
-            image: a
-            ports: ["80:80"]
-            environment:
-              A: "1"
-              B: "2"
-            labels: {keep: "yes"}
-            command: ["x"]
-        """, """
-        services:
-          web:
-            ports: !reset []
-            environment: !override
-              C: "3"
-            labels:
-              keep: !reset
-            command: !reset null
-        """)
+        let project = try merged(
+            """
+            services:
+              web:
+                image: a
+                ports: ["80:80"]
+                environment:
+                  A: "1"
+                  B: "2"
+                labels: {keep: "yes"}
+                command: ["x"]
+            """,
+            """
+            services:
+              web:
+                ports: !reset []
+                environment: !override
+                  C: "3"
+                labels:
+                  keep: !reset
+                command: !reset null
+            """)
         let web = try #require(project.service("web"))
         #expect(web.ports.isEmpty)
         #expect(web.environment == ["C": "3"])
@@ -197,50 +210,56 @@ import Testing
     }
 
     @Test func loggingOptionsMergeOnlyForTheSameDriver() throws {
-        let same = try merged("""
-        services:
-          web:
-            image: a
-            logging:
-              driver: json-file
-              options: {max-size: 1m}
-        """, """
-        services:
-          web:
-            logging:
-              options: {max-file: "3"}
-        """)
+        let same = try merged(
+            """
+            services:
+              web:
+                image: a
+                logging:
+                  driver: json-file
+                  options: {max-size: 1m}
+            """,
+            """
+            services:
+              web:
+                logging:
+                  options: {max-file: "3"}
+            """)
         #expect(same.service("web")?.logging?.options == ["max-size": "1m", "max-file": "3"])
-        let other = try merged("""
-        services:
-          web:
-            image: a
-            logging:
-              driver: json-file
-              options: {max-size: 1m}
-        """, """
-        services:
-          web:
-            logging:
-              driver: syslog
-              options: {tag: web}
-        """)
+        let other = try merged(
+            """
+            services:
+              web:
+                image: a
+                logging:
+                  driver: json-file
+                  options: {max-size: 1m}
+            """,
+            """
+            services:
+              web:
+                logging:
+                  driver: syslog
+                  options: {tag: web}
+            """)
         #expect(other.service("web")?.logging?.driver == "syslog")
         #expect(other.service("web")?.logging?.options == ["tag": "web"])
     }
 
     @Test func buildMergesStringAndMappingForms() throws {
-        let project = try merged("""
-        services:
-          web:
-            build: ./app
-        """, """
-        services:
-          web:
-            build:
-              target: prod
-              args: [VERSION=2]
-        """)
+        let project = try merged(
+            """
+            services:
+              web:
+                build: ./app
+            """,
+            """
+            services:
+              web:
+                build:
+                  target: prod
+                  args: [VERSION=2]
+            """)
         let build = try #require(project.service("web")?.build)
         #expect(build.context.hasSuffix("/app"))
         #expect(build.target == "prod")
@@ -249,25 +268,27 @@ import Testing
     }
 
     @Test func topLevelResourcesMerge() throws {
-        let project = try merged("""
-        services:
-          web: {image: a}
-        networks:
-          front:
-            driver: bridge
-            labels: [a=1]
-        volumes:
-          data:
-            driver: local
-        """, """
-        networks:
-          front:
-            internal: true
-            labels: {b: "2"}
-        volumes:
-          data:
-            labels: {c: "3"}
-        """)
+        let project = try merged(
+            """
+            services:
+              web: {image: a}
+            networks:
+              front:
+                driver: bridge
+                labels: [a=1]
+            volumes:
+              data:
+                driver: local
+            """,
+            """
+            networks:
+              front:
+                internal: true
+                labels: {b: "2"}
+            volumes:
+              data:
+                labels: {c: "3"}
+            """)
         #expect(project.networks["front"]?.driver == "bridge")
         #expect(project.networks["front"]?.internal == true)
         #expect(project.networks["front"]?.labels == ["a": "1", "b": "2"])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Compose
 
 /// File discovery, COMPOSE_FILE, stdin, .env and the project name's precedence.
@@ -7,7 +8,9 @@ import Testing
     let minimal = "services:\n  web:\n    image: a\n"
 
     @Test func discoversComposeYamlAndItsOverride() throws {
-        let p = try TempProject(["compose.yaml": minimal, "compose.override.yaml": "services:\n  web:\n    restart: always\n"])
+        let p = try TempProject([
+            "compose.yaml": minimal, "compose.override.yaml": "services:\n  web:\n    restart: always\n",
+        ])
         defer { p.cleanup() }
         let project = try p.load()
         #expect(project.composeFiles == [p.path("compose.yaml"), p.path("compose.override.yaml")])
@@ -26,7 +29,9 @@ import Testing
     }
 
     @Test func discoversDockerComposeYml() throws {
-        let p = try TempProject(["docker-compose.yml": minimal, "docker-compose.override.yml": "services:\n  web:\n    user: me\n"])
+        let p = try TempProject([
+            "docker-compose.yml": minimal, "docker-compose.override.yml": "services:\n  web:\n    user: me\n",
+        ])
         defer { p.cleanup() }
         #expect(try p.load().service("web")?.user == "me")
     }
@@ -51,7 +56,9 @@ import Testing
         defer { p.cleanup() }
         let project = try p.load(environment: ["COMPOSE_FILE": "one.yaml;two.yaml", "COMPOSE_PATH_SEPARATOR": ";"])
         #expect(project.service("web")?.user == "two")
-        #expect(p.error(environment: ["COMPOSE_FILE": "missing.yaml"])?.message.contains("no such file or directory") == true)
+        #expect(
+            p.error(environment: ["COMPOSE_FILE": "missing.yaml"])?.message.contains("no such file or directory")
+                == true)
     }
 
     @Test func composeFileFromDotEnv() throws {
@@ -71,8 +78,10 @@ import Testing
     }
 
     @Test func projectDirectoryOption() throws {
-        let p = try TempProject(["files/compose.yaml": "services:\n  web:\n    image: \"${IMG}\"\n    volumes: [\"./x:/x\"]\n",
-                                 "proj/.env": "IMG=from-proj-env\n"])
+        let p = try TempProject([
+            "files/compose.yaml": "services:\n  web:\n    image: \"${IMG}\"\n    volumes: [\"./x:/x\"]\n",
+            "proj/.env": "IMG=from-proj-env\n",
+        ])
         defer { p.cleanup() }
         var o = p.options(files: ["files/compose.yaml"], projectName: nil)
         o.projectDirectory = "proj"
@@ -84,8 +93,10 @@ import Testing
     }
 
     @Test func dotEnvAndShellPrecedence() throws {
-        let p = try TempProject(["compose.yaml": "services:\n  web:\n    image: \"${A}-${B}\"\n", ".env": "A=env-a\nB=env-b\n",
-                                 "alt.env": "A=alt-a\n"])
+        let p = try TempProject([
+            "compose.yaml": "services:\n  web:\n    image: \"${A}-${B}\"\n", ".env": "A=env-a\nB=env-b\n",
+            "alt.env": "A=alt-a\n",
+        ])
         defer { p.cleanup() }
         #expect(try p.load(environment: ["B": "shell-b"]).service("web")?.image == "env-a-shell-b")
         var o = p.options(environment: ["B": "shell-b"])
@@ -100,8 +111,11 @@ import Testing
         var o = p.options()
         o.warn = { warnings.append($0) }
         _ = try? ComposeLoader.load(o)
-        #expect(warnings == ["The \"X\" variable is not set. Defaulting to a blank string.",
-                             "The \"Y\" variable is not set. Defaulting to a blank string."])
+        #expect(
+            warnings == [
+                "The \"X\" variable is not set. Defaulting to a blank string.",
+                "The \"Y\" variable is not set. Defaulting to a blank string.",
+            ])
     }
 
     @Test func noInterpolateKeepsVariables() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Compose
 
 /// Feeds the whole loader thousands of damaged copies of the samples' files: lines deleted,
@@ -37,7 +38,10 @@ import Testing
     static func mutate(_ text: String, rng: inout SplitMix64) -> String {
         var lines = text.components(separatedBy: "\n")
         for _ in 0..<(1 + rng.below(3)) {
-            guard !lines.isEmpty else { lines = [""]; continue }
+            guard !lines.isEmpty else {
+                lines = [""]
+                continue
+            }
             let i = rng.below(lines.count)
             switch rng.below(9) {
             case 0:  // delete a line
@@ -65,7 +69,9 @@ import Testing
                 }
             case 7:  // replace a value with another kind of node
                 if let colon = lines[i].firstIndex(of: ":") {
-                    lines[i] = String(lines[i][...colon]) + " " + rng.pick(["null", "[]", "{}", "~", "yes", "-3", "[a, {b: c}]", "*a", "!reset", "''", "|"])
+                    lines[i] =
+                        String(lines[i][...colon]) + " "
+                        + rng.pick(["null", "[]", "{}", "~", "yes", "-3", "[a, {b: c}]", "*a", "!reset", "''", "|"])
                 }
             default:  // truncate the file
                 lines = Array(lines.prefix(i))
@@ -86,7 +92,8 @@ import Testing
         for sample in samples {
             let directory = SamplesTests.samplesDirectory.appendingPathComponent(sample)
             var files: [String: String] = [:]
-            for name in try fm.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".yaml") || name == ".env" {
+            for name in try fm.contentsOfDirectory(atPath: directory.path)
+            where name.hasSuffix(".yaml") || name == ".env" {
                 files[name] = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
             }
             sources.append((sample, files))
@@ -148,7 +155,9 @@ import Testing
                 if otherErrors.count < 5 { otherErrors.append("case \(n): \(type(of: error)): \(error)") }
             }
         }
-        print("RobustnessTests: \(Self.cases) damaged projects: \(loaded) loaded, \(failed) rejected; slowest: case \(slowest.case), \(Int(slowest.seconds * 1000)) ms")
+        print(
+            "RobustnessTests: \(Self.cases) damaged projects: \(loaded) loaded, \(failed) rejected; slowest: case \(slowest.case), \(Int(slowest.seconds * 1000)) ms"
+        )
         #expect(unplaced == 0, "\(unplaced) rejections do not name a place in the case's files: \(unplacedExamples)")
         #expect(loaded > 0)
         #expect(failed > 0)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Compose
 
 /// Loads every project under samples/ the way `berth` does (file discovery, .env, overrides,
@@ -22,8 +23,10 @@ import Testing
 
     /// Loads a sample as `berth` run inside its directory would, with `environment` as the
     /// whole shell environment (so the machine's own variables cannot change the outcome).
-    static func load(_ sample: String, files: [String] = [], profiles: [String] = [],
-                     environment: [String: String] = [:]) throws -> Project {
+    static func load(
+        _ sample: String, files: [String] = [], profiles: [String] = [],
+        environment: [String: String] = [:]
+    ) throws -> Project {
         let directory = samplesDirectory.appendingPathComponent(sample).path
         var options = ProjectOptions()
         options.files = files
@@ -37,8 +40,11 @@ import Testing
         #expect(Self.sampleNames == ["profiles", "testenv", "webstack"])
         for name in Self.sampleNames {
             let directory = Self.samplesDirectory.appendingPathComponent(name)
-            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("compose.yaml").path), "\(name)")
-            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("README.md").path), "\(name)")
+            #expect(
+                FileManager.default.fileExists(atPath: directory.appendingPathComponent("compose.yaml").path), "\(name)"
+            )
+            #expect(
+                FileManager.default.fileExists(atPath: directory.appendingPathComponent("README.md").path), "\(name)")
         }
     }
 

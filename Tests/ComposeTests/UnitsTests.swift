@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Compose
 
 /// Durations, byte sizes and the short syntax of ports and volumes, parsed and printed as
@@ -21,7 +22,8 @@ import Testing
     @Test func byteSizes() {
         let cases: [(String, Int64)] = [
             ("100", 100), ("-1", -1), ("1k", 1024), ("1kb", 1024), ("1KiB", 1024), ("512m", 536_870_912),
-            ("1g", 1_073_741_824), ("1.5g", 1_610_612_736), ("2 GB", 2_147_483_648), ("10b", 10), ("1t", 1_099_511_627_776),
+            ("1g", 1_073_741_824), ("1.5g", 1_610_612_736), ("2 GB", 2_147_483_648), ("10b", 10),
+            ("1t", 1_099_511_627_776),
         ]
         for (input, bytes) in cases {
             #expect(ByteSize.parse(input) == bytes, "\(input)")
@@ -65,7 +67,8 @@ import Testing
             try VolumeShortSyntax.parse(spec, dialect: dialect)
         }
         for dialect in [VolumeShortSyntax.Dialect.compose, .engine] {
-            #expect(try fields("/src:/dst:ro,rslave", dialect)
+            #expect(
+                try fields("/src:/dst:ro,rslave", dialect)
                     == VolumeShortSyntax(source: "/src", target: "/dst", mode: "ro,rslave"))
             #expect(try fields("data:/dst", dialect) == VolumeShortSyntax(source: "data", target: "/dst"))
             #expect(try fields("/anonymous", dialect) == VolumeShortSyntax(source: nil, target: "/anonymous"))
@@ -108,7 +111,8 @@ import Testing
     @Test func cleanMatchesGo() {
         let cases: [(String, String)] = [
             ("", "."), ("/", "/"), ("a/b", "a/b"), ("a//b", "a/b"), ("a/./b", "a/b"), ("a/../b", "b"), ("../a", "../a"),
-            ("a/b/../../..", ".."), ("/../a", "/a"), ("/a/b/", "/a/b"), ("./", "."), ("a/..", "."), ("/x/./y/../z", "/x/z"),
+            ("a/b/../../..", ".."), ("/../a", "/a"), ("/a/b/", "/a/b"), ("./", "."), ("a/..", "."),
+            ("/x/./y/../z", "/x/z"),
             ("../../a/b/../c", "../../a/c"), ("/a/../..", "/"), ("..a/b", "..a/b"), ("a/...", "a/..."),
         ]
         for (input, clean) in cases {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Images
 
 /// Archives that try to write outside the layer directory. Each runs against a sentinel
@@ -27,8 +28,10 @@ import Testing
         /// Imports `entries`; checks that the sentinel did not change and, when the import fails,
         /// that nothing is left in the store. Returns the error, or nil and the layer's path.
         @discardableResult
-        func importHostile(_ name: String, _ entries: [TarEntry],
-                           sourceLocation: SourceLocation = #_sourceLocation) throws -> (Error?, String?) {
+        func importHostile(
+            _ name: String, _ entries: [TarEntry],
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) throws -> (Error?, String?) {
             let before = snapshot(sentinel)
             let tar = try scratch.makeTar(name + ".tar", entries)
             var result: (Error?, String?)
@@ -63,8 +66,12 @@ import Testing
 
     @Test func anAbsoluteEntryLandsInsideTheLayer() throws {
         let t = try Setup()
-        let (error, layer) = try t.importHostile("absolute", [.file(t.sentinel + "/passwd", "pwned"),
-                                                              .file(t.sentinel + "/new", "new")])
+        let (error, layer) = try t.importHostile(
+            "absolute",
+            [
+                .file(t.sentinel + "/passwd", "pwned"),
+                .file(t.sentinel + "/new", "new"),
+            ])
         #expect(error == nil)
         let diff = try #require(layer)
         #expect(try String(contentsOfFile: diff + t.sentinel + "/passwd", encoding: .utf8) == "pwned")
@@ -75,8 +82,12 @@ import Testing
         let t = try Setup()
         let absolute = try t.importHostile("abs-link", [.symlink("a", to: t.sentinel), .file("a/passwd", "pwned")])
         #expect(reason(absolute.0) == "its parent a is a symlink or a file, not a directory")
-        let relative = try t.importHostile("rel-link", [.symlink("b", to: t.upToScratch + "sentinel"),
-                                                        .file("b/sub/new", "x")])
+        let relative = try t.importHostile(
+            "rel-link",
+            [
+                .symlink("b", to: t.upToScratch + "sentinel"),
+                .file("b/sub/new", "x"),
+            ])
         #expect(reason(relative.0) == "its parent b is a symlink or a file, not a directory")
         let nested = try t.importHostile("nested", [.dir("d/"), .symlink("d/e", to: t.sentinel), .dir("d/e/sub/")])
         #expect(reason(nested.0) == "its parent e is a symlink or a file, not a directory")
@@ -84,8 +95,12 @@ import Testing
         #expect(reason(whiteout.0) == "its parent a is a symlink or a file, not a directory")
         let opaque = try t.importHostile("opq-link", [.symlink("a", to: t.sentinel), .file("a/.wh..wh..opq")])
         #expect(reason(opaque.0) == "its parent a is a symlink or a file, not a directory")
-        let linkInto = try t.importHostile("link-into", [.file("f", "x"), .symlink("a", to: t.sentinel),
-                                                         .hardlink("a/new", to: "f")])
+        let linkInto = try t.importHostile(
+            "link-into",
+            [
+                .file("f", "x"), .symlink("a", to: t.sentinel),
+                .hardlink("a/new", to: "f"),
+            ])
         #expect(reason(linkInto.0) == "its parent a is a symlink or a file, not a directory")
     }
 
@@ -96,9 +111,14 @@ import Testing
         #expect(reason(absolute.0) == "the hard link's target \(t.sentinel.dropFirst())/passwd is not in the layer")
         let dots = try t.importHostile("hard-dots", [.hardlink("x", to: t.upToScratch + "sentinel/passwd")])
         #expect(reason(dots.0) == "the path leaves the layer with '..'")
-        let throughLink = try t.importHostile("hard-through", [.symlink("d", to: t.sentinel),
-                                                               .hardlink("x", to: "d/passwd")])
-        #expect(reason(throughLink.0)
+        let throughLink = try t.importHostile(
+            "hard-through",
+            [
+                .symlink("d", to: t.sentinel),
+                .hardlink("x", to: "d/passwd"),
+            ])
+        #expect(
+            reason(throughLink.0)
                 == "the hard link's target d/passwd: its parent d is a symlink or a file, not a directory")
     }
 
@@ -106,11 +126,13 @@ import Testing
     /// writing through it, and a hard link to a symlink links the symlink itself.
     @Test func replacingOrLinkingASymlinkNeverFollowsIt() throws {
         let t = try Setup()
-        let (error, layer) = try t.importHostile("replace", [
-            .symlink("file", to: t.sentinel + "/passwd"), .file("file", "mine"),
-            .symlink("dir", to: t.sentinel), .dir("dir/"), .file("dir/passwd", "mine too"),
-            .symlink("s", to: t.sentinel + "/passwd"), .hardlink("h", to: "s"),
-        ])
+        let (error, layer) = try t.importHostile(
+            "replace",
+            [
+                .symlink("file", to: t.sentinel + "/passwd"), .file("file", "mine"),
+                .symlink("dir", to: t.sentinel), .dir("dir/"), .file("dir/passwd", "mine too"),
+                .symlink("s", to: t.sentinel + "/passwd"), .hardlink("h", to: "s"),
+            ])
         #expect(error == nil)
         let diff = try #require(layer)
         #expect(try String(contentsOfFile: diff + "/file", encoding: .utf8) == "mine")

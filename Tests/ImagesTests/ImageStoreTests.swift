@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
-import Testing
-@testable import Images
 import Support
+import Testing
+
+@testable import Images
 
 /// A fresh state root and staging area for one test, removed on deinit even when the test fails.
 final class Scratch {
@@ -25,8 +26,9 @@ final class Scratch {
     }
 
     func write(_ text: String, to path: String, mode: Int = 0o644) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         chmod(path, mode_t(mode))
     }
@@ -34,7 +36,9 @@ final class Scratch {
     /// Tars `directory`'s contents with GNU tar (numeric owners, xattrs), optionally gzipped.
     func tar(_ directory: String, name: String, gzip: Bool = false) throws -> String {
         let out = dir + "/" + name
-        try run("/bin/tar", ["--numeric-owner", "--xattrs", "--xattrs-include=*", gzip ? "-czf" : "-cf", out, "-C", directory, "."])
+        try run(
+            "/bin/tar",
+            ["--numeric-owner", "--xattrs", "--xattrs-include=*", gzip ? "-czf" : "-cf", out, "-C", directory, "."])
         return out
     }
 
@@ -62,7 +66,9 @@ final class Scratch {
 }
 
 func sha256(ofFile path: String) throws -> String {
-    "sha256:" + SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
+    "sha256:"
+        + SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }
+        .joined()
 }
 
 func lstatOf(_ path: String) -> stat? {
@@ -108,9 +114,12 @@ func getXattr(_ path: String, _ name: String) -> String? {
         #expect(abs(image.created!.timeIntervalSinceNow) < 600)
 
         let images = s.root + "/images"
-        let layout = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: images + "/oci-layout"))) as! [String: Any]
+        let layout =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: images + "/oci-layout")))
+            as! [String: Any]
         #expect(layout["imageLayoutVersion"] as? String == "1.0.0")
-        let index = try JSONDecoder().decode(OCIIndex.self, from: Data(contentsOf: URL(fileURLWithPath: images + "/index.json")))
+        let index = try JSONDecoder().decode(
+            OCIIndex.self, from: Data(contentsOf: URL(fileURLWithPath: images + "/index.json")))
         #expect(index.manifests.count == 1)
         #expect(index.manifests[0].refName == "docker.io/library/plain-test:v1")
         #expect(index.manifests[0].mediaType == MediaType.manifest)
@@ -211,9 +220,11 @@ func getXattr(_ path: String, _ name: String) -> String? {
         let image = try store.importRootfs(tarPath: tarPath, reference: "busybox")
 
         #expect(image.reference == "busybox:latest")
-        for name in ["busybox", "busybox:latest", "library/busybox", "docker.io/library/busybox:latest",
-                     "index.docker.io/library/busybox", image.id, String(image.id.dropFirst(7).prefix(12)),
-                     "sha256:" + image.id.dropFirst(7).prefix(5)] {
+        for name in [
+            "busybox", "busybox:latest", "library/busybox", "docker.io/library/busybox:latest",
+            "index.docker.io/library/busybox", image.id, String(image.id.dropFirst(7).prefix(12)),
+            "sha256:" + image.id.dropFirst(7).prefix(5),
+        ] {
             #expect(try store.image(name).id == image.id, "lookup by \(name)")
         }
         #expect(throws: ImageStore.Error.notFound("busybox:1.36")) { try store.image("busybox:1.36") }
@@ -225,18 +236,25 @@ func getXattr(_ path: String, _ name: String) -> String? {
             ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
             ("user/app:1.0", "docker.io/user/app:1.0", "user/app:1.0"),
             ("localhost:5000/app", "localhost:5000/app:latest", "localhost:5000/app:latest"),
-            ("ghcr.io/org/a.b_c__d-e/f:v1.2-rc", "ghcr.io/org/a.b_c__d-e/f:v1.2-rc", "ghcr.io/org/a.b_c__d-e/f:v1.2-rc"),
-            ("alpine@sha256:" + String(repeating: "a", count: 64),
-             "docker.io/library/alpine@sha256:" + String(repeating: "a", count: 64),
-             "alpine@sha256:" + String(repeating: "a", count: 64)),
+            (
+                "ghcr.io/org/a.b_c__d-e/f:v1.2-rc", "ghcr.io/org/a.b_c__d-e/f:v1.2-rc",
+                "ghcr.io/org/a.b_c__d-e/f:v1.2-rc"
+            ),
+            (
+                "alpine@sha256:" + String(repeating: "a", count: 64),
+                "docker.io/library/alpine@sha256:" + String(repeating: "a", count: 64),
+                "alpine@sha256:" + String(repeating: "a", count: 64)
+            ),
         ]
         for (text, normalized, familiar) in cases {
             let ref = try ImageReference(parsing: text)
             #expect(ref.normalized == normalized)
             #expect(ref.familiar == familiar)
         }
-        for bad in ["", "Busybox", "busybox:", "busybox:-x", "a//b", "-a", "a@sha256:12",
-                    String(repeating: "f", count: 64), "host:port/app"] {
+        for bad in [
+            "", "Busybox", "busybox:", "busybox:-x", "a//b", "-a", "a@sha256:12",
+            String(repeating: "f", count: 64), "host:port/app",
+        ] {
             #expect(throws: ImageStore.Error.self, "\(bad) should be refused") { try ImageReference(parsing: bad) }
         }
     }
@@ -291,13 +309,18 @@ func getXattr(_ path: String, _ name: String) -> String? {
         #expect(throws: ImageStore.Error.system("open", missing, ENOENT)) {
             try store.importRootfs(tarPath: missing, reference: "x")
         }
-        #expect("\(ImageStore.Error.system("open", missing, ENOENT))" == "cannot open \(missing): No such file or directory")
+        #expect(
+            "\(ImageStore.Error.system("open", missing, ENOENT))" == "cannot open \(missing): No such file or directory"
+        )
         for path in [notATar, empty] {
             do {
                 _ = try store.importRootfs(tarPath: path, reference: "x")
                 Issue.record("importing \(path) should fail")
             } catch let error as ImageStore.Error {
-                guard case .notATar(let name, _) = error else { Issue.record("unexpected \(error)"); continue }
+                guard case .notATar(let name, _) = error else {
+                    Issue.record("unexpected \(error)")
+                    continue
+                }
                 #expect(name == path)
             }
         }
@@ -345,15 +368,19 @@ func getXattr(_ path: String, _ name: String) -> String? {
         let rootfs = try s.staging("rootfs")
         try s.write("x", to: rootfs + "/x")
         var config = ImageConfig()
-        for change in [#"CMD ["nginx", "-g", "daemon off;"]"#, "ENTRYPOINT /docker-entrypoint.sh",
-                       "ENV PATH=/usr/bin A=\"two words\"", "ENV LEGACY some value", "EXPOSE 80 53/udp",
-                       "LABEL maintainer=me", "USER nginx", "WORKDIR /srv", "STOPSIGNAL SIGQUIT"] {
+        for change in [
+            #"CMD ["nginx", "-g", "daemon off;"]"#, "ENTRYPOINT /docker-entrypoint.sh",
+            "ENV PATH=/usr/bin A=\"two words\"", "ENV LEGACY some value", "EXPOSE 80 53/udp",
+            "LABEL maintainer=me", "USER nginx", "WORKDIR /srv", "STOPSIGNAL SIGQUIT",
+        ] {
             try config.apply(change: change)
         }
-        #expect(config == ImageConfig(
-            entrypoint: ["/bin/sh", "-c", "/docker-entrypoint.sh"], cmd: ["nginx", "-g", "daemon off;"],
-            env: ["PATH=/usr/bin", "A=two words", "LEGACY=some value"], workingDir: "/srv", user: "nginx",
-            stopSignal: "SIGQUIT", exposedPorts: ["80/tcp", "53/udp"], labels: ["maintainer": "me"]))
+        #expect(
+            config
+                == ImageConfig(
+                    entrypoint: ["/bin/sh", "-c", "/docker-entrypoint.sh"], cmd: ["nginx", "-g", "daemon off;"],
+                    env: ["PATH=/usr/bin", "A=two words", "LEGACY=some value"], workingDir: "/srv", user: "nginx",
+                    stopSignal: "SIGQUIT", exposedPorts: ["80/tcp", "53/udp"], labels: ["maintainer": "me"]))
         #expect(throws: ImageConfig.ChangeError.self) { try config.apply(change: "VOLUME /data") }
         #expect(throws: ImageConfig.ChangeError.self) { try config.apply(change: "EXPOSE http") }
 
@@ -399,6 +426,14 @@ func getXattr(_ path: String, _ name: String) -> String? {
 final class ErrorBox: @unchecked Sendable {
     private let lock = NSLock()
     private var errors: [Error] = []
-    func append(_ error: Error) { lock.lock(); errors.append(error); lock.unlock() }
-    var all: [Error] { lock.lock(); defer { lock.unlock() }; return errors }
+    func append(_ error: Error) {
+        lock.lock()
+        errors.append(error)
+        lock.unlock()
+    }
+    var all: [Error] {
+        lock.lock()
+        defer { lock.unlock() }
+        return errors
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Images
 
 /// What the unpacker restores besides content: it writes entries itself (relative to directory
@@ -21,13 +22,15 @@ import Testing
         var link = TarEntry.symlink("bin/sh", to: "busybox")
         link.uid = 5
         link.mtime = 1_111_111_111
-        let tar = try s.makeTar("meta.tar", [
-            .dir("bin/", mode: 0o755), setuid, link,
-            .dir("home/"), .dir("home/u/", mode: 0o700), owned,
-            .dir("ro/", mode: 0o555), .file("ro/inside", "written before the mode"),
-            .dir("run/"), fifo, .dir("dev/"), device,
-            .dir("ro/", mode: 0o551),  // listed twice: the last mode wins
-        ])
+        let tar = try s.makeTar(
+            "meta.tar",
+            [
+                .dir("bin/", mode: 0o755), setuid, link,
+                .dir("home/"), .dir("home/u/", mode: 0o700), owned,
+                .dir("ro/", mode: 0o555), .file("ro/inside", "written before the mode"),
+                .dir("run/"), fifo, .dir("dev/"), device,
+                .dir("ro/", mode: 0o551),  // listed twice: the last mode wins
+            ])
         let diff = try ImageStore(root: s.root).importRootfs(tarPath: tar, reference: "meta").layerPaths[0]
 
         let su = try #require(lstatOf(diff + "/bin/su"))
@@ -65,7 +68,8 @@ import Testing
         #expect(access == aclBytes([(0x01, 6, nil), (0x02, 4, 1000), (0x04, 4, nil), (0x10, 4, nil), (0x20, 0, nil)]))
         #expect(lstatOf(diff + "/acl").map { $0.st_mode & 0o7777 } == 0o640)
         let defaults = try #require(getXattrBytes(diff + "/shared", "system.posix_acl_default"))
-        #expect(defaults == aclBytes([(0x01, 7, nil), (0x04, 5, nil), (0x08, 7, 2000), (0x10, 7, nil), (0x20, 0, nil)]))
+        #expect(
+            defaults == aclBytes([(0x01, 7, nil), (0x04, 5, nil), (0x08, 7, 2000), (0x10, 7, nil), (0x20, 0, nil)]))
     }
 
     @Test func sparseFilesKeepTheirHolesAndSize() throws {
@@ -93,12 +97,14 @@ import Testing
     /// directory, a directory with contents becomes a file, a directory listed again stays.
     @Test func laterEntriesReplaceEarlierOnes() throws {
         let s = try Scratch()
-        let tar = try s.makeTar("replace.tar", [
-            .file("x", "file first"), .dir("x/"), .file("x/inside", "now a directory"),
-            .dir("d/"), .dir("d/deeper/"), .file("d/deeper/f", "gone"), .file("d", "now a file"),
-            .dir("keep/"), .file("keep/f", "stays"), .dir("keep/", mode: 0o700),
-            .file("h-target", "old"), .hardlink("h", to: "h-target"), .file("h-target", "new inode"),
-        ])
+        let tar = try s.makeTar(
+            "replace.tar",
+            [
+                .file("x", "file first"), .dir("x/"), .file("x/inside", "now a directory"),
+                .dir("d/"), .dir("d/deeper/"), .file("d/deeper/f", "gone"), .file("d", "now a file"),
+                .dir("keep/"), .file("keep/f", "stays"), .dir("keep/", mode: 0o700),
+                .file("h-target", "old"), .hardlink("h", to: "h-target"), .file("h-target", "new inode"),
+            ])
         let diff = try ImageStore(root: s.root).importRootfs(tarPath: tar, reference: "r").layerPaths[0]
         #expect(try String(contentsOfFile: diff + "/x/inside", encoding: .utf8) == "now a directory")
         #expect(try String(contentsOfFile: diff + "/d", encoding: .utf8) == "now a file")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Images
 
 /// Layers holding paths longer than PATH_MAX (4096 bytes), which Docker and containerd unpack,
@@ -95,10 +96,11 @@ import Testing
         // Compressed data that ends early, once the deep tree is on disk. (Incompressible content,
         // so that cutting the file in half cuts into it.)
         var seed: UInt64 = 42
-        let noise = String((0..<200_000).map { _ -> Character in
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Character(UnicodeScalar(UInt8(33 + (seed >> 33) % 90)))
-        })
+        let noise = String(
+            (0..<200_000).map { _ -> Character in
+                seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Character(UnicodeScalar(UInt8(33 + (seed >> 33) % 90)))
+            })
         let whole = try deepLayer(s, name: "whole.tar", extra: [.file("noise", noise)])
         let gzipped = s.dir + "/cut.tar.gz"
         try s.run("/bin/sh", ["-c", "gzip -c '\(whole)' > '\(gzipped)'"])

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Testing
+
 @testable import Images
 
 /// One member of a tar written by `Scratch.makeTar`, field by field, so a test can make archives
@@ -139,7 +140,8 @@ func snapshot(_ directory: String) -> [String: String] {
     func walk(_ relative: String) {
         let path = directory + relative
         guard let st = lstatOf(path) else { return }
-        var line = "type=\(st.st_mode & S_IFMT) mode=\(String(st.st_mode & 0o7777, radix: 8)) "
+        var line =
+            "type=\(st.st_mode & S_IFMT) mode=\(String(st.st_mode & 0o7777, radix: 8)) "
             + "owner=\(st.st_uid):\(st.st_gid) size=\(st.st_size) links=\(st.st_nlink) "
             + "mtime=\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) "
             + "opaque=\(getXattr(path, "trusted.overlay.opaque") ?? "-")"

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Images
 
 /// The image config's `created`, parsed by hand (see Timestamp.parse for why).
@@ -27,8 +28,10 @@ import Testing
     }
 
     @Test func rejectsWhatIsNotRFC3339() {
-        for text in ["", "2024-01-02", "2024-01-02T03:04:05", "2024-13-02T03:04:05Z", "2024-01-02T25:04:05Z",
-                     "2024-01-02T03:04:05.Z", "2024-01-02T03:04:05Zjunk", "2024-01-02 03:04:05Z", "yesterday"] {
+        for text in [
+            "", "2024-01-02", "2024-01-02T03:04:05", "2024-13-02T03:04:05Z", "2024-01-02T25:04:05Z",
+            "2024-01-02T03:04:05.Z", "2024-01-02T03:04:05Zjunk", "2024-01-02 03:04:05Z", "yesterday",
+        ] {
             #expect(Timestamp.parse(text) == nil, "\(text)")
         }
     }

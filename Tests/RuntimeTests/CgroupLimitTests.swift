@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Limits land in the container's cgroup and hold.
@@ -17,7 +18,10 @@ import Testing
         defer { f.cleanup() }
         // A subshell forks until the kernel refuses; the outer shell then reports with builtins
         // only (it cannot fork either while the sleepers hold every slot).
-        var spec = f.spec(["sh", "-c", "( while true; do sleep 5 & done ) 2>/dev/null; read cur < /sys/fs/cgroup/pids/pids.current; read max < /sys/fs/cgroup/pids/pids.max; echo $cur $max"])
+        var spec = f.spec([
+            "sh", "-c",
+            "( while true; do sleep 5 & done ) 2>/dev/null; read cur < /sys/fs/cgroup/pids/pids.current; read max < /sys/fs/cgroup/pids/pids.max; echo $cur $max",
+        ])
         spec.resources.pids = 20
         let r = try f.run(spec)
         let numbers = r.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
@@ -31,7 +35,10 @@ import Testing
     @Test func cpusShowInCgroupFiles() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        var spec = f.spec(["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max"])
+        var spec = f.spec([
+            "sh", "-c",
+            "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max",
+        ])
         spec.resources.cpus = 0.5
         let r = try f.run(spec)
         #expect(r.stdout == "50000\n100000\n" || r.stdout == "50000 100000\n", "\(r.stdout)")
@@ -52,14 +59,16 @@ import Testing
         let minimum = "Minimum memory limit allowed is 6MB"
         #expect(refusal(CgroupLimits(memory: 1024)) == minimum)
         #expect(refusal(CgroupLimits(memory: (6 << 20) - 1)) == minimum)
-        #expect(refusal(CgroupLimits(memory: -1)) == minimum) // Docker: anything but 0 below 6 MiB
+        #expect(refusal(CgroupLimits(memory: -1)) == minimum)  // Docker: anything but 0 below 6 MiB
         #expect(refusal(CgroupLimits(memory: 6 << 20)) == nil)
-        #expect(refusal(CgroupLimits(memory: 0)) == nil) // 0 is no limit
+        #expect(refusal(CgroupLimits(memory: 0)) == nil)  // 0 is no limit
         #expect(refusal(CgroupLimits(memory: .max)) == nil)
-        #expect(refusal(CgroupLimits(memory: 64 << 20, memorySwap: 32 << 20))
-            == "Minimum memoryswap limit should be larger than memory limit, see usage")
-        #expect(refusal(CgroupLimits(memorySwap: 64 << 20))
-            == "You should always set the Memory limit when using Memoryswap limit, see usage")
+        #expect(
+            refusal(CgroupLimits(memory: 64 << 20, memorySwap: 32 << 20))
+                == "Minimum memoryswap limit should be larger than memory limit, see usage")
+        #expect(
+            refusal(CgroupLimits(memorySwap: 64 << 20))
+                == "You should always set the Memory limit when using Memoryswap limit, see usage")
         #expect(refusal(CgroupLimits(memory: 64 << 20, memorySwap: 64 << 20)) == nil)
         #expect(refusal(CgroupLimits(memory: 64 << 20, memorySwap: -1)) == nil)
         #expect(refusal(CgroupLimits(memorySwap: -1)) == nil)
@@ -79,12 +88,15 @@ import Testing
             #expect(refusal(CgroupLimits(nanoCPUs: nano)) == range, "\(nano)")
         }
         #expect(refusal(CgroupLimits(nanoCPUs: 3_000_000_000), cpus: 4) == nil)
-        #expect(refusal(CgroupLimits(nanoCPUs: 5_000_000_000), cpus: 4)
-            == "range of CPUs is from 0.01 to 4.00, as there are only 4 CPUs available")
+        #expect(
+            refusal(CgroupLimits(nanoCPUs: 5_000_000_000), cpus: 4)
+                == "range of CPUs is from 0.01 to 4.00, as there are only 4 CPUs available")
         // The public entry point uses the host's count.
         let host = CgroupLimits.onlineCPUs()
         #expect(host == max(sysconf(Int32(_SC_NPROCESSORS_ONLN)), 1))
-        #expect(throws: CgroupLimits.ValidationError.self) { try CgroupLimits(nanoCPUs: Int64(host) * 1_000_000_000 + 1).validate() }
+        #expect(throws: CgroupLimits.ValidationError.self) {
+            try CgroupLimits(nanoCPUs: Int64(host) * 1_000_000_000 + 1).validate()
+        }
         #expect(throws: Never.self) { try CgroupLimits(memory: 6 << 20, cpus: 0.5, pids: -1).validate() }
     }
 
@@ -117,7 +129,8 @@ import Testing
         let data = try JSONEncoder().encode(limits)
         #expect(try JSONDecoder().decode(CgroupLimits.self, from: data) == limits)
         #expect(String(decoding: data, as: UTF8.self).contains("\"nanoCPUs\":1500000000"))
-        let old = try JSONDecoder().decode(CgroupLimits.self, from: Data(#"{"memory":67108864,"cpus":0.5,"pids":20}"#.utf8))
+        let old = try JSONDecoder().decode(
+            CgroupLimits.self, from: Data(#"{"memory":67108864,"cpus":0.5,"pids":20}"#.utf8))
         #expect(old == CgroupLimits(memory: 64 << 20, nanoCPUs: 500_000_000, pids: 20))
     }
 }

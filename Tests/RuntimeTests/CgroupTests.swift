@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// A real cgroup for one test, killed and removed on deinit even when the test fails.
@@ -44,7 +45,11 @@ private func contents(_ path: String) -> String? {
         case .v1(let hierarchies):
             #expect(group.paths.count == hierarchies.count)
             func dir(_ controller: String) throws -> String {
-                try #require(group.paths.first { $0.hasPrefix((hierarchies.first { $0.controllers.contains(controller) }?.mountPoint ?? "?") + "/") })
+                try #require(
+                    group.paths.first {
+                        $0.hasPrefix(
+                            (hierarchies.first { $0.controllers.contains(controller) }?.mountPoint ?? "?") + "/")
+                    })
             }
             let memory = try dir("memory")
             #expect(contents(memory + "/memory.limit_in_bytes") == String(64 << 20))
@@ -116,7 +121,9 @@ private func contents(_ path: String) -> String? {
         switch layout {
         case .v1(let hierarchies):
             // Without swap accounting the swap limit is ignored, as Docker ignores it.
-            canCheck = hierarchies.contains { $0.controllers.contains("memory") && CgroupFiles.exists($0.mountPoint + "/memory.memsw.limit_in_bytes") }
+            canCheck = hierarchies.contains {
+                $0.controllers.contains("memory") && CgroupFiles.exists($0.mountPoint + "/memory.memsw.limit_in_bytes")
+            }
         case .v2: canCheck = true
         }
         if canCheck {
@@ -129,26 +136,32 @@ private func contents(_ path: String) -> String? {
 
     @Test func mountinfoDecidesBetweenV1AndV2() {
         let hybrid = """
-        31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-        32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
-        35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-        40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-        41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-        """
-        #expect(CgroupLayout.parse(mountinfo: hybrid) == .v1([
-            .init(mountPoint: "/sys/fs/cgroup/cpu,cpuacct", controllers: ["cpu", "cpuacct"], mountOptions: "cpu,cpuacct"),
-            .init(mountPoint: "/sys/fs/cgroup/memory", controllers: ["memory"], mountOptions: "memory"),
-            .init(mountPoint: "/sys/fs/cgroup/systemd", controllers: ["name=systemd"], mountOptions: "xattr,name=systemd"),
-        ]))
+            31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+            32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+            35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+            40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+            """
+        #expect(
+            CgroupLayout.parse(mountinfo: hybrid)
+                == .v1([
+                    .init(
+                        mountPoint: "/sys/fs/cgroup/cpu,cpuacct", controllers: ["cpu", "cpuacct"],
+                        mountOptions: "cpu,cpuacct"),
+                    .init(mountPoint: "/sys/fs/cgroup/memory", controllers: ["memory"], mountOptions: "memory"),
+                    .init(
+                        mountPoint: "/sys/fs/cgroup/systemd", controllers: ["name=systemd"],
+                        mountOptions: "xattr,name=systemd"),
+                ]))
         let unified = """
-        25 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
-        """
+            25 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+            """
         #expect(CgroupLayout.parse(mountinfo: unified) == .v2("/sys/fs/cgroup"))
         // Only a named v1 hierarchy (systemd's) plus cgroup2: the controllers are on v2.
         let namedOnly = """
-        40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
-        41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-        """
+            40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+            """
         #expect(CgroupLayout.parse(mountinfo: namedOnly) == .v2("/sys/fs/cgroup/unified"))
         #expect(CgroupLayout.parse(mountinfo: "22 1 0:21 / /proc rw - proc proc rw") == nil)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Removed containers' directories are kept and reused (ContainerPool): nothing of one container
@@ -21,8 +22,9 @@ import Testing
         #expect(entries.count == ContainerPool.capacity)
         for entry in entries {
             let dir = ContainerPool.directory(root: f.root) + "/" + entry
-            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir))
-                .isSubset(of: ["upper", "work", "hosts", "hostname", "resolv.conf", "config.json"]))
+            #expect(
+                Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+                    .isSubset(of: ["upper", "work", "hosts", "hostname", "resolv.conf", "config.json"]))
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/upper").isEmpty)
         }
         // Started the way `container run` starts (record and overlay made around the clone).

@@ -1,6 +1,7 @@
 import Foundation
 import Images
 import Testing
+
 @testable import Runtime
 
 /// A container sees itself as PID 1 in its own root, with the identity Docker would give it.
@@ -8,7 +9,9 @@ import Testing
     @Test func pidHostnameAndIsolation() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        var spec = f.spec(["sh", "-c", "echo pid=$$; hostname; test -e /work && echo host-visible; ls /; cat /etc/hostname"])
+        var spec = f.spec([
+            "sh", "-c", "echo pid=$$; hostname; test -e /work && echo host-visible; ls /; cat /etc/hostname",
+        ])
         spec.hostname = "box1"
         let r = try f.run(spec)
         #expect(r.code == 0)
@@ -77,16 +80,21 @@ import Testing
         let host = f.base + "/shared"
         try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
         try "from host\n".write(toFile: host + "/file", atomically: false, encoding: .utf8)
-        var spec = f.spec(["sh", "-c", """
+        var spec = f.spec([
+            "sh", "-c",
+            """
             touch /rootfile 2>/dev/null && echo root-writable; cat /data/file; touch /data/new 2>/dev/null && echo data-writable;
             echo hi > /scratch/x && cat /scratch/x; grep ' /scratch ' /proc/mounts; echo v > /vol/v && echo vol-ok;
             grep ' /dev/shm ' /proc/mounts
-            """])
+            """,
+        ])
         spec.readOnly = true
         spec.shmSize = 16 * 1024 * 1024
-        spec.mounts = [MountSpec(kind: .bind, source: host, target: "/data", readOnly: true),
-                       MountSpec(kind: .tmpfs, target: "/scratch", tmpfsSize: 1 << 20, tmpfsMode: 0o700),
-                       MountSpec(kind: .volume, source: "vol1", target: "/vol")]
+        spec.mounts = [
+            MountSpec(kind: .bind, source: host, target: "/data", readOnly: true),
+            MountSpec(kind: .tmpfs, target: "/scratch", tmpfsSize: 1 << 20, tmpfsMode: 0o700),
+            MountSpec(kind: .volume, source: "vol1", target: "/vol"),
+        ]
         let r = try f.run(spec)
         #expect(r.code == 0, "\(r.stderr)")
         #expect(!r.stdout.contains("root-writable"))
@@ -102,7 +110,10 @@ import Testing
     @Test func sysctlsUlimitsAndNetwork() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        var spec = f.spec(["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni; ulimit -n; ip -o link 2>/dev/null | wc -l; cat /sys/class/net/lo/operstate"])
+        var spec = f.spec([
+            "sh", "-c",
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni; ulimit -n; ip -o link 2>/dev/null | wc -l; cat /sys/class/net/lo/operstate",
+        ])
         spec.sysctls = ["net.ipv4.ip_forward": "1", "kernel.shmmni": "1000"]
         spec.ulimits = [Ulimit(name: "nofile", soft: 512, hard: 1024)]
         let r = try f.run(spec)
@@ -117,7 +128,8 @@ import Testing
     @Test func logsAreJsonLines() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        let c = try Container.create(spec: f.spec(["sh", "-c", "echo out; echo err >&2; printf partial"]), root: f.root)
+        let c = try Container.create(
+            spec: f.spec(["sh", "-c", "echo out; echo err >&2; printf partial"]), root: f.root)
         defer { try? c.remove(force: true) }
         _ = try c.start(stdio: .pipes(stdin: false)).wait()
         let text = try String(contentsOfFile: c.logPath, encoding: .utf8)

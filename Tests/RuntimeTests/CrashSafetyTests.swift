@@ -2,6 +2,7 @@ import CRuntime
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Runtime
 
 /// A berth process killed (SIGKILL) while it makes or starts a container loses no name and leaves
@@ -30,8 +31,9 @@ import Testing
         #expect(removed.stdout == "crashed\n")
         expectNothingLeft(of: killed, root: f.root)
 
-        let again = try BerthProcess.run(["container", "run", "--rm", "--name", "crashed", "busybox-test", "true"],
-                                     root: f.root)
+        let again = try BerthProcess.run(
+            ["container", "run", "--rm", "--name", "crashed", "busybox-test", "true"],
+            root: f.root)
         #expect(again.status == 0, "\(again.stderr)")
         expectEmpty(root: f.root)
     }
@@ -58,11 +60,15 @@ import Testing
         defer { f.cleanup() }
         let run = Process()
         run.executableURL = URL(fileURLWithPath: BerthProcess.executable)
-        run.arguments = ["container", "run", "--name", "started", "busybox-test",
-                         "sh", "-c", "echo ready; exec sleep 30"]
+        run.arguments = [
+            "container", "run", "--name", "started", "busybox-test",
+            "sh", "-c", "echo ready; exec sleep 30",
+        ]
         run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": f.root]) { $1 }
         let output = Pipe()
-        (run.standardOutput, run.standardInput, run.standardError) = (output, FileHandle.nullDevice, FileHandle.nullDevice)
+        (run.standardOutput, run.standardInput, run.standardError) = (
+            output, FileHandle.nullDevice, FileHandle.nullDevice
+        )
         try run.run()
         defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
         // "ready" reached berth's stdout: the container's program runs.
@@ -86,8 +92,9 @@ import Testing
         #expect(PausedRun.isGone(pid))
         #expect(RuntimeFixture.leftovers(id: container.id, root: f.root).isEmpty)
         expectEmpty(root: f.root)
-        let again = try BerthProcess.run(["container", "run", "--rm", "--name", "started", "busybox-test", "true"],
-                                     root: f.root)
+        let again = try BerthProcess.run(
+            ["container", "run", "--rm", "--name", "started", "busybox-test", "true"],
+            root: f.root)
         #expect(again.status == 0, "\(again.stderr)")
     }
 
@@ -142,11 +149,13 @@ import Testing
         let orphanID = Container.randomID()
         let files = FileManager.default
         for dir in ["/upper", "/work"] {
-            try files.createDirectory(atPath: f.root + "/containers/" + orphanID + dir,
-                                      withIntermediateDirectories: true)
+            try files.createDirectory(
+                atPath: f.root + "/containers/" + orphanID + dir,
+                withIntermediateDirectories: true)
         }
-        try files.createSymbolicLink(atPath: f.root + "/container-names/ghost",
-                                     withDestinationPath: NameLink.target(forID: Container.randomID()))
+        try files.createSymbolicLink(
+            atPath: f.root + "/container-names/ghost",
+            withDestinationPath: NameLink.target(forID: Container.randomID()))
         try files.createSymbolicLink(atPath: f.root + "/container-names/junk", withDestinationPath: "not-an-id")
         // One stopped container, which goes, and one running, which stays.
         var stoppedSpec = f.spec(["true"])
@@ -177,8 +186,9 @@ import Testing
         let f = try RuntimeFixture()
         defer { f.cleanup() }
         let orphanID = Container.randomID()
-        try FileManager.default.createDirectory(atPath: f.root + "/containers/" + orphanID,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: f.root + "/containers/" + orphanID,
+            withIntermediateDirectories: true)
         let declined = try BerthProcess.run(["system", "prune"], root: f.root, stdin: "n\n")
         #expect(declined.status == 0)
         #expect(declined.stdout.contains("Are you sure you want to continue? [y/N]"))
@@ -198,8 +208,9 @@ import Testing
         let dir = f.root + "/containers/" + id
         try FileManager.default.createDirectory(atPath: dir + "/upper", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: f.root + "/container-names", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: f.root + "/container-names/locked",
-                                                   withDestinationPath: NameLink.target(forID: id))
+        try FileManager.default.createSymbolicLink(
+            atPath: f.root + "/container-names/locked",
+            withDestinationPath: NameLink.target(forID: id))
         let lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         #expect(flock(lock, LOCK_EX) == 0)
         #expect(throws: Container.Error.self) { _ = try Container.removeLeftover("locked", root: f.root) }

@@ -1,9 +1,11 @@
 import CRuntime
 import Foundation
 import Testing
+
 @testable import Runtime
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A cgroup2 file system mounted on a fresh temporary directory, one child group in it, a static
@@ -25,51 +27,51 @@ private final class V2Lab {
     /// opened non-blocking and closed at once, except `rw`, which writes and reads one byte
     /// (only ever used on /dev/null and /dev/zero).
     static let probeSource = #"""
-    #include <errno.h>
-    #include <fcntl.h>
-    #include <stdio.h>
-    #include <stdlib.h>
-    #include <string.h>
-    #include <sys/stat.h>
-    #include <sys/sysmacros.h>
-    #include <unistd.h>
-    static int try_open(const char *path, int flags, int io) {
-        int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0) return errno;
-        char c = 'x';
-        int err = 0;
-        if (io && (write(fd, &c, 1) != 1 || read(fd, &c, 1) < 0)) err = errno;
-        close(fd);
-        return err;
-    }
-    int main(int argc, char **argv) {
-        if (argc < 2) return 2;
-        if (strcmp(argv[1], "-") != 0) {
-            int fd = open(argv[1], O_WRONLY);
-            if (fd < 0 || write(fd, "0", 1) != 1) { perror("join"); return 2; }
+        #include <errno.h>
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <sys/stat.h>
+        #include <sys/sysmacros.h>
+        #include <unistd.h>
+        static int try_open(const char *path, int flags, int io) {
+            int fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            if (fd < 0) return errno;
+            char c = 'x';
+            int err = 0;
+            if (io && (write(fd, &c, 1) != 1 || read(fd, &c, 1) < 0)) err = errno;
             close(fd);
+            return err;
         }
-        for (int i = 2; i + 1 < argc; i += 2) {
-            const char *op = argv[i], *path = argv[i + 1];
-            int err;
-            if (strcmp(op, "mknod") == 0 && i + 3 < argc) {
-                dev_t dev = makedev(atoi(argv[i + 2]), atoi(argv[i + 3]));
-                err = mknod(path, S_IFCHR | 0600, dev) == 0 ? 0 : errno;
-                i += 2;
-            } else if (strcmp(op, "read") == 0) {
-                err = try_open(path, O_RDONLY, 0);
-            } else if (strcmp(op, "write") == 0) {
-                err = try_open(path, O_WRONLY, 0);
-            } else if (strcmp(op, "rw") == 0) {
-                err = try_open(path, O_RDWR, 1);
-            } else {
-                return 2;
+        int main(int argc, char **argv) {
+            if (argc < 2) return 2;
+            if (strcmp(argv[1], "-") != 0) {
+                int fd = open(argv[1], O_WRONLY);
+                if (fd < 0 || write(fd, "0", 1) != 1) { perror("join"); return 2; }
+                close(fd);
             }
-            printf("%s %s %d\n", op, path, err);
+            for (int i = 2; i + 1 < argc; i += 2) {
+                const char *op = argv[i], *path = argv[i + 1];
+                int err;
+                if (strcmp(op, "mknod") == 0 && i + 3 < argc) {
+                    dev_t dev = makedev(atoi(argv[i + 2]), atoi(argv[i + 3]));
+                    err = mknod(path, S_IFCHR | 0600, dev) == 0 ? 0 : errno;
+                    i += 2;
+                } else if (strcmp(op, "read") == 0) {
+                    err = try_open(path, O_RDONLY, 0);
+                } else if (strcmp(op, "write") == 0) {
+                    err = try_open(path, O_WRONLY, 0);
+                } else if (strcmp(op, "rw") == 0) {
+                    err = try_open(path, O_RDWR, 1);
+                } else {
+                    return 2;
+                }
+                printf("%s %s %d\n", op, path, err);
+            }
+            return 0;
         }
-        return 0;
-    }
-    """#
+        """#
 
     init() throws {
         let name = "berth-devfence-\(UUID().uuidString.prefix(8))"
@@ -154,8 +156,10 @@ private final class V2Lab {
 
 /// Device fencing: Docker's allow list on cgroup v1 (devices.allow) and v2 (a BPF program).
 @Suite(.serialized) struct DeviceFenceTests {
-    static let dockerDefaultLines = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
-                                     "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
+    static let dockerDefaultLines = [
+        "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+        "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+    ]
 
     @Test func rulesReadAndWriteCgroupV1Syntax() {
         #expect(DeviceRules.dockerDefaults.map(\.description) == Self.dockerDefaultLines)
@@ -179,9 +183,11 @@ private final class V2Lab {
 
         try DeviceRules.apply(to: lab.cgroup, privileged: false, container: "devtest")
         #expect(lab.attachedPrograms == 1)
-        let r = try lab.probe(["mknod", node, "4", "64", "read", node, "write", node, "read", lab.kmsg,
-                               "read", "/dev/kmsg", "write", "/dev/kmsg", "rw", "/dev/null", "rw", "/dev/zero",
-                               "read", "/dev/urandom"])
+        let r = try lab.probe([
+            "mknod", node, "4", "64", "read", node, "write", node, "read", lab.kmsg,
+            "read", "/dev/kmsg", "write", "/dev/kmsg", "rw", "/dev/null", "rw", "/dev/zero",
+            "read", "/dev/urandom",
+        ])
         // Docker allows mknod of any node ("c *:* m") but not opening it: the serial console
         // (c 4:64) stays closed, for reading and for writing.
         #expect(r["mknod \(node)"] == 0)
@@ -199,10 +205,13 @@ private final class V2Lab {
         let lab = try V2Lab()
         defer { lab.cleanup() }
         let node = lab.dir + "/ser"
-        try DeviceRules.attachV2([DeviceRules.Rule(.char, major: 1, minor: 3, access: .rwm)], dir: lab.group,
-                                 container: "devtest")
-        let r = try lab.probe(["mknod", node, "4", "64", "mknod", lab.dir + "/null", "1", "3",
-                               "rw", "/dev/null", "rw", "/dev/zero"])
+        try DeviceRules.attachV2(
+            [DeviceRules.Rule(.char, major: 1, minor: 3, access: .rwm)], dir: lab.group,
+            container: "devtest")
+        let r = try lab.probe([
+            "mknod", node, "4", "64", "mknod", lab.dir + "/null", "1", "3",
+            "rw", "/dev/null", "rw", "/dev/zero",
+        ])
         #expect(r["mknod \(node)"] == EPERM)
         #expect(!FileManager.default.fileExists(atPath: node))
         #expect(r["mknod \(lab.dir)/null"] == 0)
@@ -214,13 +223,15 @@ private final class V2Lab {
         let lab = try V2Lab()
         defer { lab.cleanup() }
         let rules = [
-            DeviceRules.Rule(.char, major: 1, minor: nil, access: .read),    // any memory device, read only
-            DeviceRules.Rule(.all, major: 1, minor: 3, access: .write),      // /dev/null, write, either type
+            DeviceRules.Rule(.char, major: 1, minor: nil, access: .read),  // any memory device, read only
+            DeviceRules.Rule(.all, major: 1, minor: 3, access: .write),  // /dev/null, write, either type
             DeviceRules.Rule(.block, major: nil, minor: nil, access: .rwm),  // block devices only
         ]
         try DeviceRules.attachV2(rules, dir: lab.group, container: "devtest")
-        let r = try lab.probe(["read", lab.kmsg, "read", "/dev/zero", "write", "/dev/zero", "write", "/dev/null",
-                               "rw", "/dev/null", "read", "/dev/tty0", "mknod", lab.dir + "/m", "1", "11"])
+        let r = try lab.probe([
+            "read", lab.kmsg, "read", "/dev/zero", "write", "/dev/zero", "write", "/dev/null",
+            "rw", "/dev/null", "read", "/dev/tty0", "mknod", lab.dir + "/m", "1", "11",
+        ])
         #expect(r["read \(lab.kmsg)"] == 0)
         #expect(r["read /dev/zero"] == 0)
         #expect(r["write /dev/zero"] == EPERM)
@@ -228,7 +239,7 @@ private final class V2Lab {
         // An O_RDWR open asks for read and write at once, and no single rule grants both; v1's
         // devices controller judges a request against one rule at a time too.
         #expect(r["rw /dev/null"] == EPERM)
-        #expect(r["read /dev/tty0"] == EPERM) // c 4:0: the block rule does not cover it
+        #expect(r["read /dev/tty0"] == EPERM)  // c 4:0: the block rule does not cover it
         #expect(r["mknod \(lab.dir)/m"] == EPERM)
     }
 
@@ -265,7 +276,8 @@ private final class V2Lab {
         let error = #expect(throws: Container.Error.self) {
             try DeviceRules.apply(to: missing, privileged: false, container: "web")
         }
-        #expect(error?.description == "container web: step cgroup /nonexistent/berth/none devices: "
+        #expect(
+            error?.description == "container web: step cgroup /nonexistent/berth/none devices: "
                 + "cannot attach the device program: No such file or directory")
     }
 
@@ -273,14 +285,16 @@ private final class V2Lab {
 
     @Test func v1WritesDockersListToTheDevicesController() throws {
         guard case .v1(let hierarchies) = try CgroupLayout.host(),
-              let devices = hierarchies.first(where: { $0.controllers.contains("devices") }) else { return }
+            let devices = hierarchies.first(where: { $0.controllers.contains("devices") })
+        else { return }
         let name = "berth-devtest-\(UUID().uuidString.prefix(8).lowercased())"
         let group = try Cgroup.create(name: name, limits: CgroupLimits())
         defer { try? group.remove() }
         let list = devices.mountPoint + "/" + Cgroup.parentName + "/" + name + "/devices.list"
 
-        try DeviceRules.apply(to: group, privileged: false, extra: [DeviceRules.Rule(parsing: "a 7:* rw")!],
-                              container: "devtest")
+        try DeviceRules.apply(
+            to: group, privileged: false, extra: [DeviceRules.Rule(parsing: "a 7:* rw")!],
+            container: "devtest")
         let lines = (try String(contentsOfFile: list, encoding: .utf8)).split(separator: "\n").map(String.init)
         // v1 reads "a" as allow-everything, so the `a` rule lands as one char and one block rule.
         #expect(lines == Self.dockerDefaultLines + ["c 7:* rw", "b 7:* rw"])
@@ -290,12 +304,15 @@ private final class V2Lab {
         guard case .v1 = try CgroupLayout.host() else { return }
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        let r = try f.run(["sh", "-c", """
+        let r = try f.run([
+            "sh", "-c",
+            """
             mknod /tmp/ser c 4 64 && echo made
             true < /tmp/ser && echo opened-ser
             echo x > /dev/null && echo null-ok
             head -c 4 /dev/zero | wc -c
-            """])
+            """,
+        ])
         #expect(r.stdout.split(separator: "\n") == ["made", "null-ok", "4"], "\(r.stdout) \(r.stderr)")
         #expect(r.stderr.contains("Operation not permitted"), "\(r.stderr)")
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// No process of a container can open the host's binary that starts it (CVE-2019-5736): the
@@ -10,42 +11,42 @@ import Testing
     /// Opens /proc/N/exe of every process it sees, over and over until /tmp/stop appears, and
     /// prints the device:inode of each distinct file it managed to open.
     static let scanner = #"""
-    #include <ctype.h>
-    #include <dirent.h>
-    #include <fcntl.h>
-    #include <stdio.h>
-    #include <string.h>
-    #include <sys/stat.h>
-    #include <unistd.h>
-    int main(void) {
-        static char seen[256][48];
-        int count = 0;
-        printf("ready\n");
-        fflush(stdout);
-        while (access("/tmp/stop", F_OK) != 0) {
-            DIR *d = opendir("/proc");
-            struct dirent *e;
-            while (d && (e = readdir(d))) {
-                if (!isdigit((unsigned char)e->d_name[0])) continue;
-                char path[64], id[48];
-                snprintf(path, sizeof path, "/proc/%s/exe", e->d_name);
-                int fd = open(path, O_RDONLY);
-                if (fd < 0) continue;
-                struct stat st;
-                if (fstat(fd, &st) == 0) {
-                    snprintf(id, sizeof id, "%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
-                    int known = 0;
-                    for (int i = 0; i < count; i++) known |= strcmp(seen[i], id) == 0;
-                    if (!known && count < 256) strcpy(seen[count++], id);
+        #include <ctype.h>
+        #include <dirent.h>
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <string.h>
+        #include <sys/stat.h>
+        #include <unistd.h>
+        int main(void) {
+            static char seen[256][48];
+            int count = 0;
+            printf("ready\n");
+            fflush(stdout);
+            while (access("/tmp/stop", F_OK) != 0) {
+                DIR *d = opendir("/proc");
+                struct dirent *e;
+                while (d && (e = readdir(d))) {
+                    if (!isdigit((unsigned char)e->d_name[0])) continue;
+                    char path[64], id[48];
+                    snprintf(path, sizeof path, "/proc/%s/exe", e->d_name);
+                    int fd = open(path, O_RDONLY);
+                    if (fd < 0) continue;
+                    struct stat st;
+                    if (fstat(fd, &st) == 0) {
+                        snprintf(id, sizeof id, "%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+                        int known = 0;
+                        for (int i = 0; i < count; i++) known |= strcmp(seen[i], id) == 0;
+                        if (!known && count < 256) strcpy(seen[count++], id);
+                    }
+                    close(fd);
                 }
-                close(fd);
+                if (d) closedir(d);
             }
-            if (d) closedir(d);
+            for (int i = 0; i < count; i++) printf("seen %s\n", seen[i]);
+            return 0;
         }
-        for (int i = 0; i < count; i++) printf("seen %s\n", seen[i]);
-        return 0;
-    }
-    """#
+        """#
 
     static func hostBinaryID() -> String {
         var st = stat()
@@ -75,35 +76,37 @@ import Testing
     /// /proc/self/exe, which was the host's binary in the process that exec'ed it. It prints the
     /// device:inode of whatever /proc/self/exe it can open.
     static let loader = #"""
-    static long sc(long n, long a, long b, long c) {
-        long r;
-        __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-        return r;
-    }
-    struct kstat { unsigned long dev, ino, nlink; unsigned int mode, uid, gid, pad; unsigned long rdev; long size, blksize, blocks, t[6], unused[3]; };
-    static void put(unsigned long v) {
-        char b[24]; int i = 23; b[i] = 0;
-        do { b[--i] = '0' + v % 10; v /= 10; } while (v);
-        sc(1, 1, (long)(b + i), 23 - i);
-    }
-    void entry(long *sp) {
-        long fd = sc(2, (long)"/proc/self/exe", 0, 0);
-        struct kstat st;
-        if (fd >= 0 && sc(5, fd, (long)&st, 0) == 0) {
-            sc(1, 1, (long)"exe ", 4); put(st.dev); sc(1, 1, (long)":", 1); put(st.ino); sc(1, 1, (long)"\n", 1);
+        static long sc(long n, long a, long b, long c) {
+            long r;
+            __asm__ volatile ("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+            return r;
         }
-        sc(60, 0, 0, 0);
-    }
-    __asm__(".globl _start\n_start:\n mov %rsp, %rdi\n and $-16, %rsp\n call entry\n hlt\n");
-    """#
+        struct kstat { unsigned long dev, ino, nlink; unsigned int mode, uid, gid, pad; unsigned long rdev; long size, blksize, blocks, t[6], unused[3]; };
+        static void put(unsigned long v) {
+            char b[24]; int i = 23; b[i] = 0;
+            do { b[--i] = '0' + v % 10; v /= 10; } while (v);
+            sc(1, 1, (long)(b + i), 23 - i);
+        }
+        void entry(long *sp) {
+            long fd = sc(2, (long)"/proc/self/exe", 0, 0);
+            struct kstat st;
+            if (fd >= 0 && sc(5, fd, (long)&st, 0) == 0) {
+                sc(1, 1, (long)"exe ", 4); put(st.dev); sc(1, 1, (long)":", 1); put(st.ino); sc(1, 1, (long)"\n", 1);
+            }
+            sc(60, 0, 0, 0);
+        }
+        __asm__(".globl _start\n_start:\n mov %rsp, %rdi\n and $-16, %rsp\n call entry\n hlt\n");
+        """#
 
     @Test func anEntrypointOfProcSelfExeNeverReachesTheHostBinary() throws {
         let fixture = try RuntimeFixture(prepare: { root in
             let source = root + "/../loader.c"
             try Self.loader.write(toFile: source, atomically: false, encoding: .utf8)
             try FileManager.default.createDirectory(atPath: root + "/lib64", withIntermediateDirectories: true)
-            try RuntimeFixture.capture(["/usr/bin/cc", "-nostdlib", "-static-pie", "-fno-stack-protector", "-O1", "-o",
-                                        root + "/lib64/ld-linux-x86-64.so.2", source])
+            try RuntimeFixture.capture([
+                "/usr/bin/cc", "-nostdlib", "-static-pie", "-fno-stack-protector", "-O1", "-o",
+                root + "/lib64/ld-linux-x86-64.so.2", source,
+            ])
             try "#!/proc/self/exe\n".write(toFile: root + "/bin/selfexe", atomically: false, encoding: .utf8)
             chmod(root + "/bin/selfexe", 0o755)
         })

@@ -1,6 +1,7 @@
 import Foundation
 import Images
 import Testing
+
 @testable import Runtime
 
 /// Images written by an attacker: symlinks at every path the runtime touches on a container's
@@ -33,10 +34,12 @@ import Testing
                 let full = path + relative
                 var st = stat()
                 guard lstat(full, &st) == 0 else { return }
-                var line = "\(relative.isEmpty ? "." : relative) \(String(st.st_mode, radix: 8)) \(st.st_uid):\(st.st_gid) \(st.st_size)"
+                var line =
+                    "\(relative.isEmpty ? "." : relative) \(String(st.st_mode, radix: 8)) \(st.st_uid):\(st.st_gid) \(st.st_size)"
                 switch st.st_mode & S_IFMT {
                 case S_IFREG: line += " " + ((try? String(contentsOfFile: full, encoding: .utf8)) ?? "?")
-                case S_IFLNK: line += " -> " + ((try? FileManager.default.destinationOfSymbolicLink(atPath: full)) ?? "?")
+                case S_IFLNK:
+                    line += " -> " + ((try? FileManager.default.destinationOfSymbolicLink(atPath: full)) ?? "?")
                 case S_IFDIR:
                     for name in ((try? FileManager.default.contentsOfDirectory(atPath: full)) ?? []).sorted() {
                         walk(relative + "/" + name)
@@ -62,7 +65,8 @@ import Testing
         // Apart, so that no mount covers another; all at "/" for the root case.
         func at(_ name: String) -> String { target == "/" ? "/" : target + "/" + name }
         return [
-            "data": at("data"), "bindmnt": at("bindmnt"), "tmpmnt": at("tmpmnt"), "work": at("work"), "nested": target + "/dir",
+            "data": at("data"), "bindmnt": at("bindmnt"), "tmpmnt": at("tmpmnt"), "work": at("work"),
+            "nested": target + "/dir",
             "dev": target, "proc": target, "sys": target,
             "etc/passwd": file, "etc/group": file, "etc/hosts": file, "etc/hostname": file, "etc/resolv.conf": file,
         ]
@@ -86,17 +90,21 @@ import Testing
 
             // Mounts whose targets are links, a working directory and a user that go through them.
             var spec = fixture.spec(["sh", "-c", "echo x > /bindmnt/f; echo y > /data/f; echo z > /tmpmnt/f; pwd"])
-            spec.mounts = [MountSpec(kind: .bind, source: hostBind, target: "/bindmnt"),
-                           MountSpec(kind: .volume, source: "hostile-\(kind)", target: "/data"),
-                           MountSpec(kind: .tmpfs, target: "/tmpmnt"),
-                           MountSpec(kind: .volume, source: "nested-\(kind)", target: "/nested/deeper")]
+            spec.mounts = [
+                MountSpec(kind: .bind, source: hostBind, target: "/bindmnt"),
+                MountSpec(kind: .volume, source: "hostile-\(kind)", target: "/data"),
+                MountSpec(kind: .tmpfs, target: "/tmpmnt"),
+                MountSpec(kind: .volume, source: "nested-\(kind)", target: "/nested/deeper"),
+            ]
             spec.workingDir = "/work/sub"
             spec.user = "0:0"  // by number: the hostile passwd link leaves the image without one
             if kind == "root" {
                 // Each of those mounts would land on "/": refused before anything is written.
                 let message = Self.failure { _ = try fixture.run(spec) }
                 #expect(message.contains("resolves to the container's root"), "\(message)")
-                #expect(try FileManager.default.contentsOfDirectory(atPath: hostBind).isEmpty, "root: the bind source stays empty")
+                #expect(
+                    try FileManager.default.contentsOfDirectory(atPath: hostBind).isEmpty,
+                    "root: the bind source stays empty")
             } else {
                 let run = try fixture.run(spec)
                 #expect(run.code == 0, "\(kind): \(run.stderr)")
@@ -120,13 +128,17 @@ import Testing
         for over in ["/dev", "/etc"] {
             let fixture = try RuntimeFixture(links: ["data": over])
             defer { fixture.cleanup() }
-            let names = ["null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout", "stderr", "ptmx",
-                         "core", "shm", "pts", "mqueue", "hosts", "hostname", "resolv.conf", "passwd", "group"]
+            let names = [
+                "null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout", "stderr", "ptmx",
+                "core", "shm", "pts", "mqueue", "hosts", "hostname", "resolv.conf", "passwd", "group",
+            ]
             let plant = names.enumerated().map { i, name in
                 "rm -rf /data/\(name); ln -s \(i % 2 == 0 ? sentinel.path + "/secret" : deep) /data/\(name)"
             }.joined(separator: "; ")
             for round in 1...2 {
-                var spec = fixture.spec(["sh", "-c", plant + "; cat /proc/keys /proc/timer_list >/dev/null 2>&1; echo round"])
+                var spec = fixture.spec([
+                    "sh", "-c", plant + "; cat /proc/keys /proc/timer_list >/dev/null 2>&1; echo round",
+                ])
                 spec.mounts = [MountSpec(kind: .volume, source: "planted", target: "/data")]
                 let run = try fixture.run(spec)
                 #expect(run.stdout.contains("round"), "\(over) round \(round): \(run.stderr)")
@@ -156,10 +168,12 @@ import Testing
         #expect(Self.failure { _ = try device.run(device.spec(["true"])) }.contains("/etc/group is not a regular file"))
 
         // A link to a file of the host's is resolved inside the image: /etc/shadow is not there.
-        let shadow = try RuntimeFixture(links: ["etc/passwd": "/etc/shadow", "etc/group": "../../../../etc/shadow"],
-                                        prepare: { root in
-            try "mallory:x:0:0::/root:/bin/sh\n".write(toFile: root + "/etc/shadow", atomically: false, encoding: .utf8)
-        })
+        let shadow = try RuntimeFixture(
+            links: ["etc/passwd": "/etc/shadow", "etc/group": "../../../../etc/shadow"],
+            prepare: { root in
+                try "mallory:x:0:0::/root:/bin/sh\n".write(
+                    toFile: root + "/etc/shadow", atomically: false, encoding: .utf8)
+            })
         defer { shadow.cleanup() }
         var named = shadow.spec(["id", "-u"])
         named.user = "mallory"
@@ -170,10 +184,13 @@ import Testing
     }
 
     @Test func userFilesResolveLinksInsideTheImage() throws {
-        let fixture = try RuntimeFixture(links: ["etc/passwd": "../srv/users"], prepare: { root in
-            try FileManager.default.createDirectory(atPath: root + "/srv", withIntermediateDirectories: true)
-            try "carol:x:1234:1234::/home/carol:/bin/sh\n".write(toFile: root + "/srv/users", atomically: false, encoding: .utf8)
-        })
+        let fixture = try RuntimeFixture(
+            links: ["etc/passwd": "../srv/users"],
+            prepare: { root in
+                try FileManager.default.createDirectory(atPath: root + "/srv", withIntermediateDirectories: true)
+                try "carol:x:1234:1234::/home/carol:/bin/sh\n".write(
+                    toFile: root + "/srv/users", atomically: false, encoding: .utf8)
+            })
         defer { fixture.cleanup() }
         var spec = fixture.spec(["id", "-u"])
         spec.user = "carol"
@@ -189,15 +206,19 @@ import Testing
         let fm = FileManager.default
         let layers = (0..<3).map { base + "/l\($0)" }
         func write(_ layer: Int, _ path: String, _ text: String) throws {
-            try fm.createDirectory(atPath: ((layers[layer] + path) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.createDirectory(
+                atPath: ((layers[layer] + path) as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true)
             try text.write(toFile: layers[layer] + path, atomically: false, encoding: .utf8)
         }
         try write(0, "/etc/passwd", "low")
         try write(0, "/srv/a", "a0")
         try write(1, "/etc/other", "o1")
         try write(1, "/etc/gone", "g1")
-        try RuntimeFixture.capture(["/usr/bin/python3", "-c", "import os,sys; os.setxattr(sys.argv[1], 'trusted.overlay.opaque', b'y')",
-                                    layers[1] + "/etc"])
+        try RuntimeFixture.capture([
+            "/usr/bin/python3", "-c", "import os,sys; os.setxattr(sys.argv[1], 'trusted.overlay.opaque', b'y')",
+            layers[1] + "/etc",
+        ])
         try fm.createDirectory(atPath: layers[2] + "/etc", withIntermediateDirectories: true)
         #expect(mknod(layers[2] + "/etc/gone", S_IFCHR, 0) == 0)
         try fm.createSymbolicLink(atPath: layers[2] + "/srv", withDestinationPath: "/etc")
@@ -224,7 +245,10 @@ import Testing
             (MountSpec(kind: .bind, source: hostBind, target: "/up"), "resolves to the container's root"),
             (MountSpec(kind: .bind, source: hostBind, target: "/pp"), "inside /proc"),
             (MountSpec(kind: .volume, source: "vv", target: "/proc/sys/kernel"), "inside /proc"),
-            (MountSpec(kind: .volume, source: "x/../../../../tmp/somewhere", target: "/m"), "invalid characters for a local volume name"),
+            (
+                MountSpec(kind: .volume, source: "x/../../../../tmp/somewhere", target: "/m"),
+                "invalid characters for a local volume name"
+            ),
             (MountSpec(kind: .volume, source: "..", target: "/m"), "invalid characters for a local volume name"),
         ]
         for (mount, expected) in cases {
@@ -249,15 +273,15 @@ import Testing
     /// away with `rm` (it once crashed berth with a stack overflow and stayed).
     @Test func aContainersDeepTreeIsRemoved() throws {
         let deep = #"""
-        #include <stdlib.h>
-        #include <sys/stat.h>
-        #include <unistd.h>
-        int main(int argc, char **argv) {
-            int n = atoi(argv[1]);
-            for (int i = 0; i < n; i++) if (mkdir("d", 0755) != 0 || chdir("d") != 0) return 1;
-            return 0;
-        }
-        """#
+            #include <stdlib.h>
+            #include <sys/stat.h>
+            #include <unistd.h>
+            int main(int argc, char **argv) {
+                int n = atoi(argv[1]);
+                for (int i = 0; i < n; i++) if (mkdir("d", 0755) != 0 || chdir("d") != 0) return 1;
+                return 0;
+            }
+            """#
         let fixture = try RuntimeFixture(probes: ["deep": deep])
         defer { fixture.cleanup() }
         var spec = fixture.spec(["sh", "-c", "cd /tmp && deep 30000"])
@@ -277,7 +301,8 @@ import Testing
         defer { fixture.cleanup() }
         _ = try fixture.run(["true"])
         var st = stat()
-        #expect(stat(fixture.root, &st) == 0 && st.st_mode & 0o777 == 0o700, "mode \(String(st.st_mode & 0o777, radix: 8))")
+        #expect(
+            stat(fixture.root, &st) == 0 && st.st_mode & 0o777 == 0o700, "mode \(String(st.st_mode & 0o777, radix: 8))")
     }
 
     static func failure(_ body: () throws -> Void) -> String {

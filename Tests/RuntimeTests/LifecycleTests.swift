@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Start, stop, kill, exec, remove — and the state any berth process can read.
@@ -30,7 +31,8 @@ import Testing
     @Test func stopWithIgnoringHandlerWaitsForGrace() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        let bg = try f.start(f.spec(["sh", "-c", "trap 'echo got-term' TERM; echo ready; while true; do sleep 0.1; done"]))
+        let bg = try f.start(
+            f.spec(["sh", "-c", "trap 'echo got-term' TERM; echo ready; while true; do sleep 0.1; done"]))
         #expect(f.waitForLog(bg.container, containing: "ready"))
         let ms = try Self.milliseconds { try bg.container.stop(timeout: 1) }
         #expect(ms >= 1000 && ms < 5000, "stop took \(ms) ms")
@@ -70,8 +72,13 @@ import Testing
         defer { try? bg.container.stop(timeout: 0) }
         #expect(f.waitForLog(bg.container, containing: "ready"))
 
-        let p = try bg.container.exec(ExecSpec(argv: ["sh", "-c", "id -u; hostname; echo $FROM_RUN $EXTRA; pwd; grep -E 'CapEff|Seccomp:' /proc/self/status; cat /proc/1/cmdline | tr '\\0' ' '; exit 9"],
-                                               env: ["EXTRA=2"], user: "bob", workingDir: "/tmp"))
+        let p = try bg.container.exec(
+            ExecSpec(
+                argv: [
+                    "sh", "-c",
+                    "id -u; hostname; echo $FROM_RUN $EXTRA; pwd; grep -E 'CapEff|Seccomp:' /proc/self/status; cat /proc/1/cmdline | tr '\\0' ' '; exit 9",
+                ],
+                env: ["EXTRA=2"], user: "bob", workingDir: "/tmp"))
         // The exec's output goes through its own pipes, to the caller's sink.
         var output: [UInt8] = []
         let code = p.wait { chunk, _ in output += chunk }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// The json-file log read back as `docker logs` reads it: rotation followed by inode, `--tail`,
@@ -12,8 +13,9 @@ import Testing
         let dir = try TemporaryLogDirectory()
         let count = 50_000
         // ~3.5 MB in 64 KiB files: some 55 rotations, none of them deleting a file.
-        let (followed, readWhileWriting) = try Self.followWhileWriting(dir.log, lines: count, maxSize: 64 * 1024,
-                                                                       maxFiles: 100)
+        let (followed, readWhileWriting) = try Self.followWhileWriting(
+            dir.log, lines: count, maxSize: 64 * 1024,
+            maxFiles: 100)
         #expect(readWhileWriting, "the follower read nothing before the writer was done")
         let numbers = followed.map(\.log)
         #expect(numbers.count == count)
@@ -112,7 +114,8 @@ import Testing
         let dir = try TemporaryLogDirectory()
         // A partial last line of output (no newline in "log"), a key order and escapes of Go's
         // encoder, an entry with extra fields, garbage, and a last entry cut before its newline.
-        let text = #"{"log":"no newline","stream":"stdout","time":"2023-11-14T22:13:20Z"}"# + "\n"
+        let text =
+            #"{"log":"no newline","stream":"stdout","time":"2023-11-14T22:13:20Z"}"# + "\n"
             + #"{"time":"2023-11-14T22:13:21.5Z","stream":"stderr","log":"\u003cb\u003e \ud83d\ude00 \"q\"\n"}"# + "\n"
             + #"{"log":"x\n","stream":"stdout","attrs":{"a":"1"},"time":"2023-11-14T22:13:22.000000001Z"}"# + "\n"
             + "not json\n"
@@ -121,17 +124,22 @@ import Testing
         let entries = ContainerLogReader.entries(path: dir.log)
         #expect(entries.map(\.log) == ["no newline", "<b> 😀 \"q\"\n", "x\n", "cut\n"])
         #expect(entries.map(\.stream) == ["stdout", "stderr", "stdout", "stdout"])
-        #expect(entries.map(\.displayTime) == ["2023-11-14T22:13:20.000000000Z", "2023-11-14T22:13:21.500000000Z",
-                                               "2023-11-14T22:13:22.000000001Z", "2023-11-14T22:13:23.000000000Z"])
+        #expect(
+            entries.map(\.displayTime) == [
+                "2023-11-14T22:13:20.000000000Z", "2023-11-14T22:13:21.500000000Z",
+                "2023-11-14T22:13:22.000000001Z", "2023-11-14T22:13:23.000000000Z",
+            ])
     }
 
     // MARK: Times
 
     @Test func entryTimesAreRFC3339() {
         #expect(LogTimestamp(rfc3339: "2023-11-14T22:13:20Z") == LogTimestamp(seconds: 1_700_000_000))
-        #expect(LogTimestamp(rfc3339: "2023-11-14T22:13:20.123456789Z")
+        #expect(
+            LogTimestamp(rfc3339: "2023-11-14T22:13:20.123456789Z")
                 == LogTimestamp(seconds: 1_700_000_000, nanoseconds: 123_456_789))
-        #expect(LogTimestamp(rfc3339: "2023-11-15T00:13:20.5+02:00")
+        #expect(
+            LogTimestamp(rfc3339: "2023-11-15T00:13:20.5+02:00")
                 == LogTimestamp(seconds: 1_700_000_000, nanoseconds: 500_000_000))
         #expect(LogTimestamp(rfc3339: "1969-12-31T23:59:59Z") == LogTimestamp(seconds: -1))
         #expect(LogTimestamp(rfc3339: "2024-02-29T00:00:00Z") != nil)
@@ -169,8 +177,10 @@ import Testing
         var local = tm()
         localtime_r(&t, &local)
         #expect(parse("2023-11-14T22:13:20") == LogTimestamp(seconds: 1_700_000_000 - Int64(local.tm_gmtoff)))
-        for bad in ["junk", "", "10x", "1.5.5", "1h-5m", "2023-13-01", "2023-11-31", "2023-11-14T22:13:20z", "1e9",
-                    "1600000000.", "--5s"] {
+        for bad in [
+            "junk", "", "10x", "1.5.5", "1h-5m", "2023-13-01", "2023-11-31", "2023-11-14T22:13:20z", "1e9",
+            "1600000000.", "--5s",
+        ] {
             #expect(parse(bad) == nil, "\(bad)")
         }
     }
@@ -180,8 +190,10 @@ import Testing
     /// Writes `lines` numbered lines ("1\n", ...) through ContainerLogWriter on another thread,
     /// odd ones on stdout and even ones on stderr, while a follower started first reads them.
     /// Returns what it read and whether it read any of it while the writer was still at work.
-    static func followWhileWriting(_ path: String, lines: Int, maxSize: Int64,
-                                   maxFiles: Int) throws -> (entries: [ContainerLogEntry], readWhileWriting: Bool) {
+    static func followWhileWriting(
+        _ path: String, lines: Int, maxSize: Int64,
+        maxFiles: Int
+    ) throws -> (entries: [ContainerLogEntry], readWhileWriting: Bool) {
         let writing = WritingSignal()
         let follower = BackgroundFollower(path: path, writing: writing)
         let writer = Thread {
@@ -250,8 +262,10 @@ final class BackgroundFollower: @unchecked Sendable {
         self.writing = writing
         Thread.detachNewThread { [self] in
             do {
-                try ContainerLogReader.follow(path: path, selection: selection, isWriting: { writing.isWriting },
-                                              wakeUpDescriptors: [writing.readEnd]) { batch in
+                try ContainerLogReader.follow(
+                    path: path, selection: selection, isWriting: { writing.isWriting },
+                    wakeUpDescriptors: [writing.readEnd]
+                ) { batch in
                     if writing.isWriting { batchesWhileWriting += 1 }
                     entries += batch
                     return true

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Bind and tmpfs options as Docker honours them: `:ro` read-only on every submount too (Docker
@@ -23,12 +24,15 @@ import Testing
     }
 
     /// The mountinfo lines of the container's mounts at or below `prefix`: (mount point, options, optional fields).
-    static func mounts(_ mountinfo: String, under prefix: String) -> [(point: String, options: [String], tags: String)] {
+    static func mounts(_ mountinfo: String, under prefix: String) -> [(point: String, options: [String], tags: String)]
+    {
         mountinfo.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ").map(String.init)
             guard fields.count > 6, fields[4] == prefix || fields[4].hasPrefix(prefix + "/") else { return nil }
             let dash = fields.firstIndex(of: "-") ?? fields.count
-            return (fields[4], fields[5].split(separator: ",").map(String.init), fields[6..<dash].joined(separator: " "))
+            return (
+                fields[4], fields[5].split(separator: ",").map(String.init), fields[6..<dash].joined(separator: " ")
+            )
         }
     }
 
@@ -70,7 +74,9 @@ import Testing
         // A shared source, so that each mode shows in the container's mountinfo.
         #expect(mount(tree.path, tree.path, nil, UInt(MS_BIND | MS_REC), nil) == 0)
         #expect(mount(nil, tree.path, nil, UInt(MS_SHARED | MS_REC), nil) == 0)
-        let expected: [(MountSpec.Propagation?, String)] = [(nil, ""), (.rprivate, ""), (.rslave, "master:"), (.rshared, "shared:")]
+        let expected: [(MountSpec.Propagation?, String)] = [
+            (nil, ""), (.rprivate, ""), (.rslave, "master:"), (.rshared, "shared:"),
+        ]
         for (mode, tag) in expected {
             var spec = fixture.spec(["cat", "/proc/self/mountinfo"])
             spec.mounts = [MountSpec(kind: .bind, source: tree.path, target: "/host", propagation: mode)]
@@ -79,7 +85,8 @@ import Testing
             #expect(mounts.count == 2, "\(String(describing: mode)): \(info)")
             for m in mounts {
                 if tag.isEmpty {
-                    #expect(!m.tags.contains("shared:") && !m.tags.contains("master:"), "\(String(describing: mode)): \(m)")
+                    #expect(
+                        !m.tags.contains("shared:") && !m.tags.contains("master:"), "\(String(describing: mode)): \(m)")
                 } else {
                     #expect(m.tags.contains(tag), "\(String(describing: mode)): \(m)")
                 }
@@ -92,7 +99,9 @@ import Testing
         defer { fixture.cleanup() }
         let script = "cp /bin/busybox /t/true && /t/true && echo ran; stat -c '%u:%g %a' /t"
         var spec = fixture.spec(["sh", "-c", script])
-        spec.mounts = [MountSpec(kind: .tmpfs, target: "/t", tmpfsMode: 0o750, tmpfsUID: 1000, tmpfsGID: 50, tmpfsExec: true)]
+        spec.mounts = [
+            MountSpec(kind: .tmpfs, target: "/t", tmpfsMode: 0o750, tmpfsUID: 1000, tmpfsGID: 50, tmpfsExec: true)
+        ]
         let allowed = try fixture.run(spec)
         #expect(allowed.stdout == "ran\n1000:50 750\n", "\(allowed.stdout) \(allowed.stderr)")
         spec.mounts = [MountSpec(kind: .tmpfs, target: "/t")]

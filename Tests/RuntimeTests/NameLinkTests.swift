@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Runtime
 
 /// Container name links store the ID in base64url so the target fits in an ext4 inode.

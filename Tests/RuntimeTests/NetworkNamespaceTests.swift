@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// The default network (and `none`) is a namespace of the container's own with only `lo`, up —
@@ -36,11 +37,12 @@ import Testing
         var none = f.spec(Self.probe)
         none.network = .none
         let made = [
-            try Container.create(spec: f.spec(Self.probe), root: f.root),                      // by the clone
+            try Container.create(spec: f.spec(Self.probe), root: f.root),  // by the clone
             try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true),  // by create()
-            try Container.create(spec: f.spec(Self.probe), root: f.root, startingNow: true,
-                                 networkNamespace: consume callers),                          // by the caller
-            try Container.create(spec: none, root: f.root, startingNow: true),                // `none`, alike
+            try Container.create(
+                spec: f.spec(Self.probe), root: f.root, startingNow: true,
+                networkNamespace: consume callers),  // by the caller
+            try Container.create(spec: none, root: f.root, startingNow: true),  // `none`, alike
         ]
         var namespaces: [String] = []
         for container in made {
@@ -63,8 +65,10 @@ import Testing
     /// default then, and reads back as `none` (the same namespace, loopback only).
     @Test func recordsOfEarlierModesStillRead() throws {
         let decoder = JSONDecoder()
-        for (json, mode) in [(#"{"none":{}}"#, NetworkMode.none), (#"{"host":{}}"#, .host),
-                             (#"{"namespace":{"path":"/run/netns/x"}}"#, .namespace(path: "/run/netns/x"))] {
+        for (json, mode) in [
+            (#"{"none":{}}"#, NetworkMode.none), (#"{"host":{}}"#, .host),
+            (#"{"namespace":{"path":"/run/netns/x"}}"#, .namespace(path: "/run/netns/x")),
+        ] {
             #expect(try decoder.decode(NetworkMode.self, from: Data(json.utf8)) == mode)
         }
         for mode in [NetworkMode.none, .host, .default, .container(id: "abc"), .namespace(path: "/x")] {
@@ -85,8 +89,9 @@ import Testing
         var spec = f.spec(["readlink", "/proc/self/ns/net"])
         spec.network = .host
         // A namespace handed in for a host-network container is closed, not used.
-        let container = try Container.create(spec: spec, root: f.root, startingNow: true,
-                                             networkNamespace: NetworkNamespace.make())
+        let container = try Container.create(
+            spec: spec, root: f.root, startingNow: true,
+            networkNamespace: NetworkNamespace.make())
         let run = try output(f, container)
         #expect(run.code == 0)
         #expect(run.lines == [try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")])

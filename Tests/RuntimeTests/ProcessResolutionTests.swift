@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Runtime
 
 /// Docker's Entrypoint/Cmd/env/user rules, without running anything.
@@ -6,16 +7,23 @@ import Testing
     let image = ImageDefaults(entrypoint: ["/entry", "-x"], cmd: ["default", "args"])
 
     @Test func imageEntrypointAndCmd() {
-        #expect(ProcessResolution.argv(image: image, entrypoint: nil, command: nil) == ["/entry", "-x", "default", "args"])
+        #expect(
+            ProcessResolution.argv(image: image, entrypoint: nil, command: nil) == ["/entry", "-x", "default", "args"])
     }
 
     @Test func givenCommandReplacesOnlyCmd() {
-        #expect(ProcessResolution.argv(image: image, entrypoint: nil, command: ["run", "it"]) == ["/entry", "-x", "run", "it"])
+        #expect(
+            ProcessResolution.argv(image: image, entrypoint: nil, command: ["run", "it"]) == [
+                "/entry", "-x", "run", "it",
+            ])
     }
 
     @Test func givenEntrypointDropsImageCmd() {
         #expect(ProcessResolution.argv(image: image, entrypoint: ["/bin/sh"], command: nil) == ["/bin/sh"])
-        #expect(ProcessResolution.argv(image: image, entrypoint: ["/bin/sh"], command: ["-c", "true"]) == ["/bin/sh", "-c", "true"])
+        #expect(
+            ProcessResolution.argv(image: image, entrypoint: ["/bin/sh"], command: ["-c", "true"]) == [
+                "/bin/sh", "-c", "true",
+            ])
     }
 
     @Test func emptyEntrypointResets() {
@@ -24,8 +32,9 @@ import Testing
     }
 
     @Test func environmentOrderAndDefaults() {
-        let env = ProcessResolution.environment(image: ["A=1", "PATH=/image/bin"], given: ["A=2", "B=3"], hostname: "h1",
-                                                home: "/root", tty: false)
+        let env = ProcessResolution.environment(
+            image: ["A=1", "PATH=/image/bin"], given: ["A=2", "B=3"], hostname: "h1",
+            home: "/root", tty: false)
         #expect(env == ["PATH=/image/bin", "HOSTNAME=h1", "A=2", "B=3", "HOME=/root"])
         let bare = ProcessResolution.environment(image: nil, given: [], hostname: "x", home: "/", tty: true)
         #expect(bare.contains("PATH=" + ProcessResolution.defaultPath))
@@ -57,11 +66,14 @@ import Testing
     }
 
     @Test func capabilitySets() throws {
-        #expect(try Capabilities.effectiveSet(privileged: false, add: [], drop: []) == 0xa80425fb)
+        #expect(try Capabilities.effectiveSet(privileged: false, add: [], drop: []) == 0xa804_25fb)
         #expect(try Capabilities.effectiveSet(privileged: false, add: [], drop: ["ALL"]) == 0)
-        #expect(try Capabilities.effectiveSet(privileged: false, add: ["NET_ADMIN"], drop: []) == 0xa80425fb | (1 << 12))
+        #expect(
+            try Capabilities.effectiveSet(privileged: false, add: ["NET_ADMIN"], drop: []) == 0xa804_25fb | (1 << 12))
         #expect(try Capabilities.effectiveSet(privileged: false, add: ["CAP_NET_RAW"], drop: ["ALL"]) == 1 << 13)
         #expect(try Capabilities.effectiveSet(privileged: true, add: [], drop: []) == Capabilities.hostBounding)
-        #expect(throws: Capabilities.Error.self) { try Capabilities.effectiveSet(privileged: false, add: ["FLY"], drop: []) }
+        #expect(throws: Capabilities.Error.self) {
+            try Capabilities.effectiveSet(privileged: false, add: ["FLY"], drop: [])
+        }
     }
 }

@@ -1,6 +1,7 @@
 import ContainerSpecs
 import Foundation
 import Images
+
 @testable import Runtime
 
 /// One test's world: its own BERTH_ROOT with a busybox-static image (bin/busybox + applet links,
@@ -19,9 +20,13 @@ final class RuntimeFixture {
     /// `probes`: name -> C source, built with `cc -static` into the image's /bin. `links`: path ->
     /// symlink target, made last (replacing what is there); `prepare` may add anything else to
     /// the root filesystem (FIFOs, device nodes) before it is packed.
-    init(imageConfig: ImageConfig = ImageConfig(cmd: ["sh"]), extraFiles: [String: String] = [:],
-         probes: [String: String] = [:], links: [String: String] = [:], prepare: ((String) throws -> Void)? = nil) throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("berth-rt-\(UUID().uuidString.prefix(8))").path
+    init(
+        imageConfig: ImageConfig = ImageConfig(cmd: ["sh"]), extraFiles: [String: String] = [:],
+        probes: [String: String] = [:], links: [String: String] = [:], prepare: ((String) throws -> Void)? = nil
+    ) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "berth-rt-\(UUID().uuidString.prefix(8))"
+        ).path
         root = base + "/root"
         let rootfs = base + "/rootfs"
         let fm = FileManager.default
@@ -37,27 +42,34 @@ final class RuntimeFixture {
                 try fm.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
             }
             let files = [
-                "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n",
+                "etc/passwd":
+                    "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n",
                 "etc/group": "root:x:0:\nalice:x:1000:\nbob:x:1001:\nstaff:x:50:alice,bob\n",
             ].merging(extraFiles) { $1 }
             for (path, text) in files {
-                try fm.createDirectory(atPath: (rootfs + "/" + path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try fm.createDirectory(
+                    atPath: (rootfs + "/" + path as NSString).deletingLastPathComponent,
+                    withIntermediateDirectories: true)
                 try text.write(toFile: rootfs + "/" + path, atomically: false, encoding: .utf8)
             }
             for (name, source) in probes {
                 try source.write(toFile: base + "/\(name).c", atomically: false, encoding: .utf8)
-                try RuntimeFixture.capture(["/usr/bin/cc", "-static", "-O1", "-o", rootfs + "/bin/" + name, base + "/\(name).c"])
+                try RuntimeFixture.capture([
+                    "/usr/bin/cc", "-static", "-O1", "-o", rootfs + "/bin/" + name, base + "/\(name).c",
+                ])
             }
             for (path, target) in links.sorted(by: { $0.key < $1.key }) {
                 let full = rootfs + "/" + path
-                try fm.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try fm.createDirectory(
+                    atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try? fm.removeItem(atPath: full)
                 try fm.createSymbolicLink(atPath: full, withDestinationPath: target)
             }
             try prepare?(rootfs)
             let tar = base + "/rootfs.tar"
             _ = try RuntimeFixture.capture(["/bin/tar", "-C", rootfs, "-cf", tar, "."])
-            image = try ImageStore(root: root).importRootfs(tarPath: tar, reference: "busybox-test:latest", config: imageConfig)
+            image = try ImageStore(root: root).importRootfs(
+                tarPath: tar, reference: "busybox-test:latest", config: imageConfig)
         } catch {
             try? fm.removeItem(atPath: base)
             throw error
@@ -80,9 +92,10 @@ final class RuntimeFixture {
         let process = try container.start(stdio: .pipes(stdin: false))
         let code = process.wait()
         let entries = ContainerLogReader.entries(path: container.logPath)
-        return Run(code: code,
-                   stdout: entries.filter { $0.stream == "stdout" }.map(\.log).joined(),
-                   stderr: entries.filter { $0.stream == "stderr" }.map(\.log).joined())
+        return Run(
+            code: code,
+            stdout: entries.filter { $0.stream == "stdout" }.map(\.log).joined(),
+            stderr: entries.filter { $0.stream == "stderr" }.map(\.log).joined())
     }
 
     func run(_ command: [String]) throws -> Run {

@@ -1,50 +1,53 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Docker's default confinement: capabilities, seccomp, masked and read-only paths, minimal /dev.
 @Suite(.serialized) struct SecurityTests {
     /// Calls each syscall Docker's profile refuses, then does ordinary work; prints "name errno".
     static let probe = #"""
-    #define _GNU_SOURCE
-    #include <errno.h>
-    #include <fcntl.h>
-    #include <sched.h>
-    #include <stdio.h>
-    #include <sys/syscall.h>
-    #include <sys/wait.h>
-    #include <unistd.h>
-    int main(void) {
-        struct { const char *name; long nr; long a, b, c; } calls[] = {
-            {"unshare", SYS_unshare, CLONE_NEWUTS, 0, 0},
-            {"mount", SYS_mount, (long)"none", (long)"/tmp", (long)"tmpfs"},
-            {"keyctl", SYS_keyctl, 0, 0, 0},
-            {"add_key", SYS_add_key, (long)"user", (long)"probe", 0},
-            {"bpf", SYS_bpf, 0, 0, 0},
-            {"perf_event_open", SYS_perf_event_open, 0, 0, 0},
-            {"swapon", SYS_swapon, (long)"/nonexistent", 0, 0},
-            {"reboot", SYS_reboot, 0, 0, 0},
-            {"pivot_root", SYS_pivot_root, (long)"/", (long)"/"},
-            {"kexec_load", SYS_kexec_load, 0, 0, 0},
-        };
-        for (unsigned i = 0; i < sizeof calls / sizeof calls[0]; i++) {
-            errno = 0;
-            long r = syscall(calls[i].nr, calls[i].a, calls[i].b, calls[i].c, 0, 0);
-            printf("%s %d\n", calls[i].name, r < 0 ? errno : 0);
+        #define _GNU_SOURCE
+        #include <errno.h>
+        #include <fcntl.h>
+        #include <sched.h>
+        #include <stdio.h>
+        #include <sys/syscall.h>
+        #include <sys/wait.h>
+        #include <unistd.h>
+        int main(void) {
+            struct { const char *name; long nr; long a, b, c; } calls[] = {
+                {"unshare", SYS_unshare, CLONE_NEWUTS, 0, 0},
+                {"mount", SYS_mount, (long)"none", (long)"/tmp", (long)"tmpfs"},
+                {"keyctl", SYS_keyctl, 0, 0, 0},
+                {"add_key", SYS_add_key, (long)"user", (long)"probe", 0},
+                {"bpf", SYS_bpf, 0, 0, 0},
+                {"perf_event_open", SYS_perf_event_open, 0, 0, 0},
+                {"swapon", SYS_swapon, (long)"/nonexistent", 0, 0},
+                {"reboot", SYS_reboot, 0, 0, 0},
+                {"pivot_root", SYS_pivot_root, (long)"/", (long)"/"},
+                {"kexec_load", SYS_kexec_load, 0, 0, 0},
+            };
+            for (unsigned i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+                errno = 0;
+                long r = syscall(calls[i].nr, calls[i].a, calls[i].b, calls[i].c, 0, 0);
+                printf("%s %d\n", calls[i].name, r < 0 ? errno : 0);
+            }
+            int fd = open("/tmp/probe-file", O_CREAT | O_WRONLY, 0600);
+            int ok = fd >= 0 && write(fd, "x", 1) == 1;
+            pid_t child = fork();
+            if (child == 0) _exit(7);
+            int status = 0;
+            waitpid(child, &status, 0);
+            printf("work %s\n", ok && WEXITSTATUS(status) == 7 && getpid() == 1 ? "ok" : "failed");
+            return 0;
         }
-        int fd = open("/tmp/probe-file", O_CREAT | O_WRONLY, 0600);
-        int ok = fd >= 0 && write(fd, "x", 1) == 1;
-        pid_t child = fork();
-        if (child == 0) _exit(7);
-        int status = 0;
-        waitpid(child, &status, 0);
-        printf("work %s\n", ok && WEXITSTATUS(status) == 7 && getpid() == 1 ? "ok" : "failed");
-        return 0;
-    }
-    """#
+        """#
 
-    static let refused = ["unshare", "mount", "keyctl", "add_key", "bpf", "perf_event_open", "swapon", "reboot",
-                          "pivot_root", "kexec_load"]
+    static let refused = [
+        "unshare", "mount", "keyctl", "add_key", "bpf", "perf_event_open", "swapon", "reboot",
+        "pivot_root", "kexec_load",
+    ]
 
     static func results(_ output: String) -> [String: String] {
         var map: [String: String] = [:]
@@ -56,7 +59,9 @@ import Testing
     }
 
     static func status(_ output: String, _ key: String) -> String? {
-        output.split(separator: "\n").first { $0.hasPrefix(key + ":") }.map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        output.split(separator: "\n").first { $0.hasPrefix(key + ":") }.map {
+            $0.split(separator: "\t").last.map(String.init) ?? ""
+        }
     }
 
     @Test func defaultCapabilitiesAndSeccomp() throws {
@@ -79,7 +84,9 @@ import Testing
         #expect(Self.status(try f.run(none).stdout, "CapEff") == "0000000000000000")
         var added = f.spec(["cat", "/proc/self/status"])
         added.capAdd = ["NET_ADMIN", "CAP_SYS_PTRACE"]
-        #expect(Self.status(try f.run(added).stdout, "CapEff") == String(format: "%016llx", 0xa80425fb | (1 << 12) | (1 << 19)))
+        #expect(
+            Self.status(try f.run(added).stdout, "CapEff")
+                == String(format: "%016llx", 0xa804_25fb | (1 << 12) | (1 << 19)))
         var privileged = f.spec(["sh", "-c", "cat /proc/self/status; ls /dev | wc -l"])
         privileged.privileged = true
         let p = try f.run(privileged)
@@ -115,7 +122,8 @@ import Testing
         #expect(Self.results(u.stdout)["keyctl"] != String(EPERM))
 
         let profile = f.base + "/deny-mkdir.json"
-        try #"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#
+        try
+            #"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#
             .write(toFile: profile, atomically: false, encoding: .utf8)
         var custom = f.spec(["sh", "-c", "mkdir /tmp/x; echo mkdir=$?; probe"])
         custom.seccomp = .profile(path: profile)
@@ -128,7 +136,9 @@ import Testing
     @Test func maskedReadOnlyPathsAndDev() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        let r = try f.run(["sh", "-c", """
+        let r = try f.run([
+            "sh", "-c",
+            """
             for p in /proc/keys /proc/timer_list /proc/kcore; do [ -e $p ] && echo "$p $(cat $p | wc -c)"; done
             for d in /proc/acpi /sys/firmware; do [ -d $d ] && echo "$d $(ls -A $d | wc -l)"; done
             echo 1 > /proc/sys/kernel/hostname 2>/dev/null && echo sys-writable
@@ -136,16 +146,22 @@ import Testing
             touch /sys/x 2>/dev/null && echo sysfs-writable
             mount -t tmpfs none /mnt 2>/dev/null && echo mount-worked
             ls /dev | tr '\\n' ' '
-            """])
+            """,
+        ])
         #expect(r.code == 0, "\(r.stderr)")
         for line in r.stdout.split(separator: "\n") where line.hasPrefix("/") {
             #expect(line.hasSuffix(" 0"), "masked path not empty: \(line)")
         }
         #expect(r.stdout.contains("/proc/keys 0"))
         #expect(r.stdout.contains("/sys/firmware 0"))
-        for word in ["sys-writable", "sysrq-writable", "sysfs-writable", "mount-worked"] { #expect(!r.stdout.contains(word)) }
+        for word in ["sys-writable", "sysrq-writable", "sysfs-writable", "mount-worked"] {
+            #expect(!r.stdout.contains(word))
+        }
         let dev = r.stdout.split(separator: "\n").last.map { Set($0.split(separator: " ").map(String.init)) } ?? []
-        #expect(dev == ["core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
-                        "tty", "urandom", "zero"])
+        #expect(
+            dev == [
+                "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+                "tty", "urandom", "zero",
+            ])
     }
 }

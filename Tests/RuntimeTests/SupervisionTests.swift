@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Many containers from one process, each under its own berth-shim: own output sink, own exit
@@ -86,8 +87,9 @@ import Testing
         long.name = "busy"
         let busy = try Container.create(spec: long, root: fixture.root, startingNow: true)
         _ = try busy.start(stdio: .detached(stdin: false, tty: false))
-        #expect(HostileImageTests.failure { _ = try busy.start(stdio: .detached(stdin: false, tty: false)) }
-            == "container busy: step start: the container is already running")
+        #expect(
+            HostileImageTests.failure { _ = try busy.start(stdio: .detached(stdin: false, tty: false)) }
+                == "container busy: step start: the container is already running")
         try busy.remove(force: true)
     }
 }

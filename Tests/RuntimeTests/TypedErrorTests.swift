@@ -2,6 +2,7 @@ import CRuntime
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Runtime
 
 /// A start failure carries its step and errno as data, and Docker's exit statuses come from them:
@@ -10,8 +11,9 @@ import Testing
     /// busybox plus a script without its execute bit and an "executable" that is no program.
     static func fixture() throws -> RuntimeFixture {
         try RuntimeFixture(extraFiles: ["bin/not-executable": "#!/bin/sh\necho never\n"]) { rootfs in
-            try "just words, no #! and no ELF header\n".write(toFile: rootfs + "/bin/not-a-program", atomically: false,
-                                                               encoding: .utf8)
+            try "just words, no #! and no ELF header\n".write(
+                toFile: rootfs + "/bin/not-a-program", atomically: false,
+                encoding: .utf8)
             chmod(rootfs + "/bin/not-a-program", 0o755)
         }
     }
@@ -95,7 +97,8 @@ import Testing
         }
         let missing = try run(["--name", "cli-missing", "busybox-test", "no-such-command"])
         #expect(missing.status == 127)
-        #expect(missing.stderr
+        #expect(
+            missing.stderr
                 == "berth: container cli-missing: step exec no-such-command: No such file or directory\n")
         #expect(try run(["busybox-test", "/bin/not-executable"]).status == 126)
         #expect(try run(["busybox-test", "/bin/not-a-program"]).status == 126)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Runtime
 
 /// Container.waitForExit (`docker wait`) and Container.rename(to:) (`docker rename`) through the
@@ -60,8 +61,11 @@ import Testing
         let other = try Container.lookup("second", root: f.root)
 
         for (name, message) in [
-            ("second", "Conflict. The container name \"/second\" is already in use by container \"\(other.id)\". "
-                + "You have to remove (or rename) that container to be able to reuse that name."),
+            (
+                "second",
+                "Conflict. The container name \"/second\" is already in use by container \"\(other.id)\". "
+                    + "You have to remove (or rename) that container to be able to reuse that name."
+            ),
             ("first", "Renaming a container with the same name as its current name"),
             ("-first", "Invalid container name (-first), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
             ("f", "Invalid container name (f), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),

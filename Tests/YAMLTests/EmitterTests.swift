@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YAML
 
 @Suite struct EmitterTests {
@@ -8,21 +9,32 @@ import Testing
     func plain(_ s: String) -> Node { Node(.scalar(s, .plain), mark: here) }
 
     @Test func emitsBlockStyleInOrder() throws {
-        let node = Node(.mapping([
-            .init(key: plain("name"), value: string("demo")),
-            .init(key: plain("services"), value: Node(.mapping([
-                .init(key: plain("web"), value: Node(.mapping([
-                    .init(key: plain("command"), value: Node(.sequence([string("echo"), string("hi")]), mark: here)),
-                ]), mark: here)),
-            ]), mark: here)),
-        ]), mark: here)
+        let node = Node(
+            .mapping([
+                .init(key: plain("name"), value: string("demo")),
+                .init(
+                    key: plain("services"),
+                    value: Node(
+                        .mapping([
+                            .init(
+                                key: plain("web"),
+                                value: Node(
+                                    .mapping([
+                                        .init(
+                                            key: plain("command"),
+                                            value: Node(.sequence([string("echo"), string("hi")]), mark: here))
+                                    ]), mark: here))
+                        ]), mark: here)),
+            ]), mark: here)
         let text = try YAMLEmitter.emit(node)
         // libyaml writes sequences inside mappings without extra indentation (valid YAML, its only style).
         #expect(text == "name: demo\nservices:\n  web:\n    command:\n    - echo\n    - hi\n")
     }
 
     @Test func stringsThatLookLikeOtherTypesAreQuoted() throws {
-        let node = Node(.sequence([string("true"), string("8080"), string(""), string("null"), plain("true"), plain("3")]), mark: here)
+        let node = Node(
+            .sequence([string("true"), string("8080"), string(""), string("null"), plain("true"), plain("3")]),
+            mark: here)
         let text = try YAMLEmitter.emit(node)
         #expect(text == "- \"true\"\n- \"8080\"\n- \"\"\n- \"null\"\n- true\n- 3\n")
     }

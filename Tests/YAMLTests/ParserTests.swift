@@ -1,4 +1,5 @@
 import Testing
+
 @testable import YAML
 
 @Suite struct ParserTests {
@@ -34,25 +35,27 @@ import Testing
     }
 
     @Test func anchorsAndAliasesExpand() throws {
-        let root = try parse("""
-        base: &base
-          image: busybox
-          env: [A, B]
-        copy: *base
-        """)
+        let root = try parse(
+            """
+            base: &base
+              image: busybox
+              env: [A, B]
+            copy: *base
+            """)
         #expect(root["copy"]?["image"]?.text == "busybox")
         #expect(root["copy"]?["env"]?.sequence?.count == 2)
     }
 
     @Test func mergeKeyWithOneMapExplicitKeysWin() throws {
-        let root = try parse("""
-        x-base: &base
-          image: busybox
-          restart: always
-        svc:
-          <<: *base
-          restart: "no"
-        """)
+        let root = try parse(
+            """
+            x-base: &base
+              image: busybox
+              restart: always
+            svc:
+              <<: *base
+              restart: "no"
+            """)
         let svc = try #require(root["svc"])
         #expect(svc["image"]?.text == "busybox")
         #expect(svc["restart"]?.text == "no")
@@ -61,12 +64,13 @@ import Testing
     }
 
     @Test func mergeKeyWithListFirstMapWins() throws {
-        let root = try parse("""
-        a: &a {k: from-a, x: 1}
-        b: &b {k: from-b, y: 2}
-        c:
-          <<: [*a, *b]
-        """)
+        let root = try parse(
+            """
+            a: &a {k: from-a, x: 1}
+            b: &b {k: from-b, y: 2}
+            c:
+              <<: [*a, *b]
+            """)
         let c = try #require(root["c"])
         #expect(c["k"]?.text == "from-a")
         #expect(c["x"]?.int == 1 && c["y"]?.int == 2)

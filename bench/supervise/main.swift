@@ -30,8 +30,9 @@ func makeImage() throws -> Image {
     tar.arguments = ["-C", rootfs, "-cf", base + "/rootfs.tar", "."]
     try tar.run()
     tar.waitUntilExit()
-    return try ImageStore(root: root).importRootfs(tarPath: base + "/rootfs.tar", reference: "bench:latest",
-                                                   config: ImageConfig(cmd: ["sh"]))
+    return try ImageStore(root: root).importRootfs(
+        tarPath: base + "/rootfs.tar", reference: "bench:latest",
+        config: ImageConfig(cmd: ["sh"]))
 }
 
 func statusKiB(_ pid: Int32, _ field: String) -> Int {
@@ -80,7 +81,8 @@ DispatchQueue.concurrentPerform(iterations: count) { i in
 let started = seconds(since: startTime)
 // Everyone has said "ready" (6 bytes) once every sink has it: the containers run.
 while sinks.contains(where: { $0.total < 6 }) { usleep(1000) }
-let rss = statusKiB(getpid(), "VmRSS"), peak = statusKiB(getpid(), "VmHWM")
+let rss = statusKiB(getpid(), "VmRSS")
+let peak = statusKiB(getpid(), "VmHWM")
 let shims = containers.compactMap { $0.state().monitorPid }.map { statusKiB($0, "VmRSS") }
 print("started \(containers.count) containers concurrently in \(String(format: "%.2f", started)) s")
 print("supervising process: VmRSS \(rss / 1024) MiB (peak \(peak / 1024) MiB) following \(containers.count)")
