@@ -61,6 +61,8 @@ __attribute__((noreturn)) static void shim_side(const struct berth_container *c,
        are not the container's reaper's. SIGPIPE: the caller may be gone when S writes to it. */
     setsid();
     signal(SIGPIPE, SIG_IGN);
+    /* An inherited SIG_IGN would have the kernel reap the container itself (its status lost). */
+    signal(SIGCHLD, SIG_DFL);
     sigset_t blocked;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGCHLD);

@@ -69,9 +69,8 @@ final class ProcessIO {
         }
         guard supervised else { return }
         // The output's read ends go to the shim; the caller keeps tees of them, or nothing.
-        shimStdout = tty ? dup(stdoutReader) : stdoutReader
+        shimStdout = tty ? fcntl(stdoutReader, F_DUPFD_CLOEXEC, 0) : stdoutReader
         shimStderr = tty ? -1 : stderrReader
-        _ = fcntl(shimStdout, F_SETFD, FD_CLOEXEC)
         (stdoutReader, stderrReader) = (-1, -1)
         if tee {
             let out = try pipe()
@@ -199,10 +198,12 @@ public final class ContainerProcess: @unchecked Sendable {
     /// is in its json-file log already: berth-shim wrote it there before passing it on). `input`:
     /// a descriptor of the caller's whose data is copied to the process's stdin until its end
     /// (then the process reads EOF); without one, a pipe stdin is closed at once and a terminal
-    /// stays open. `removing`: the caller removes the container right after, so the exit of a
-    /// main process is not written to state.json.
+    /// stays open. `events`: another descriptor of the caller's to watch until the end, and what
+    /// to do when it is readable (the handler reads it): the CLI's self-pipe of signals to
+    /// forward, served on this thread rather than one of its own. `removing`: the caller removes
+    /// the container right after, so the exit of a main process is not written to state.json.
     public func wait(
-        input: Int32? = nil, removing: Bool = false,
+        input: Int32? = nil, events: (descriptor: Int32, handler: () -> Void)? = nil, removing: Bool = false,
         output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil
     ) -> Int32 {
         // The main process is berth-shim's child: its output comes through the shim's tees, and
@@ -237,8 +238,16 @@ public final class ContainerProcess: @unchecked Sendable {
             if !ended {
                 fds.append(pollfd(fd: supervised ? io.notifyReader : control.pidfd, events: Int16(POLLIN), revents: 0))
             }
-            let inputIndex = fds.count
-            if inputOpen && !ended { fds.append(pollfd(fd: input!, events: Int16(POLLIN), revents: 0)) }
+            var inputIndex: Int?
+            if inputOpen && !ended, let input {
+                inputIndex = fds.count
+                fds.append(pollfd(fd: input, events: Int16(POLLIN), revents: 0))
+            }
+            var eventsIndex: Int?
+            if let events, !ended {
+                eventsIndex = fds.count
+                fds.append(pollfd(fd: events.descriptor, events: Int16(POLLIN), revents: 0))
+            }
 
             // After the end, output still in the pipes is drained; a process that escaped with a
             // pipe open cannot hold the caller forever (the shim bounds its own drain likewise).
@@ -262,8 +271,8 @@ public final class ContainerProcess: @unchecked Sendable {
                     ended = true
                 }
             }
-            if inputIndex < fds.count && fds[inputIndex].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(input!, $0.baseAddress, $0.count) }
+            if let inputIndex, let input, fds[inputIndex].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
                 if n > 0 {
                     buffer.withUnsafeBytes {
                         StandardStreams.write(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: io.stdinWriter)
@@ -276,6 +285,7 @@ public final class ContainerProcess: @unchecked Sendable {
                     }
                 }
             }
+            if let events, let eventsIndex, fds[eventsIndex].revents != 0 { events.handler() }
         }
         if !ended && !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         io.closeAll()
@@ -286,7 +296,7 @@ public final class ContainerProcess: @unchecked Sendable {
         let code = exit?.exitCode ?? 255
         if isMain {
             container.recordExit(
-                code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
+                pid: pid, code: code, finishedAt: exit?.finishedAt, error: exit == nil ? Container.unknownExit : nil,
                 oomKilled: exit?.oomKilled, removing: removing)
         }
         return code

@@ -66,6 +66,8 @@ extension Container {
         stdio: Stdio, exitCommand: [String]? = nil,
         beforeResume: ((Int32) throws -> Void)? = nil
     ) throws -> ContainerProcess {
+        let lifecycle = HeldLock(path: dir + "/" + Container.lifecycleLockName, exclusive: true)
+        defer { lifecycle?.keep() }
         let current = state()
         guard current.status != .running else {
             throw Error(container: name, stage: .start, detail: "the container is already running")
@@ -79,8 +81,12 @@ extension Container {
         if let previous = FileDescriptor(taking: openMonitor(current)) {
             _ = waitReadable(previous.rawValue, milliseconds: 10_000)
         }
-        // The last run's exit record must not describe this one.
-        unlink(dir + "/exit.json")
+        // The last run's exit record must not describe this one; a waiter reading it goes first.
+        do {
+            let waiters = HeldLock(path: dir + "/" + Container.waitLockName, exclusive: true)
+            unlink(dir + "/exit.json")
+            _ = consume waiters
+        }
         let io: ProcessIO
         let shim: String
         do {
@@ -168,7 +174,7 @@ extension Container {
                 // Before the release: closing the control socket makes the other side kill the
                 // child, which never ran the container's program.
                 berth_supervised_abort(&child)
-                Glibc.kill(child.pid, SIGKILL)
+                if pidfd.rawValue >= 0 { _ = berth_pidfd_send_signal(pidfd.rawValue, SIGKILL) }
             }
             io.closeAll()
             // A start that failed leaves a container that `ps -a` shows with its error.
@@ -209,9 +215,12 @@ extension Container {
     /// `removing`: the caller removes the container next, so the exit is not written (a state
     /// left "running" by a crash in between reads as exited: its pid is gone).
     func recordExit(
-        code: Int32, finishedAt: String? = nil, error: String? = nil, oomKilled: Bool? = nil,
+        pid: Int32, code: Int32, finishedAt: String? = nil, error: String? = nil, oomKilled: Bool? = nil,
         removing: Bool = false
     ) {
+        // Another berth process may have started the container again meanwhile: that run is not
+        // this one to record, nor its cgroup this one's to drop.
+        guard readRawState().pid == pid else { return }
         if !removing {
             var s = readRawState()
             s.status = .exited

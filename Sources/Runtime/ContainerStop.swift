@@ -69,9 +69,8 @@ extension Container {
     public func waitForExit() throws -> Int32 {
         // Held while waiting and reading the exit: a removal (`run -d --rm`'s, run by the shim
         // as soon as exit.json is written) waits for it, so no waiter loses the code to it.
-        let lock = FileDescriptor(
-            taking: open(dir + "/" + Container.waitLockName, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600))
-        if lock.rawValue >= 0 { while flock(lock.rawValue, LOCK_SH) != 0 && errno == EINTR {} }
+        let lock = HeldLock(path: dir + "/" + Container.waitLockName, exclusive: false)
+        defer { lock?.keep() }
         switch try awaitExit(milliseconds: nil) {
         case .ended(let s): return s.exitCode ?? 0
         case .removed:
@@ -85,6 +84,11 @@ extension Container {
 
     /// The lock file through which waiters hold off a removal until they have read the exit.
     static let waitLockName = "wait.lock"
+
+    /// Held (exclusive) by `start` from its look at the state until the run is recorded, and by
+    /// `remove` throughout: two starts never run one container twice, and a removal never
+    /// empties the files of a run that is starting.
+    static let lifecycleLockName = "lifecycle.lock"
 
     /// After a stop or kill: returns once the exit is on disk (berth-shim renames exit.json into
     /// place before it goes), or once nobody is left to write it; 10 s at most. A run whose
@@ -216,6 +220,8 @@ extension Container {
 
     /// `docker rm [-f]`: nothing of the container is left — process, cgroup, files, name.
     public func remove(force: Bool = false) throws {
+        let lifecycle = HeldLock(path: dir + "/" + Container.lifecycleLockName, exclusive: true)
+        defer { lifecycle?.keep() }
         // One read of state.json in the common case (an exited container).
         var s = readRawState()
         if s.status == .running && isAlive(s) {
@@ -232,13 +238,15 @@ extension Container {
             s = readRawState()
         }
         // Waiters (`waitForExit`) read the exit before the files go.
-        let waiters = FileDescriptor(taking: open(dir + "/" + Container.waitLockName, O_RDONLY | O_CLOEXEC))
-        if waiters.rawValue >= 0 { while flock(waiters.rawValue, LOCK_EX) != 0 && errno == EINTR {} }
-        // The monitor of a detached container may still be finishing; let it go first.
-        if let monitor = s.monitorPid, monitor != getpid() {
-            if let shim = FileDescriptor(taking: berth_pidfd_open(monitor)) {
-                _ = waitReadable(shim.rawValue, milliseconds: 2000)
-            }
+        let waiters = HeldLock(path: dir + "/" + Container.waitLockName, exclusive: true)
+        defer { waiters?.keep() }
+        // A berth-shim still writing the log goes first. Once exit.json is in, all it has left is
+        // the cgroup's rmdir (which ours tolerates) and its exit command (`--rm`'s removal: this
+        // one, or another that finds the container gone), so there is nothing to wait for.
+        if access(dir + "/exit.json", F_OK) != 0, s.monitorPid != getpid(),
+            let shim = FileDescriptor(taking: openMonitor(s))
+        {
+            _ = waitReadable(shim.rawValue, milliseconds: 2000)
         }
         // The cgroup on the second core while this one empties the upper dir (the container's
         // writes). The directory goes last, and only once the cgroup is gone: if that fails,

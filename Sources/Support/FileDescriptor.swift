@@ -42,3 +42,25 @@ extension Optional where Wrapped == FileDescriptor {
         }
     }
 }
+
+/// An flock(2) held through a descriptor of its own, let go explicitly (LOCK_UN) when the value
+/// ends: a child forked meanwhile shares the open file, and its copy would otherwise keep the
+/// lock until it execs or exits.
+public struct HeldLock: ~Copyable {
+    public let descriptor: FileDescriptor
+
+    /// Opens `path` (made if missing) and waits for the lock; nil when it cannot be opened.
+    public init?(path: String, exclusive: Bool) {
+        guard let fd = FileDescriptor(taking: open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)) else { return nil }
+        while flock(fd.rawValue, exclusive ? LOCK_EX : LOCK_SH) != 0 && errno == EINTR {}
+        descriptor = fd
+    }
+
+    /// Says where the lock is still needed (`defer { lock?.keep() }`): the value, and so the
+    /// lock, lives at least until then.
+    public borrowing func keep() {}
+
+    deinit {
+        flock(descriptor.rawValue, LOCK_UN)
+    }
+}

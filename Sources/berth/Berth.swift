@@ -47,6 +47,10 @@ struct Berth: ParsableCommand {
         // handles (it still reaps, logs and removes), not a signal that kills it mid-way.
         // Containers start with default signal handling (the C child resets every signal).
         signal(SIGPIPE, SIG_IGN)
+        // Started with 0, 1 or 2 closed (`<&-`, some service managers), the next pipe would get
+        // that number, and what expects a standard stream (berth-shim's /dev/null on 0-2) would
+        // take it over.
+        for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 { _ = open("/dev/null", O_RDWR) }
         do {
             var command = try parse(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
             try command.run()

@@ -18,9 +18,12 @@ enum Foreground {
     static func attach(_ process: ContainerProcess, interactive: Bool, tty: Bool, removing: Bool = false) -> Int32 {
         let terminal = tty && interactive ? RawTerminal(STDIN_FILENO) : nil
         defer { terminal?.restore() }
-        let forwarding = SignalForwarding(to: process.control)
+        let forwarding = SignalForwarding()
         defer { forwarding.stop() }
-        return process.wait(input: interactive ? STDIN_FILENO : nil, removing: removing) { chunk, isStderr in
+        let control = process.control
+        let events = forwarding.descriptor.map { fd in (descriptor: fd, handler: { forwarding.forward(to: control) }) }
+        return process.wait(input: interactive ? STDIN_FILENO : nil, events: events, removing: removing) {
+            chunk, isStderr in
             StandardStreams.write(chunk, to: isStderr ? STDERR_FILENO : STDOUT_FILENO)
         }
     }
@@ -47,56 +50,64 @@ enum Foreground {
     }
 
     /// Handlers for `forwarded` that write the signal's number to a pipe (the only
-    /// async-signal-safe way out of a handler), and a thread that passes each on: as a signal,
-    /// or for SIGWINCH as the terminal's new size.
+    /// async-signal-safe way out of a handler), whose other end the wait loop watches and passes
+    /// on: as a signal, or for SIGWINCH as the terminal's new size.
     final class SignalForwarding {
         private var pipe: [Int32] = [-1, -1]
         private var previous: [(Int32, sigaction)] = []
-        private var reader: BackgroundWork<Void>?
+        private var previousMask = sigset_t()
 
-        init(to control: ProcessControl) {
+        init() {
             guard Glibc.pipe(&pipe) == 0 else { return }
-            for fd in pipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            for fd in pipe {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            }
             Foreground.signalPipeWriter = pipe[1]
             for sig in Foreground.forwarded {
                 var action = sigaction()
                 action.__sigaction_handler.sa_handler = { sig in
+                    let saved = errno  // the interrupted code may be about to read it
                     var byte = UInt8(truncatingIfNeeded: sig)
                     _ = Glibc.write(Foreground.signalPipeWriter, &byte, 1)
+                    errno = saved
                 }
                 action.sa_flags = SA_RESTART
                 var old = sigaction()
                 sigaction(sig, &action, &old)
                 previous.append((sig, old))
             }
-            let readEnd = pipe[0]
-            reader = BackgroundWork {
-                var sig: UInt8 = 0
-                while true {
-                    let n = Glibc.read(readEnd, &sig, 1)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 || sig == 0 { return }
-                    if Int32(sig) == SIGWINCH {
-                        if let size = TerminalSize.of(STDOUT_FILENO) { control.resize(size) }
-                    } else {
-                        control.signal(Int32(sig))
-                    }
+            // A parent may have left them blocked (they are inherited): they would never arrive.
+            var set = sigset_t()
+            sigemptyset(&set)
+            for sig in Foreground.forwarded { sigaddset(&set, sig) }
+            pthread_sigmask(SIG_UNBLOCK, &set, &previousMask)
+        }
+
+        /// The end to watch, if forwarding is on.
+        var descriptor: Int32? { pipe[0] >= 0 ? pipe[0] : nil }
+
+        /// Passes on every signal that came in.
+        func forward(to control: ProcessControl) {
+            var sig: UInt8 = 0
+            while Glibc.read(pipe[0], &sig, 1) == 1 {
+                if Int32(sig) == SIGWINCH {
+                    if let size = TerminalSize.of(STDOUT_FILENO) { control.resize(size) }
+                } else {
+                    control.signal(Int32(sig))
                 }
             }
         }
 
-        /// Restores the handlers and ends the thread (a zero byte tells it to).
+        /// Restores the handlers, then closes the pipe.
         func stop() {
+            if !previous.isEmpty { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
             for (sig, old) in previous {
                 var o = old
                 sigaction(sig, &o, nil)
             }
             previous = []
-            guard pipe[1] >= 0 else { return }
-            var stopByte: UInt8 = 0
-            _ = Glibc.write(pipe[1], &stopByte, 1)
-            try? reader?.wait()
-            reader = nil
+            guard pipe[0] >= 0 else { return }
             Foreground.signalPipeWriter = -1
             close(pipe[0])
             close(pipe[1])

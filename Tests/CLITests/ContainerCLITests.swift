@@ -74,6 +74,24 @@ import Testing
         #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
     }
 
+    /// A foreground `run` hands the signals it gets to the container (Docker's --sig-proxy).
+    @Test func foregroundRunForwardsSignals() throws {
+        let world = try World()
+        let run = try RunningBerth(
+            [
+                "container", "run", "--rm", "--name", "forwarded", "busybox", "sh", "-c",
+                "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done",
+            ], world: world)
+        defer { run.stop() }
+        let deadline = Date() + 60
+        #expect(run.readStdout(until: "ready\n", deadline: deadline))
+        #expect(kill(run.pid, SIGTERM) == 0)
+        #expect(run.readStdout(deadline: deadline))
+        #expect(run.waitForExit(deadline: deadline) == 3, "\(run.stderr)")
+        #expect(String(decoding: run.stdout, as: UTF8.self) == "ready\ngot-term\n")
+        #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
+    }
+
     @Test func envFileFlagsAndRootBeforeTheNoun() throws {
         let world = try World()
         // Docker's env files are literal: the quotes stay part of the value.
