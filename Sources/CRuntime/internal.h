@@ -35,4 +35,10 @@ void berth_run_init(int error_fd);
 
 /* Point fds 0, 1, 2 at the given fds and make a tty the controlling terminal. */
 void berth_setup_stdio(const struct berth_process *process, int error_fd);
+/* berth_spawn with the caller's pipes (CLOEXEC; [0] read, [1] write): the child keeps
+   sync_pipe[0] and error_pipe[1], this process keeps sync_pipe[1] and error_pipe[0] (in *child). A
+   supervised start makes them in the caller, so that the caller, not the forked supervisor,
+   releases the child and reads how its exec went. */
+int berth_spawn_with_pipes(const struct berth_container *c, int sync_pipe[2], int error_pipe[2],
+                           struct berth_child *child);
 #endif

@@ -135,6 +135,11 @@ int berth_spawn(const struct berth_container *c, struct berth_child *child) {
         close(sync_pipe[0]); close(sync_pipe[1]);
         return -e;
     }
+    return berth_spawn_with_pipes(c, sync_pipe, error_pipe, child);
+}
+
+int berth_spawn_with_pipes(const struct berth_container *c, int sync_pipe[2], int error_pipe[2],
+                           struct berth_child *child) {
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD | SIGCHLD;
     if (c->new_network) flags |= CLONE_NEWNET;
     int pidfd = -1;

@@ -113,7 +113,7 @@ extension Container {
         // the clone done.
         var rootfs = preparedRootfs.take()
         let netns = preparedNetns.take()
-        var child = berth_supervised(pid: -1, shim: -1, control: -1)
+        var child = berth_supervised(pid: -1, shim: -1, sync_fd: -1, error_fd: -1)
         var spawned = false
         var pidfd: FileDescriptor?
         do {
@@ -218,19 +218,18 @@ extension Container {
         pid: Int32, code: Int32, finishedAt: String? = nil, error: String? = nil, oomKilled: Bool? = nil,
         removing: Bool = false
     ) {
+        // The remover records nothing, and drops the cgroup itself beside the files.
+        guard !removing else { return }
         // Another berth process may have started the container again meanwhile: that run is not
         // this one to record, nor its cgroup this one's to drop.
-        guard readRawState().pid == pid else { return }
-        if !removing {
-            var s = readRawState()
-            s.status = .exited
-            s.exitCode = code
-            s.error = error
-            s.finishedAt = finishedAt ?? Timestamp.now()
-            s.oomKilled = oomKilled
-            writeState(s)
-        }
-        // The remover drops the cgroup itself, beside the files.
-        if !removing { try? Cgroup.destroy(name: id) }
+        var s = readRawState()
+        guard s.pid == pid else { return }
+        s.status = .exited
+        s.exitCode = code
+        s.error = error
+        s.finishedAt = finishedAt ?? Timestamp.now()
+        s.oomKilled = oomKilled
+        writeState(s)
+        try? Cgroup.destroy(name: id)
     }
 }

@@ -35,8 +35,10 @@ tar -C "$rootfs" -cf "$work/rootfs.tar" .
 bundle="$work/bundle"
 make_runc_bundle "$bundle" "$rootfs" true
 
-hyperfine --warmup 3 --runs "$runs" --export-json "$work/result.json" \
+# Without a shell (-N): each run is the program alone. `runc run` deletes its container when it
+# exits (no --keep), so one ID serves every run.
+hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/result.json" \
     -n berth "$BERTH container run --rm bench-busybox true" \
-    -n runc "runc --root $work/runc-state run --bundle $bundle bench-\$RANDOM\$RANDOM" >&2
+    -n runc "runc --root $work/runc-state run --bundle $bundle bench-run" >&2
 
 report_ratio "$work/result.json" "run --rm IMAGE true"

@@ -194,22 +194,23 @@ int berth_exec_spawn(const struct berth_process *process, const int *ns_fds, int
 /* A container started under its reaper, berth-shim (supervise.c). */
 struct berth_supervised {
     pid_t pid;      /* the container's first process */
-    pid_t shim;     /* its parent, which becomes berth-shim once the container runs */
-    int control;    /* the caller's end of the socket to it */
+    pid_t shim;     /* its parent, berth-shim */
+    int sync_fd;    /* the caller writes one byte here to let the container go on */
+    int error_fd;   /* the caller reads struct berth_failure or EOF (the program was exec'ed) */
 };
 
 /* Forks (twice: not the caller's child) a process that clones the container as berth_spawn does
-   and, once berth_supervised_release() has let the container run, execs `shim_path` with
-   `shim_argv`, keeping only the descriptors in `keep` open across that exec. Returns 0 with *out
-   filled in (the container waits, as after berth_spawn), or -errno. */
+   and then execs `shim_path` with `shim_argv`, keeping only the descriptors in `keep` open across
+   that exec. Returns 0 with *out filled in (the container waits, as after berth_spawn, for
+   berth_supervised_release), or -errno. */
 int berth_spawn_supervised(const struct berth_container *config, const char *shim_path, const char *const *shim_argv,
                            const int *keep, int nkeep, struct berth_supervised *out);
 
 /* Lets the container go on (after network hooks and the record), as berth_resume: 0 when its
-   program was exec'ed, 1 with *failure filled in. Closes the control socket. */
+   program was exec'ed, 1 with *failure filled in. Closes sync_fd and error_fd. */
 int berth_supervised_release(struct berth_supervised *s, struct berth_failure *failure);
 
-/* Gives up before the release: the container is killed and nothing of it runs. */
+/* Gives up before the release: the container reads EOF and exits without running anything. */
 void berth_supervised_abort(struct berth_supervised *s);
 
 /* The container's overlay as a detached mount (fsopen/fsconfig/fsmount), made in the parent so
