@@ -45,6 +45,13 @@ let package = Package(
         // ~1700 conformance records that every process start pays for.
         .target(name: "Support", swiftSettings: memberImportVisibility),
 
+        // rtnetlink's definitions, and a socket opened inside another network namespace.
+        .target(name: "CNetlink"),
+        // Links, addresses and routes through rtnetlink (no `ip`); handed namespaces, never containers.
+        .target(
+            name: "Network", dependencies: ["CNetlink", "Support"],
+            swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
+
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: memberImportVisibility),
         .target(name: "Compose", dependencies: ["YAML", "Support"], swiftSettings: memberImportVisibility),
         .target(
@@ -91,6 +98,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
         .testTarget(
             name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
+        .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink"]),
         .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
