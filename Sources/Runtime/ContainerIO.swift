@@ -117,6 +117,12 @@ final class ProcessIO {
         stderrReader = -1
         notifyReader = -1
     }
+
+    /// A process that was never waited for (a caller that started a detached container and let
+    /// it go) must not keep its ends open.
+    deinit {
+        closeAll()
+    }
 }
 
 /// What a caller may do to a running process from any thread while another one waits for it:

@@ -60,8 +60,9 @@ extension Container {
     /// child builds its root filesystem in its namespaces (network setup goes there); the
     /// container's program starts after it returns. The child writes its sysctls before that
     /// (they must precede /proc/sys going read-only), so a per-interface sysctl for an interface
-    /// a hook adds needs the hook to set it. `exitCommand` runs once the exit is recorded
-    /// (`run -d --rm`'s removal), from the shim.
+    /// a hook adds needs the hook to set it. `exitCommand` (`run --rm`'s removal) runs from the
+    /// shim once the exit is recorded, unless a caller is still waiting for the container then:
+    /// that caller does it itself, and the command covers a detached run and a caller that died.
     public func start(
         stdio: Stdio, exitCommand: [String]? = nil,
         beforeResume: ((Int32) throws -> Void)? = nil

@@ -12,6 +12,9 @@
               [--stdout FD] [--stderr FD] [--tee-stdout FD] [--tee-stderr FD] [--hold FD]
               [--notify FD] [--cgroup PATH]... [-- EXIT COMMAND...]
 
+   The exit command runs only when no caller is attached any more (nobody reads `notify`):
+   a caller that waits for the container does what it would have done itself.
+
    The container is this process's only child (it was cloned before the exec).
 
    --stdout/--stderr: the read ends of the container's output (one fd for both with a pty).
@@ -314,6 +317,13 @@ int main(int argc, char **argv) {
         if (s->len > 0) log_entry(s->line, s->len, s->name);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
     write_exit(dir, code, oom_killed(cgroups, ncgroups));
+    /* A caller still attached (reading `notify`) takes it from here; with none left (a detached
+       run, or a foreground one whose berth was killed), the exit command is ours to run. */
+    int attached = 0;
+    if (notify >= 0) {
+        char byte = 0;
+        attached = write(notify, &byte, 1) == 1;
+    }
     if (out.tee >= 0) close(out.tee);
     if (err.tee >= 0) close(err.tee);
     if (hold >= 0) close(hold);
@@ -322,7 +332,7 @@ int main(int argc, char **argv) {
     /* The group empties once the namespace's last process is reaped by the kernel. */
     for (int i = 0; i < ncgroups; i++)
         for (int tries = 0; tries < 100 && rmdir(cgroups[i]) < 0 && errno == EBUSY; tries++) usleep(10000);
-    if (exit_command && exit_command[0]) {
+    if (exit_command && exit_command[0] && !attached) {
         execv(exit_command[0], exit_command);
         return 127;
     }

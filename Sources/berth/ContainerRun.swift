@@ -67,7 +67,7 @@ struct ContainerRun: ParsableCommand {
         let process: ContainerProcess
         do {
             process = try container.start(
-                stdio: stdio, exitCommand: detach && autoRemove ? Self.removal(container, root) : nil)
+                stdio: stdio, exitCommand: autoRemove ? Self.removal(container, root) : nil)
         } catch {
             if autoRemove { try? container.remove(force: true) }
             throw error
@@ -81,8 +81,9 @@ struct ContainerRun: ParsableCommand {
         if code != 0 { throw CommandFailure(status: code) }
     }
 
-    /// `container rm -f ID` by this very binary, for the shim to run when a `-d --rm` container
-    /// exits (the shim runs it with an empty environment, so the root is given).
+    /// `container rm -f ID` by this very binary, for the shim to run when a `--rm` container exits
+    /// with nobody attached (detached, or its foreground berth killed); the shim runs it with an
+    /// empty environment, so the root is given.
     static func removal(_ container: Container, _ root: String) -> [String] {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)

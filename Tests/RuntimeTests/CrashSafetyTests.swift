@@ -98,6 +98,46 @@ import Testing
         #expect(again.status == 0, "\(again.stderr)")
     }
 
+    /// `run --rm` whose berth is killed after the start: the container's reaper, finding nobody
+    /// attached when the container ends, removes it (Docker's daemon would too).
+    @Test func aForegroundRemovalOutlivesItsKilledBerth() throws {
+        let f = try RuntimeFixture()
+        defer { f.cleanup() }
+        let sync = f.base + "/sync"
+        try FileManager.default.createDirectory(atPath: sync, withIntermediateDirectories: true)
+        #expect(mkfifo(sync + "/go", 0o600) == 0)
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: BerthProcess.executable)
+        run.arguments = [
+            "container", "run", "--rm", "--name", "removed-later", "-v", sync + ":/sync", "busybox-test",
+            "sh", "-c", "echo ready; read go < /sync/go",
+        ]
+        run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": f.root]) { $1 }
+        let output = Pipe()
+        (run.standardOutput, run.standardInput, run.standardError) = (
+            output, FileHandle.nullDevice, FileHandle.nullDevice
+        )
+        try run.run()
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        var seen = Data()
+        while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += chunk
+        }
+        kill(run.processIdentifier, SIGKILL)
+        run.waitUntilExit()
+        let container = try Container.lookup("removed-later", root: f.root)
+        let shim = try #require(container.state().monitorPid)
+        // Let the container end; its reaper then runs the removal, and is gone when it is done.
+        let go = open(sync + "/go", O_WRONLY)
+        #expect(go >= 0 && write(go, "go\n", 3) == 3)
+        close(go)
+        #expect(PausedRun.isGone(shim))
+        expectEmpty(root: f.root)
+        #expect(RuntimeFixture.leftovers(id: container.id, root: f.root).isEmpty)
+    }
+
     @Test func removeWithoutForceReclaimsAKilledRunToo() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
