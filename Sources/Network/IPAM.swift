@@ -51,9 +51,11 @@ public struct IPAM: Sendable {
 
     /// The network's subnet and gateway, reserved on first call (the same on later ones).
     /// `subnet`/`gateway`: compose's ipam.config; a subnet that overlaps another network's is an
-    /// error, as is a gateway outside the subnet.
+    /// error, as is a gateway outside the subnet. `avoiding`: subnets the host already routes
+    /// (`Netlink.routes()`), which a subnet from the pools must not overlap, as Docker checks.
     public func reserveNetwork(
-        _ name: String, subnet wanted: IPv4Subnet? = nil, gateway wantedGateway: IPv4Address? = nil
+        _ name: String, subnet wanted: IPv4Subnet? = nil, gateway wantedGateway: IPv4Address? = nil,
+        avoiding hostSubnets: [IPv4Subnet] = []
     )
         throws -> Network
     {
@@ -67,7 +69,7 @@ public struct IPAM: Sendable {
                 }
                 subnet = wanted
             } else {
-                guard let free = freeSubnet(avoiding: taken) else {
+                guard let free = freeSubnet(avoiding: taken + hostSubnets) else {
                     throw Error(
                         description: "all predefined address pools have been fully subnetted (network \(name))")
                 }

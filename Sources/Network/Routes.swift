@@ -45,4 +45,13 @@ extension Netlink {
                     .map { Int32(bitPattern: $0) })
         }
     }
+
+    /// The subnets this namespace routes directly or by gateway (not the default route): what a
+    /// new network's subnet must not overlap.
+    public func routedSubnets() throws -> [IPv4Subnet] {
+        try routes().compactMap { route in
+            guard let destination = route.destination, route.prefixLength > 0 else { return nil }
+            return IPv4Subnet(network: destination, prefixLength: route.prefixLength)
+        }
+    }
 }

@@ -282,6 +282,10 @@ extension Container {
                 }
                 outcome = .reclaimed
             }
+            // Still under the lock: a creator that met it retries this ID only after, so the
+            // name it then reserves is never one of the links removed here.
+            removeNameLinks(naming: id, root: root)
+            return outcome
         }
         removeNameLinks(naming: id, root: root)
         return outcome

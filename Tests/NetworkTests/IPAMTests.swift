@@ -20,6 +20,10 @@ import Testing
         #expect(try ipam.reserveNetwork("p_default") == first, "the same network, the same subnet")
         // Another process (here, another value) reads the same state.
         #expect(try IPAM(directory: dir.path).networks()["p_back"]?.subnet == second.subnet)
+        // A subnet the host routes already is skipped.
+        #expect(
+            try ipam.reserveNetwork("p_third", avoiding: [IPv4Subnet("172.19.0.0/24")!]).subnet
+                == IPv4Subnet("172.20.0.0/16"))
         try ipam.releaseNetwork("p_default")
         #expect(try ipam.reserveNetwork("p_new").subnet == IPv4Subnet("172.17.0.0/16"), "a released subnet is free")
     }

@@ -64,6 +64,7 @@ import Testing
         #expect(eth0.kind == "veth" && eth0.isUp)
         let defaultRoute = Route(destination: nil, prefixLength: 0, gateway: gateway, interface: eth0.index)
         #expect(try inside.routes().contains(defaultRoute))
+        #expect(try inside.routedSubnets() == [IPv4Subnet("10.88.0.0/16")!], "the connected subnet, not the default")
 
         // A UDP datagram from the container's namespace, through its default route, reaches a
         // socket bound to the gateway's address on the bridge.
