@@ -97,6 +97,56 @@ import Testing
         #expect(try !inside.links().contains { $0.name == "eth0" })
     }
 
+    /// Two namespaces attached to one bridge reach each other by address, and a failed attach
+    /// leaves no veth behind.
+    @Test func attachedNamespacesReachEachOtherThroughTheBridge() throws {
+        let host = try Namespace()
+        let first = try Namespace()
+        let second = try Namespace()
+        let outside = try Netlink(namespace: host.fd)
+        let gateway = IPv4Address(10, 77, 0, 1)
+        try outside.ensureBridge("br-attach", gateway: gateway, prefixLength: 24)
+        try outside.ensureBridge("br-attach", gateway: gateway, prefixLength: 24)  // again: nothing changes
+        #expect(try outside.addresses().filter { $0.address == gateway }.count == 1)
+        let a = IPv4Address(10, 77, 0, 2)
+        let b = IPv4Address(10, 77, 0, 3)
+        try outside.attach(
+            namespace: first.fd, to: "br-attach",
+            Attachment(hostInterface: "veth-a", interface: "eth0", address: a, prefixLength: 24, gateway: gateway))
+        try outside.attach(
+            namespace: second.fd, to: "br-attach",
+            Attachment(hostInterface: "veth-b", interface: "eth0", address: b, prefixLength: 24, gateway: gateway))
+
+        let receiver = try Self.udpSocket(in: second.fd, bound: b, port: 47_002)
+        defer { close(receiver) }
+        let sender = try Self.udpSocket(in: first.fd, bound: nil, port: 0)
+        defer { close(sender) }
+        var to = Self.socketAddress(b, port: 47_002)
+        let sent = withUnsafePointer(to: &to) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(sender, "across", 6, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(sent == 6)
+        var ready = pollfd(fd: receiver, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&ready, 1, 10_000) == 1, "nothing arrived")
+        var buffer = [UInt8](repeating: 0, count: 16)
+        #expect(recv(receiver, &buffer, buffer.count, Int32(MSG_DONTWAIT)) == 6)
+
+        // A second default route in a namespace that has one: the attach fails at its last step
+        // and takes its veth (both ends) away.
+        let refused = #expect(throws: Netlink.Error.self) {
+            try outside.attach(
+                namespace: second.fd, to: "br-attach",
+                Attachment(
+                    hostInterface: "veth-c", interface: "eth1", address: IPv4Address(10, 77, 0, 4), prefixLength: 24,
+                    gateway: gateway))
+        }
+        #expect(refused?.errno == EEXIST)
+        #expect(try !outside.links().contains { $0.name == "veth-c" })
+        #expect(try !Netlink(namespace: second.fd).links().contains { $0.name == "eth1" })
+    }
+
     @Test func refusalsNameTheRequestAndTheErrno() throws {
         let ns = try Namespace()
         let netlink = try Netlink(namespace: ns.fd)
