@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,11 +21,8 @@ int berth_socket_in_namespace(int namespace_fd, int domain, int type, int protoc
     } else {
         rc = socket(domain, type | SOCK_CLOEXEC, protocol);
         if (rc < 0) rc = -errno;
-        /* A thread left in the wrong namespace would open every later socket there. */
-        if (setns(home, CLONE_NEWNET) < 0) {
-            if (rc >= 0) close(rc);
-            rc = -errno;
-        }
+        /* A thread left in the wrong namespace would open every later socket there, unseen. */
+        if (setns(home, CLONE_NEWNET) < 0) abort();
     }
     close(home);
     return rc;
@@ -39,7 +37,7 @@ int berth_netlink_new_namespace(void) {
     } else {
         made = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
         if (made < 0) rc = -errno;
-        if (setns(home, CLONE_NEWNET) < 0 && rc == 0) rc = -errno;
+        if (setns(home, CLONE_NEWNET) < 0) abort(); /* as above */
     }
     close(home);
     if (rc < 0) {

@@ -25,6 +25,11 @@ extension Netlink {
             type: Int32(RTM_NEWADDR), flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, family: info)
         message.attribute(Int32(IFA_LOCAL), address.array)
         message.attribute(Int32(IFA_ADDRESS), address.array)
+        if prefixLength < 31 {
+            // As `ip addr add ... brd +` and Docker's netlink library set it.
+            let subnet = IPv4Subnet(network: address, prefixLength: prefixLength)
+            message.attribute(Int32(IFA_BROADCAST), IPv4Subnet.address(IPv4Subnet.value(address) | ~subnet.mask).array)
+        }
         try request(message, "add address \(address)/\(prefixLength) to \(name)")
     }
 

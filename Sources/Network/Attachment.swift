@@ -31,10 +31,21 @@ extension Netlink {
     /// The bridge `name` with `gateway/prefixLength` on it, up: made when missing, left as it is
     /// when it exists with that address (a second network start, or one after a crash).
     public func ensureBridge(_ name: String, gateway: IPv4Address, prefixLength: UInt8, mtu: UInt32? = nil) throws {
-        if try !links().contains(where: { $0.name == name }) { try createBridge(name, mtu: mtu) }
+        // Another berth process may make it (or its address) at the same moment: EEXIST is fine.
+        if let existing = try links().first(where: { $0.name == name }) {
+            guard existing.kind == "bridge" else {
+                throw Error(operation: "use \(name) as a bridge (it is a \(existing.kind ?? "device"))", errno: EEXIST)
+            }
+        } else {
+            do { try createBridge(name, mtu: mtu) } catch let e as Error where e.errno == EEXIST {}
+        }
         let index = try index(of: name)
         let wanted = InterfaceAddress(interface: index, address: gateway, prefixLength: prefixLength)
-        if try !addresses().contains(wanted) { try addAddress(gateway, prefixLength: prefixLength, to: name) }
+        if try !addresses().contains(wanted) {
+            do { try addAddress(gateway, prefixLength: prefixLength, to: name) } catch let e as Error
+                where e.errno == EEXIST
+            {}
+        }
         try setUp(name)
     }
 

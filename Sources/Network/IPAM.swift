@@ -95,10 +95,11 @@ public struct IPAM: Sendable {
     public func allocate(on name: String, for holder: String, wanted: IPv4Address? = nil) throws -> IPv4Address {
         try withState { state in
             guard var network = state[name] else { throw Error(description: "no such network: \(name)") }
-            if let held = network.addresses.first(where: { $0.value == holder }),
-                wanted == nil || held.key == wanted!.description
-            {
-                return IPv4Address(held.key)!
+            if let held = network.addresses.first(where: { $0.value == holder }) {
+                if wanted == nil || held.key == wanted!.description, let address = IPv4Address(held.key) {
+                    return address
+                }
+                network.addresses[held.key] = nil  // it asks for another one now
             }
             let used = Set(network.addresses.keys).union([network.gateway.description])
             let address: IPv4Address
@@ -151,7 +152,7 @@ public struct IPAM: Sendable {
     }
 
     private func freeSubnet(avoiding taken: [IPv4Subnet]) -> IPv4Subnet? {
-        for pool in pools where pool.size >= pool.base.prefixLength {
+        for pool in pools where pool.size >= pool.base.prefixLength && pool.size <= 32 {
             let step = UInt64(1) << UInt64(32 - pool.size)
             var at = UInt64(pool.base.first)
             while at + step - 1 <= UInt64(pool.base.last) {
@@ -174,7 +175,13 @@ public struct IPAM: Sendable {
         defer { lock.keep() }
         let path = directory + "/ipam.json"
         var state: [String: Network] = [:]
-        if let bytes = Files.readAll(path) {
+        let bytes = Files.readAll(path)
+        // Only a missing file is an empty state: any other failure would, once written back,
+        // forget every reservation.
+        if bytes == nil && errno != ENOENT {
+            throw Error(description: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        if let bytes {
             do { state = try JSONDecoder().decode([String: Network].self, from: Data(bytes)) } catch {
                 throw Error(description: "\(path) is damaged: \(error)")
             }

@@ -57,7 +57,16 @@ public final class Netlink {
         var all: [NetlinkReply] = []
         while true {
             for reply in try receive() {
-                if reply.type == UInt16(NLMSG_DONE) { return all }
+                if reply.type == UInt16(NLMSG_DONE) {
+                    // A dump the kernel could not finish ends with its errno here.
+                    if let code = reply.body.count >= 4
+                        ? reply.body.withUnsafeBytes({ $0.loadUnaligned(as: Int32.self) }) : nil,
+                        code < 0
+                    {
+                        throw Error(operation: operation(), errno: -code)
+                    }
+                    return all
+                }
                 if reply.type == UInt16(NLMSG_ERROR), let error = reply.header(nlmsgerr.self),
                     error.msg.nlmsg_seq == seq, error.error != 0
                 {

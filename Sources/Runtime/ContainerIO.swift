@@ -108,14 +108,19 @@ final class ProcessIO {
         (shimStdout, shimStderr, teeStdout, teeStderr, shimHold, notifyWriter) = (-1, -1, -1, -1, -1, -1)
     }
 
-    func closeAll() {
+    /// `keepingNotify`: the caller removes the container next, and the shim must not run its
+    /// exit command (the same removal) before that is done: `notify` stays open until then.
+    func closeAll(keepingNotify: Bool = false) {
         closeChildEnds()
         closeShimEnds()
-        for fd in Set([stdinWriter, stdoutReader, stderrReader, notifyReader]) where fd >= 0 { close(fd) }
+        for fd in Set([stdinWriter, stdoutReader, stderrReader]) where fd >= 0 { close(fd) }
         stdinWriter = -1
         stdoutReader = -1
         stderrReader = -1
-        notifyReader = -1
+        if !keepingNotify && notifyReader >= 0 {
+            close(notifyReader)
+            notifyReader = -1
+        }
     }
 
     /// A process that was never waited for (a caller that started a detached container and let
@@ -207,7 +212,9 @@ public final class ContainerProcess: @unchecked Sendable {
     /// stays open. `events`: another descriptor of the caller's to watch until the end, and what
     /// to do when it is readable (the handler reads it): the CLI's self-pipe of signals to
     /// forward, served on this thread rather than one of its own. `removing`: the caller removes
-    /// the container right after, so the exit of a main process is not written to state.json.
+    /// the container right after, so the exit of a main process is not written to state.json, and
+    /// the shim's own exit command (the same removal, for when no caller is left) waits until this
+    /// value is released: keep it alive until the removal is done.
     public func wait(
         input: Int32? = nil, events: (descriptor: Int32, handler: () -> Void)? = nil, removing: Bool = false,
         output: ((UnsafeRawBufferPointer, _ isStderr: Bool) -> Void)? = nil
@@ -271,7 +278,8 @@ public final class ContainerProcess: @unchecked Sendable {
             if !ended && fds[endIndex].revents != 0 {
                 if supervised {
                     var byte: UInt8 = 0
-                    ended = read(io.notifyReader, &byte, 1) <= 0
+                    // The byte (exit.json is written), or EOF (a shim that died without).
+                    ended = read(io.notifyReader, &byte, 1) != -1 || errno != EINTR
                 } else {
                     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                     ended = true
@@ -294,7 +302,7 @@ public final class ContainerProcess: @unchecked Sendable {
             if let events, let eventsIndex, fds[eventsIndex].revents != 0 { events.handler() }
         }
         if !ended && !supervised { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
-        io.closeAll()
+        io.closeAll(keepingNotify: removing)
         guard supervised else { return berth_wait_status_exit(status) }
         // The shim wrote the exit before it closed `notify`; without the record (a shim that was
         // killed), the status is unknown and reads 255, as Docker records it.

@@ -282,6 +282,8 @@ extension Container {
                 }
                 outcome = .reclaimed
             }
+            // Another directory is at the path now: its maker's, names and all.
+            guard stillThere else { return .leftAlone }
             // Still under the lock: a creator that met it retries this ID only after, so the
             // name it then reserves is never one of the links removed here.
             removeNameLinks(naming: id, root: root)

@@ -12,16 +12,17 @@
               [--stdout FD] [--stderr FD] [--tee-stdout FD] [--tee-stderr FD] [--hold FD]
               [--notify FD] [--cgroup PATH]... [-- EXIT COMMAND...]
 
-   The exit command runs only when no caller is attached any more (nobody reads `notify`):
-   a caller that waits for the container does what it would have done itself.
+   The exit command (`run --rm`'s removal) is the caller's to do while one is attached: the shim
+   runs it once nobody holds `notify` any more, and only if the container is still there then (a
+   detached run, or a caller that died before it removed the container).
 
    The container is this process's only child (it was cloned before the exec).
 
    --stdout/--stderr: the read ends of the container's output (one fd for both with a pty).
    --tee-*: where a foreground caller wants the raw output too; dropped when the caller goes.
    --hold: a descriptor kept open until the container exits (the write end of `-i`'s stdin).
-   --notify and the tee descriptors are closed only after exit.json is written: a caller that
-   reads them to EOF then finds the exit code on disk. */
+   --notify gets one byte once exit.json is written, and the tee descriptors are closed only then:
+   a caller that reads them finds the exit code on disk. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -317,8 +318,7 @@ int main(int argc, char **argv) {
         if (s->len > 0) log_entry(s->line, s->len, s->name);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
     write_exit(dir, code, oom_killed(cgroups, ncgroups));
-    /* A caller still attached (reading `notify`) takes it from here; with none left (a detached
-       run, or a foreground one whose berth was killed), the exit command is ours to run. */
+    /* The exit is on disk: one byte tells an attached caller (EPIPE: there is none). */
     int attached = 0;
     if (notify >= 0) {
         char byte = 0;
@@ -327,15 +327,22 @@ int main(int argc, char **argv) {
     if (out.tee >= 0) close(out.tee);
     if (err.tee >= 0) close(err.tee);
     if (hold >= 0) close(hold);
-    if (notify >= 0) close(notify);
     if (log_file.fd >= 0) close(log_file.fd);
     /* The group empties once the namespace's last process is reaped by the kernel. */
     for (int i = 0; i < ncgroups; i++)
         for (int tries = 0; tries < 100 && rmdir(cgroups[i]) < 0 && errno == EBUSY; tries++) usleep(10000);
-    if (exit_command && exit_command[0] && !attached) {
+    if (exit_command && exit_command[0]) {
+        if (attached) {
+            /* The caller removes the container itself and lets go of `notify` after (POLLERR on
+               this end then); if it died first, the container is still there. */
+            struct pollfd gone = { notify, 0, 0 };
+            while (poll(&gone, 1, -1) < 0 && errno == EINTR) {}
+            if (access(dir, F_OK) != 0) return 0;
+        }
         execv(exit_command[0], exit_command);
         return 127;
     }
+    if (notify >= 0) close(notify);
     return 0;
 }
 

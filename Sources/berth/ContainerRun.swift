@@ -77,7 +77,8 @@ struct ContainerRun: ParsableCommand {
             return
         }
         let code = Foreground.attach(process, interactive: interactive, tty: tty, removing: autoRemove)
-        if autoRemove { try container.remove(force: true) }
+        // The shim holds back its own removal while `process` lives (see ContainerProcess.wait).
+        if autoRemove { try withExtendedLifetime(process) { try container.remove(force: true) } }
         if code != 0 { throw CommandFailure(status: code) }
     }
 

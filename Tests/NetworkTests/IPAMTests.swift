@@ -59,6 +59,10 @@ import Testing
         #expect(try ipam.allocate(on: "n", for: "b", wanted: IPv4Address(10, 9, 0, 5)) == IPv4Address(10, 9, 0, 5))
         #expect(try ipam.allocate(on: "n", for: "c") == IPv4Address(10, 9, 0, 3))
         #expect(try ipam.allocate(on: "n", for: "a") == IPv4Address(10, 9, 0, 2), "the same holder, the same address")
+        // Asking for another one gives up the first.
+        #expect(try ipam.allocate(on: "n", for: "a", wanted: IPv4Address(10, 9, 0, 6)) == IPv4Address(10, 9, 0, 6))
+        #expect(try ipam.networks()["n"]?.addresses["10.9.0.2"] == nil)
+        #expect(try ipam.allocate(on: "n", for: "a", wanted: IPv4Address(10, 9, 0, 2)) == IPv4Address(10, 9, 0, 2))
         #expect(throws: IPAM.Error(description: "address 10.9.0.5 is already in use on network n")) {
             try ipam.allocate(on: "n", for: "d", wanted: IPv4Address(10, 9, 0, 5))
         }
