@@ -116,8 +116,9 @@ public struct ComposeDuration: Hashable, Sendable, CustomStringConvertible, Comp
 
 public enum ByteSize {
     /// A byte count: a plain (possibly negative) integer, or go-units' RAMInBytes syntax
-    /// ("512m", "1.5g", "2 GB", "100k"), binary multiples.
-    public static func parse(_ text: String) -> Int64? {
+    /// ("512m", "1.5g", "2 GB", "100k"), binary multiples; with `decimal`, go-units'
+    /// FromHumanSize (the same syntax, powers of 1000: what the json-file log's max-size uses).
+    public static func parse(_ text: String, decimal: Bool = false) -> Int64? {
         if let n = Int64(text) { return n }
         var s = Substring(text)
         var number = ""
@@ -130,13 +131,14 @@ public enum ByteSize {
         else { return nil }
         if s.first == " " { s = s.dropFirst() }
         var multiplier: Double = 1
+        let unit: Double = decimal ? 1000 : 1024
         if let c = s.first {
             switch c {
-            case "k", "K": multiplier = 1024
-            case "m", "M": multiplier = 1024 * 1024
-            case "g", "G": multiplier = 1024 * 1024 * 1024
-            case "t", "T": multiplier = 1024 * 1024 * 1024 * 1024
-            case "p", "P": multiplier = 1024 * 1024 * 1024 * 1024 * 1024
+            case "k", "K": multiplier = unit
+            case "m", "M": multiplier = unit * unit
+            case "g", "G": multiplier = unit * unit * unit
+            case "t", "T": multiplier = unit * unit * unit * unit
+            case "p", "P": multiplier = unit * unit * unit * unit * unit
             default: multiplier = 0
             }
             if multiplier != 0 { s = s.dropFirst() } else { multiplier = 1 }

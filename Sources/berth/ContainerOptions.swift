@@ -239,9 +239,9 @@ struct ContainerOptions: ParsableArguments {
         }
         for (key, value) in values {
             if key == "max-size" {
-                // go-units' FromHumanSize reads the size; berth reads it with binary units (Docker's
-                // are decimal: its 10m is 10,000,000 bytes, berth's 10,485,760).
-                guard let size = ByteSize.parse(value.trimmingWhitespace()) else {
+                // moby's json-file driver reads it with go-units' FromHumanSize: decimal units,
+                // 10m is 10,000,000 bytes.
+                guard let size = ByteSize.parse(value.trimmingWhitespace(), decimal: true) else {
                     throw ContainerCommandError(description: "invalid size: '\(value)'")
                 }
                 guard size > 0 else { throw ContainerCommandError(description: "max-size must be a positive number") }

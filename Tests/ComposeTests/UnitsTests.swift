@@ -31,6 +31,11 @@ import Testing
         for bad in ["", "g", "1zb", "1.g", "ten", "1..5m"] {
             #expect(ByteSize.parse(bad) == nil, "\(bad)")
         }
+        // go-units' FromHumanSize (the json-file log's max-size): powers of 1000, "i" or not.
+        let decimal: [(String, Int64)] = [("10m", 10_000_000), ("1k", 1000), ("1KiB", 1000), ("1.5g", 1_500_000_000)]
+        for (input, bytes) in decimal {
+            #expect(ByteSize.parse(input, decimal: true) == bytes, "\(input)")
+        }
     }
 
     @Test func portRangesExpandAndSortLikeDockerCompose() throws {
