@@ -1,5 +1,5 @@
 /// An IPv4 address, as four bytes in network order.
-public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
+public struct IPv4Address: Hashable, Sendable {
     public var bytes: (UInt8, UInt8, UInt8, UInt8)
 
     public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
@@ -35,19 +35,4 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
     public func hash(into hasher: inout Hasher) { hasher.combine(array) }
 }
 
-extension IPv4Address: Codable {
-    /// As its dotted quad.
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let address = IPv4Address(text) else {
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "bad address \(text)"))
-        }
-        self = address
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-}
+extension IPv4Address: TextCodable {}

@@ -1,5 +1,5 @@
 /// An IPv4 subnet: a network address (host bits zero) and a prefix length, as "10.1.0.0/16".
-public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible, Codable {
+public struct IPv4Subnet: Hashable, Sendable, TextCodable {
     public let network: IPv4Address
     public let prefixLength: UInt8
 
@@ -38,19 +38,5 @@ public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible, Codable {
 
     static func address(_ v: UInt32) -> IPv4Address {
         IPv4Address(UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff))
-    }
-
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let subnet = IPv4Subnet(text) else {
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "bad subnet \(text)"))
-        }
-        self = subnet
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
     }
 }

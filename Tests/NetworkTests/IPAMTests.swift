@@ -106,6 +106,18 @@ import Testing
         #expect(try IPAM(directory: dir.path).networks()["n"]?.addresses.count == 40)
     }
 
+    /// A file that does not parse (a subnet with host bits) is refused and left as it is, never
+    /// taken for an empty state and written over.
+    @Test func aDamagedStateIsRefusedNotReplaced() throws {
+        let dir = Directory()
+        try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+        let damaged = #"{"n":{"addresses":{},"gateway":"10.0.0.1","subnet":"10.0.0.5/8"}}"#
+        try damaged.write(toFile: dir.path + "/ipam.json", atomically: false, encoding: .utf8)
+        let error = #expect(throws: IPAM.Error.self) { try IPAM(directory: dir.path).reserveNetwork("other") }
+        #expect(error?.description.contains("is damaged") == true, "\(String(describing: error))")
+        #expect(try String(contentsOfFile: dir.path + "/ipam.json", encoding: .utf8) == damaged)
+    }
+
     @Test func bridgeNamesAreStableShortAndDistinct() {
         let name = BridgeName.of(project: "shop", network: "default")
         #expect(name == BridgeName.of(project: "shop", network: "default"))

@@ -68,29 +68,9 @@ import Testing
 
         // A UDP datagram from the container's namespace, through its default route, reaches a
         // socket bound to the gateway's address on the bridge.
-        let receiver = try Self.udpSocket(in: host.fd, bound: gateway, port: 47_001)
-        defer { close(receiver) }
-        let sender = try Self.udpSocket(in: container.fd, bound: nil, port: 0)
-        defer { close(sender) }
-        var to = Self.socketAddress(gateway, port: 47_001)
-        let sent = withUnsafePointer(to: &to) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(sender, "hello", 5, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        #expect(sent == 5)
-        var ready = pollfd(fd: receiver, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&ready, 1, 10_000) == 1, "nothing arrived")
-        var buffer = [UInt8](repeating: 0, count: 16)
-        var from = sockaddr_in()
-        var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let got = withUnsafeMutablePointer(to: &from) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                recvfrom(receiver, &buffer, buffer.count, Int32(MSG_DONTWAIT), $0, &fromLength)
-            }
-        }
-        #expect(got == 5 && String(decoding: buffer.prefix(max(got, 0)), as: UTF8.self) == "hello")
-        #expect(IPv4Address(array: withUnsafeBytes(of: from.sin_addr) { Array($0) }) == address)
+        let arrived = try Self.datagram("hello", from: container.fd, to: gateway, in: host.fd, port: 47_001)
+        #expect(arrived?.text == "hello", "nothing arrived")
+        #expect(arrived?.sender == address)
 
         // Either end takes the pair with it.
         try outside.deleteLink("veth-test0")
@@ -117,21 +97,8 @@ import Testing
             namespace: second.fd, to: "br-attach",
             Attachment(hostInterface: "veth-b", interface: "eth0", address: b, prefixLength: 24, gateway: gateway))
 
-        let receiver = try Self.udpSocket(in: second.fd, bound: b, port: 47_002)
-        defer { close(receiver) }
-        let sender = try Self.udpSocket(in: first.fd, bound: nil, port: 0)
-        defer { close(sender) }
-        var to = Self.socketAddress(b, port: 47_002)
-        let sent = withUnsafePointer(to: &to) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(sender, "across", 6, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        #expect(sent == 6)
-        var ready = pollfd(fd: receiver, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&ready, 1, 10_000) == 1, "nothing arrived")
-        var buffer = [UInt8](repeating: 0, count: 16)
-        #expect(recv(receiver, &buffer, buffer.count, Int32(MSG_DONTWAIT)) == 6)
+        let arrived = try Self.datagram("across", from: first.fd, to: b, in: second.fd, port: 47_002)
+        #expect(arrived?.text == "across" && arrived?.sender == a, "nothing arrived")
 
         // A second default route in a namespace that has one: the attach fails at its last step
         // and takes its veth (both ends) away.
@@ -178,6 +145,41 @@ import Testing
     }
 
     // MARK: helpers
+
+    /// Sends `text` in a UDP datagram from the namespace `sender` to `address:port`, received by
+    /// a socket bound there in the namespace `receiver`; what arrived and from where, or nil
+    /// when nothing did within 10 s.
+    static func datagram(_ text: String, from sender: Int32, to address: IPv4Address, in receiver: Int32, port: UInt16)
+        throws -> (text: String, sender: IPv4Address?)?
+    {
+        let inbound = try udpSocket(in: receiver, bound: address, port: port)
+        defer { close(inbound) }
+        let outbound = try udpSocket(in: sender, bound: nil, port: 0)
+        defer { close(outbound) }
+        var to = socketAddress(address, port: port)
+        let bytes = Array(text.utf8)
+        let sent = withUnsafePointer(to: &to) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(outbound, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard sent == bytes.count else { return nil }
+        var ready = pollfd(fd: inbound, events: Int16(POLLIN), revents: 0)
+        guard poll(&ready, 1, 10_000) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var from = sockaddr_in()
+        var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let got = withUnsafeMutablePointer(to: &from) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                recvfrom(inbound, &buffer, buffer.count, Int32(MSG_DONTWAIT), $0, &fromLength)
+            }
+        }
+        guard got >= 0 else { return nil }
+        return (
+            String(decoding: buffer.prefix(got), as: UTF8.self),
+            IPv4Address(array: withUnsafeBytes(of: from.sin_addr) { Array($0) })
+        )
+    }
 
     static func udpSocket(in namespace: Int32, bound address: IPv4Address?, port: UInt16) throws -> Int32 {
         let fd = berth_socket_in_namespace(namespace, AF_INET, Int32(SOCK_DGRAM.rawValue), 0)

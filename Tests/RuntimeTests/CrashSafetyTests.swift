@@ -58,29 +58,10 @@ import Testing
     @Test func aRunKilledAfterTheStartLeavesARunningContainer() throws {
         let f = try RuntimeFixture()
         defer { f.cleanup() }
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: BerthProcess.executable)
-        run.arguments = [
-            "container", "run", "--name", "started", "busybox-test",
-            "sh", "-c", "echo ready; exec sleep 30",
-        ]
-        run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": f.root]) { $1 }
-        let output = Pipe()
-        (run.standardOutput, run.standardInput, run.standardError) = (
-            output, FileHandle.nullDevice, FileHandle.nullDevice
-        )
-        try run.run()
-        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
-        // "ready" reached berth's stdout: the container's program runs.
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += chunk
-        }
-        #expect(String(decoding: seen, as: UTF8.self) == "ready\n")
-        kill(run.processIdentifier, SIGKILL)
-        run.waitUntilExit()
+        let seen = try Self.killWhenReady(
+            ["container", "run", "--name", "started", "busybox-test", "sh", "-c", "echo ready; exec sleep 30"],
+            root: f.root)
+        #expect(seen == "ready\n")
 
         let container = try Container.lookup("started", root: f.root)
         #expect(container.isRunning)
@@ -106,27 +87,12 @@ import Testing
         let sync = f.base + "/sync"
         try FileManager.default.createDirectory(atPath: sync, withIntermediateDirectories: true)
         #expect(mkfifo(sync + "/go", 0o600) == 0)
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: BerthProcess.executable)
-        run.arguments = [
-            "container", "run", "--rm", "--name", "removed-later", "-v", sync + ":/sync", "busybox-test",
-            "sh", "-c", "echo ready; read go < /sync/go",
-        ]
-        run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": f.root]) { $1 }
-        let output = Pipe()
-        (run.standardOutput, run.standardInput, run.standardError) = (
-            output, FileHandle.nullDevice, FileHandle.nullDevice
-        )
-        try run.run()
-        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
-        var seen = Data()
-        while !String(decoding: seen, as: UTF8.self).contains("ready\n") {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += chunk
-        }
-        kill(run.processIdentifier, SIGKILL)
-        run.waitUntilExit()
+        let seen = try Self.killWhenReady(
+            [
+                "container", "run", "--rm", "--name", "removed-later", "-v", sync + ":/sync", "busybox-test",
+                "sh", "-c", "echo ready; read go < /sync/go",
+            ], root: f.root)
+        #expect(seen == "ready\n")
         let container = try Container.lookup("removed-later", root: f.root)
         let shim = try #require(container.state().monitorPid)
         // Let the container end; its reaper then runs the removal, and is gone when it is done.
@@ -289,6 +255,35 @@ import Testing
     }
 
     // MARK: helpers
+
+    /// Runs berth with `arguments` until its container prints "ready" (its program runs), then
+    /// SIGKILLs it; returns what it printed. Bounded: 60 s without "ready" ends the wait.
+    static func killWhenReady(_ arguments: [String], root: String) throws -> String {
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: BerthProcess.executable)
+        run.arguments = arguments
+        run.environment = ProcessInfo.processInfo.environment.merging(["BERTH_ROOT": root]) { $1 }
+        let output = Pipe()
+        (run.standardOutput, run.standardInput, run.standardError) = (
+            output, FileHandle.nullDevice, FileHandle.nullDevice
+        )
+        try run.run()
+        var seen: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let fd = output.fileHandleForReading.fileDescriptor
+        let deadline = Date() + 60
+        while !String(decoding: seen, as: UTF8.self).contains("ready\n"), Date() < deadline {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 1000) >= 0 || errno == EINTR else { break }
+            guard ready.revents != 0 else { continue }
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            seen += buffer[0..<n]
+        }
+        kill(run.processIdentifier, SIGKILL)
+        run.waitUntilExit()
+        return String(decoding: seen, as: UTF8.self)
+    }
 
     /// Nothing of `run` is left on the host: directory, name link, cgroups, mounts, processes.
     func expectNothingLeft(of run: PausedRun, root: String) {
