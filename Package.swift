@@ -15,10 +15,13 @@ let package = Package(
     products: [
         .executable(name: "berth", targets: ["berth"]),
         .executable(name: "berth-shim", targets: ["berth-shim"]),
+        .executable(name: "berth-netd", targets: ["berth-netd"]),
+        .executable(name: "berth-proxy", targets: ["berth-proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries (Debian: libyaml-dev, libseccomp-dev, libarchive-dev).
@@ -51,6 +54,23 @@ let package = Package(
         .target(
             name: "Network", dependencies: ["CNetlink", "Support"],
             swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
+
+        // The embedded DNS server (swift-nio), and the process that runs it for a root's networks,
+        // apart from `berth` so that the CLI's every start does not pay for linking swift-nio.
+        .target(
+            name: "NameServer",
+            dependencies: [
+                "Network", "Support", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
+        .executableTarget(
+            name: "berth-netd", dependencies: ["NameServer"],
+            swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
+        // A published port's userland proxy (docker-proxy's job): small static C, one per container
+        // with published ports, splicing bytes to the container until the container exits.
+        .executableTarget(
+            name: "berth-proxy", cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: memberImportVisibility),
         .target(name: "Compose", dependencies: ["YAML", "Support"], swiftSettings: memberImportVisibility),
@@ -98,7 +118,8 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
         .testTarget(
             name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
-        .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink"]),
+        .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink", "TestSupport"]),
+        .testTarget(name: "NameServerTests", dependencies: ["NameServer", "Network", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

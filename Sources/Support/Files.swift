@@ -100,6 +100,24 @@ public enum Files {
         }
     }
 
+    /// Replaces `path` with `bytes` at once: written to a temporary file beside it, renamed
+    /// over, so a reader sees the old or the new content, never a part.
+    public static func replace(_ path: String, with bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws {
+        let temp = path + ".tmp\(getpid())"
+        guard let out = FileDescriptor(taking: open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) else {
+            throw FileError(operation: "create", path: temp, errno: errno)
+        }
+        do { try writeAll(out.rawValue, bytes, path: temp) } catch {
+            unlink(temp)
+            throw error
+        }
+        guard rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw FileError(operation: "rename to", path: path, errno: e)
+        }
+    }
+
     /// Makes a rename or a new entry in `dir` durable: the directory itself must reach the disk.
     public static func syncDirectory(_ dir: String) {
         guard let fd = FileDescriptor(taking: open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) else { return }

@@ -1,0 +1,2 @@
+/// The embedded DNS server (see berth-netd).
+public enum NameServer {}
