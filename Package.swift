@@ -89,10 +89,14 @@ let package = Package(
         // Where an image meets a container: the one builder of a ContainerSpec from an image and
         // overrides (Runtime does not import Images, and the CLI is not importable by tests).
         .target(name: "ContainerSpecs", dependencies: ["Images", "Runtime"], swiftSettings: memberImportVisibility),
+        // Where a container meets its networks: Runtime knows no network, Network no container.
+        .target(
+            name: "ContainerNetworking", dependencies: ["Network", "Runtime", "Support"],
+            swiftSettings: memberImportVisibility),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Compose", "Runtime", "Images", "ContainerSpecs", "YAML", "Support",
+                "Compose", "Runtime", "Images", "ContainerSpecs", "ContainerNetworking", "Network", "YAML", "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: memberImportVisibility,

@@ -13,10 +13,12 @@ public struct Attachment: Equatable, Sendable {
     /// The default route's next hop, for a namespace's first network; nil for the others.
     public var gateway: IPv4Address?
     public var mtu: UInt32?
+    /// The inner end's hardware address (nil: Docker's rule, 02:42 and the four address bytes).
+    public var macAddress: [UInt8]?
 
     public init(
         hostInterface: String, interface: String, address: IPv4Address, prefixLength: UInt8,
-        gateway: IPv4Address?, mtu: UInt32? = nil
+        gateway: IPv4Address?, mtu: UInt32? = nil, macAddress: [UInt8]? = nil
     ) {
         self.hostInterface = hostInterface
         self.interface = interface
@@ -24,6 +26,25 @@ public struct Attachment: Equatable, Sendable {
         self.prefixLength = prefixLength
         self.gateway = gateway
         self.mtu = mtu
+        self.macAddress = macAddress
+    }
+
+    /// Docker's MAC for an address: 02:42 (locally administered) then the IPv4 address, so that
+    /// an address taken over by another container does not keep a stale ARP entry working.
+    public static func macAddress(for address: IPv4Address) -> [UInt8] {
+        [0x02, 0x42] + address.array
+    }
+
+    /// "02:42:ac:11:00:02" as bytes; nil unless six hex pairs (Docker's "invalid MAC address").
+    public static func parseMAC(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+        return bytes.count == 6 ? bytes : nil
+    }
+
+    public static func formatMAC(_ bytes: [UInt8]) -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
     }
 }
 
@@ -50,15 +71,18 @@ extension Netlink {
     }
 
     /// Plugs the namespace open on `namespace` into `bridge` (a bridge of this connection's
-    /// namespace): a veth pair whose inner end is made directly inside, on the bridge and up out
-    /// here; inside, loopback and the interface up with its address and, with a gateway, the
-    /// default route. What was made is removed again if a step fails.
+    /// namespace): a veth pair made in one message, its inner end directly inside, the outer one
+    /// up on the bridge (in hairpin mode); inside, loopback up and the interface's
+    /// address and, with a gateway, the default route. What was made is removed again if a step
+    /// fails.
     public func attach(namespace: Int32, to bridge: String, _ attachment: Attachment) throws {
+        let master = try index(of: bridge)
         try createVethPair(
-            attachment.hostInterface, peer: attachment.interface, peerNamespace: namespace, mtu: attachment.mtu)
+            attachment.hostInterface, peer: attachment.interface, peerNamespace: namespace, mtu: attachment.mtu,
+            master: master, peerMAC: attachment.macAddress ?? Attachment.macAddress(for: attachment.address),
+            up: true)
         do {
-            try setMaster(attachment.hostInterface, bridge: bridge)
-            try setUp(attachment.hostInterface)
+            try setHairpin(attachment.hostInterface)
             let inside = try Netlink(namespace: namespace)
             try inside.setUp("lo")
             try inside.addAddress(attachment.address, prefixLength: attachment.prefixLength, to: attachment.interface)

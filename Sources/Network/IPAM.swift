@@ -27,6 +27,8 @@ public struct IPAM: Sendable {
     public struct Network: Codable, Equatable, Sendable {
         public var subnet: IPv4Subnet
         public var gateway: IPv4Address
+        /// compose's ip_range: container addresses come from here (nil: the whole subnet).
+        public var ipRange: IPv4Subnet?
         /// Address -> the holder's name (a container ID).
         public var addresses: [String: String] = [:]
     }
@@ -55,7 +57,7 @@ public struct IPAM: Sendable {
     /// (`Netlink.routes()`), which a subnet from the pools must not overlap, as Docker checks.
     public func reserveNetwork(
         _ name: String, subnet wanted: IPv4Subnet? = nil, gateway wantedGateway: IPv4Address? = nil,
-        avoiding hostSubnets: [IPv4Subnet] = []
+        ipRange: IPv4Subnet? = nil, avoiding hostSubnets: [IPv4Subnet] = []
     )
         throws -> Network
     {
@@ -79,7 +81,10 @@ public struct IPAM: Sendable {
             guard subnet.contains(gateway), subnet.hosts.contains(IPv4Subnet.value(gateway)) else {
                 throw Error(description: "gateway \(gateway) is not a host address of \(subnet)")
             }
-            let network = Network(subnet: subnet, gateway: gateway)
+            if let ipRange, !(subnet.contains(ipRange.network) && ipRange.prefixLength >= subnet.prefixLength) {
+                throw Error(description: "ip range \(ipRange) is not inside subnet \(subnet)")
+            }
+            let network = Network(subnet: subnet, gateway: gateway, ipRange: ipRange)
             state[name] = network
             return network
         }
@@ -112,8 +117,13 @@ public struct IPAM: Sendable {
                 }
                 address = wanted
             } else {
-                guard
-                    let free = network.subnet.hosts.lazy.map(IPv4Subnet.address)
+                var (lower, upper) = (network.subnet.hosts.lowerBound, network.subnet.hosts.upperBound)
+                if let ipRange = network.ipRange {
+                    (lower, upper) = (max(ipRange.first, lower), min(ipRange.last, upper))
+                }
+                // (The range may hold no host address: one address, the subnet's broadcast.)
+                guard lower <= upper,
+                    let free = (lower...upper).lazy.map(IPv4Subnet.address)
                         .first(where: { !used.contains($0.description) })
                 else { throw Error(description: "no address left on network \(name) (\(network.subnet))") }
                 address = free
@@ -124,10 +134,12 @@ public struct IPAM: Sendable {
         }
     }
 
-    /// Frees every address `holder` has on any network.
-    public func release(holder: String) throws {
+    /// Frees every address `holder` has on network `name`, or on every network.
+    public func release(holder: String, on name: String? = nil) throws {
         try withState { state in
-            for name in state.keys { state[name]!.addresses = state[name]!.addresses.filter { $0.value != holder } }
+            for key in state.keys where name == nil || key == name {
+                state[key]!.addresses = state[key]!.addresses.filter { $0.value != holder }
+            }
         }
     }
 

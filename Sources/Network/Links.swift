@@ -34,14 +34,26 @@ extension Netlink {
     }
 
     /// A veth pair: `name` here, its peer `peer` made directly in the namespace open on
-    /// `peerNamespace` (so it never exists in this one), both down.
-    public func createVethPair(_ name: String, peer: String, peerNamespace: Int32? = nil, mtu: UInt32? = nil) throws {
+    /// `peerNamespace` (so it never exists in this one). One message does all of it: `master`
+    /// puts this end on a bridge (by index), `up` brings this end up (not the peer: the kernel
+    /// configures the peer before this end exists, and a veth without its peer cannot open,
+    /// ENOTCONN), `peerMAC` is the inner end's hardware address (else the kernel picks one).
+    public func createVethPair(
+        _ name: String, peer: String, peerNamespace: Int32? = nil, mtu: UInt32? = nil, master: Int32? = nil,
+        peerMAC: [UInt8]? = nil, up: Bool = false
+    ) throws {
         try Netlink.checkName(name)
         try Netlink.checkName(peer)
+        var info = ifinfomsg()
+        if up {
+            info.ifi_flags = UInt32(IFF_UP.rawValue)
+            info.ifi_change = UInt32(IFF_UP.rawValue)
+        }
         var message = NetlinkMessage(
-            type: Int32(RTM_NEWLINK), flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, family: ifinfomsg())
+            type: Int32(RTM_NEWLINK), flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, family: info)
         message.attribute(Int32(IFLA_IFNAME), string: name)
         if let mtu { message.attribute(Int32(IFLA_MTU), uint32: mtu) }
+        if let master { message.attribute(Int32(IFLA_MASTER), uint32: UInt32(bitPattern: master)) }
         message.begin(Int32(IFLA_LINKINFO))
         message.attribute(Int32(IFLA_INFO_KIND), string: "veth")
         message.begin(Int32(IFLA_INFO_DATA))
@@ -51,11 +63,26 @@ extension Netlink {
         message.appendPadded(withUnsafeBytes(of: &peerInfo) { Array($0) })
         message.attribute(Int32(IFLA_IFNAME), string: peer)
         if let mtu { message.attribute(Int32(IFLA_MTU), uint32: mtu) }
+        if let peerMAC { message.attribute(Int32(IFLA_ADDRESS), peerMAC) }
         if let peerNamespace { message.attribute(Int32(IFLA_NET_NS_FD), uint32: UInt32(bitPattern: peerNamespace)) }
         message.end()
         message.end()
         message.end()
         try request(message, "create veth pair \(name) and \(peer)")
+    }
+
+    /// Hairpin mode on a bridge port: the bridge may send a frame back out of the port it came
+    /// in by, so a container reaches itself through a published port (Docker sets it with the
+    /// userland proxy off; it costs nothing with it on).
+    public func setHairpin(_ name: String, _ on: Bool = true) throws {
+        var info = ifinfomsg()
+        info.ifi_family = UInt8(AF_BRIDGE)
+        info.ifi_index = try index(of: name)
+        var message = NetlinkMessage(type: Int32(RTM_SETLINK), flags: NLM_F_ACK, family: info)
+        message.begin(Int32(IFLA_PROTINFO) | Int32(NLA_F_NESTED))
+        message.attribute(Int32(IFLA_BRPORT_MODE), [on ? 1 : 0])
+        message.end()
+        try request(message, "set hairpin mode on \(name)")
     }
 
     /// Brings the interface up or down.
@@ -100,12 +127,19 @@ extension Netlink {
         }
     }
 
-    /// The interface's index; an error naming it when there is none.
+    /// The interface's index; an error naming it when there is none. One request for that
+    /// name, not a dump of every interface (a host may have thousands).
     public func index(of name: String) throws -> Int32 {
         try Netlink.checkName(name)
-        let index = try links().first { $0.name == name }?.index
-        guard let index else { throw Error(operation: "find link \(name)", errno: ENODEV) }
-        return index
+        var message = NetlinkMessage(type: Int32(RTM_GETLINK), flags: 0, family: ifinfomsg())
+        message.attribute(Int32(IFLA_IFNAME), string: name)
+        // Only the index is wanted: no statistics, no VF lists.
+        message.attribute(Int32(IFLA_EXT_MASK), uint32: 0)
+        let reply = try get(message, "find link \(name)")
+        guard reply.type == UInt16(RTM_NEWLINK), let info = reply.header(ifinfomsg.self) else {
+            throw Error(operation: "find link \(name)", errno: ENODEV)
+        }
+        return info.ifi_index
     }
 
     /// Refused before anything is sent: the kernel would cut or reject it less clearly.

@@ -51,6 +51,20 @@ public final class Netlink {
         }
     }
 
+    /// Sends a request for one object and returns the kernel's answer (its error thrown).
+    func get(_ message: NetlinkMessage, _ operation: @autoclosure () -> String) throws -> NetlinkReply {
+        let seq = try send(message)
+        while true {
+            for reply in try receive() {
+                if reply.type == UInt16(NLMSG_ERROR), let error = reply.header(nlmsgerr.self) {
+                    guard error.msg.nlmsg_seq == seq else { continue }
+                    throw Error(operation: operation(), errno: error.error != 0 ? -error.error : ENODATA)
+                }
+                return reply
+            }
+        }
+    }
+
     /// Sends a dump request and returns every message of the answer.
     func dump(_ message: NetlinkMessage, _ operation: @autoclosure () -> String) throws -> [NetlinkReply] {
         let seq = try send(message)

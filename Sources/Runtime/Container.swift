@@ -161,6 +161,8 @@ public final class Container {
     public var name: String { record.name }
     public var shortID: String { String(id.prefix(12)) }
     var dir: String { Container.containersDir(root) + "/" + id }
+    /// ROOT/containers/ID/FILE, for what others write there (hosts, resolv.conf, ports.json).
+    public func file(_ name: String) -> String { dir + "/" + name }
     var statePath: String { dir + "/state.json" }
     public var logPath: String { dir + "/container.log" }
 

@@ -408,9 +408,29 @@ extension Container {
             resolv = lines.joined(separator: "\n")
             if !resolv.contains("nameserver") { resolv += "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n" }
         }
+        resolv = Self.resolvConf(resolv, nameservers: spec.dns ?? [], spec: spec)
         for (file, text) in [("hosts", hosts), ("hostname", hostname + "\n"), ("resolv.conf", resolv)] {
             try FileTree.write(text, to: dir + "/" + file)
         }
+    }
+
+    /// resolv.conf from `base` with what the spec sets: `nameservers` (when any) replace its
+    /// nameserver lines, `dnsSearch` its search line, `dnsOptions` its options line, as Docker
+    /// writes them.
+    public static func resolvConf(_ base: String, nameservers: [String], spec: ContainerSpec) -> String {
+        var lines = base.split(separator: "\n").map(String.init)
+        func replace(_ key: String, _ new: [String]) {
+            lines.removeAll { $0.hasPrefix(key + " ") || $0.hasPrefix(key + "\t") }
+            lines += new
+        }
+        if !nameservers.isEmpty { replace("nameserver", nameservers.map { "nameserver " + $0 }) }
+        if let search = spec.dnsSearch, !search.isEmpty {
+            replace("search", search == ["."] ? [] : ["search " + search.joined(separator: " ")])
+        }
+        if let options = spec.dnsOptions, !options.isEmpty {
+            replace("options", ["options " + options.joined(separator: " ")])
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     static func randomID() -> String {

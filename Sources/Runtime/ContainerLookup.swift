@@ -74,6 +74,20 @@ extension Container {
         return s
     }
 
+    /// True while container `id` runs or is being started or removed (another berth holds its
+    /// lifecycle lock): what may not lose its network address to a sweep of dead holders.
+    public static func isActive(id: String, root: String) -> Bool {
+        let dir = containersDir(root) + "/" + id
+        guard let lock = FileDescriptor(taking: open(dir + "/" + lifecycleLockName, O_RDONLY | O_CLOEXEC)) else {
+            // No lock file: never started (a created container holds no address) or gone.
+            return access(dir + "/config.json", F_OK) == 0 && (try? lookup(id, root: root))?.state().status == .running
+        }
+        if flock(lock.rawValue, LOCK_EX | LOCK_NB) != 0 { return true }
+        flock(lock.rawValue, LOCK_UN)
+        guard let container = try? lookup(id, root: root) else { return false }
+        return container.state().status == .running
+    }
+
     /// inspect's State.Error when the exit code is 255 because nobody saw the exit (Docker too
     /// records 255 for a container whose status it lost).
     static let unknownExit = "exit status unknown: the container's reaper (berth-shim) was gone when it ended"

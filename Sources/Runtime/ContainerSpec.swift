@@ -85,10 +85,9 @@ public enum NetworkMode: Codable, Equatable, Sendable {
     case none
     /// Docker's `host`: the host's network namespace.
     case host
-    /// berth's default network, what a container gets when it names none (Docker's `default`,
-    /// its `bridge`). For now the same as `none`, a namespace with only loopback, up: this is
-    /// where the networking issue attaches the `bridge` network (a veth into the namespace, an
-    /// address, a route, the embedded DNS), so what asks for the default gets it then.
+    /// A namespace of its own joined to bridge networks: those of the spec's `networks`, or
+    /// berth's default `bridge` network when it names none (Docker's `default`). The CLI and the
+    /// orchestrator attach them (ContainerNetworking) while the container starts.
     case `default`
     /// Docker's `container:ID`: the network namespace of another container, which must be
     /// running when this one starts; its host name too, and copies of its /etc/hosts and
@@ -116,6 +115,25 @@ public enum NetworkMode: Codable, Equatable, Sendable {
         case .container(let id): return "container:" + id
         case .namespace(let path): return "ns:" + path
         }
+    }
+}
+
+/// One network a container joins (`--network NAME`, compose's `networks:`), with what it asks
+/// of it there.
+public struct NetworkAttachmentSpec: Codable, Equatable, Sendable {
+    public var name: String
+    /// `--network-alias`, compose's aliases (and the service name, which the orchestrator adds).
+    public var aliases: [String]
+    /// `--ip`, compose's ipv4_address.
+    public var ipv4Address: String?
+    /// `--mac-address`, compose's mac_address.
+    public var macAddress: String?
+
+    public init(name: String, aliases: [String] = [], ipv4Address: String? = nil, macAddress: String? = nil) {
+        self.name = name
+        self.aliases = aliases
+        self.ipv4Address = ipv4Address
+        self.macAddress = macAddress
     }
 }
 
@@ -181,8 +199,17 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
     public var stopTimeout: Int?
     public var autoRemove: Bool
     public var labels: [String: String]
-    /// "name:ip" lines added to /etc/hosts.
+    /// "name:ip" lines added to /etc/hosts ("host-gateway" as the ip: the first network's gateway).
     public var extraHosts: [String]
+    /// The bridge networks of a `.default` network mode, first one first (its gateway is the
+    /// default route); nil or empty: the default `bridge` network.
+    public var networks: [NetworkAttachmentSpec]?
+    /// Published ports as `-p` writes them ("127.0.0.1:8080:80/tcp").
+    public var publish: [String]?
+    /// `--dns`, `--dns-search`, `--dns-option` (compose's dns, dns_search, dns_opt).
+    public var dns: [String]?
+    public var dnsSearch: [String]?
+    public var dnsOptions: [String]?
     /// Ports exposed beyond the image's (`--expose`), as "80/tcp"; nil in records written
     /// before there were any. `allExposedPorts` adds the image's.
     public var exposedPorts: [String]?

@@ -57,7 +57,8 @@ extension Container {
     /// it wrote, is kept) under berth-shim, its reaper, which records the exit code on disk
     /// however this process ends. Returns once the container's program runs (or throws with the
     /// step that failed); `ContainerProcess.wait` then follows it. `beforeResume` runs while the
-    /// child builds its root filesystem in its namespaces (network setup goes there); the
+    /// child builds its root filesystem in its namespaces (network setup goes there: it is given the
+    /// child's pid and a path to its network namespace, valid while it runs); the
     /// container's program starts after it returns. The child writes its sysctls before that
     /// (they must precede /proc/sys going read-only), so a per-interface sysctl for an interface
     /// a hook adds needs the hook to set it. `exitCommand` (`run --rm`'s removal) runs from the
@@ -65,7 +66,7 @@ extension Container {
     /// that caller does it itself, and the command covers a detached run and a caller that died.
     public func start(
         stdio: Stdio, exitCommand: [String]? = nil,
-        beforeResume: ((Int32) throws -> Void)? = nil
+        beforeResume: ((_ pid: Int32, _ networkNamespace: String) throws -> Void)? = nil
     ) throws -> ContainerProcess {
         let lifecycle = HeldLock(path: dir + "/" + Container.lifecycleLockName, exclusive: true)
         defer { lifecycle?.keep() }
@@ -152,7 +153,10 @@ extension Container {
             // The child builds its rootfs meanwhile, on the other core, then waits for the go:
             // its program starts only once the network is in place and the start is recorded
             // (on a failure below, the catch overwrites this state with the error).
-            try beforeResume?(child.pid)
+            // The child may not have joined a namespace made beforehand yet: that one is named by
+            // the descriptor held for the clone; one the clone made is the child's already.
+            let netns = config.container.netns_fd
+            try beforeResume?(child.pid, netns >= 0 ? "/proc/self/fd/\(netns)" : "/proc/\(child.pid)/ns/net")
             try writePendingRecord()
             var running = ContainerState(status: .running)
             running.pid = child.pid

@@ -44,29 +44,6 @@ enum ProcFS {
     }
 }
 
-/// RFC 3339 with nanoseconds in UTC, as Docker writes times ("2024-01-02T03:04:05.123456789Z").
-enum Timestamp {
-    static func now() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return format(seconds: ts.tv_sec, nanoseconds: ts.tv_nsec)
-    }
-
-    static func format(seconds: Int, nanoseconds: Int) -> String {
-        var t = time_t(seconds)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func pad(_ v: Int32, _ width: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        let ns = String(nanoseconds)
-        return
-            "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
-            + String(repeating: "0", count: 9 - ns.count) + ns + "Z"
-    }
-}
-
 /// Signal names as Docker accepts them: "SIGTERM", "TERM", "15".
 public enum Signals {
     static let table: [String: Int32] = [

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compose
 import FoundationEssentials
+import Network
 import Runtime
 import Support
 
@@ -76,8 +77,24 @@ struct ContainerOptions: ParsableArguments {
     var initProcess = false
     @Option(
         name: .customLong("network"),
-        help: "Network mode: default (or bridge; for now loopback only), none (loopback only), host, container:NAME.")
-    var network: String = "default"
+        help: "Connect to networks (bridge, NAME; repeatable), or a mode: none, host, container:NAME, ns:PATH.")
+    var network: [String] = []
+    @Option(name: .customLong("network-alias"), help: "Add a network-scoped alias for the container.")
+    var networkAlias: [String] = []
+    @Option(name: .customLong("ip"), help: "IPv4 address (e.g. 172.30.100.104).")
+    var ip: String?
+    @Option(name: .customLong("mac-address"), help: "Container MAC address (e.g. 92:d0:c6:0a:29:33).")
+    var macAddress: String?
+    @Option(
+        name: [.customShort("p"), .customLong("publish")],
+        help: "Publish a container's port(s) to the host ([HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]).")
+    var publish: [String] = []
+    @Option(name: .customLong("dns"), help: "Set custom DNS servers.")
+    var dns: [String] = []
+    @Option(name: .customLong("dns-search"), help: "Set custom DNS search domains.")
+    var dnsSearch: [String] = []
+    @Option(name: .customLong("dns-option"), help: "Set DNS options.")
+    var dnsOption: [String] = []
     @Option(name: .customLong("expose"), help: "Expose a port or a range of ports (80, 53/udp, 8000-8010/tcp).")
     var expose: [String] = []
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Allocate a pseudo-TTY.")
@@ -153,7 +170,7 @@ struct ContainerOptions: ParsableArguments {
             spec.oomScoreAdj = Int(adj)
         }
         spec.extraHosts = addHost
-        spec.network = try Self.networkMode(network, root: root)
+        try applyNetworkOptions(to: &spec, root: root)
         let exposed = try Self.exposedPorts(expose)
         spec.exposedPorts = exposed.isEmpty ? nil : exposed
         if case .container = spec.network {
@@ -165,9 +182,12 @@ struct ContainerOptions: ParsableArguments {
                 throw ContainerCommandError(
                     description: "conflicting options: custom host-to-IP mapping and the network mode")
             }
-            if !exposed.isEmpty {
+            if !exposed.isEmpty || !publish.isEmpty {
                 throw ContainerCommandError(
                     description: "conflicting options: port exposing and the container type network mode")
+            }
+            if !dns.isEmpty || !dnsSearch.isEmpty || !dnsOption.isEmpty {
+                throw ContainerCommandError(description: "conflicting options: dns and the network mode")
             }
         }
         try Self.applySecurityOptions(securityOpt, to: &spec)
@@ -407,16 +427,86 @@ extension ContainerOptions {
         return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
     }
 
-    /// `--network`, as Docker names the modes: `default` (also `bridge`, and what a container
-    /// gets without the flag) is berth's default network, for now a namespace with loopback only
-    /// (Runtime's NetworkMode says where the bridge network comes); `none` is that namespace by
-    /// design; `host` the host's; `container:NAME` another container's (looked up now, so a
-    /// missing one is refused before anything is made); `ns:PATH` a namespace file (podman's
-    /// spelling). Any other name would be a user-defined network, which berth does not have yet:
-    /// Docker's "not found".
+    /// `--network` and the flags that go with it, as Docker reads them: a mode (`none`, `host`,
+    /// `container:NAME`, `ns:PATH`: alone), or networks to join, the first one first (`bridge`
+    /// and `default` name berth's default network; without the flag, that one). `--ip`,
+    /// `--mac-address` and `--network-alias` apply to the first network; an address and aliases
+    /// only on a user-defined one, as Docker requires. A named network must exist.
+    func applyNetworkOptions(to spec: inout ContainerSpec, root: String) throws {
+        let names = network.isEmpty ? ["default"] : network
+        let mode = try Self.networkMode(names[0], root: root)
+        guard mode == .default else {
+            guard names.count == 1 else {
+                throw ContainerCommandError(
+                    description:
+                        "conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+            }
+            if !publish.isEmpty, mode == .none || mode == .host {
+                // Docker ignores ports for host and refuses nothing for none; berth says why.
+                throw ContainerCommandError(
+                    description: "conflicting options: port publishing and the \(mode.name) network mode")
+            }
+            spec.network = mode
+            return
+        }
+        var attachments: [NetworkAttachmentSpec] = []
+        for (index, given) in names.enumerated() {
+            let name = given == "default" ? BridgeNetworks.defaultNetwork : given
+            guard try Self.networkMode(given, root: root) == .default else {
+                throw ContainerCommandError(
+                    description:
+                        "conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+            }
+            guard NetworkStore(root: root).network(name) != nil || name == BridgeNetworks.defaultNetwork else {
+                throw ContainerCommandError(description: "network \(name) not found")
+            }
+            guard !attachments.contains(where: { $0.name == name }) else {
+                throw ContainerCommandError(description: "network \(name) is given twice")
+            }
+            var attachment = NetworkAttachmentSpec(name: name)
+            if index == 0 {
+                attachment.aliases = networkAlias
+                attachment.ipv4Address = ip
+                attachment.macAddress = macAddress
+            }
+            attachments.append(attachment)
+        }
+        let first = attachments[0]
+        if first.name == BridgeNetworks.defaultNetwork {
+            if !networkAlias.isEmpty {
+                throw ContainerCommandError(
+                    description: "network-scoped alias is supported only for containers in user defined networks")
+            }
+            if ip != nil {
+                throw ContainerCommandError(
+                    description: "user specified IP address is supported on user defined networks only")
+            }
+        }
+        if let ip, IPv4Address(ip) == nil {
+            throw ContainerCommandError(description: "invalid IPv4 address: \(ip)")
+        }
+        if let macAddress, Attachment.parseMAC(macAddress) == nil {
+            throw ContainerCommandError(description: "invalid MAC address: \(macAddress)")
+        }
+        for server in dns where IPv4Address(server) == nil {
+            throw ContainerCommandError(description: "\(server) is not an ip address")
+        }
+        spec.network = .default
+        spec.networks = attachments
+        spec.publish = publish.isEmpty ? nil : publish
+        spec.dns = dns.isEmpty ? nil : dns
+        spec.dnsSearch = dnsSearch.isEmpty ? nil : dnsSearch
+        spec.dnsOptions = dnsOption.isEmpty ? nil : dnsOption
+        // Checked now, before anything is made (Docker's 125 for a bad -p).
+        // PORTS-MERGE for value in publish { _ = try PortMapping.parse(value) }
+    }
+
+    /// One `--network` value as a mode: `default` and `bridge` and any other name (a network to
+    /// join) are `.default`; `none` a namespace with loopback only; `host` the host's;
+    /// `container:NAME` another container's (looked up now, so a missing one is refused before
+    /// anything is made); `ns:PATH` a namespace file (podman's spelling).
     static func networkMode(_ text: String, root: String) throws -> NetworkMode {
         switch text {
-        case "default", "bridge": return .default
         case "none": return .none
         case "host": return .host
         default: break
@@ -434,7 +524,7 @@ extension ContainerOptions {
             return .container(id: container.id)
         }
         if text.hasPrefix("ns:"), text.count > 3 { return .namespace(path: String(text.dropFirst(3))) }
-        throw ContainerCommandError(description: "network \(text) not found")
+        return .default
     }
 
     /// `--expose`, as docker/cli reads it: `PORT[/PROTO]` or `START-END[/PROTO]` (tcp when no

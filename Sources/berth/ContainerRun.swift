@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContainerNetworking
 import ContainerSpecs
 import FoundationEssentials
 import Runtime
@@ -51,6 +52,8 @@ struct ContainerRun: ParsableCommand {
         Self.earlyNetworkNamespace = nil
         // Every flag is checked before anything is made under ROOT (Docker's status 125).
         let spec = try options.makeSpec(root: root)
+        let networking = try ContainerNetworking(root: root)
+        let plan = try networking.plan(spec)
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already, and the container has one of its own).
         let image = options.image
@@ -67,9 +70,11 @@ struct ContainerRun: ParsableCommand {
         let process: ContainerProcess
         do {
             process = try container.start(
-                stdio: stdio, exitCommand: autoRemove ? Self.removal(container, root) : nil)
+                stdio: stdio, exitCommand: autoRemove ? Self.removal(container, root) : nil,
+                beforeResume: plan.isEmpty
+                    ? nil : { _, netns in try networking.attach(container, namespace: netns, to: plan) })
         } catch {
-            if autoRemove { try? container.remove(force: true) }
+            if autoRemove { try? networking.remove(container, force: true) }
             throw error
         }
         if detach {
@@ -78,7 +83,7 @@ struct ContainerRun: ParsableCommand {
         }
         let code = Foreground.attach(process, interactive: interactive, tty: tty, removing: autoRemove)
         // The shim holds back its own removal while `process` lives (see ContainerProcess.wait).
-        if autoRemove { try withExtendedLifetime(process) { try container.remove(force: true) } }
+        if autoRemove { try withExtendedLifetime(process) { try networking.remove(container, force: true) } }
         if code != 0 { throw CommandFailure(status: code) }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContainerNetworking
 import Runtime
 import Support
 
@@ -18,11 +19,16 @@ struct ContainerStart: ParsableCommand {
         }
     }
 
+    /// Starts it again on its networks (the last run's endpoints are taken down first).
     static func start(_ container: Container, root: String) throws {
         let spec = container.record.spec
+        let networking = try ContainerNetworking(root: root)
+        let plan = try networking.plan(spec)
         _ = try container.start(
             stdio: .detached(stdin: spec.interactive, tty: spec.tty),
-            exitCommand: spec.autoRemove ? ContainerRun.removal(container, root) : nil)
+            exitCommand: spec.autoRemove ? ContainerRun.removal(container, root) : nil,
+            beforeResume: plan.isEmpty
+                ? nil : { _, netns in try networking.attach(container, namespace: netns, to: plan) })
     }
 }
 

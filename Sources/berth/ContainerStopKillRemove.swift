@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compose
+import ContainerNetworking
 import FoundationEssentials
 import Images
 import Runtime
@@ -55,6 +56,7 @@ struct ContainerRemove: ParsableCommand {
 
     func run() throws {
         let root = global.stateRoot
+        let networking = try ContainerNetworking(root: root)
         try forEachContainer(containers) { name in
             let container: Container
             do { container = try Container.lookup(name, root: root) } catch let notFound as Container.Error {
@@ -64,7 +66,7 @@ struct ContainerRemove: ParsableCommand {
                 guard notFound.stage == .lookup, try Container.removeLeftover(name, root: root) else { throw notFound }
                 return
             }
-            try container.remove(force: force)
+            try networking.remove(container, force: force)
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContainerNetworking
 import FoundationEssentials
 import Runtime
 import Support
@@ -40,9 +41,10 @@ struct SystemPrune: ParsableCommand {
         let root = global.stateRoot
         var deleted: [String] = []
         var failed = false
+        let networking = try ContainerNetworking(root: root)
         for container in Container.list(root: root) where !container.isRunning {
             do {
-                try container.remove()
+                try networking.remove(container, force: false)
                 deleted.append(container.id)
             } catch {
                 StandardStreams.writeError("berth: \(error)\n")
@@ -51,6 +53,7 @@ struct SystemPrune: ParsableCommand {
         }
         do {
             deleted += try Container.reclaimLeftovers(root: root)
+            try networking.pruneLeftovers()
         } catch {
             StandardStreams.writeError("berth: \(error)\n")
             failed = true

@@ -1,0 +1,145 @@
+import Network
+import Runtime
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where a container meets its networks (Runtime knows no network, Network no container): the
+/// networks of a spec resolved before anything is made, joined while the container starts (in
+/// `Container.start`'s beforeResume, before its program runs), and left when it is removed or
+/// starts again. For the CLI and the orchestrator alike.
+///
+///     ROOT/netns/ID   the container's network namespace, kept (NamespaceFile) until teardown
+public struct ContainerNetworking {
+    public let root: String
+    public let networks: BridgeNetworks
+
+    public init(root: String) throws {
+        self.root = root
+        networks = try BridgeNetworks(root: root)
+    }
+
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Where the container's network namespace is kept.
+    public func namespacePath(of container: String) -> String { root + "/netns/" + container }
+
+    /// The networks the spec joins, in order (the default network made when it is the one and
+    /// does not exist yet); empty for a mode without bridge networks. A static address outside
+    /// its network's subnet is refused here, before the container is made.
+    public func plan(_ spec: ContainerSpec) throws -> [(NetworkRecord, NetworkAttachmentSpec)] {
+        guard spec.network == .default else { return [] }
+        let attachments = spec.networks ?? []
+        return try (attachments.isEmpty ? [NetworkAttachmentSpec(name: BridgeNetworks.defaultNetwork)] : attachments)
+            .map { attachment in
+                let network = try networks.network(attachment.name)
+                if let text = attachment.ipv4Address {
+                    guard let address = IPv4Address(text), network.subnet.contains(address) else {
+                        throw Error(
+                            description:
+                                "invalid address \(text): it is not in network \(network.name)'s subnet \(network.subnet)"
+                        )
+                    }
+                }
+                return (network, attachment)
+            }
+    }
+
+    /// Joins the started container (waiting for its go; `namespace`: a path to its network
+    /// namespace) to the planned networks: its
+    /// namespace kept under ROOT, eth0, eth1, ... in the plan's order (the first gives the default
+    /// route), /etc/hosts and /etc/resolv.conf written for them, and the embedded DNS server told.
+    /// What an earlier run left is taken down first. On failure nothing of it is left.
+    @discardableResult
+    public func attach(
+        _ container: Container, namespace: String, to plan: [(NetworkRecord, NetworkAttachmentSpec)]
+    ) throws -> [EndpointRecord] {
+        guard !plan.isEmpty else { return [] }
+        try tearDown(container: container.id)
+        let spec = container.record.spec
+        let hostname = container.record.process.hostname
+        do {
+            let path = namespacePath(of: container.id)
+            try NamespaceFile.keep(namespace, at: path)
+            var endpoints: [EndpointRecord] = []
+            for (index, (network, attachment)) in plan.enumerated() {
+                var options = BridgeNetworks.EndpointOptions(containerName: container.name, hostname: hostname)
+                options.aliases = attachment.aliases
+                options.address = attachment.ipv4Address.flatMap(IPv4Address.init)
+                options.macAddress = attachment.macAddress.flatMap(Attachment.parseMAC)
+                options.dnsServers = spec.dns ?? []
+                let root = self.root
+                endpoints.append(
+                    try networks.connect(
+                        namespacePath: path, container: container.id, to: network, interface: "eth\(index)",
+                        defaultRoute: index == 0, options, isAlive: { Container.isActive(id: $0, root: root) }))
+            }
+            try writeEtcFiles(container, endpoints: endpoints, networks: plan.map(\.0))
+            return endpoints
+        } catch {
+            try? tearDown(container: container.id)
+            throw error
+        }
+    }
+
+    /// `rm`: the container, then what it had on its networks.
+    public func remove(_ container: Container, force: Bool) throws {
+        try container.remove(force: force)
+        try tearDown(container: container.id)
+    }
+
+    /// What removed containers left on networks (a berth killed between the removal and the
+    /// teardown, `rm` of a leftover): endpoints and kept namespaces of containers that no longer
+    /// exist. For `system prune`.
+    public func pruneLeftovers() throws {
+        var gone = Set<String>()
+        for network in networks.store.networks() {
+            for endpoint in networks.store.endpoints(of: network.name)
+            where (try? Container.lookup(endpoint.containerID, root: root)) == nil {
+                gone.insert(endpoint.containerID)
+            }
+        }
+        for id in Files.names(in: root + "/netns") where (try? Container.lookup(id, root: root)) == nil {
+            gone.insert(id)
+        }
+        for id in gone { try tearDown(container: id) }
+    }
+
+    /// Takes the container off every network and lets its namespace go; what is already gone
+    /// is skipped, so it runs again after any crash.
+    public func tearDown(container: String) throws {
+        try networks.tearDown(container: container, namespacePath: namespacePath(of: container))
+    }
+
+    /// /etc/hosts gets the container's own addresses under its host name (and `host-gateway` in
+    /// extra hosts becomes the first network's gateway, as Docker's host-gateway is docker0's
+    /// address); with the embedded DNS server, /etc/resolv.conf names it (on the gateway of the
+    /// first network that has one). Rewritten in place: the container's bind mounts of them
+    /// may be made already, and its program reads them only after the go.
+    private func writeEtcFiles(_ container: Container, endpoints: [EndpointRecord], networks: [NetworkRecord]) throws {
+        let hostname = container.record.process.hostname
+        var hosts = (Files.readText(container.file("hosts")) ?? "").split(separator: "\n").map { line in
+            line.hasPrefix("host-gateway\t")
+                ? networks[0].gateway.description + line.dropFirst("host-gateway".count) : line
+        }.joined(separator: "\n")
+        if !hosts.isEmpty { hosts += "\n" }
+        for endpoint in endpoints { hosts += "\(endpoint.address)\t\(hostname)\n" }
+        try Self.overwrite(container.file("hosts"), hosts)
+        if let dns = networks.first(where: \.embeddedDNS) {
+            let base = Files.readText(container.file("resolv.conf")) ?? ""
+            let resolv = Container.resolvConf(base, nameservers: [dns.gateway.description], spec: container.record.spec)
+            try Self.overwrite(container.file("resolv.conf"), resolv)
+        }
+    }
+
+    private static func overwrite(_ path: String, _ text: String) throws {
+        guard let fd = FileDescriptor(taking: open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)) else {
+            throw FileError(operation: "open", path: path, errno: errno)
+        }
+        try Array(text.utf8).withUnsafeBytes { try Files.writeAll(fd.rawValue, $0, path: path) }
+    }
+}
