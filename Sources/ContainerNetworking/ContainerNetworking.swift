@@ -34,19 +34,23 @@ public struct ContainerNetworking {
     public func plan(_ spec: ContainerSpec) throws -> [(NetworkRecord, NetworkAttachmentSpec)] {
         guard spec.network == .default else { return [] }
         let attachments = spec.networks ?? []
-        return try (attachments.isEmpty ? [NetworkAttachmentSpec(name: BridgeNetworks.defaultNetwork)] : attachments)
-            .map { attachment in
-                let network = try networks.network(attachment.name)
-                if let text = attachment.ipv4Address {
-                    guard let address = IPv4Address(text), network.subnet.contains(address) else {
-                        throw Error(
-                            description:
-                                "invalid address \(text): it is not in network \(network.name)'s subnet \(network.subnet)"
-                        )
-                    }
+        return try plan(
+            with: attachments.isEmpty ? [NetworkAttachmentSpec(name: BridgeNetworks.defaultNetwork)] : attachments)
+    }
+
+    private func plan(with attachments: [NetworkAttachmentSpec]) throws -> [(NetworkRecord, NetworkAttachmentSpec)] {
+        try attachments.map { attachment in
+            let network = try networks.network(attachment.name)
+            if let text = attachment.ipv4Address {
+                guard let address = IPv4Address(text), network.subnet.contains(address) else {
+                    throw Error(
+                        description:
+                            "invalid address \(text): it is not in network \(network.name)'s subnet \(network.subnet)"
+                    )
                 }
-                return (network, attachment)
             }
+            return (network, attachment)
+        }
     }
 
     /// Joins the started container (waiting for its go; `namespace`: a path to its network
@@ -84,6 +88,46 @@ public struct ContainerNetworking {
             try? tearDown(container: container.id)
             throw error
         }
+    }
+
+    /// `network connect`: one more network for a running container, on the next free ethN.
+    public func connect(_ container: Container, to attachment: NetworkAttachmentSpec) throws {
+        let path = namespacePath(of: container.id)
+        guard NamespaceFile.isKept(path) else {
+            throw Error(
+                description:
+                    "container \(container.name) has no bridge network namespace (its network mode is \(container.record.spec.network.name))"
+            )
+        }
+        let (network, _) = try plan(with: [attachment])[0]
+        let current = networks.endpoints(of: container.id)
+        if current.contains(where: { $0.network == network.name }) {
+            throw Error(description: "endpoint with name \(container.name) already exists in network \(network.name)")
+        }
+        let used = Set(current.map(\.endpoint.interface))
+        let interface = (0...).lazy.map { "eth\($0)" }.first { !used.contains($0) }!
+        var options = BridgeNetworks.EndpointOptions(
+            containerName: container.name, hostname: container.record.process.hostname)
+        options.aliases = attachment.aliases
+        options.address = attachment.ipv4Address.flatMap(IPv4Address.init)
+        options.dnsServers = container.record.spec.dns ?? []
+        let root = self.root
+        let endpoint = try networks.connect(
+            namespacePath: path, container: container.id, to: network, interface: interface,
+            defaultRoute: current.isEmpty, options, isAlive: { Container.isActive(id: $0, root: root) })
+        let hosts =
+            (Files.readText(container.file("hosts")) ?? "")
+            + "\(endpoint.address)\t\(container.record.process.hostname)\n"
+        try Self.overwrite(container.file("hosts"), hosts)
+    }
+
+    /// `network disconnect`.
+    public func disconnect(_ container: Container, from network: String) throws {
+        guard networks.store.network(network) != nil else { throw Error(description: "network \(network) not found") }
+        guard networks.endpoints(of: container.id).contains(where: { $0.network == network }) else {
+            throw Error(description: "container \(container.name) is not connected to network \(network)")
+        }
+        try networks.disconnect(container: container.id, from: network)
     }
 
     /// `rm`: the container, then what it had on its networks.

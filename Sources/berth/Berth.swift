@@ -19,6 +19,7 @@ struct Berth: ParsableCommand {
             VersionCommand.self,
             ContainerCommand.self,
             ImageCommand.self,
+            NetworkCommand.self,
             SystemCommand.self,
         ]
     )

@@ -54,6 +54,10 @@ struct SystemPrune: ParsableCommand {
         do {
             deleted += try Container.reclaimLeftovers(root: root)
             try networking.pruneLeftovers()
+            // Docker's system prune removes unused networks too; berth's default one as well,
+            // since it belongs to this root and is made again on first use.
+            let networks = try NetworkPrune.prune(root: root, includingDefault: true)
+            if !networks.isEmpty { print("Deleted Networks:\n" + networks.joined(separator: "\n") + "\n") }
         } catch {
             StandardStreams.writeError("berth: \(error)\n")
             failed = true
