@@ -113,6 +113,7 @@ let package = Package(
         .executableTarget(
             name: "berth-bench-supervise", dependencies: ["Runtime", "Images", "ContainerSpecs"],
             path: "bench/supervise"),
+        .executableTarget(name: "berth-bench-attach", dependencies: ["Network", "CNetlink"], path: "bench/attach"),
 
         // What the test targets share (running the built `berth`); a test target cannot import another.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

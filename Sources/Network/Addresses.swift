@@ -14,13 +14,18 @@ public struct InterfaceAddress: Equatable, Sendable {
 extension Netlink {
     /// Adds `address/prefixLength` to the interface (its subnet's route comes with it, once up).
     public func addAddress(_ address: IPv4Address, prefixLength: UInt8, to name: String) throws {
+        try addAddress(address, prefixLength: prefixLength, index: try index(of: name), name: name)
+    }
+
+    /// The same for an interface known by index (`name` only for the error).
+    func addAddress(_ address: IPv4Address, prefixLength: UInt8, index: Int32, name: String) throws {
         guard prefixLength <= 32 else {
             throw Error(operation: "address \(address)/\(prefixLength): a prefix is 0 to 32 bits", errno: EINVAL)
         }
         var info = ifaddrmsg()
         info.ifa_family = UInt8(AF_INET)
         info.ifa_prefixlen = prefixLength
-        info.ifa_index = UInt32(bitPattern: try index(of: name))
+        info.ifa_index = UInt32(bitPattern: index)
         var message = NetlinkMessage(
             type: Int32(RTM_NEWADDR), flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, family: info)
         message.attribute(Int32(IFA_LOCAL), address.array)

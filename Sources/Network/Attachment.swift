@@ -84,9 +84,12 @@ extension Netlink {
         do {
             try setHairpin(attachment.hostInterface)
             let inside = try Netlink(namespace: namespace)
-            try inside.setUp("lo")
-            try inside.addAddress(attachment.address, prefixLength: attachment.prefixLength, to: attachment.interface)
-            try inside.setUp(attachment.interface)
+            // Loopback is the first device of every namespace (LOOPBACK_IFINDEX).
+            try inside.setUp(index: 1, name: "lo")
+            let interface = try inside.index(of: attachment.interface)
+            try inside.addAddress(
+                attachment.address, prefixLength: attachment.prefixLength, index: interface, name: attachment.interface)
+            try inside.setUp(index: interface, name: attachment.interface)
             if let gateway = attachment.gateway { try inside.addDefaultRoute(via: gateway) }
         } catch {
             // The pair goes with either end.

@@ -15,6 +15,11 @@ public final class Netlink {
         public var operation: String
         public var errno: Int32
 
+        public init(operation: String, errno: Int32) {
+            self.operation = operation
+            self.errno = errno
+        }
+
         public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
     }
 

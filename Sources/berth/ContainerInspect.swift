@@ -2,6 +2,7 @@ import ArgumentParser
 import Compose
 import FoundationEssentials
 import Images
+import Network
 import Runtime
 import Support
 
@@ -63,6 +64,45 @@ struct ContainerInspect: ParsableCommand {
             var ExposedPorts: [String: Empty]?
         }
         struct Empty: Encodable {}
+        /// Docker's NetworkSettings: the container's endpoint on each network it is on now.
+        struct NetworkSettings: Encodable {
+            struct Endpoint: Encodable {
+                var NetworkID: String
+                var EndpointID: String
+                var Gateway: String
+                var IPAddress: String
+                var IPPrefixLen: UInt8
+                var MacAddress: String
+                var Aliases: [String]?
+                var DNSNames: [String]
+            }
+            var SandboxKey: String
+            var IPAddress: String
+            var Gateway: String
+            var MacAddress: String
+            var Networks: [String: Endpoint]
+
+            init(_ container: Container) {
+                let store = NetworkStore(root: container.root)
+                var networks: [String: Endpoint] = [:]
+                var first: (NetworkRecord, EndpointRecord)?
+                for network in store.networks() {
+                    guard let e = store.endpoints(of: network.name).first(where: { $0.containerID == container.id })
+                    else { continue }
+                    if first == nil || e.interface < first!.1.interface { first = (network, e) }
+                    networks[network.name] = Endpoint(
+                        NetworkID: network.id, EndpointID: e.hostInterface, Gateway: network.gateway.description,
+                        IPAddress: e.address.description, IPPrefixLen: network.subnet.prefixLength,
+                        MacAddress: e.macAddress, Aliases: e.aliases.isEmpty ? nil : e.aliases,
+                        DNSNames: network.embeddedDNS ? e.names : [])
+                }
+                SandboxKey = networks.isEmpty ? "" : container.root + "/netns/" + container.id
+                IPAddress = first?.1.address.description ?? ""
+                Gateway = first?.0.gateway.description ?? ""
+                MacAddress = first?.1.macAddress ?? ""
+                Networks = networks
+            }
+        }
         struct HostConfig: Encodable {
             var Privileged: Bool
             var ReadonlyRootfs: Bool
@@ -86,6 +126,7 @@ struct ContainerInspect: ParsableCommand {
         var Config: Config
         var HostConfig: HostConfig
         var Mounts: [MountSpec]
+        var NetworkSettings: NetworkSettings
         var LogPath: String
         var EffectiveCapabilities: [String]
     }
@@ -130,7 +171,7 @@ struct ContainerInspect: ParsableCommand {
                         SecurityOpt: security, NetworkMode: network, AutoRemove: spec.autoRemove,
                         Memory: spec.resources.memory ?? 0, NanoCpus: spec.resources.nanoCPUs ?? 0,
                         PidsLimit: spec.resources.pids, Init: spec.initProcess),
-                    Mounts: spec.mounts, LogPath: c.logPath,
+                    Mounts: spec.mounts, NetworkSettings: .init(c), LogPath: c.logPath,
                     EffectiveCapabilities: Capabilities.names(of: r.process.capabilities)))
         }
         let encoder = JSONEncoder()
