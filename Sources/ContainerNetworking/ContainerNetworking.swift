@@ -70,7 +70,10 @@ public struct ContainerNetworking {
             let path = namespacePath(of: container.id)
             try NamespaceFile.keep(namespace, at: path)
             var endpoints: [EndpointRecord] = []
-            for (index, (network, attachment)) in plan.enumerated() {
+            for (index, (planned, attachment)) in plan.enumerated() {
+                // Again by name: a prune may have removed the default network since the plan
+                // (it is made again), or a user another one (then it is not found).
+                let network = try networks.network(planned.name)
                 var options = BridgeNetworks.EndpointOptions(containerName: container.name, hostname: hostname)
                 options.aliases = attachment.aliases
                 options.address = attachment.ipv4Address.flatMap(IPv4Address.init)

@@ -158,6 +158,13 @@ public struct BridgeNetworks: Sendable {
         namespacePath: String, container: String, to network: NetworkRecord, interface: String,
         defaultRoute: Bool, _ options: EndpointOptions, isAlive: (String) -> Bool
     ) throws -> EndpointRecord {
+        // Shared: joins go on side by side, but no network is made or removed meanwhile (a
+        // prune would otherwise take the bridge away between its check and the veth).
+        let lock = try Self.hostLock(exclusive: false)
+        defer { lock.keep() }
+        guard let current = store.network(network.name), current.id == network.id else {
+            throw Error("network \(network.name) not found")
+        }
         try ensureBridge(network)
         let address: IPv4Address
         do {
@@ -224,11 +231,10 @@ public struct BridgeNetworks: Sendable {
     }
 
     /// The bridge of a network that exists on disk, brought back if the host lost it (a reboot).
+    /// Its subnet is reserved already, and ensureBridge tolerates a concurrent maker: no lock.
     func ensureBridge(_ network: NetworkRecord) throws {
         let netlink = try Netlink()
         if (try? netlink.index(of: network.bridge)) != nil { return }
-        let lock = try Self.hostLock()
-        defer { lock.keep() }
         try bringUp(network, netlink)
     }
 
@@ -258,8 +264,10 @@ public struct BridgeNetworks: Sendable {
         "veth" + String(BridgeName.of(project: container, network: network).dropFirst(4))
     }
 
-    static func hostLock() throws -> HeldLock {
-        guard let lock = HeldLock(path: hostLockPath, exclusive: true) else {
+    static func hostLock(exclusive: Bool = true) throws -> HeldLock {
+        // A minimal host (an initramfs) may have no /run yet.
+        try? Files.makeDirectories(Files.parentDirectory(hostLockPath))
+        guard let lock = HeldLock(path: hostLockPath, exclusive: exclusive) else {
             throw Error("cannot lock \(hostLockPath): \(String(cString: strerror(errno)))")
         }
         return lock

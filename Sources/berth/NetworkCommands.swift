@@ -238,12 +238,14 @@ struct NetworkPrune: ParsableCommand {
     }
 
     /// Removes every network without endpoints; the default one too with `includingDefault`
-    /// (`system prune`: it is made again on first use). Returns their names.
+    /// (`system prune`: it is made again on first use) when the root has no container at all,
+    /// not even one being made (which may be about to join it). Returns their names.
     static func prune(root: String, includingDefault: Bool) throws -> [String] {
         let bridges = try BridgeNetworks(root: root)
+        let pruneDefault = includingDefault && Files.names(in: root + "/containers").isEmpty
         var removed: [String] = []
         for network in bridges.store.networks()
-        where (includingDefault || network.name != BridgeNetworks.defaultNetwork)
+        where (pruneDefault || network.name != BridgeNetworks.defaultNetwork)
             && bridges.store.endpoints(of: network.name).isEmpty
         {
             try bridges.remove(network.name)

@@ -32,6 +32,8 @@ import Testing
             if let ps = try? berth(["container", "ps", "-a", "-q"]) {
                 for id in ps.stdout.split(separator: "\n") { _ = try? berth(["container", "rm", "-f", String(id)]) }
             }
+            // The root's unused networks (its default bridge too), with their bridges on the host.
+            _ = try? berth(["system", "prune", "-f"])
         }
     }
 
@@ -212,9 +214,10 @@ import Testing
 // MARK: - networks and ports
 
 extension ContainerCLITests {
-    /// `--network` as Docker names the modes: the default (also `bridge`) and `none` are a
-    /// namespace of the container's own with loopback only, `host` is the host's, and
-    /// `container:NAME` is that container's, host name and all.
+    /// `--network` as Docker names the modes: the default (also `bridge`) is a namespace of the
+    /// container's own joined to the root's default bridge network (eth0 and a default route),
+    /// `none` one with loopback only, `host` is the host's, and `container:NAME` is that
+    /// container's, host name and all.
     @Test func networkModesAsDockerNamesThem() throws {
         let world = try World()
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
@@ -226,8 +229,10 @@ extension ContainerCLITests {
         for flags in [[], ["--network", "default"], ["--network", "bridge"], ["--network", "none"]] {
             let namespace = try probe(flags)
             #expect(namespace.hasPrefix("net:[") && namespace != host, "\(flags)")
-            #expect(try probe(flags, "ls /sys/class/net") == "lo", "\(flags)")
+            let interfaces = flags == ["--network", "none"] ? "lo" : "eth0\nlo"
+            #expect(try probe(flags, "ls /sys/class/net") == interfaces, "\(flags)")
         }
+        #expect(try probe([], "ip route | grep default").hasPrefix("default via "))
         #expect(try probe(["--network", "host"]) == host)
 
         #expect(try world.berth(["container", "run", "-d", "--name", "peer", "busybox", "sleep", "600"]).status == 0)

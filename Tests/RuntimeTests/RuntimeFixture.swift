@@ -1,6 +1,7 @@
 import ContainerSpecs
 import Foundation
 import Images
+import TestSupport
 
 @testable import Runtime
 
@@ -147,6 +148,10 @@ final class RuntimeFixture {
 
     func cleanup() {
         for c in Container.list(root: root) { try? c.remove(force: true) }
+        // Runs through the CLI joined the root's default network: its bridge goes with it.
+        if FileManager.default.fileExists(atPath: root + "/networks") {
+            _ = try? BerthProcess.run(["system", "prune", "-f"], root: root)
+        }
         try? FileManager.default.removeItem(atPath: base)
     }
 

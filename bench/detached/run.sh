@@ -22,6 +22,7 @@ export BERTH_ROOT="$work/state"
 cleanup() {
     # Whatever a failed run left: berth's containers, runc's, then the files.
     "$BERTH" container rm -f $("$BERTH" container ls -aq 2>/dev/null) >/dev/null 2>&1 || true
+    "$BERTH" system prune -f >/dev/null 2>&1 || true
     for id in $(runc --root "$work/runc-state" list -q 2>/dev/null); do
         runc --root "$work/runc-state" delete -f "$id" >/dev/null 2>&1 || true
     done

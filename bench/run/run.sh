@@ -16,7 +16,9 @@ build_berth "$repo"
 
 work="$(mktemp -d /tmp/berth-bench-run.XXXXXX)"
 cleanup() {
-    # Containers are --rm; the state root, image and bundle go with the work dir.
+    # Containers are --rm; the root's default network (a bridge on the host) goes with prune,
+    # the state root, image and bundle with the work dir.
+    [ -n "${BERTH_ROOT:-}" ] && "$BERTH" system prune -f >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
