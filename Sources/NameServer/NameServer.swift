@@ -27,6 +27,9 @@ public final class NameServer: Sendable {
     private let state = Mutex(State())
     /// Questions being forwarded; over `maxForwarding` new ones are refused, as Docker does.
     private let forwarding = Mutex(0)
+    /// When "no upstream answered" was last logged (CLOCK_MONOTONIC seconds): once a minute at
+    /// most, so a resolver that is down does not fill the log.
+    private let lastUpstreamLog = Mutex(-60)
     static let maxForwarding = 100
     /// Docker's embedded DNS answers with this TTL.
     static let ttl: UInt32 = 600
@@ -191,7 +194,8 @@ public final class NameServer: Sendable {
         }
         guard admitted else { return DNSMessage.response(to: query, code: .refused).bytes }
         defer { forwarding.withLock { $0 -= 1 } }
-        for upstream in upstreams(for: asker) {
+        let servers = upstreams(for: asker)
+        for upstream in servers {
             guard let reply = await forwarder.exchange(bytes, with: upstream, overTCP: overTCP) else { continue }
             // SERVFAIL or REFUSED: maybe the next one knows better (as Docker goes on).
             let code = reply[3] & 0xf
@@ -202,7 +206,20 @@ public final class NameServer: Sendable {
             }
             return reply
         }
+        let now = Self.monotonicSeconds()
+        let logNow = lastUpstreamLog.withLock { last in
+            guard now - last >= 60 else { return false }
+            last = now
+            return true
+        }
+        if logNow { log("no DNS server answered \(question.name) (asked: \(servers.map { "\($0)" }))") }
         return DNSMessage.response(to: query, code: .serverFailure).bytes
+    }
+
+    private static func monotonicSeconds() -> Int {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return time.tv_sec
     }
 
     /// Our addresses for the question's name, nil when it is no name of ours (or not class IN).
