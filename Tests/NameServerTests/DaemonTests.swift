@@ -140,6 +140,11 @@ import Testing
         defer { setup.tearDown() }
         let root = setup.root.path
 
+        // A descriptor of ours without close-on-exec must not reach the daemon.
+        let marker = root + "/marker"
+        let leaky = open(marker, O_CREAT | O_RDWR, 0o600)
+        defer { close(leaky) }
+
         // Racing callers start one daemon between them.
         let errors = NSLockedErrors()
         DispatchQueue.concurrentPerform(iterations: 6) { _ in
@@ -147,6 +152,17 @@ import Testing
         }
         #expect(errors.all.isEmpty, "\(errors.all)")
         #expect(netdProcesses(root: root).count == 1)
+        // Detached: not our child, in a session of its own, none of our files open.
+        let daemon = try #require(netdProcesses(root: root).first)
+        let stat = try String(contentsOfFile: "/proc/\(daemon)/stat", encoding: .utf8)
+        let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+        #expect(Int32(fields[1]) != getpid())
+        #expect(getsid(daemon) != getsid(0))
+        let fdDirectory = "/proc/\(daemon)/fd"
+        let targets = ((try? FileManager.default.contentsOfDirectory(atPath: fdDirectory)) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: fdDirectory + "/" + $0)
+        }
+        #expect(!targets.isEmpty && !targets.contains(marker))
         #expect(
             try Client.addresses(Client.udp(Client.query("web1"), to: setup.frontGateway, from: setup.front + ".10"))
                 == [setup.front + ".2"])
