@@ -227,6 +227,19 @@ import Testing
     }
 }
 
+/// Control errors name the step and the errno.
+@Test func aMissingDaemonBinaryIsAnError() throws {
+    let setup = try DaemonTests.Setup()
+    defer { setup.tearDown() }
+    #expect {
+        try NameServerControl.reload(root: setup.root.path, netd: setup.root.path + "/no-such-netd")
+    } throws: { error in
+        let control = error as? NameServerControl.Error
+        return control?.errno == ENOENT && "\(error)".contains("start")
+    }
+    #expect(!FileManager.default.fileExists(atPath: setup.root.path + "/netd.pid"))
+}
+
 final class NSLockedErrors: @unchecked Sendable {
     private let lock = NSLock()
     private var errors: [any Error] = []
