@@ -86,6 +86,8 @@ public struct ContainerNetworking {
                         defaultRoute: index == 0, options, isAlive: { Container.isActive(id: $0, root: root) }))
             }
             try writeEtcFiles(container, endpoints: endpoints, networks: plan.map(\.0))
+            // Answered from the first question on: the server binds new gateways now.
+            if plan.contains(where: { $0.0.embeddedDNS }) { try reloadNameServer() }
             return endpoints
         } catch {
             try? tearDown(container: container.id)
@@ -131,6 +133,7 @@ public struct ContainerNetworking {
             throw Error(description: "container \(container.name) is not connected to network \(network)")
         }
         try networks.disconnect(container: container.id, from: network)
+        if networks.store.network(network)?.embeddedDNS == true { try? reloadNameServer() }
     }
 
     /// `rm`: the container, then what it had on its networks.
@@ -159,7 +162,18 @@ public struct ContainerNetworking {
     /// Takes the container off every network and lets its namespace go; what is already gone
     /// is skipped, so it runs again after any crash.
     public func tearDown(container: String) throws {
+        let named = networks.endpoints(of: container).contains {
+            networks.store.network($0.network)?.embeddedDNS == true
+        }
         try networks.tearDown(container: container, namespacePath: namespacePath(of: container))
+        // Forgets the names; the server ends once no container of the root is left to serve.
+        if named { try? reloadNameServer() }
+    }
+
+    /// berth-netd, the embedded DNS server's process for this root, told to read the networks
+    /// again (and started when it is not running).
+    public func reloadNameServer() throws {
+        try NameServerControl.reload(root: root, netd: Companion.path("berth-netd", override: "BERTH_NETD"))
     }
 
     /// /etc/hosts gets the container's own addresses under its host name (and `host-gateway` in

@@ -23,11 +23,7 @@ extension Container {
     /// berth-shim, the container's reaper: $BERTH_SHIM, else the one next to this program (the
     /// berth binary, or a test bundle in the same build folder).
     static func shimPath() throws -> String {
-        if let given = getenv("BERTH_SHIM") { return String(cString: given) }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-        let path = String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/berth-shim"
+        let path = Companion.path("berth-shim", override: "BERTH_SHIM")
         guard access(path, X_OK) == 0 else {
             throw Error(
                 container: "", stage: .start, detail: "berth-shim was not found at \(path) (set BERTH_SHIM to its path)"
