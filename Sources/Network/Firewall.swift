@@ -127,7 +127,8 @@ public enum Firewall {
 
     /// DNAT of each mapping's host port to `containerAddress`: for traffic from other hosts and
     /// from this host to its own non-loopback addresses (on `hostIP` only, when a mapping has
-    /// one). Adding an owner's ports again replaces them.
+    /// one). `mappings` are the bound ones (`BoundPorts.mappings`: ephemeral ports and ranges
+    /// resolved). Adding an owner's ports again replaces them.
     public static func addPorts(owner: String, mappings: [PortMapping], containerAddress: IPv4Address) throws {
         let chain = try portsChain(owner)
         try locked { existing in
@@ -135,6 +136,10 @@ public enum Firewall {
             for mapping in mappings {
                 guard mapping.proto == "tcp" || mapping.proto == "udp" else {
                     throw Error(step: "add ports of \(owner)", message: "unsupported protocol \(mapping.proto)")
+                }
+                // The mappings as bound (BoundPorts.mappings): a real port, not 0 or a range.
+                guard mapping.hostPort != 0, mapping.hostPortEnd == nil else {
+                    throw Error(step: "add ports of \(owner)", message: "port not bound yet: \(mapping.spec)")
                 }
                 let address = mapping.hostIP.map { "ip daddr \($0) " } ?? ""
                 script += """

@@ -32,10 +32,13 @@ public enum PublishedPorts {
 
     private static func bindOne(_ mapping: PortMapping) throws -> (Int32, UInt16) {
         let ip = mapping.hostIP ?? IPv4Address(0, 0, 0, 0)
-        let candidates = mapping.hostPort...(mapping.hostPortEnd ?? mapping.hostPort)
+        guard mapping.proto == "tcp" || mapping.proto == "udp" else {
+            throw Error(description: "Bind for \(ip):\(mapping.hostPort) failed: unsupported protocol \(mapping.proto)")
+        }
+        let tcp = mapping.proto == "tcp"
+        let candidates = mapping.hostPort...max(mapping.hostPort, mapping.hostPortEnd ?? mapping.hostPort)
         var failure: Int32 = 0
         for port in candidates {
-            let tcp = mapping.proto == "tcp"
             guard
                 let socket = FileDescriptor(
                     taking: Glibc.socket(
