@@ -193,14 +193,16 @@ static int step(struct direction *d, int from, int to) {
     return progress;
 }
 
+/* Each direction until it waits on the kernel (edge-triggered: nothing is announced twice); the
+   directions are independent, so an idle one costs one refused splice per event. */
 static void pump(struct conn *c) {
     if (c->connecting) return;
-    for (;;) {
-        int a = step(&c->dir[0], c->fd[0], c->fd[1]);
-        int b = a < 0 ? -1 : step(&c->dir[1], c->fd[1], c->fd[0]);
-        if (a < 0 || b < 0 || (c->dir[0].shut && c->dir[1].shut)) { close_conn(c); return; }
-        if (!a && !b) return;
+    for (int i = 0; i < 2; i++) {
+        int rc;
+        while ((rc = step(&c->dir[i], c->fd[i], c->fd[1 - i])) > 0) {}
+        if (rc < 0) { close_conn(c); return; }
     }
+    if (c->dir[0].shut && c->dir[1].shut) close_conn(c);
 }
 
 static void accept_all(struct port *p) {

@@ -2,15 +2,19 @@
 # berth-proxy against Docker's docker-proxy: 1 GiB over TCP from 127.0.0.1 to a sink in a network
 # namespace made here (a veth pair, 10.252.0.0/30), through each proxy in turn, RUNS times each
 # (alternating), plus the same transfer straight to the namespace's address for reference.
-# Prints each median throughput and berth/docker's ratio (goal: >= 1).
+# Prints each median throughput, berth/docker's ratio (goal: >= 1) and both resident sizes.
 #
-#   bench/ports/run.sh                        uses .build/debug/berth-proxy (build it first)
+#   bench/ports/run.sh                        uses .build/release/berth-proxy, built here
+#                                             (swift build -c release --product berth-proxy)
 #   PROXY=/path/to/berth-proxy RUNS=9 bench/ports/run.sh
 # Needs root, ip, cc, python3 and /usr/sbin/docker-proxy (DOCKER_PROXY=... for another).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-proxy="${PROXY:-$repo/.build/debug/berth-proxy}"
+if [[ -z "${PROXY:-}" ]]; then
+    (cd "$repo" && swift build -c release --product berth-proxy >&2)
+fi
+proxy="${PROXY:-$repo/.build/release/berth-proxy}"
 docker_proxy="${DOCKER_PROXY:-/usr/sbin/docker-proxy}"
 runs="${RUNS:-5}"
 mib="${MIB:-1024}"
@@ -46,8 +50,10 @@ pids+=("$sink")
 # berth-proxy on 127.0.0.1:15001 (its socket made beforehand, as berth does), following the
 # sink's process as its "container"; docker-proxy on 127.0.0.1:15002, binding itself.
 "$work/tcpbench" listen 15001 -- "$proxy" --pid "$sink" 3:tcp:10.252.0.2:5000 &
+berth_pid=$!
 pids+=($!)
 "$docker_proxy" -proto tcp -host-ip 127.0.0.1 -host-port 15002 -container-ip 10.252.0.2 -container-port 5000 3>/dev/null 2>/dev/null &
+docker_pid=$!
 pids+=($!)
 sleep 0.5
 
@@ -59,16 +65,24 @@ for i in $(seq "$runs"); do
     echo "docker $("$work/tcpbench" send 127.0.0.1 15002 "$mib")" >>"$work/times"
 done
 
+# Resident size after the transfers.
+echo "rss berth $(awk '/VmRSS/ {print $2}' /proc/$berth_pid/status)" >>"$work/times"
+echo "rss docker $(awk '/VmRSS/ {print $2}' /proc/$docker_pid/status)" >>"$work/times"
+
 python3 - "$work/times" "$mib" <<'PY'
 import statistics, sys
-times = {}
+times, rss = {}, {}
 for line in open(sys.argv[1]):
-    name, seconds = line.split()
-    times.setdefault(name, []).append(float(seconds))
+    fields = line.split()
+    if fields[0] == "rss":
+        rss[fields[1]] = int(fields[2])
+        continue
+    times.setdefault(fields[0], []).append(float(fields[1]))
 mib = int(sys.argv[2])
 median = {name: statistics.median(values) for name, values in times.items()}
 for name in ("direct", "berth", "docker"):
     runs = " ".join(f"{v:.3f}" for v in times[name])
     print(f"{name:7} median {median[name]:.3f} s = {mib / median[name]:8.1f} MiB/s   (runs: {runs})")
 print(f"berth-proxy / docker-proxy throughput: {median['docker'] / median['berth']:.2f}x")
+print(f"resident: berth-proxy {rss['berth']} KiB, docker-proxy {rss['docker']} KiB")
 PY
