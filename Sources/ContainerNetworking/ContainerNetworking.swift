@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Network
 import Runtime
 import Support
@@ -28,14 +29,55 @@ public struct ContainerNetworking {
     /// Where the container's network namespace is kept.
     public func namespacePath(of container: String) -> String { root + "/netns/" + container }
 
-    /// The networks the spec joins, in order (the default network made when it is the one and
-    /// does not exist yet); empty for a mode without bridge networks. A static address outside
-    /// its network's subnet is refused here, before the container is made.
-    public func plan(_ spec: ContainerSpec) throws -> [(NetworkRecord, NetworkAttachmentSpec)] {
-        guard spec.network == .default else { return [] }
+    /// What a container joins, resolved before anything of it is made: its networks in order,
+    /// and its published ports, bound already (so a port in use fails the run before it starts;
+    /// they close unless `attach` hands them to the container's proxy).
+    public final class Plan {
+        public let networks: [(NetworkRecord, NetworkAttachmentSpec)]
+        var ports: BoundPorts?
+
+        init(networks: [(NetworkRecord, NetworkAttachmentSpec)], ports: consuming BoundPorts?) {
+            self.networks = networks
+            self.ports = ports
+        }
+
+        /// Nothing to do in `Container.start` (a mode without bridge networks).
+        public var isEmpty: Bool { networks.isEmpty }
+    }
+
+    /// The plan for a spec: its networks (the default network made when it is the one and does
+    /// not exist yet; a static address outside its network's subnet refused here) and its
+    /// published ports, bound.
+    public func plan(_ spec: ContainerSpec) throws -> Plan {
+        guard spec.network == .default else { return Plan(networks: [], ports: nil) }
         let attachments = spec.networks ?? []
-        return try plan(
+        let networks = try plan(
             with: attachments.isEmpty ? [NetworkAttachmentSpec(name: BridgeNetworks.defaultNetwork)] : attachments)
+        let mappings = try (spec.publish ?? []).flatMap { try PortMapping.parse($0) }
+        return Plan(networks: networks, ports: mappings.isEmpty ? nil : try PublishedPorts.bind(mappings))
+    }
+
+    /// Published ports: their real numbers recorded (ROOT/ports/ID.json, for `port`, `ps` and
+    /// teardown after the container is gone), nftables DNAT for traffic from elsewhere, and
+    /// berth-proxy serving the bound sockets until the container's process ends.
+    private func publish(_ ports: consuming BoundPorts, of container: String, pid: Int32, at address: IPv4Address)
+        throws
+    {
+        let mappings = ports.mappings
+        try Files.makeDirectories(root + "/ports", mode: 0o700)
+        let data = try JSONEncoder().encode(mappings)
+        try data.withUnsafeBytes { try Files.replace(portsPath(of: container), with: $0) }
+        try Firewall.addPorts(owner: container, mappings: mappings, containerAddress: address)
+        _ = try ports.startProxy(
+            to: address, containerPid: pid, proxy: Companion.path("berth-proxy", override: "BERTH_PROXY"))
+    }
+
+    func portsPath(of container: String) -> String { root + "/ports/" + container + ".json" }
+
+    /// The container's published ports as bound (real host ports); empty when it has none.
+    public func publishedPorts(of container: String) -> [PortMapping] {
+        guard let bytes = Files.readAll(portsPath(of: container)) else { return [] }
+        return (try? JSONDecoder().decode([PortMapping].self, from: Data(bytes))) ?? []
     }
 
     private func plan(with attachments: [NetworkAttachmentSpec]) throws -> [(NetworkRecord, NetworkAttachmentSpec)] {
@@ -60,7 +102,7 @@ public struct ContainerNetworking {
     /// What an earlier run left is taken down first. On failure nothing of it is left.
     @discardableResult
     public func attach(
-        _ container: Container, namespace: String, to plan: [(NetworkRecord, NetworkAttachmentSpec)]
+        _ container: Container, pid: Int32, namespace: String, to plan: Plan
     ) throws -> [EndpointRecord] {
         guard !plan.isEmpty else { return [] }
         try tearDown(container: container.id)
@@ -70,7 +112,7 @@ public struct ContainerNetworking {
             let path = namespacePath(of: container.id)
             try NamespaceFile.keep(namespace, at: path)
             var endpoints: [EndpointRecord] = []
-            for (index, (planned, attachment)) in plan.enumerated() {
+            for (index, (planned, attachment)) in plan.networks.enumerated() {
                 // Again by name: a prune may have removed the default network since the plan
                 // (it is made again), or a user another one (then it is not found).
                 let network = try networks.network(planned.name)
@@ -85,9 +127,12 @@ public struct ContainerNetworking {
                         namespacePath: path, container: container.id, to: network, interface: "eth\(index)",
                         defaultRoute: index == 0, options, isAlive: { Container.isActive(id: $0, root: root) }))
             }
-            try writeEtcFiles(container, endpoints: endpoints, networks: plan.map(\.0))
+            try writeEtcFiles(container, endpoints: endpoints, networks: plan.networks.map(\.0))
             // Answered from the first question on: the server binds new gateways now.
-            if plan.contains(where: { $0.0.embeddedDNS }) { try reloadNameServer() }
+            if plan.networks.contains(where: { $0.0.embeddedDNS }) { try reloadNameServer() }
+            if let ports = plan.ports.take() {
+                try publish(ports, of: container.id, pid: pid, at: endpoints[0].address)
+            }
             return endpoints
         } catch {
             try? tearDown(container: container.id)
@@ -166,6 +211,11 @@ public struct ContainerNetworking {
             networks.store.network($0.network)?.embeddedDNS == true
         }
         try networks.tearDown(container: container, namespacePath: namespacePath(of: container))
+        // The proxy ended with the container's process; the DNAT rules go with the record.
+        if access(portsPath(of: container), F_OK) == 0 {
+            try Firewall.removePorts(owner: container)
+            unlink(portsPath(of: container))
+        }
         // Forgets the names; the server ends once no container of the root is left to serve.
         if named { try? reloadNameServer() }
     }

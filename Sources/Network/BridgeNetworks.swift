@@ -111,6 +111,7 @@ public struct BridgeNetworks: Sendable {
             try bringUp(record, netlink)
             try store.write(record)
         } catch {
+            try? Firewall.removeNetwork(bridge: bridge)
             try? netlink.deleteLink(bridge)
             try? ipam.releaseNetwork(name)
             try? store.remove(name)
@@ -145,6 +146,7 @@ public struct BridgeNetworks: Sendable {
                     + attached.map(\.containerName).joined(separator: ", ") + ")")
         }
         let netlink = try Netlink()
+        try Firewall.removeNetwork(bridge: record.bridge)
         do { try netlink.deleteLink(record.bridge) } catch let e as Netlink.Error where e.errno == ENODEV {}
         try ipam.releaseNetwork(name)
         try store.remove(name)
@@ -238,9 +240,15 @@ public struct BridgeNetworks: Sendable {
         try bringUp(network, netlink)
     }
 
+    /// The bridge, its gateway, and the firewall's rules for it (masquerade out, isolation from
+    /// the other networks, nothing in or out for an internal one): all idempotent.
     private func bringUp(_ network: NetworkRecord, _ netlink: Netlink) throws {
         try netlink.ensureBridge(
             network.bridge, gateway: network.gateway, prefixLength: network.subnet.prefixLength, mtu: network.mtu)
+        do { try Firewall.addNetwork(bridge: network.bridge, subnet: network.subnet, internal: network.internal) } catch
+        {
+            throw Error("network \(network.name): \(error)")
+        }
     }
 
     /// Endpoints of the network whose containers are gone, disconnected; how many.

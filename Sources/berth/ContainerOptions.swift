@@ -498,7 +498,7 @@ extension ContainerOptions {
         spec.dnsSearch = dnsSearch.isEmpty ? nil : dnsSearch
         spec.dnsOptions = dnsOption.isEmpty ? nil : dnsOption
         // Checked now, before anything is made (Docker's 125 for a bad -p).
-        // PORTS-MERGE for value in publish { _ = try PortMapping.parse(value) }
+        for value in publish { _ = try PortMapping.parse(value) }
     }
 
     /// One `--network` value as a mode: `default` and `bridge` and any other name (a network to

@@ -72,7 +72,7 @@ struct ContainerRun: ParsableCommand {
             process = try container.start(
                 stdio: stdio, exitCommand: autoRemove ? Self.removal(container, root) : nil,
                 beforeResume: plan.isEmpty
-                    ? nil : { _, netns in try networking.attach(container, namespace: netns, to: plan) })
+                    ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
         } catch {
             if autoRemove { try? networking.remove(container, force: true) }
             throw error

@@ -28,7 +28,7 @@ struct ContainerStart: ParsableCommand {
             stdio: .detached(stdin: spec.interactive, tty: spec.tty),
             exitCommand: spec.autoRemove ? ContainerRun.removal(container, root) : nil,
             beforeResume: plan.isEmpty
-                ? nil : { _, netns in try networking.attach(container, namespace: netns, to: plan) })
+                ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
     }
 }
 
