@@ -2,6 +2,7 @@ import ArgumentParser
 import Compose
 import FoundationEssentials
 import Images
+import Network
 import Runtime
 import Support
 
@@ -35,22 +36,24 @@ struct ContainerList: ParsableCommand {
             if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
             rows.append([
                 noTrunc ? c.id : c.shortID, c.record.spec.image, "\"\(command)\"",
-                ago(c.record.created) + " ago", status(s), ports(c.record.spec, s), c.name,
+                ago(c.record.created) + " ago", status(s), ports(c, s), c.name,
             ])
         }
         if quiet { return }
         print(HumanFormat.table(rows), terminator: "")
     }
 
-    /// What Docker's PORTS column shows without published ports (berth has none yet): the
-    /// container's exposed ports (the image's and `--expose`), and only while it runs on a
-    /// network its ports are exposed on. Docker lists the ports of its running endpoints: none
-    /// for `none` (the null driver exposes nothing), `host` and `container:`, and none once the
-    /// container has stopped (its endpoints are released) or before it has started. Here that
-    /// is the default network, where the bridge comes.
-    func ports(_ spec: ContainerSpec, _ s: ContainerState) -> String {
+    /// Docker's PORTS column: published ports as "0.0.0.0:8080->80/tcp", then the exposed ports
+    /// that are not published (the image's and `--expose`). Only while the container runs on a
+    /// bridge network: Docker lists the ports of its running endpoints, none for `none`,
+    /// `host` and `container:`, and none once the container has stopped or before it started.
+    func ports(_ container: Container, _ s: ContainerState) -> String {
+        let spec = container.record.spec
         guard s.status == .running, spec.network == .default else { return "" }
-        return Self.displayablePorts(spec.allExposedPorts)
+        let published = ContainerPort.published(container)
+        let shown = Set(published.map { "\($0.containerPort)/\($0.proto)" })
+        let exposed = Self.displayablePorts(spec.allExposedPorts.filter { !shown.contains($0) })
+        return (published.map(ContainerPort.display) + (exposed.isEmpty ? [] : [exposed])).joined(separator: ", ")
     }
 
     /// docker/cli's DisplayablePorts for ports without a host side: sorted by number, runs of
