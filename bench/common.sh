@@ -1,11 +1,11 @@
 # Shared by the bench scripts (sourced): berth's release build and a busybox root filesystem.
 
-# Sets BERTH to a release berth (with berth-shim beside it), built into .build-bench-run unless
-# BERTH is given.
+# Sets BERTH to a release berth (with berth-shim, berth-netd and berth-proxy beside it), built into
+# .build-bench-run unless BERTH is given.
 build_berth() {
     local repo="$1"
     if [[ -z "${BERTH:-}" ]]; then
-        (cd "$repo" && for product in berth berth-shim; do
+        (cd "$repo" && for product in berth berth-shim berth-netd berth-proxy; do
             swift build -c release --static-swift-stdlib --product "$product" --scratch-path .build-bench-run >&2
         done)
         # Flush what the build wrote, so its writeback does not run during the timings.
