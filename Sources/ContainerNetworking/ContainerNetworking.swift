@@ -17,9 +17,9 @@ public struct ContainerNetworking {
     public let root: String
     public let networks: BridgeNetworks
 
-    public init(root: String) throws {
+    public init(root: String) {
         self.root = root
-        networks = try BridgeNetworks(root: root)
+        networks = BridgeNetworks(root: root)
     }
 
     public struct Error: Swift.Error, CustomStringConvertible {
@@ -67,12 +67,20 @@ public struct ContainerNetworking {
         try Files.makeDirectories(root + "/ports", mode: 0o700)
         let data = try JSONEncoder().encode(mappings)
         try data.withUnsafeBytes { try Files.replace(portsPath(of: container), with: $0) }
+        // Rules of containers that died without teardown would come first and send the port to
+        // an address that may be another container's now.
+        for file in Files.names(in: root + "/ports") where file.hasSuffix(".json") {
+            let other = String(file.dropLast(".json".count))
+            if other != container, !Container.isActive(id: other, root: root) { try tearDown(container: other) }
+        }
         try Firewall.addPorts(owner: container, mappings: mappings, containerAddress: address)
-        _ = try ports.startProxy(
+        let proxy = try ports.startProxy(
             to: address, containerPid: pid, proxy: Companion.path("berth-proxy", override: "BERTH_PROXY"))
+        try Array(String(proxy).utf8).withUnsafeBytes { try Files.replace(proxyPath(of: container), with: $0) }
     }
 
     func portsPath(of container: String) -> String { root + "/ports/" + container + ".json" }
+    func proxyPath(of container: String) -> String { root + "/ports/" + container + ".pid" }
 
     /// The container's published ports as bound (real host ports); empty when it has none.
     public func publishedPorts(of container: String) -> [PortMapping] {
@@ -105,7 +113,10 @@ public struct ContainerNetworking {
         _ container: Container, pid: Int32, namespace: String, to plan: Plan
     ) throws -> [EndpointRecord] {
         guard !plan.isEmpty else { return [] }
-        try tearDown(container: container.id)
+        // What the last run left (when its exit's release did not run: a crash, a failed start).
+        if Files.exists(namespacePath(of: container.id)) || Files.exists(portsPath(of: container.id)) {
+            try tearDown(container: container.id)
+        }
         let spec = container.record.spec
         let hostname = container.record.process.hostname
         do {
@@ -113,23 +124,23 @@ public struct ContainerNetworking {
             try NamespaceFile.keep(namespace, at: path)
             var endpoints: [EndpointRecord] = []
             for (index, (planned, attachment)) in plan.networks.enumerated() {
-                // Again by name: a prune may have removed the default network since the plan
-                // (it is made again), or a user another one (then it is not found).
-                let network = try networks.network(planned.name)
                 var options = BridgeNetworks.EndpointOptions(containerName: container.name, hostname: hostname)
                 options.aliases = attachment.aliases
                 options.address = attachment.ipv4Address.flatMap(IPv4Address.init)
                 options.macAddress = attachment.macAddress.flatMap(Attachment.parseMAC)
                 options.dnsServers = spec.dns ?? []
-                let root = self.root
                 endpoints.append(
-                    try networks.connect(
-                        namespacePath: path, container: container.id, to: network, interface: "eth\(index)",
-                        defaultRoute: index == 0, options, isAlive: { Container.isActive(id: $0, root: root) }))
+                    try join(
+                        planned.name, namespacePath: path, container: container.id, interface: "eth\(index)",
+                        defaultRoute: index == 0, options))
             }
-            try writeEtcFiles(container, endpoints: endpoints, networks: plan.networks.map(\.0))
-            // Answered from the first question on: the server binds new gateways now.
-            if plan.networks.contains(where: { $0.0.embeddedDNS }) { try reloadNameServer() }
+            try writeEtcFiles(container, endpoints: endpoints, gateway: plan.networks[0].0.gateway)
+            if let dns = plan.networks.first(where: { $0.0.embeddedDNS }) {
+                let base = Files.readText(container.file("resolv.conf")) ?? ""
+                try Self.overwrite(container.file("resolv.conf"), Self.embeddedResolvConf(base, dns.0, spec))
+                // Answered from the first question on: the server binds new gateways now.
+                try reloadNameServer()
+            }
             if let ports = plan.ports.take() {
                 try publish(ports, of: container.id, pid: pid, at: endpoints[0].address)
             }
@@ -138,6 +149,47 @@ public struct ContainerNetworking {
             try? tearDown(container: container.id)
             throw error
         }
+    }
+
+    /// Joins network `name`, looked up again (a prune may have removed the default network since
+    /// the plan: it is made again; a user another one: it is not found). Holders of addresses
+    /// that are found dead on the way are taken down whole (namespace, ports and all).
+    private func join(
+        _ name: String, namespacePath: String, container: String, interface: String, defaultRoute: Bool,
+        _ options: BridgeNetworks.EndpointOptions
+    ) throws -> EndpointRecord {
+        let root = self.root
+        let isAlive = { (id: String) in Container.isActive(id: id, root: root) }
+        let reclaim = { (id: String) in try tearDown(container: id) }
+        for attempt in 0..<2 {
+            let network = try networks.network(name)
+            do {
+                return try networks.connect(
+                    namespacePath: namespacePath, container: container, to: network, interface: interface,
+                    defaultRoute: defaultRoute, options, isAlive: isAlive, reclaim: reclaim)
+            } catch let e as BridgeNetworks.Error
+                where e.isNotFound && attempt == 0 && name == BridgeNetworks.defaultNetwork
+            {
+                continue
+            }
+        }
+        throw Error(description: "network \(name) not found")
+    }
+
+    /// resolv.conf for a container whose first DNS network is `network`: its gateway as the
+    /// only nameserver (the embedded server forwards the rest), and Docker's `ndots:0` unless
+    /// the container sets ndots itself.
+    static func embeddedResolvConf(_ base: String, _ network: NetworkRecord, _ spec: ContainerSpec) -> String {
+        let text = Container.resolvConf(base, nameservers: [network.gateway.description], spec: spec)
+        var lines = text.split(separator: "\n").map(String.init)
+        if !lines.contains(where: { $0.hasPrefix("options ") && $0.contains("ndots:") }) {
+            if let index = lines.firstIndex(where: { $0.hasPrefix("options ") }) {
+                lines[index] += " ndots:0"
+            } else {
+                lines.append("options ndots:0")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// `network connect`: one more network for a running container, on the next free ethN.
@@ -161,23 +213,22 @@ public struct ContainerNetworking {
         options.aliases = attachment.aliases
         options.address = attachment.ipv4Address.flatMap(IPv4Address.init)
         options.dnsServers = container.record.spec.dns ?? []
-        let root = self.root
-        let endpoint = try networks.connect(
-            namespacePath: path, container: container.id, to: network, interface: interface,
-            defaultRoute: current.isEmpty, options, isAlive: { Container.isActive(id: $0, root: root) })
-        let hosts =
-            (Files.readText(container.file("hosts")) ?? "")
-            + "\(endpoint.address)\t\(container.record.process.hostname)\n"
-        try Self.overwrite(container.file("hosts"), hosts)
+        let endpoint = try join(
+            network.name, namespacePath: path, container: container.id, interface: interface,
+            defaultRoute: current.isEmpty, options)
+        try writeEtcFiles(container, endpoints: current.map(\.endpoint) + [endpoint], gateway: nil)
+        if network.embeddedDNS { try reloadNameServer() }
     }
 
     /// `network disconnect`.
     public func disconnect(_ container: Container, from network: String) throws {
+        try BridgeNetworks.validateName(network)
         guard networks.store.network(network) != nil else { throw Error(description: "network \(network) not found") }
         guard networks.endpoints(of: container.id).contains(where: { $0.network == network }) else {
             throw Error(description: "container \(container.name) is not connected to network \(network)")
         }
         try networks.disconnect(container: container.id, from: network)
+        try writeEtcFiles(container, endpoints: networks.endpoints(of: container.id).map(\.endpoint), gateway: nil)
         if networks.store.network(network)?.embeddedDNS == true { try? reloadNameServer() }
     }
 
@@ -198,26 +249,56 @@ public struct ContainerNetworking {
                 gone.insert(endpoint.containerID)
             }
         }
-        for id in Files.names(in: root + "/netns") where (try? Container.lookup(id, root: root)) == nil {
+        for id in Files.names(in: root + "/netns") + Files.names(in: root + "/ports").map({ String($0.prefix(64)) })
+        where (try? Container.lookup(id, root: root)) == nil {
             gone.insert(id)
         }
         for id in gone { try tearDown(container: id) }
     }
 
     /// Takes the container off every network and lets its namespace go; what is already gone
-    /// is skipped, so it runs again after any crash.
+    /// is skipped, so it runs again after any crash. Every step is tried whatever an earlier one
+    /// did; the first failure is thrown at the end. The port rules go first: a crash later
+    /// leaves nothing that sends traffic to an address another container may get.
     public func tearDown(container: String) throws {
-        let named = networks.endpoints(of: container).contains {
-            networks.store.network($0.network)?.embeddedDNS == true
+        var failure: Swift.Error?
+        func step(_ body: () throws -> Void) {
+            do { try body() } catch { failure = failure ?? error }
         }
-        try networks.tearDown(container: container, namespacePath: namespacePath(of: container))
-        // The proxy ended with the container's process; the DNAT rules go with the record.
-        if access(portsPath(of: container), F_OK) == 0 {
-            try Firewall.removePorts(owner: container)
-            unlink(portsPath(of: container))
+        if Files.exists(portsPath(of: container)) {
+            step {
+                stopProxy(of: container)
+                try Firewall.removePorts(owner: container)
+                unlink(portsPath(of: container))
+                unlink(proxyPath(of: container))
+            }
         }
+        let endpoints = networks.endpoints(of: container)
+        let named = endpoints.contains { networks.store.network($0.network)?.embeddedDNS == true }
+        step { try networks.tearDown(container: container, namespacePath: namespacePath(of: container)) }
         // Forgets the names; the server ends once no container of the root is left to serve.
         if named { try? reloadNameServer() }
+        if let failure { throw failure }
+    }
+
+    /// Ends the container's berth-proxy (it ends by itself with the container's process, but
+    /// maybe not yet: a start again must find the ports free) and waits until it is gone.
+    private func stopProxy(of container: String) {
+        guard let text = Files.readText(proxyPath(of: container)), let pid = Int32(text.trimmingWhitespace()),
+            pid > 0,
+            (Files.readText("/proc/\(pid)/cmdline") ?? "").hasPrefix(
+                Companion.path("berth-proxy", override: "BERTH_PROXY"))
+                || (Files.readText("/proc/\(pid)/comm") ?? "").hasPrefix("berth-proxy")
+        else { return }
+        kill(pid, SIGKILL)
+        // Its sockets close as it exits, before it is a zombie (which its reaper, init, may
+        // leave for a while): bounded, a few milliseconds in practice.
+        for _ in 0..<2000 {
+            guard let stat = Files.readText("/proc/\(pid)/stat"),
+                let state = stat.split(separator: ")").last?.split(separator: " ").first, state != "Z", state != "X"
+            else { return }
+            usleep(1000)
+        }
     }
 
     /// berth-netd, the embedded DNS server's process for this root, told to read the networks
@@ -226,25 +307,31 @@ public struct ContainerNetworking {
         try NameServerControl.reload(root: root, netd: Companion.path("berth-netd", override: "BERTH_NETD"))
     }
 
-    /// /etc/hosts gets the container's own addresses under its host name (and `host-gateway` in
-    /// extra hosts becomes the first network's gateway, as Docker's host-gateway is docker0's
-    /// address); with the embedded DNS server, /etc/resolv.conf names it (on the gateway of the
-    /// first network that has one). Rewritten in place: the container's bind mounts of them
-    /// may be made already, and its program reads them only after the go.
-    private func writeEtcFiles(_ container: Container, endpoints: [EndpointRecord], networks: [NetworkRecord]) throws {
+    /// /etc/hosts: the file the runtime wrote at create (kept as hosts.base), `host-gateway` in
+    /// extra hosts as the first network's gateway (Docker's host-gateway is docker0's address),
+    /// and the container's address on each network under its host name. Made again from the
+    /// base each time (a start again, `network connect` and `disconnect`), so nothing piles up.
+    /// Rewritten in place: the container's bind mount of it may be made already, and its program
+    /// reads it only after the go.
+    private func writeEtcFiles(_ container: Container, endpoints: [EndpointRecord], gateway: IPv4Address?) throws {
         let hostname = container.record.process.hostname
-        var hosts = (Files.readText(container.file("hosts")) ?? "").split(separator: "\n").map { line in
-            line.hasPrefix("host-gateway\t")
-                ? networks[0].gateway.description + line.dropFirst("host-gateway".count) : line
+        let basePath = container.file("hosts.base")
+        if !Files.exists(basePath) {
+            let text = Files.readText(container.file("hosts")) ?? ""
+            try Array(text.utf8).withUnsafeBytes { try Files.replace(basePath, with: $0) }
+        }
+        let gatewayText =
+            gateway?.description ?? networks.endpoints(of: container.id).first.flatMap {
+                networks.store.network($0.network)?.gateway.description
+            } ?? "host-gateway"
+        var hosts = (Files.readText(basePath) ?? "").split(separator: "\n").map { line in
+            line.hasPrefix("host-gateway\t") ? gatewayText + line.dropFirst("host-gateway".count) : line
         }.joined(separator: "\n")
         if !hosts.isEmpty { hosts += "\n" }
-        for endpoint in endpoints { hosts += "\(endpoint.address)\t\(hostname)\n" }
-        try Self.overwrite(container.file("hosts"), hosts)
-        if let dns = networks.first(where: \.embeddedDNS) {
-            let base = Files.readText(container.file("resolv.conf")) ?? ""
-            let resolv = Container.resolvConf(base, nameservers: [dns.gateway.description], spec: container.record.spec)
-            try Self.overwrite(container.file("resolv.conf"), resolv)
+        for endpoint in endpoints.sorted(by: { $0.interface < $1.interface }) {
+            hosts += "\(endpoint.address)\t\(hostname)\n"
         }
+        try Self.overwrite(container.file("hosts"), hosts)
     }
 
     private static func overwrite(_ path: String, _ text: String) throws {

@@ -30,6 +30,8 @@ public final class NameServer: Sendable {
     /// When "no upstream answered" was last logged (CLOCK_MONOTONIC seconds): once a minute at
     /// most, so a resolver that is down does not fill the log.
     private let lastUpstreamLog = Mutex(-60)
+    /// The store's directories' change times when it was last read on a miss.
+    private let lastStamp = Mutex([Int64]())
     static let maxForwarding = 100
     /// Docker's embedded DNS answers with this TTL.
     static let ttl: UInt32 = 600
@@ -168,12 +170,19 @@ public final class NameServer: Sendable {
         let address = source.ipAddress.flatMap(IPv4Address.init)
 
         var records = state.withLock { $0.records }
+        if records.networks[network] == nil, let fresh = rereadIfChanged() { records = fresh }
+        // Only the network's own containers ask here (its listener is on the host, reachable
+        // from other networks and other hosts): no answers and no open resolver for the rest.
+        guard let address, records.networks[network]?.record.subnet.contains(address) == true else {
+            return DNSMessage.response(to: query, code: .refused).bytes
+        }
         let search = state.withLock { $0.searchDomains }
         var found = lookup(question, records: records, from: address, network: network, search: search)
-        if found == nil {
-            // Maybe a container started since the last reload: read the store once more.
-            records = Records(store: NetworkStore(root: root))
-            state.withLock { $0.records = records }
+        if found == nil, let fresh = rereadIfChanged() {
+            // A container started since the last reload (a start reloads before the container
+            // runs, so this is a fallback): read again only when the store changed, so that a
+            // stream of unknown names does not read it for each.
+            records = fresh
             found = lookup(question, records: records, from: address, network: network, search: search)
         }
         if let found {
@@ -183,7 +192,7 @@ public final class NameServer: Sendable {
             return DNSMessage.response(to: query, code: .noError, answers: answers, limit: limit).bytes
         }
 
-        let asker = address.flatMap { records.asker(address: $0, network: network) }
+        let asker = records.asker(address: address, network: network)
         guard records.mayForward(asker: asker, network: network) else {
             return DNSMessage.response(to: query, code: .serverFailure).bytes
         }
@@ -216,6 +225,26 @@ public final class NameServer: Sendable {
         return DNSMessage.response(to: query, code: .serverFailure).bytes
     }
 
+    /// The store read again, when a network or endpoint came or went since the last time
+    /// (the change times of ROOT/networks and of each network's endpoints directory).
+    private func rereadIfChanged() -> Records? {
+        let store = NetworkStore(root: root)
+        var stamp: [Int64] = []
+        for path in [store.directory] + Files.names(in: store.directory).sorted().map(store.endpointsDirectory) {
+            var info = stat()
+            if stat(path, &info) == 0 { stamp += [Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec)] }
+        }
+        let changed = lastStamp.withLock { last in
+            guard last != stamp else { return false }
+            last = stamp
+            return true
+        }
+        guard changed else { return nil }
+        let records = Records(store: store)
+        state.withLock { $0.records = records }
+        return records
+    }
+
     private static func monotonicSeconds() -> Int {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
@@ -224,11 +253,11 @@ public final class NameServer: Sendable {
 
     /// Our addresses for the question's name, nil when it is no name of ours (or not class IN).
     private func lookup(
-        _ question: DNSMessage.Question, records: Records, from address: IPv4Address?, network: String,
+        _ question: DNSMessage.Question, records: Records, from address: IPv4Address, network: String,
         search: [String]
     ) -> [IPv4Address]? {
         guard question.class == DNSMessage.classIN || question.class == 255 else { return nil }
-        let asker = address.flatMap { records.asker(address: $0, network: network) }
+        let asker = records.asker(address: address, network: network)
         return records.lookup(question.name, asker: asker, network: network, searchDomains: search)
     }
 

@@ -40,8 +40,15 @@ public struct BridgeNetworks: Sendable {
 
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
         public var description: String
+        /// The network does not exist (Docker's "not found").
+        public var isNotFound = false
 
-        public init(_ description: String) { self.description = description }
+        public init(_ description: String, notFound: Bool = false) {
+            self.description = description
+            isNotFound = notFound
+        }
+
+        static func notFound(_ name: String) -> Error { Error("network \(name) not found", notFound: true) }
     }
 
     /// The network every container without `--network` joins (Docker's `bridge`, docker0): made on
@@ -54,12 +61,14 @@ public struct BridgeNetworks: Sendable {
 
     public let root: String
     public let store: NetworkStore
+    /// Addresses; the pools (config.json) are read only where a subnet is chosen, so that a
+    /// broken config.json stops `network create`, not `rm`.
     let ipam: IPAM
 
-    public init(root: String) throws {
+    public init(root: String) {
         self.root = root
         store = NetworkStore(root: root)
-        ipam = IPAM(directory: root + "/ipam", pools: try NetworkConfig.load(root: root).pools)
+        ipam = IPAM(directory: root + "/ipam")
     }
 
     /// The bridge of network `name` under this root: the root is part of the hash, so two roots
@@ -100,6 +109,7 @@ public struct BridgeNetworks: Sendable {
         }
         let reserved: IPAM.Network
         do {
+            let ipam = IPAM(directory: ipam.directory, pools: try NetworkConfig.load(root: root).pools)
             reserved = try ipam.reserveNetwork(
                 name, subnet: options.subnet, gateway: options.gateway, ipRange: options.ipRange, avoiding: routed)
         } catch { throw Error("\(error)") }
@@ -122,8 +132,9 @@ public struct BridgeNetworks: Sendable {
 
     /// The network, made first when it is the default one.
     public func network(_ name: String) throws -> NetworkRecord {
+        try Self.validateName(name)
         if let record = store.network(name) { return record }
-        guard name == Self.defaultNetwork else { throw Error("network \(name) not found") }
+        guard name == Self.defaultNetwork else { throw Error.notFound(name) }
         var options = Options()
         options.embeddedDNS = false
         do { return try create(name, options) } catch let e as Error where e.description.hasSuffix("already exists") {
@@ -136,9 +147,11 @@ public struct BridgeNetworks: Sendable {
     /// Removes network `name`: its bridge, rules, subnet and records. Refused while a container
     /// is attached (Docker's "has active endpoints").
     public func remove(_ name: String) throws {
-        guard let record = store.network(name) else { throw Error("network \(name) not found") }
+        try Self.validateName(name)
         let lock = try Self.hostLock()
         defer { lock.keep() }
+        // Read under the lock: a removal and a new network of the same name may race.
+        guard let record = store.network(name) else { throw Error.notFound(name) }
         let attached = store.endpoints(of: name)
         guard attached.isEmpty else {
             throw Error(
@@ -158,14 +171,15 @@ public struct BridgeNetworks: Sendable {
     /// holders `isAlive` says are gone are taken back first.
     public func connect(
         namespacePath: String, container: String, to network: NetworkRecord, interface: String,
-        defaultRoute: Bool, _ options: EndpointOptions, isAlive: (String) -> Bool
+        defaultRoute: Bool, _ options: EndpointOptions, isAlive: (String) -> Bool,
+        reclaim: ((String) throws -> Void)? = nil
     ) throws -> EndpointRecord {
         // Shared: joins go on side by side, but no network is made or removed meanwhile (a
         // prune would otherwise take the bridge away between its check and the veth).
         let lock = try Self.hostLock(exclusive: false)
         defer { lock.keep() }
         guard let current = store.network(network.name), current.id == network.id else {
-            throw Error("network \(network.name) not found")
+            throw Error.notFound(network.name)
         }
         try ensureBridge(network)
         let address: IPv4Address
@@ -173,7 +187,7 @@ public struct BridgeNetworks: Sendable {
             address = try ipam.allocate(on: network.name, for: container, wanted: options.address)
         } catch {
             // A container that died without teardown may hold it: take those back and try again.
-            guard try sweep(network, isAlive: isAlive) > 0 else { throw Error("\(error)") }
+            guard try sweep(network, isAlive: isAlive, reclaim: reclaim) > 0 else { throw Error("\(error)") }
             do { address = try ipam.allocate(on: network.name, for: container, wanted: options.address) } catch {
                 throw Error("\(error)")
             }
@@ -185,21 +199,28 @@ public struct BridgeNetworks: Sendable {
                 throw Netlink.Error(operation: "open network namespace \(namespacePath)", errno: errno)
             }
             let netlink = try Netlink()
-            // A veth of an earlier run that no teardown removed (same name: same container).
-            try? netlink.deleteLink(hostInterface)
-            try netlink.attach(
-                namespace: ns.rawValue, to: network.bridge,
-                Attachment(
-                    hostInterface: hostInterface, interface: interface, address: address,
-                    prefixLength: network.subnet.prefixLength,
-                    gateway: defaultRoute && !network.internal ? network.gateway : nil, mtu: network.mtu,
-                    macAddress: mac))
+            let attachment = Attachment(
+                hostInterface: hostInterface, interface: interface, address: address,
+                prefixLength: network.subnet.prefixLength,
+                gateway: defaultRoute && !network.internal ? network.gateway : nil, mtu: network.mtu,
+                macAddress: mac)
+            do { try netlink.attach(namespace: ns.rawValue, to: network.bridge, attachment) } catch let e
+                as Netlink.Error
+                where e.errno == EEXIST
+            {
+                // A veth of an earlier run that no teardown removed (same name: same container).
+                try netlink.deleteLink(hostInterface)
+                try netlink.attach(namespace: ns.rawValue, to: network.bridge, attachment)
+            }
             let endpoint = EndpointRecord(
                 containerID: container, containerName: options.containerName, hostname: options.hostname,
                 aliases: options.aliases, address: address, macAddress: Attachment.formatMAC(mac),
                 hostInterface: hostInterface, interface: interface, namespacePath: namespacePath,
                 dnsServers: options.dnsServers)
-            try store.write(endpoint, on: network.name)
+            do { try store.write(endpoint, on: network.name) } catch {
+                try? netlink.deleteLink(hostInterface)
+                throw error
+            }
             return endpoint
         } catch {
             try? ipam.release(holder: container, on: network.name)
@@ -218,18 +239,23 @@ public struct BridgeNetworks: Sendable {
         store.removeEndpoint(container: container, from: network)
     }
 
-    /// The networks the container has an endpoint on.
+    /// The networks the container has an endpoint on: one file looked for per network, not
+    /// every endpoint read.
     public func endpoints(of container: String) -> [(network: String, endpoint: EndpointRecord)] {
-        store.networks().compactMap { network in
-            store.endpoints(of: network.name).first { $0.containerID == container }.map { (network.name, $0) }
+        Files.names(in: store.directory).sorted().compactMap { network in
+            store.endpoint(container, on: network).map { (network, $0) }
         }
     }
 
-    /// Takes the container off every network and lets its namespace go.
+    /// Takes the container off every network and lets its namespace go: every step tried, the
+    /// first failure thrown at the end.
     public func tearDown(container: String, namespacePath: String) throws {
-        for (network, _) in endpoints(of: container) { try disconnect(container: container, from: network) }
-        try ipam.release(holder: container)
-        try NamespaceFile.release(namespacePath)
+        var failure: Swift.Error?
+        for (network, _) in endpoints(of: container) {
+            do { try disconnect(container: container, from: network) } catch { failure = failure ?? error }
+        }
+        do { try NamespaceFile.release(namespacePath) } catch { failure = failure ?? error }
+        if let failure { throw failure }
     }
 
     /// The bridge of a network that exists on disk, brought back if the host lost it (a reboot).
@@ -251,11 +277,18 @@ public struct BridgeNetworks: Sendable {
         }
     }
 
-    /// Endpoints of the network whose containers are gone, disconnected; how many.
-    private func sweep(_ network: NetworkRecord, isAlive: (String) -> Bool) throws -> Int {
+    /// Endpoints of the network whose containers are gone, taken down (`reclaim`: the caller's
+    /// whole teardown of such a container; else their endpoint here); how many.
+    private func sweep(_ network: NetworkRecord, isAlive: (String) -> Bool, reclaim: ((String) throws -> Void)?)
+        throws -> Int
+    {
         var count = 0
         for endpoint in store.endpoints(of: network.name) where !isAlive(endpoint.containerID) {
-            try disconnect(container: endpoint.containerID, from: network.name)
+            if let reclaim {
+                try reclaim(endpoint.containerID)
+            } else {
+                try disconnect(container: endpoint.containerID, from: network.name)
+            }
             count += 1
         }
         let held = try ipam.networks()[network.name]?.addresses.values.filter { !isAlive($0) } ?? []

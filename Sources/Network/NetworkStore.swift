@@ -131,6 +131,11 @@ public struct NetworkStore: Sendable {
         }
     }
 
+    /// The container's endpoint on the network, if it has one.
+    public func endpoint(_ container: String, on network: String) -> EndpointRecord? {
+        Self.read(EndpointRecord.self, endpointsDirectory(of: network) + "/" + container + ".json")
+    }
+
     public func write(_ record: NetworkRecord) throws {
         try Files.makeDirectories(endpointsDirectory(of: record.name), mode: 0o700)
         try Self.write(record, directory(of: record.name) + "/network.json")

@@ -88,6 +88,16 @@ extension Container {
         return container.state().status == .running
     }
 
+    /// Runs `body` under the container's lifecycle lock (a start or removal in another process
+    /// goes first) if the container is not running then; false when it is.
+    public func ifNotRunning(_ body: () throws -> Void) rethrows -> Bool {
+        let lifecycle = HeldLock(path: dir + "/" + Container.lifecycleLockName, exclusive: true)
+        defer { lifecycle?.keep() }
+        guard state().status != .running else { return false }
+        try body()
+        return true
+    }
+
     /// inspect's State.Error when the exit code is 255 because nobody saw the exit (Docker too
     /// records 255 for a container whose status it lost).
     static let unknownExit = "exit status unknown: the container's reaper (berth-shim) was gone when it ended"

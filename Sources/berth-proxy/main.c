@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -347,6 +348,15 @@ int main(int argc, char **argv) {
     }
     if (pid <= 0 || udp_idle <= 0 || i == argc) usage();
     for (; i < argc; i++) parse_port(argv[i]);
+
+    /* Six descriptors per TCP connection (two sockets, two pipes): the soft limit a shell hands
+       down (often 1024) would cap it near 170 connections, so take the hard one, as Go's
+       runtime does for docker-proxy. */
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
 
     /* The container first: if it is gone already, there is nothing to serve. */
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);

@@ -17,7 +17,7 @@ struct ContainerCommand: ParsableCommand {
             ContainerRun.self, ContainerCreate.self, ContainerStart.self, ContainerRestart.self,
             ContainerList.self, ContainerLogs.self, ContainerExec.self, ContainerStop.self,
             ContainerKill.self, ContainerRemove.self, ContainerInspect.self, ContainerWait.self,
-            ContainerRename.self, ContainerPort.self,
+            ContainerRename.self, ContainerPort.self, ContainerReleaseNetwork.self,
         ])
 }
 

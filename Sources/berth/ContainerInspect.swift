@@ -76,7 +76,13 @@ struct ContainerInspect: ParsableCommand {
                 var Aliases: [String]?
                 var DNSNames: [String]
             }
+            struct PortBinding: Encodable {
+                var HostIp: String
+                var HostPort: String
+            }
             var SandboxKey: String
+            /// Docker's form: "80/tcp" -> the host sides it is published on.
+            var Ports: [String: [PortBinding]]
             var IPAddress: String
             var Gateway: String
             var MacAddress: String
@@ -97,6 +103,13 @@ struct ContainerInspect: ParsableCommand {
                         DNSNames: network.embeddedDNS ? e.names : [])
                 }
                 SandboxKey = networks.isEmpty ? "" : container.root + "/netns/" + container.id
+                Ports = Dictionary(
+                    ContainerPort.published(container).map {
+                        (
+                            "\($0.containerPort)/\($0.proto)",
+                            [PortBinding(HostIp: $0.hostIP?.description ?? "0.0.0.0", HostPort: String($0.hostPort))]
+                        )
+                    }, uniquingKeysWith: +)
                 IPAddress = first?.1.address.description ?? ""
                 Gateway = first?.0.gateway.description ?? ""
                 MacAddress = first?.1.macAddress ?? ""

@@ -148,6 +148,20 @@ struct ContainerOptions: ParsableArguments {
         spec.workingDir = workdir
         spec.user = user
         spec.groupAdd = groupAdd
+        if let hostname {
+            // It goes into /etc/hosts and the DNS server's names: RFC 1123 labels only (Docker
+            // checks the same in its API's container config validation).
+            let labels = hostname.split(separator: ".", omittingEmptySubsequences: false)
+            guard hostname.utf8.count <= 253,
+                labels.allSatisfy({ label in
+                    !label.isEmpty && label.utf8.count <= 63 && label.first != "-"
+                        && label.unicodeScalars.allSatisfy {
+                            $0.isASCII
+                                && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
+                        }
+                })
+            else { throw ContainerCommandError(description: "invalid hostname format: \(hostname)") }
+        }
         spec.hostname = hostname
         spec.domainname = domainname
         spec.readOnly = readOnly
@@ -456,6 +470,10 @@ extension ContainerOptions {
                 throw ContainerCommandError(
                     description:
                         "conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+            }
+            // A name that is no network name (a path, say) is no network: never a file looked up.
+            do { try BridgeNetworks.validateName(name) } catch {
+                throw ContainerCommandError(description: "network \(name) not found")
             }
             guard NetworkStore(root: root).network(name) != nil || name == BridgeNetworks.defaultNetwork else {
                 throw ContainerCommandError(description: "network \(name) not found")

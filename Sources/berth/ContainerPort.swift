@@ -39,7 +39,7 @@ struct ContainerPort: ParsableCommand {
     }
 
     static func published(_ container: Container) -> [PortMapping] {
-        (try? ContainerNetworking(root: container.root))?.publishedPorts(of: container.id) ?? []
+        ContainerNetworking(root: container.root).publishedPorts(of: container.id)
     }
 
     static func hostSide(_ m: PortMapping) -> String { "\(m.hostIP?.description ?? "0.0.0.0"):\(m.hostPort)" }

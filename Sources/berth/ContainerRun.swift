@@ -52,7 +52,7 @@ struct ContainerRun: ParsableCommand {
         Self.earlyNetworkNamespace = nil
         // Every flag is checked before anything is made under ROOT (Docker's status 125).
         let spec = try options.makeSpec(root: root)
-        let networking = try ContainerNetworking(root: root)
+        let networking = ContainerNetworking(root: root)
         let plan = try networking.plan(spec)
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already, and the container has one of its own).
@@ -70,11 +70,15 @@ struct ContainerRun: ParsableCommand {
         let process: ContainerProcess
         do {
             process = try container.start(
-                stdio: stdio, exitCommand: autoRemove ? Self.removal(container, root) : nil,
+                stdio: stdio, exitCommand: Self.exitCommand(container, root, autoRemove: autoRemove, plan: plan),
                 beforeResume: plan.isEmpty
                     ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
         } catch {
-            if autoRemove { try? networking.remove(container, force: true) }
+            if autoRemove {
+                try? networking.remove(container, force: true)
+            } else {
+                try? networking.tearDown(container: container.id)
+            }
             throw error
         }
         if detach {
@@ -87,16 +91,31 @@ struct ContainerRun: ParsableCommand {
         if code != 0 { throw CommandFailure(status: code) }
     }
 
+    /// What berth-shim runs once the container's exit is recorded (and nobody attached is left
+    /// to do it): `--rm`'s removal, or for a container on bridge networks the release of its
+    /// endpoints, ports and address (Docker too releases them when a container stops; they are
+    /// made again when it starts).
+    static func exitCommand(_ container: Container, _ root: String, autoRemove: Bool, plan: ContainerNetworking.Plan)
+        -> [String]?
+    {
+        if autoRemove { return removal(container, root) }
+        guard !plan.isEmpty else { return nil }
+        return [selfPath(), "--root", root, "container", "release-network", container.id]
+    }
+
     /// `container rm -f ID` by this very binary, for the shim to run when a `--rm` container exits
     /// with nobody attached (detached, or its foreground berth killed); the shim runs it with an
     /// empty environment, so the root is given.
     static func removal(_ container: Container, _ root: String) -> [String] {
+        [selfPath(), "--root", root, "container", "rm", "-f", container.id]
+    }
+
+    /// This very binary, for commands the shim runs with an empty environment.
+    static func selfPath() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe =
-            n > 0
+        return n > 0
             ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        return [exe, "--root", root, "container", "rm", "-f", container.id]
     }
 }
 

@@ -22,13 +22,43 @@ struct ContainerStart: ParsableCommand {
     /// Starts it again on its networks (the last run's endpoints are taken down first).
     static func start(_ container: Container, root: String) throws {
         let spec = container.record.spec
-        let networking = try ContainerNetworking(root: root)
+        // Before its ports are bound: Docker's answer for a running one, not a bind error.
+        guard container.state().status != .running else {
+            throw Container.Error(container: container.name, stage: .start, detail: "the container is already running")
+        }
+        let networking = ContainerNetworking(root: root)
+        // The last run's endpoints and proxy, unless its exit released them already: its ports
+        // must be free before this run binds them.
+        _ = try container.ifNotRunning { try networking.tearDown(container: container.id) }
         let plan = try networking.plan(spec)
-        _ = try container.start(
-            stdio: .detached(stdin: spec.interactive, tty: spec.tty),
-            exitCommand: spec.autoRemove ? ContainerRun.removal(container, root) : nil,
-            beforeResume: plan.isEmpty
-                ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
+        do {
+            _ = try container.start(
+                stdio: .detached(stdin: spec.interactive, tty: spec.tty),
+                exitCommand: ContainerRun.exitCommand(container, root, autoRemove: spec.autoRemove, plan: plan),
+                beforeResume: plan.isEmpty
+                    ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
+        } catch {
+            if container.state().status != .running { try? networking.tearDown(container: container.id) }
+            throw error
+        }
+    }
+}
+
+/// What berth-shim runs when a container on bridge networks has exited: its endpoints, ports
+/// and addresses released, unless it runs again by then (a start holds its lifecycle lock).
+/// Not a Docker command; hidden.
+struct ContainerReleaseNetwork: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release-network", abstract: "Release the network resources of an exited container.",
+        shouldDisplay: false)
+
+    @OptionGroup var global: RootOptions
+    @Argument var container: String
+
+    func run() throws {
+        let root = global.stateRoot
+        let target = try Container.lookup(container, root: root)
+        _ = try target.ifNotRunning { try ContainerNetworking(root: root).tearDown(container: target.id) }
     }
 }
 

@@ -56,7 +56,7 @@ struct ContainerRemove: ParsableCommand {
 
     func run() throws {
         let root = global.stateRoot
-        let networking = try ContainerNetworking(root: root)
+        let networking = ContainerNetworking(root: root)
         try forEachContainer(containers) { name in
             let container: Container
             do { container = try Container.lookup(name, root: root) } catch let notFound as Container.Error {

@@ -164,7 +164,10 @@ struct NetworkInspect: ParsableCommand {
         var outputs: [Output] = []
         var failed = false
         for name in networks {
-            guard let n = store.network(name) ?? store.networks().first(where: { $0.id.hasPrefix(name) }) else {
+            guard
+                let n = ((try? BridgeNetworks.validateName(name)) != nil ? store.network(name) : nil)
+                    ?? store.networks().first(where: { $0.id.hasPrefix(name) })
+            else {
                 StandardStreams.writeError("berth: network \(name) not found\n")
                 failed = true
                 continue
@@ -206,7 +209,7 @@ struct NetworkRemove: ParsableCommand {
     @Argument var networks: [String]
 
     func run() throws {
-        let bridges = try BridgeNetworks(root: global.stateRoot)
+        let bridges = BridgeNetworks(root: global.stateRoot)
         try forEachArgument(networks) { name in
             guard name != BridgeNetworks.defaultNetwork else {
                 throw ContainerCommandError(
@@ -241,7 +244,7 @@ struct NetworkPrune: ParsableCommand {
     /// (`system prune`: it is made again on first use) when the root has no container at all,
     /// not even one being made (which may be about to join it). Returns their names.
     static func prune(root: String, includingDefault: Bool) throws -> [String] {
-        let bridges = try BridgeNetworks(root: root)
+        let bridges = BridgeNetworks(root: root)
         let pruneDefault = includingDefault && Files.names(in: root + "/containers").isEmpty
         var removed: [String] = []
         for network in bridges.store.networks()

@@ -41,7 +41,7 @@ struct SystemPrune: ParsableCommand {
         let root = global.stateRoot
         var deleted: [String] = []
         var failed = false
-        let networking = try ContainerNetworking(root: root)
+        let networking = ContainerNetworking(root: root)
         for container in Container.list(root: root) where !container.isRunning {
             do {
                 try networking.remove(container, force: false)

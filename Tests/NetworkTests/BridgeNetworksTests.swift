@@ -30,13 +30,12 @@ import Testing
         }
 
         func removeAll() {
-            if let networks = try? BridgeNetworks(root: path) {
-                for network in networks.store.networks() {
-                    for endpoint in networks.store.endpoints(of: network.name) {
-                        try? networks.disconnect(container: endpoint.containerID, from: network.name)
-                    }
-                    try? networks.remove(network.name)
+            let networks = BridgeNetworks(root: path)
+            for network in networks.store.networks() {
+                for endpoint in networks.store.endpoints(of: network.name) {
+                    try? networks.disconnect(container: endpoint.containerID, from: network.name)
                 }
+                try? networks.remove(network.name)
             }
             for kept in namespaces { try? NamespaceFile.release(kept) }
             try? FileManager.default.removeItem(atPath: path)
@@ -48,7 +47,7 @@ import Testing
     @Test func networksGetTheirOwnSubnetsAndBridgesAndLeaveNothingBehind() throws {
         let root = try Root()
         defer { root.removeAll() }
-        let networks = try BridgeNetworks(root: root.path)
+        let networks = BridgeNetworks(root: root.path)
         var options = BridgeNetworks.Options()
         options.subnet = IPv4Subnet("10.231.1.0/24")
         options.mtu = 1400
@@ -83,7 +82,7 @@ import Testing
         var options = BridgeNetworks.Options()
         options.subnet = IPv4Subnet("10.231.2.0/24")
         let made = try BridgeNetworks(root: first.path).create("one", options)
-        let networks = try BridgeNetworks(root: second.path)
+        let networks = BridgeNetworks(root: second.path)
         let before = try Self.hostLinks()
         #expect {
             try networks.create("two", options)
@@ -101,7 +100,7 @@ import Testing
     @Test func anExhaustedPoolIsAnError() throws {
         let root = try Root(config: #"{"default-address-pools": [{"base": "10.232.0.0/23", "size": 24}]}"#)
         defer { root.removeAll() }
-        let networks = try BridgeNetworks(root: root.path)
+        let networks = BridgeNetworks(root: root.path)
         #expect(try networks.create("a").subnet == IPv4Subnet("10.232.0.0/24"))
         #expect(try networks.create("b").subnet == IPv4Subnet("10.232.1.0/24"))
         #expect {
@@ -114,7 +113,7 @@ import Testing
     @Test func aBridgeNameCollisionIsAnError() throws {
         let root = try Root()
         defer { root.removeAll() }
-        let networks = try BridgeNetworks(root: root.path)
+        let networks = BridgeNetworks(root: root.path)
         let name = networks.bridgeName(of: "taken")
         try Netlink().createBridge(name)
         defer { try? Netlink().deleteLink(name) }
@@ -131,7 +130,7 @@ import Testing
     @Test func connectedNamespacesTalkAndTeardownRemovesEverything() throws {
         let root = try Root()
         defer { root.removeAll() }
-        let networks = try BridgeNetworks(root: root.path)
+        let networks = BridgeNetworks(root: root.path)
         var options = BridgeNetworks.Options()
         options.subnet = IPv4Subnet("10.231.3.0/24")
         let network = try networks.create("net", options)
@@ -182,7 +181,7 @@ import Testing
     @Test func addressesOfDeadHoldersAreReclaimed() throws {
         let root = try Root()
         defer { root.removeAll() }
-        let networks = try BridgeNetworks(root: root.path)
+        let networks = BridgeNetworks(root: root.path)
         var options = BridgeNetworks.Options()
         options.subnet = IPv4Subnet("10.231.5.0/30")
         let network = try networks.create("tiny", options)

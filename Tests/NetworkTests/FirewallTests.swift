@@ -4,10 +4,9 @@ import Testing
 
 @testable import Network
 
-/// berth's nftables table, checked by listing it with `nft`. Each test leaves the ruleset (and
-/// IPv4 forwarding) exactly as it found them; the tests run one at a time, since each compares
-/// the whole ruleset. Names are unique per run, so other berth processes' rules are left alone.
-/// Root.
+/// berth's nftables table, checked by listing it with `nft`, in network namespaces of the tests'
+/// own (Isolated, and the Lab below): each test sees only its rules and leaves the ruleset as it
+/// found it. Root.
 @Suite(.serialized) struct FirewallTests {
     static func nft(_ arguments: String...) throws -> String {
         let result = try Firewall.run(arguments, input: "")
@@ -21,33 +20,53 @@ import Testing
         "\(prefix)\(String(UInt64.random(in: 0..<UInt64.max), radix: 16).prefix(10))"
     }
 
-    /// Restores ip_forward as the test found it (Firewall leaves it on, as Docker does).
-    struct Forwarding {
-        let before = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8)
+    /// A network namespace of the test's own, and a way to run code in it: nft and the
+    /// ip_forward sysctl follow the calling thread's namespace, so a test there sees its rules
+    /// alone (other suites make networks, and so rules, at the same time) and the machine's
+    /// ruleset is never touched. Each call runs on a thread of its own that enters it.
+    final class Isolated {
+        let namespace = try! NetlinkTests.Namespace()
 
-        func restore() {
-            if let before {
-                try? before.write(toFile: "/proc/sys/net/ipv4/ip_forward", atomically: false, encoding: .utf8)
-            }
+        final class Box<T>: @unchecked Sendable {
+            var body: () throws -> T
+            var result: Result<T, any Swift.Error>?
+            init(_ body: @escaping () throws -> T) { self.body = body }
         }
+
+        func run<T>(_ body: @escaping () throws -> T) throws -> T {
+            let box = Box(body)
+            let done = DispatchSemaphore(value: 0)
+            let fd = namespace.fd
+            let thread = Thread {
+                defer { done.signal() }
+                // The thread ends in the namespace; it is never used for anything else.
+                guard berthTestSetns(fd, 0x4000_0000) == 0 else {  // CLONE_NEWNET
+                    box.result = .failure(Netlink.Error(operation: "setns", errno: errno))
+                    return
+                }
+                box.result = Result { try box.body() }
+            }
+            thread.start()
+            done.wait()
+            return try box.result!.get()
+        }
+
+        var ruleset: String { (try? run { try FirewallTests.nft("list", "ruleset") }) ?? "?" }
+        var table: String { (try? run { try FirewallTests.nft("list", "table", "ip", "berth") }) ?? "" }
     }
 
     @Test func aNetworkAndPortsAreAddedAndRemovedWithoutTrace() throws {
-        let before = Self.ruleset
-        let forwarding = Forwarding()
+        let ns = Isolated()
+        let before = ns.ruleset
         let bridge = Self.unique("br-")
         let owner = Self.unique("c") + "0123456789abcdef"
-        defer {
-            try? Firewall.removePorts(owner: owner)
-            try? Firewall.removeNetwork(bridge: bridge)
-            forwarding.restore()
-        }
-        try Firewall.addNetwork(bridge: bridge, subnet: IPv4Subnet("10.253.7.0/24")!, internal: false)
-        #expect((try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8)) == "1\n")
+        try ns.run { try Firewall.addNetwork(bridge: bridge, subnet: IPv4Subnet("10.253.7.0/24")!, internal: false) }
+        let forwarding = try ns.run { try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8) }
+        #expect(forwarding == "1\n")
         let ports = try PortMapping.parse("8080:80") + PortMapping.parse("127.0.0.1:5353:53/udp")
-        try Firewall.addPorts(owner: owner, mappings: ports, containerAddress: IPv4Address(10, 253, 7, 2))
+        try ns.run { try Firewall.addPorts(owner: owner, mappings: ports, containerAddress: IPv4Address(10, 253, 7, 2)) }
 
-        let table = Self.table
+        let table = ns.table
         let chain = "ports-\(owner.prefix(12))"
         for expected in [
             "ip saddr 10.253.7.0/24 oifname != \"\(bridge)\" masquerade comment \"\(bridge)\"",
@@ -63,29 +82,26 @@ import Testing
             #expect(table.contains(expected), "missing: \(expected)\n\(table)")
         }
 
-        try Firewall.removePorts(owner: owner)
-        #expect(!Self.table.contains(chain))
-        try Firewall.removeNetwork(bridge: bridge)
-        #expect(Self.ruleset == before, "the ruleset is not as it was")
+        try ns.run { try Firewall.removePorts(owner: owner) }
+        #expect(!ns.table.contains(chain))
+        try ns.run { try Firewall.removeNetwork(bridge: bridge) }
+        #expect(ns.ruleset == before, "the ruleset is not as it was")
     }
 
     @Test func addingTwiceDoesNotDuplicateAndRemovingTwiceIsFine() throws {
-        let before = Self.ruleset
-        let forwarding = Forwarding()
+        let ns = Isolated()
+        let before = ns.ruleset
         let bridge = Self.unique("br-")
         let owner = Self.unique("d") + "00000000"
-        defer {
-            try? Firewall.removePorts(owner: owner)
-            try? Firewall.removeNetwork(bridge: bridge)
-            forwarding.restore()
-        }
         let subnet = IPv4Subnet("10.253.8.0/24")!
         let mappings = try PortMapping.parse("9090:90")
         for _ in 0..<2 {
-            try Firewall.addNetwork(bridge: bridge, subnet: subnet, internal: false)
-            try Firewall.addPorts(owner: owner, mappings: mappings, containerAddress: IPv4Address(10, 253, 8, 2))
+            try ns.run {
+                try Firewall.addNetwork(bridge: bridge, subnet: subnet, internal: false)
+                try Firewall.addPorts(owner: owner, mappings: mappings, containerAddress: IPv4Address(10, 253, 8, 2))
+            }
         }
-        let table = Self.table
+        let table = ns.table
         func count(_ text: String) -> Int { table.components(separatedBy: text).count - 1 }
         #expect(count("masquerade comment \"\(bridge)\"") == 1)
         #expect(count("jump ports-\(owner.prefix(12))") == 1)
@@ -94,54 +110,50 @@ import Testing
         #expect(count("iifname vmap @from-bridge") == 1)
 
         // Replaced, not added to: other ports for the same owner.
-        try Firewall.addPorts(
-            owner: owner, mappings: try PortMapping.parse("9191:91"), containerAddress: IPv4Address(10, 253, 8, 2))
-        #expect(!Self.table.contains("dnat to 10.253.8.2:90") && Self.table.contains("dnat to 10.253.8.2:91"))
+        let other = try PortMapping.parse("9191:91")
+        try ns.run { try Firewall.addPorts(owner: owner, mappings: other, containerAddress: IPv4Address(10, 253, 8, 2)) }
+        let replaced = ns.table
+        #expect(!replaced.contains("dnat to 10.253.8.2:90") && replaced.contains("dnat to 10.253.8.2:91"))
 
         for _ in 0..<2 {
-            try Firewall.removePorts(owner: owner)
-            try Firewall.removeNetwork(bridge: bridge)
+            try ns.run {
+                try Firewall.removePorts(owner: owner)
+                try Firewall.removeNetwork(bridge: bridge)
+            }
         }
-        #expect(Self.ruleset == before)
+        #expect(ns.ruleset == before)
     }
 
     @Test func anInternalNetworkIsClosedAndNotMasqueraded() throws {
-        let before = Self.ruleset
-        let forwarding = Forwarding()
+        let ns = Isolated()
+        let before = ns.ruleset
         let bridge = Self.unique("br-")
-        defer {
-            try? Firewall.removeNetwork(bridge: bridge)
-            forwarding.restore()
-        }
-        try Firewall.addNetwork(bridge: bridge, subnet: IPv4Subnet("10.253.9.0/24")!, internal: true)
-        let table = Self.table
+        try ns.run { try Firewall.addNetwork(bridge: bridge, subnet: IPv4Subnet("10.253.9.0/24")!, internal: true) }
+        let table = ns.table
         #expect(!table.contains("masquerade"))
         #expect(table.contains("iifname \"\(bridge)\" accept"))
         #expect(table.contains("oifname \"\(bridge)\" accept"))
         #expect(!table.contains("ct status dnat accept"), "nothing comes in, published or not")
-        try Firewall.removeNetwork(bridge: bridge)
-        #expect(Self.ruleset == before)
+        try ns.run { try Firewall.removeNetwork(bridge: bridge) }
+        #expect(ns.ruleset == before)
     }
 
     /// Two networks: removing one keeps the other's rules and the table; removing both, nothing.
     @Test func theTableGoesWithItsLastNetwork() throws {
-        let before = Self.ruleset
-        let forwarding = Forwarding()
+        let ns = Isolated()
+        let before = ns.ruleset
         let front = Self.unique("br-")
         let back = Self.unique("br-")
-        defer {
-            try? Firewall.removeNetwork(bridge: front)
-            try? Firewall.removeNetwork(bridge: back)
-            forwarding.restore()
+        try ns.run {
+            try Firewall.addNetwork(bridge: front, subnet: IPv4Subnet("10.253.10.0/24")!, internal: false)
+            try Firewall.addNetwork(bridge: back, subnet: IPv4Subnet("10.253.11.0/24")!, internal: false)
+            try Firewall.removeNetwork(bridge: front)
         }
-        try Firewall.addNetwork(bridge: front, subnet: IPv4Subnet("10.253.10.0/24")!, internal: false)
-        try Firewall.addNetwork(bridge: back, subnet: IPv4Subnet("10.253.11.0/24")!, internal: false)
-        try Firewall.removeNetwork(bridge: front)
-        let table = Self.table
+        let table = ns.table
         #expect(!table.contains(front))
         #expect(table.contains("chain from-\(back) {") && table.contains("comment \"\(back)\""))
-        try Firewall.removeNetwork(bridge: back)
-        #expect(Self.ruleset == before)
+        try ns.run { try Firewall.removeNetwork(bridge: back) }
+        #expect(ns.ruleset == before)
     }
 
     @Test func badNamesAreRefusedBeforeNftSeesThem() {
