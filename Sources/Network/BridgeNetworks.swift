@@ -249,10 +249,25 @@ public struct BridgeNetworks: Sendable {
 
     /// Takes the container off every network and lets its namespace go: every step tried, the
     /// first failure thrown at the end.
+    ///
+    /// The veths are not deleted one by one when the namespace is kept: a link deletion waits for
+    /// an RCU grace period in the kernel (about 20 ms, most of a `run --rm`), while the namespace,
+    /// once nothing holds it (the container's processes are gone), is destroyed by the kernel in
+    /// the background with every interface in it, the veth pairs included. Addresses are not
+    /// handed out again at once (IPAM goes round the range), so a veth on its way out never
+    /// meets its address's next holder.
     public func tearDown(container: String, namespacePath: String) throws {
         var failure: Swift.Error?
+        let kept = NamespaceFile.isKept(namespacePath)
         for (network, _) in endpoints(of: container) {
-            do { try disconnect(container: container, from: network) } catch { failure = failure ?? error }
+            do {
+                if kept {
+                    try ipam.release(holder: container, on: network)
+                    store.removeEndpoint(container: container, from: network)
+                } else {
+                    try disconnect(container: container, from: network)
+                }
+            } catch { failure = failure ?? error }
         }
         do { try NamespaceFile.release(namespacePath) } catch { failure = failure ?? error }
         if let failure { throw failure }

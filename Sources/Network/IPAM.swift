@@ -31,6 +31,9 @@ public struct IPAM: Sendable {
         public var ipRange: IPv4Subnet?
         /// Address -> the holder's name (a container ID).
         public var addresses: [String: String] = [:]
+        /// The last address handed out: the next search starts after it, as Docker's IPAM goes
+        /// round its range, so a freed address is not reused at once.
+        public var last: IPv4Address?
     }
 
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
@@ -122,13 +125,27 @@ public struct IPAM: Sendable {
                     (lower, upper) = (max(ipRange.first, lower), min(ipRange.last, upper))
                 }
                 // (The range may hold no host address: one address, the subnet's broadcast.)
-                guard lower <= upper,
-                    let free = (lower...upper).lazy.map(IPv4Subnet.address)
-                        .first(where: { !used.contains($0.description) })
-                else { throw Error(description: "no address left on network \(name) (\(network.subnet))") }
+                guard lower <= upper else {
+                    throw Error(description: "no address left on network \(name) (\(network.subnet))")
+                }
+                // From the one after the last handed out, round to it.
+                var candidate = network.last.map { IPv4Subnet.value($0) } ?? upper
+                var free: IPv4Address?
+                for _ in 0...(upper - lower) {
+                    candidate = candidate >= upper || candidate < lower ? lower : candidate + 1
+                    let address = IPv4Subnet.address(candidate)
+                    if !used.contains(address.description) {
+                        free = address
+                        break
+                    }
+                }
+                guard let free else {
+                    throw Error(description: "no address left on network \(name) (\(network.subnet))")
+                }
                 address = free
             }
             network.addresses[address.description] = holder
+            if wanted == nil { network.last = address }
             state[name] = network
             return address
         }

@@ -249,7 +249,14 @@ import Testing
             $BERTH container rm -f ta tb >/dev/null
             $BERTH network rm left right >/dev/null
             """, world)
-        let after = try Self.hostState()
+        // The kernel takes the veths down with their namespaces, in the background (see
+        // BridgeNetworks.tearDown): wait for that, 10 s at most.
+        var after = try Self.hostState()
+        let deadline = Date() + 10
+        while Date() < deadline, after.contains(where: { line in names.contains { line.contains($0) } }) {
+            usleep(20_000)
+            after = try Self.hostState()
+        }
         for name in names {
             let left = after.filter { $0.contains(name) }
             #expect(left.isEmpty, "\(name) left behind: \(left)")

@@ -64,7 +64,9 @@ import Testing
         let forwarding = try ns.run { try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8) }
         #expect(forwarding == "1\n")
         let ports = try PortMapping.parse("8080:80") + PortMapping.parse("127.0.0.1:5353:53/udp")
-        try ns.run { try Firewall.addPorts(owner: owner, mappings: ports, containerAddress: IPv4Address(10, 253, 7, 2)) }
+        try ns.run {
+            try Firewall.addPorts(owner: owner, mappings: ports, containerAddress: IPv4Address(10, 253, 7, 2))
+        }
 
         let table = ns.table
         let chain = "ports-\(owner.prefix(12))"
@@ -111,7 +113,9 @@ import Testing
 
         // Replaced, not added to: other ports for the same owner.
         let other = try PortMapping.parse("9191:91")
-        try ns.run { try Firewall.addPorts(owner: owner, mappings: other, containerAddress: IPv4Address(10, 253, 8, 2)) }
+        try ns.run {
+            try Firewall.addPorts(owner: owner, mappings: other, containerAddress: IPv4Address(10, 253, 8, 2))
+        }
         let replaced = ns.table
         #expect(!replaced.contains("dnat to 10.253.8.2:90") && replaced.contains("dnat to 10.253.8.2:91"))
 
