@@ -153,18 +153,36 @@ public final class NameServer: Sendable {
 
     // MARK: Answering
 
+    /// What a message gets: an answer made here at once, nothing, or a question for upstream.
+    enum Outcome {
+        case reply([UInt8])
+        case nothing
+        case forward(question: DNSMessage.Question, asker: EndpointRecord?)
+    }
+
     /// The answer to one message from `source` on `network`'s listener; nil when there is
     /// nothing to send (a response, or bytes too short to have an ID).
     func answer(_ bytes: [UInt8], from source: SocketAddress, network: String, overTCP: Bool) async -> [UInt8]? {
+        switch outcome(bytes, from: source, network: network, overTCP: overTCP) {
+        case .reply(let reply): return reply
+        case .nothing: return nil
+        case .forward(let question, let asker):
+            return await forward(bytes, question: question, asker: asker, network: network, overTCP: overTCP)
+        }
+    }
+
+    /// Everything but forwarding, synchronously: the listeners answer from the event loop and
+    /// start a task only for a question that goes upstream.
+    func outcome(_ bytes: [UInt8], from source: SocketAddress, network: String, overTCP: Bool) -> Outcome {
         let query: DNSMessage
         do { query = try DNSMessage(parsing: bytes) } catch {
-            guard let id = DNSMessage.id(of: bytes), bytes[2] & 0x80 == 0 else { return nil }
-            return DNSMessage.failure(id: id, code: .formatError)
+            guard let id = DNSMessage.id(of: bytes), bytes[2] & 0x80 == 0 else { return .nothing }
+            return .reply(DNSMessage.failure(id: id, code: .formatError))
         }
-        guard !query.isResponse else { return nil }
-        guard query.opcode == 0 else { return DNSMessage.response(to: query, code: .notImplemented).bytes }
+        guard !query.isResponse else { return .nothing }
+        guard query.opcode == 0 else { return .reply(DNSMessage.response(to: query, code: .notImplemented).bytes) }
         guard query.questions.count == 1, let question = query.questions.first else {
-            return DNSMessage.response(to: query, code: .formatError).bytes
+            return .reply(DNSMessage.response(to: query, code: .formatError).bytes)
         }
         let limit = overTCP ? 65535 : query.udpLimit
         let address = source.ipAddress.flatMap(IPv4Address.init)
@@ -174,7 +192,7 @@ public final class NameServer: Sendable {
         // Only the network's own containers ask here (its listener is on the host, reachable
         // from other networks and other hosts): no answers and no open resolver for the rest.
         guard let address, records.networks[network]?.record.subnet.contains(address) == true else {
-            return DNSMessage.response(to: query, code: .refused).bytes
+            return .reply(DNSMessage.response(to: query, code: .refused).bytes)
         }
         let search = state.withLock { $0.searchDomains }
         var found = lookup(question, records: records, from: address, network: network, search: search)
@@ -189,13 +207,21 @@ public final class NameServer: Sendable {
             let answers =
                 question.type == DNSMessage.typeA
                 ? found.shuffled().map { DNSMessage.aRecord(question.name, address: $0.bytes, ttl: Self.ttl) } : []
-            return DNSMessage.response(to: query, code: .noError, answers: answers, limit: limit).bytes
+            return .reply(DNSMessage.response(to: query, code: .noError, answers: answers, limit: limit).bytes)
         }
 
         let asker = records.asker(address: address, network: network)
         guard records.mayForward(asker: asker, network: network) else {
-            return DNSMessage.response(to: query, code: .serverFailure).bytes
+            return .reply(DNSMessage.response(to: query, code: .serverFailure).bytes)
         }
+        return .forward(question: question, asker: asker)
+    }
+
+    /// The question asked of the asker's upstreams in turn; SERVFAIL when none answers.
+    private func forward(
+        _ bytes: [UInt8], question: DNSMessage.Question, asker: EndpointRecord?, network: String, overTCP: Bool
+    ) async -> [UInt8] {
+        guard let query = try? DNSMessage(parsing: bytes) else { return [] }
         let admitted = forwarding.withLock { count in
             guard count < Self.maxForwarding else { return false }
             count += 1
@@ -284,6 +310,7 @@ public final class NameServer: Sendable {
 /// Questions over UDP: each answered in a task of its own, so a slow upstream holds up no one.
 private final class UDPQueryHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
     let server: NameServer
     let network: String
@@ -297,11 +324,24 @@ private final class UDPQueryHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         let bytes = Array(envelope.data.readableBytesView)
         let (channel, server, network) = (context.channel, server, network)
-        Task {
-            guard let reply = await server.answer(bytes, from: envelope.remoteAddress, network: network, overTCP: false)
-            else { return }
-            channel.writeAndFlush(
-                AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: ByteBuffer(bytes: reply)), promise: nil)
+        switch server.outcome(bytes, from: envelope.remoteAddress, network: network, overTCP: false) {
+        case .nothing: return
+        case .reply(let reply):
+            // Our own names: answered here, on the event loop, without a task.
+            context.writeAndFlush(
+                wrapOutboundOut(
+                    AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: ByteBuffer(bytes: reply))),
+                promise: nil)
+        case .forward:
+            Task {
+                guard
+                    let reply = await server.answer(
+                        bytes, from: envelope.remoteAddress, network: network, overTCP: false)
+                else { return }
+                channel.writeAndFlush(
+                    AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: ByteBuffer(bytes: reply)),
+                    promise: nil)
+            }
         }
     }
 

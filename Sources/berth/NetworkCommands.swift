@@ -230,12 +230,9 @@ struct NetworkPrune: ParsableCommand {
     var force = false
 
     func run() throws {
-        if !force {
-            print("WARNING! This will remove all custom networks not used by at least one container.")
-            StandardStreams.write("Are you sure you want to continue? [y/N] ", to: 1)
-            let answer = (readLine() ?? "").trimmingWhitespace().lowercased()
-            guard answer == "y" || answer == "yes" else { return }
-        }
+        guard
+            force || Self.confirmed("WARNING! This will remove all custom networks not used by at least one container.")
+        else { return }
         let removed = try Self.prune(root: global.stateRoot, includingDefault: false)
         if !removed.isEmpty { print("Deleted Networks:\n" + removed.joined(separator: "\n") + "\n") }
     }

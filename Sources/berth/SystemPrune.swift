@@ -15,11 +15,12 @@ struct SystemCommand: ParsableCommand {
         subcommands: [SystemPrune.self])
 }
 
-/// `docker system prune`: removes every container that is not running, and what berth processes
+/// `docker system prune`: removes every container that is not running, what berth processes
 /// that were killed while making a container left of it (a name and a directory without a
-/// record, a cgroup: see Container.reclaimLeftovers), except what a live berth process is still
-/// making. berth has no networks or build cache to prune, and images stay (they are shared by
-/// the projects on this host).
+/// record, a cgroup: see Container.reclaimLeftovers) except what a live berth process is still
+/// making, what removed containers left on networks, and the networks no container uses (the
+/// root's default network too once it has no container: it is made again on first use). Images
+/// stay (they are shared by the projects on this host).
 struct SystemPrune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune", abstract: "Remove stopped containers and what interrupted berth processes left.")
@@ -29,15 +30,13 @@ struct SystemPrune: ParsableCommand {
     var force = false
 
     func run() throws {
-        if !force {
-            // Docker's prompt; anything but y or yes (or no answer) leaves everything as it was.
-            print(
-                "WARNING! This will remove:\n  - all stopped containers\n"
-                    + "  - what interrupted berth processes left of containers they were making\n")
-            StandardStreams.write("Are you sure you want to continue? [y/N] ", to: 1)
-            let answer = (readLine() ?? "").trimmingWhitespace().lowercased()
-            guard answer == "y" || answer == "yes" else { return }
-        }
+        guard
+            force
+                || Self.confirmed(
+                    "WARNING! This will remove:\n  - all stopped containers\n"
+                        + "  - what interrupted berth processes left of containers they were making\n"
+                        + "  - all networks not used by at least one container\n")
+        else { return }
         let root = global.stateRoot
         var deleted: [String] = []
         var failed = false
@@ -64,5 +63,16 @@ struct SystemPrune: ParsableCommand {
         }
         if !deleted.isEmpty { print("Deleted Containers:\n" + deleted.joined(separator: "\n") + "\n") }
         if failed { throw CommandFailure(status: 1) }
+    }
+}
+
+extension ParsableCommand {
+    /// Docker's prompt before a prune: the warning, then "Are you sure...?"; anything but y or
+    /// yes (or no answer) leaves everything as it was.
+    static func confirmed(_ warning: String) -> Bool {
+        print(warning)
+        StandardStreams.write("Are you sure you want to continue? [y/N] ", to: 1)
+        let answer = (readLine() ?? "").trimmingWhitespace().lowercased()
+        return answer == "y" || answer == "yes"
     }
 }
