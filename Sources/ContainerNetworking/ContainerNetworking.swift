@@ -131,7 +131,7 @@ public struct ContainerNetworking {
                 options.dnsServers = spec.dns ?? []
                 endpoints.append(
                     try join(
-                        planned.name, namespacePath: path, container: container.id, interface: "eth\(index)",
+                        planned, namespacePath: path, container: container.id, interface: "eth\(index)",
                         defaultRoute: index == 0, options))
             }
             try writeEtcFiles(container, endpoints: endpoints, gateway: plan.networks[0].0.gateway)
@@ -155,25 +155,27 @@ public struct ContainerNetworking {
     /// the plan: it is made again; a user another one: it is not found). Holders of addresses
     /// that are found dead on the way are taken down whole (namespace, ports and all).
     private func join(
-        _ name: String, namespacePath: String, container: String, interface: String, defaultRoute: Bool,
+        _ planned: NetworkRecord, namespacePath: String, container: String, interface: String, defaultRoute: Bool,
         _ options: BridgeNetworks.EndpointOptions
     ) throws -> EndpointRecord {
         let root = self.root
         let isAlive = { (id: String) in Container.isActive(id: id, root: root) }
         let reclaim = { (id: String) in try tearDown(container: id) }
         for attempt in 0..<2 {
-            let network = try networks.network(name)
+            // The plan's record first; looked up again (the default network made again) only
+            // when it was removed meanwhile.
+            let network = attempt == 0 ? planned : try networks.network(planned.name)
             do {
                 return try networks.connect(
                     namespacePath: namespacePath, container: container, to: network, interface: interface,
                     defaultRoute: defaultRoute, options, isAlive: isAlive, reclaim: reclaim)
             } catch let e as BridgeNetworks.Error
-                where e.isNotFound && attempt == 0 && name == BridgeNetworks.defaultNetwork
+                where e.isNotFound && attempt == 0 && planned.name == BridgeNetworks.defaultNetwork
             {
                 continue
             }
         }
-        throw Error(description: "network \(name) not found")
+        throw Error(description: "network \(planned.name) not found")
     }
 
     /// resolv.conf for a container whose first DNS network is `network`: its gateway as the
@@ -214,7 +216,7 @@ public struct ContainerNetworking {
         options.address = attachment.ipv4Address.flatMap(IPv4Address.init)
         options.dnsServers = container.record.spec.dns ?? []
         let endpoint = try join(
-            network.name, namespacePath: path, container: container.id, interface: interface,
+            network, namespacePath: path, container: container.id, interface: interface,
             defaultRoute: current.isEmpty, options)
         try writeEtcFiles(container, endpoints: current.map(\.endpoint) + [endpoint], gateway: nil)
         if network.embeddedDNS { try reloadNameServer() }
@@ -233,9 +235,19 @@ public struct ContainerNetworking {
     }
 
     /// `rm`: the container, then what it had on its networks.
+    /// With `force` the container goes whatever its state, so its networks are taken down on the
+    /// second core meanwhile (the two touch nothing in common); without, only once it is gone.
     public func remove(_ container: Container, force: Bool) throws {
-        try container.remove(force: force)
-        try tearDown(container: container.id)
+        guard force else {
+            try container.remove(force: false)
+            try tearDown(container: container.id)
+            return
+        }
+        let id = container.id
+        let networks = BackgroundWork { try self.tearDown(container: id) }
+        let removed = Result { try container.remove(force: true) }
+        try networks.wait()
+        try removed.get()
     }
 
     /// What removed containers left on networks (a berth killed between the removal and the
