@@ -125,7 +125,9 @@ struct NetworkInspect: ParsableCommand {
     @OptionGroup var global: RootOptions
     @Argument var networks: [String]
 
-    /// Docker's shape (`docker network inspect`), for what berth has.
+    /// Docker's shape (`docker network inspect`), for what berth has: its field names, which
+    /// users' scripts and templates read.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     struct Output: Encodable {
         struct IPAMConfig: Encodable {
             var Subnet: String
