@@ -32,7 +32,7 @@ func namespace(_ name: String) throws -> String {
 /// posix_spawn (vfork-like) and wait: what a shell does, without Foundation's Process overhead.
 func ip(_ arguments: [String]) throws {
     let argv = (["ip"] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     guard posix_spawn(&pid, "/usr/sbin/ip", nil, nil, argv, environ) == 0 else {
         throw Netlink.Error(operation: "spawn ip", errno: errno)
