@@ -139,7 +139,7 @@ public struct ContainerNetworking {
                 let base = Files.readText(container.file("resolv.conf")) ?? ""
                 try Self.overwrite(container.file("resolv.conf"), Self.embeddedResolvConf(base, dns.0, spec))
                 // Answered from the first question on: the server binds new gateways now.
-                try reloadNameServer()
+                try reloadNameServer(for: plan.networks.filter { $0.0.embeddedDNS }.map(\.0.name))
             }
             if let ports = plan.ports.take() {
                 try publish(ports, of: container.id, pid: pid, at: endpoints[0].address)
@@ -219,7 +219,7 @@ public struct ContainerNetworking {
             network, namespacePath: path, container: container.id, interface: interface,
             defaultRoute: current.isEmpty, options)
         try writeEtcFiles(container, endpoints: current.map(\.endpoint) + [endpoint], gateway: nil)
-        if network.embeddedDNS { try reloadNameServer() }
+        if network.embeddedDNS { try reloadNameServer(for: [network.name]) }
     }
 
     /// `network disconnect`.
@@ -315,8 +315,9 @@ public struct ContainerNetworking {
 
     /// berth-netd, the embedded DNS server's process for this root, told to read the networks
     /// again (and started when it is not running).
-    public func reloadNameServer() throws {
-        try NameServerControl.reload(root: root, netd: Companion.path("berth-netd", override: "BERTH_NETD"))
+    public func reloadNameServer(for networks: [String] = []) throws {
+        try NameServerControl.reload(
+            root: root, netd: Companion.path("berth-netd", override: "BERTH_NETD"), networks: networks)
     }
 
     /// /etc/hosts: the file the runtime wrote at create (kept as hosts.base), `host-gateway` in

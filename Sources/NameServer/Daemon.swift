@@ -137,7 +137,7 @@ public enum NameServerDaemon {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var line: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 256)
-        while !line.contains(UInt8(ascii: "\n")), line.count < 256 {
+        while !line.contains(UInt8(ascii: "\n")), line.count < 65536 {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { return .goOn }
@@ -148,10 +148,16 @@ public enum NameServerDaemon {
             let bytes = Array((text + "\n").utf8)
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
-        switch command {
+        let words = command.split(separator: " ").map(String.init)
+        switch words.first ?? "" {
         case "reload":
+            // "reload NETWORK...": what a joining container needs; the others' failures are
+            // logged but do not fail its start.
             do {
-                try server.reload()
+                try server.reload(networks: Set(words.dropFirst()))
+                reply("ok")
+            } catch let error as NameServer.Error where !error.concernsCaller {
+                log.write("reload: \(error)")
                 reply("ok")
             } catch {
                 log.write("reload: \(error)")

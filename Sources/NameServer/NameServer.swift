@@ -52,6 +52,8 @@ public final class NameServer: Sendable {
 
     public struct Error: Swift.Error, CustomStringConvertible {
         public var description: String
+        /// False when only networks the caller did not ask for failed (logged, not its problem).
+        public var concernsCaller = true
     }
 
     public init(root: String, group: any EventLoopGroup, log: @escaping @Sendable (String) -> Void = { _ in }) {
@@ -72,9 +74,12 @@ public final class NameServer: Sendable {
     /// networks that are gone or no longer use the server. Returns once every listener is bound;
     /// the networks whose listeners failed are in the error (the others are served all the same).
     /// Not from an event loop thread; reloads must not run concurrently (berth-netd serializes them).
-    public func reload() throws {
+    /// `networks`: the networks whose listeners the caller needs (a container joining them);
+    /// only their problems (and the config's) are thrown, the others' are logged by the caller.
+    public func reload(networks wanted: Set<String> = []) throws {
         let records = Records(store: NetworkStore(root: root))
         var problems: [String] = []
+        var others: [String] = []
         var configured: [String] = []
         do { configured = try NetworkConfig.load(root: root).dns ?? [] } catch { problems.append("\(error)") }
         let host = Upstreams.resolvConf(Files.readText("/etc/resolv.conf") ?? "")
@@ -97,11 +102,14 @@ public final class NameServer: Sendable {
             do {
                 listeners[name] = try bind(network: name, gateway: network.record.gateway)
             } catch {
-                problems.append("network \(name): listen on \(network.record.gateway):53: \(error)")
+                let problem = "network \(name): listen on \(network.record.gateway):53: \(error)"
+                if wanted.isEmpty || wanted.contains(name) { problems.append(problem) } else { others.append(problem) }
             }
         }
         state.withLock { $0.listeners = listeners }
-        if !problems.isEmpty { throw Error(description: problems.joined(separator: "; ")) }
+        if !problems.isEmpty || !others.isEmpty {
+            throw Error(description: (problems + others).joined(separator: "; "), concernsCaller: !problems.isEmpty)
+        }
     }
 
     /// Closes every listener.

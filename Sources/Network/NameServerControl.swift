@@ -40,11 +40,13 @@ public enum NameServerControl {
     /// binary at `netd`) when none runs; returns once it has its listeners bound. Starts none
     /// when no network with the embedded DNS server has an endpoint: there is nothing to serve
     /// (a running one is still told, and exits).
-    public static func reload(root: String, netd: String) throws {
+    /// `networks`: those the caller needs served (their listeners' failures are thrown; the
+    /// others' only logged); none: all.
+    public static func reload(root: String, netd: String, networks: [String] = []) throws {
         let deadline = now() + startTimeout
         while true {
             let unreachable: Int32
-            switch try send("reload", root: root) {
+            switch try send((["reload"] + networks).joined(separator: " "), root: root) {
             case .ok: return
             case .unreachable(let error): unreachable = error
             }
