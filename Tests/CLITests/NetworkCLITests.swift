@@ -13,10 +13,20 @@ import Testing
     /// script fails.
     @discardableResult
     static func sh(_ script: String, _ world: World, expect status: Int32 = 0) throws -> String {
-        let result = try LifecycleCLITests.shell("set -eu\n" + script, world: world)
+        let result = try LifecycleCLITests.shell("set -eu\n" + prelude + script, world: world)
         #expect(result.status == status, "\(script)\n\(result.stderr)")
         return result.stdout
     }
+
+    /// For the scripts: `fetch HOST PORT` prints the last line of an HTTP answer, asking again
+    /// (5 s at most) until a server that was just started answers; the same function is in
+    /// $FETCH for a container's shell. `nc` is busybox's on the host too.
+    static let prelude = #"""
+        FETCH='fetch() { i=0; while [ $i -lt 100 ]; do out=$(printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 "$1" "$2" 2>/dev/null | tail -1); [ -n "$out" ] && { echo "$out"; return 0; }; i=$((i+1)); sleep 0.05; done; echo unanswered; return 1; }'
+        eval "$FETCH"
+        nc() { busybox nc "$@"; }
+
+        """#
 
     /// A tiny static UDP program (busybox has no UDP server): `udp serve PORT` answers each
     /// datagram with "got-" and it; `udp ask ADDRESS PORT TEXT` prints the answer (2 s at most).
@@ -85,7 +95,7 @@ import Testing
         let bonly = try address("bonly", "back")
         let fetch = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2"
         let fromBoth = try Self.sh(
-            "$BERTH container exec both sh -c \"\(fetch) fonly 80 | tail -1; \(fetch) bonly 80 | tail -1\"", world)
+            "$BERTH container exec both sh -c \"$FETCH; fetch fonly 80; fetch bonly 80\"", world)
         #expect(fromBoth == "I-am-fonly\nI-am-bonly\n")
         // By address, so that no name lookup can be what fails.
         let walled = try Self.sh(
@@ -160,7 +170,6 @@ import Testing
     @Test func publishedPortsAnswerOnLoopbackAndTheHostsAddresses() throws {
         let world = try World()
         let udp = try Self.buildUDPProgram(world)
-        let fetch = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2"
         let output = try Self.sh(
             """
             $BERTH container run -d --name web -p 127.0.0.1::80 -p 18093:80 -p 18094:5000/udp \\
@@ -168,12 +177,12 @@ import Testing
               sh -c "mkdir /w && echo published > /w/index.html && httpd -p 80 -h /w && exec udp serve 5000" >/dev/null
             $BERTH container port web
             ephemeral=$($BERTH container port web 80/tcp | grep 127.0.0.1 | cut -d: -f2)
-            \(fetch) 127.0.0.1 $ephemeral | tail -1
-            \(fetch) 127.0.0.1 18093 | tail -1
+            fetch 127.0.0.1 $ephemeral
+            fetch 127.0.0.1 18093
             host=$(ip -o -4 addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1)
-            \(fetch) $host 18093 | tail -1
-            "$OUT/udp" ask 127.0.0.1 18094 one
-            "$OUT/udp" ask $host 18094 two
+            fetch $host 18093
+            for i in 1 2 3 4 5; do "$OUT/udp" ask 127.0.0.1 18094 one && break; done
+            for i in 1 2 3 4 5; do "$OUT/udp" ask $host 18094 two && break; done
             $BERTH container ps | tail -1
             """, world)
         let lines = output.split(separator: "\n").map(String.init)
@@ -218,6 +227,36 @@ import Testing
         #expect(overlap.status != 0 && overlap.stderr.contains("overlaps"), "\(overlap.stderr)")
     }
 
+    /// A stopped container gives its network back (endpoint, address, port rules; berth-shim runs
+    /// the release once the exit is recorded, as Docker releases a stopped container's
+    /// endpoints), and gets it again when it starts: its published port answers, and /etc/hosts
+    /// has one line for it however often it restarts.
+    @Test func stoppedContainersReleaseTheirNetworkAndStartAgain() throws {
+        let world = try World()
+        try Self.sh(
+            """
+            $BERTH network create again >/dev/null
+            $BERTH container run -d --name back-again --network again -p 18096:80 busybox \\
+              sh -c "mkdir -p /w && echo served > /w/index.html && exec httpd -f -p 80 -h /w" >/dev/null
+            $BERTH container stop back-again >/dev/null
+            """, world)
+        let endpoints = world.root + "/networks/again/endpoints"
+        let released = BridgeNetworksWait.eventually {
+            ((try? FileManager.default.contentsOfDirectory(atPath: endpoints)) ?? ["?"]).isEmpty
+                && ((try? FileManager.default.contentsOfDirectory(atPath: world.root + "/ports")) ?? ["?"]).isEmpty
+        }
+        #expect(released, "the stopped container kept its endpoint or ports")
+        let output = try Self.sh(
+            """
+            $BERTH container start back-again >/dev/null
+            fetch 127.0.0.1 18096
+            $BERTH container restart back-again >/dev/null
+            fetch 127.0.0.1 18096
+            $BERTH container exec back-again sh -c 'grep -c "$(hostname)" /etc/hosts'
+            """, world)
+        #expect(output == "served\nserved\n1\n")
+    }
+
     /// Everything a project's networking makes on the host (bridges, veths, addresses, routes,
     /// nftables rules, kept namespaces, berth-netd, IPAM entries) is gone after `rm -f` and
     /// `network rm`, also when berth-netd and the containers' berth-shims were SIGKILLed first.
@@ -252,10 +291,9 @@ import Testing
         // The kernel takes the veths down with their namespaces, in the background (see
         // BridgeNetworks.tearDown): wait for that, 10 s at most.
         var after = try Self.hostState()
-        let deadline = Date() + 10
-        while Date() < deadline, after.contains(where: { line in names.contains { line.contains($0) } }) {
-            usleep(20_000)
-            after = try Self.hostState()
+        _ = BridgeNetworksWait.eventually {
+            after = (try? Self.hostState()) ?? after
+            return !after.contains { line in names.contains { line.contains($0) } }
         }
         for name in names {
             let left = after.filter { $0.contains(name) }
@@ -292,5 +330,18 @@ import Testing
         lines += try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").map(
             String.init)
         return lines
+    }
+}
+
+/// Polls a condition until it holds or a deadline passes (what the kernel or berth-shim does
+/// in the background after a command returns).
+enum BridgeNetworksWait {
+    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let deadline = Date() + seconds
+        while !condition() {
+            if Date() >= deadline { return false }
+            usleep(10_000)
+        }
+        return true
     }
 }
