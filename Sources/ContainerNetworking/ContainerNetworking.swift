@@ -287,7 +287,10 @@ public struct ContainerNetworking {
         }
         let endpoints = networks.endpoints(of: container)
         let named = endpoints.contains { networks.store.network($0.network)?.embeddedDNS == true }
-        step { try networks.tearDown(container: container, namespacePath: namespacePath(of: container)) }
+        step {
+            try networks.tearDown(
+                container: container, namespacePath: namespacePath(of: container), endpoints: endpoints)
+        }
         // Forgets the names; the server ends once no container of the root is left to serve.
         if named { try? reloadNameServer() }
         if let failure { throw failure }
@@ -320,24 +323,21 @@ public struct ContainerNetworking {
             root: root, netd: Companion.path("berth-netd", override: "BERTH_NETD"), networks: networks)
     }
 
-    /// /etc/hosts: the file the runtime wrote at create (kept as hosts.base), `host-gateway` in
-    /// extra hosts as the first network's gateway (Docker's host-gateway is docker0's address),
-    /// and the container's address on each network under its host name. Made again from the
-    /// base each time (a start again, `network connect` and `disconnect`), so nothing piles up.
-    /// Rewritten in place: the container's bind mount of it may be made already, and its program
-    /// reads it only after the go.
+    /// /etc/hosts: what the runtime starts a container with (`Container.hostsFile`), with
+    /// `host-gateway` in extra hosts as the first network's gateway (Docker's host-gateway is
+    /// docker0's address) and the container's address on each network under its host name.
+    /// Made whole each time (a start again, `network connect` and `disconnect`), so nothing
+    /// piles up. Rewritten in place: the container's bind mount of it may be made already, and
+    /// its program reads it only after the go.
     private func writeEtcFiles(_ container: Container, endpoints: [EndpointRecord], gateway: IPv4Address?) throws {
         let hostname = container.record.process.hostname
-        let basePath = container.file("hosts.base")
-        if !Files.exists(basePath) {
-            let text = Files.readText(container.file("hosts")) ?? ""
-            try Array(text.utf8).withUnsafeBytes { try Files.replace(basePath, with: $0) }
-        }
         let gatewayText =
-            gateway?.description ?? networks.endpoints(of: container.id).first.flatMap {
-                networks.store.network($0.network)?.gateway.description
+            gateway?.description
+            ?? endpoints.sorted(by: { $0.interface < $1.interface }).first.flatMap { endpoint in
+                networks.endpoints(of: container.id).first { $0.endpoint.interface == endpoint.interface }
+                    .flatMap { networks.store.network($0.network)?.gateway.description }
             } ?? "host-gateway"
-        var hosts = (Files.readText(basePath) ?? "").split(separator: "\n").map { line in
+        var hosts = Container.hostsFile(container.record.spec).split(separator: "\n").map { line in
             line.hasPrefix("host-gateway\t") ? gatewayText + line.dropFirst("host-gateway".count) : line
         }.joined(separator: "\n")
         if !hosts.isEmpty { hosts += "\n" }

@@ -256,10 +256,13 @@ public struct BridgeNetworks: Sendable {
     /// the background with every interface in it, the veth pairs included. Addresses are not
     /// handed out again at once (IPAM goes round the range), so a veth on its way out never
     /// meets its address's next holder.
-    public func tearDown(container: String, namespacePath: String) throws {
+    /// `endpoints`: the container's, when the caller has read them already.
+    public func tearDown(
+        container: String, namespacePath: String, endpoints known: [(network: String, endpoint: EndpointRecord)]? = nil
+    ) throws {
         var failure: Swift.Error?
         let kept = NamespaceFile.isKept(namespacePath)
-        for (network, _) in endpoints(of: container) {
+        for (network, _) in known ?? endpoints(of: container) {
             do {
                 if kept {
                     try ipam.release(holder: container, on: network)

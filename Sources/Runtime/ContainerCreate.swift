@@ -387,18 +387,7 @@ extension Container {
             try FileTree.write(hostname + "\n", to: dir + "/hostname")
             return
         }
-        var hosts: String
-        if spec.network == .host, let host = Files.readText("/etc/hosts") {
-            hosts = host
-        } else {
-            hosts =
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-                + "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-        }
-        for entry in spec.extraHosts {
-            let parts = entry.split(separator: ":", maxSplits: 1)
-            if parts.count == 2 { hosts += "\(parts[1])\t\(parts[0])\n" }
-        }
+        let hosts = hostsFile(spec)
         var resolv = Files.readText("/etc/resolv.conf") ?? ""
         if spec.network != .host {
             // A host-local resolver (127.0.0.53) is unreachable from another network namespace.
@@ -412,6 +401,25 @@ extension Container {
         for (file, text) in [("hosts", hosts), ("hostname", hostname + "\n"), ("resolv.conf", resolv)] {
             try FileTree.write(text, to: dir + "/" + file)
         }
+    }
+
+    /// /etc/hosts as the container starts with it: the host's for the host's network, else
+    /// localhost and IPv6's names; then `extraHosts` ("host-gateway" left for the network
+    /// setup to replace). The network setup adds the container's own addresses to this.
+    public static func hostsFile(_ spec: ContainerSpec) -> String {
+        var hosts: String
+        if spec.network == .host, let host = Files.readText("/etc/hosts") {
+            hosts = host
+        } else {
+            hosts =
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+                + "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+        }
+        for entry in spec.extraHosts {
+            let parts = entry.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { hosts += "\(parts[1])\t\(parts[0])\n" }
+        }
+        return hosts
     }
 
     /// resolv.conf from `base` with what the spec sets: `nameservers` (when any) replace its
