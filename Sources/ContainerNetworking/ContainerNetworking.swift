@@ -151,8 +151,8 @@ public struct ContainerNetworking {
         }
     }
 
-    /// Joins network `name`, looked up again (a prune may have removed the default network since
-    /// the plan: it is made again; a user another one: it is not found). Holders of addresses
+    /// Joins the planned network, looked up again when it is gone (a prune may have removed the
+    /// default network since the plan: it is made again; a user another one: it is not found). Holders of addresses
     /// that are found dead on the way are taken down whole (namespace, ports and all).
     private func join(
         _ planned: NetworkRecord, namespacePath: String, container: String, interface: String, defaultRoute: Bool,

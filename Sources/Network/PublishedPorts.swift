@@ -38,13 +38,11 @@ public enum PublishedPorts {
         let tcp = mapping.proto == "tcp"
         let candidates = mapping.hostPort...max(mapping.hostPort, mapping.hostPortEnd ?? mapping.hostPort)
         var failure: Int32 = 0
+        let type = Int32(tcp ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         for port in candidates {
-            guard
-                let socket = FileDescriptor(
-                    taking: Glibc.socket(
-                        AF_INET, Int32(tcp ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
-                        0))
-            else { throw Error(description: "Bind for \(ip):\(port) failed: socket: \(errorText(errno))") }
+            guard let socket = FileDescriptor(taking: Glibc.socket(AF_INET, type, 0)) else {
+                throw Error(description: "Bind for \(ip):\(port) failed: socket: \(errorText(errno))")
+            }
             // As docker-proxy (Go's net.Listen) does for tcp, so that a port whose last
             // connections linger in TIME_WAIT can be published again; never for udp, where it
             // would let two sockets share the port.
