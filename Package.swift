@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "NameServer",
             dependencies: [
-                "Network", "Support", .product(name: "NIOCore", package: "swift-nio"),
+                "Network", "CNetlink", "Support", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
         .executableTarget(
@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink", "TestSupport"]),
-        .testTarget(name: "NameServerTests", dependencies: ["NameServer", "Network", "TestSupport"]),
+        .testTarget(name: "NameServerTests", dependencies: ["NameServer", "Network", "CNetlink", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,3 +1,6 @@
+// Network's CNetlink pulls in the C library's socket definitions too; whichever module the
+// compiler loads first owns them, so a file that uses SOCK_STREAM imports both.
+import CNetlink
 import NIOCore
 import NIOPosix
 import Network

@@ -1,3 +1,6 @@
+// CNetlink's header pulls in the C library's socket definitions too; whichever module the
+// compiler loads first owns them, so a file that uses SOCK_STREAM imports both.
+import CNetlink
 import Support
 
 #if canImport(Glibc)

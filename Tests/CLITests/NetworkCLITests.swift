@@ -241,7 +241,7 @@ import Testing
             $BERTH container stop back-again >/dev/null
             """, world)
         let endpoints = world.root + "/networks/again/endpoints"
-        let released = BridgeNetworksWait.eventually {
+        let released = eventually {
             ((try? FileManager.default.contentsOfDirectory(atPath: endpoints)) ?? ["?"]).isEmpty
                 && ((try? FileManager.default.contentsOfDirectory(atPath: world.root + "/ports")) ?? ["?"]).isEmpty
         }
@@ -291,7 +291,7 @@ import Testing
         // The kernel takes the veths down with their namespaces, in the background (see
         // BridgeNetworks.tearDown): wait for that, 10 s at most.
         var after = try Self.hostState()
-        _ = BridgeNetworksWait.eventually {
+        _ = eventually {
             after = (try? Self.hostState()) ?? after
             return !after.contains { line in names.contains { line.contains($0) } }
         }
@@ -330,18 +330,5 @@ import Testing
         lines += try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").map(
             String.init)
         return lines
-    }
-}
-
-/// Polls a condition until it holds or a deadline passes (what the kernel or berth-shim does
-/// in the background after a command returns).
-enum BridgeNetworksWait {
-    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date() + seconds
-        while !condition() {
-            if Date() >= deadline { return false }
-            usleep(10_000)
-        }
-        return true
     }
 }

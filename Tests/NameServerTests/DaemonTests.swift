@@ -1,6 +1,10 @@
+// Network's CNetlink pulls in the C library's socket definitions too; whichever module the
+// compiler loads first owns them, so a file that uses SOCK_STREAM imports both.
+import CNetlink
 import Foundation
 import NameServer
 import Network
+import TestSupport
 import Testing
 
 /// berth-netd as berth runs it (started by NameServerControl), asked over UDP and TCP on

@@ -1,6 +1,10 @@
+// Network's CNetlink pulls in the C library's socket definitions too; whichever module the
+// compiler loads first owns them, so a file that uses SOCK_STREAM imports both.
+import CNetlink
 import Foundation
 import NameServer
 import Network
+import TestSupport
 
 /// A temporary ROOT under /tmp; `remove()` (in a defer) stops any berth-netd of it first.
 final class TemporaryRoot {
@@ -268,16 +272,6 @@ func lockIsFree(_ root: String) -> Bool {
     if fd < 0 { return true }
     defer { close(fd) }
     return flock(fd, LOCK_EX | LOCK_NB) == 0
-}
-
-/// Waits (bounded, polling) until `condition` holds.
-func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
 }
 
 /// berth-netd processes running for `root` (from /proc/PID/cmdline).

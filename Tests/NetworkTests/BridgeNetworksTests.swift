@@ -1,5 +1,6 @@
 import CNetlink
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Network
@@ -174,19 +175,9 @@ import Testing
         // Nothing holds the namespaces now: the kernel removes them, veths and all, in the
         // background (BridgeNetworks.tearDown says why); 10 s at most.
         #expect(
-            Self.eventually {
+            eventually {
                 (try? Self.hostLinks().isDisjoint(with: [first.hostInterface, second.hostInterface])) == true
             })
-    }
-
-    /// Polls `condition` until it holds or `seconds` pass.
-    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date() + seconds
-        while !condition() {
-            if Date() >= deadline { return false }
-            usleep(10_000)
-        }
-        return true
     }
 
     /// A /30 has one address besides the gateway: the second container gets it only once the
@@ -212,7 +203,7 @@ import Testing
             namespacePath: b, container: "b", to: network, interface: "eth0", defaultRoute: true,
             .init(containerName: "b"), isAlive: { $0 != "a" })
         #expect(second.address == first.address)
-        #expect(Self.eventually { (try? Self.hostLinks().contains(first.hostInterface)) == false })
+        #expect(eventually { (try? Self.hostLinks().contains(first.hostInterface)) == false })
         #expect(networks.store.endpoints(of: "tiny").map(\.containerID) == ["b"])
     }
 }

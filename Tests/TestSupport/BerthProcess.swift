@@ -91,3 +91,15 @@ public final class TemporaryDirectory {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// Waits, polling every 10 ms and for `seconds` at most, until `condition` holds (what the
+/// kernel, berth-shim or a daemon does in the background after a command returns); whether it
+/// did.
+public func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
