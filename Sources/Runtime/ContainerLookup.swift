@@ -88,11 +88,28 @@ extension Container {
         return container.state().status == .running
     }
 
-    /// Runs `body` under the container's lifecycle lock (a start or removal in another process
-    /// goes first) if the container is not running then; false when it is.
+    /// Waits (bounded) until the last run's berth-shim is gone, its exit command (a network's
+    /// release) done; at once when it is gone already or the container runs.
+    public func waitForLastRunsShim(milliseconds: Int = 5000) {
+        let s = readRawState()
+        guard s.status != .running || !isAlive(s) else { return }
+        let shim = openMonitor(s)
+        guard shim >= 0 else { return }
+        _ = waitReadable(shim, milliseconds: milliseconds)
+        close(shim)
+    }
+
+    /// Runs `body` under the container's lifecycle lock if the container is neither running nor
+    /// being started or removed by another process (which holds the lock, and tears down what
+    /// `body` would itself; waiting for it could deadlock with a removal waiting for us);
+    /// false when it did not run.
     public func ifNotRunning(_ body: () throws -> Void) rethrows -> Bool {
-        let lifecycle = HeldLock(path: dir + "/" + Container.lifecycleLockName, exclusive: true)
-        defer { lifecycle?.keep() }
+        guard
+            let lock = FileDescriptor(
+                taking: open(dir + "/" + Container.lifecycleLockName, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600))
+        else { return false }
+        guard flock(lock.rawValue, LOCK_EX | LOCK_NB) == 0 else { return false }
+        defer { flock(lock.rawValue, LOCK_UN) }
         guard state().status != .running else { return false }
         try body()
         return true

@@ -32,6 +32,16 @@ extension Container {
     public func stop(timeout: Int? = nil) throws {
         // Not running, or PID 1 is gone and its shim is writing down the exit.
         guard let process = openProcess() else { return waitForRecordedExit() }
+        // The run's berth-shim: what it does once the exit is recorded (its exit command, which
+        // releases a container's networks) is done before `stop` returns, as Docker's stop
+        // returns with the endpoints released. Bounded: a caller still attached holds it back.
+        let shim = openMonitor(readRawState())
+        defer {
+            if shim >= 0 {
+                _ = waitReadable(shim, milliseconds: 5000)
+                close(shim)
+            }
+        }
         let pid = process.pid
         let fd = process.pidfd.rawValue
         let sig = record.process.stopSignal
@@ -230,11 +240,18 @@ extension Container {
                     container: name, stage: .remove,
                     detail: "the container is running; stop it first or use force (-f)")
             }
+            // As `stop`: the shim's exit command (a network's release) is done before the
+            // container's files go, so none of it outlives the removal.
+            let shim = openMonitor(s)
             if let process = openProcess() {
                 _ = berth_pidfd_send_signal(process.pidfd.rawValue, SIGKILL)
                 _ = waitReadable(process.pidfd.rawValue, milliseconds: 10_000)
             }
             waitForRecordedExit()
+            if shim >= 0 {
+                _ = waitReadable(shim, milliseconds: 5000)
+                close(shim)
+            }
             s = readRawState()
         }
         // Waiters (`waitForExit`) read the exit before the files go.

@@ -27,8 +27,9 @@ struct ContainerStart: ParsableCommand {
             throw Container.Error(container: container.name, stage: .start, detail: "the container is already running")
         }
         let networking = ContainerNetworking(root: root)
-        // The last run's endpoints and proxy, unless its exit released them already: its ports
-        // must be free before this run binds them.
+        // The last run's endpoints and proxy, unless its exit released them already (its shim
+        // may be doing so now: waited for): its ports must be free before this run binds them.
+        container.waitForLastRunsShim()
         _ = try container.ifNotRunning { try networking.tearDown(container: container.id) }
         let plan = try networking.plan(spec)
         do {
