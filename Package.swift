@@ -64,7 +64,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ], swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
         .executableTarget(
-            name: "berth-netd", dependencies: ["NameServer"],
+            name: "berth-netd", dependencies: ["CNetlink", "NameServer"],
             swiftSettings: memberImportVisibility + [.swiftLanguageMode(.v6)]),
         // A published port's userland proxy (docker-proxy's job): small static C, one per container
         // with published ports, splicing bytes to the container until the container exits.
@@ -91,7 +91,7 @@ let package = Package(
         .target(name: "ContainerSpecs", dependencies: ["Images", "Runtime"], swiftSettings: memberImportVisibility),
         // Where a container meets its networks: Runtime knows no network, Network no container.
         .target(
-            name: "ContainerNetworking", dependencies: ["Network", "Runtime", "Support"],
+            name: "ContainerNetworking", dependencies: ["CNetlink", "Network", "Runtime", "Support"],
             swiftSettings: memberImportVisibility),
         .executableTarget(
             name: "berth",

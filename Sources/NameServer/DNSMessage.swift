@@ -1,3 +1,5 @@
+import CNetlink
+
 /// The little of DNS (RFC 1035) the embedded server needs: the header, questions, and resource
 /// records read from bytes (names may use compression pointers), and answers with A records
 /// built. Record data is kept as bytes, not decoded (names inside it are not followed): forwarded

@@ -1,3 +1,4 @@
+import CNetlink
 import Network
 
 /// What the server answers from: the root's networks and their endpoints as read from

@@ -1,3 +1,5 @@
+import CNetlink
+
 /// The name of a network's bridge: "br-" and 12 hex digits of a hash of the project and network
 /// names, as Docker names a bridge after its network's ID. Stable (the same network always gets
 /// the same bridge, so teardown after a crash finds it), 15 characters (the kernel's limit), and

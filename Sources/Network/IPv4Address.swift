@@ -1,3 +1,5 @@
+import CNetlink
+
 /// An IPv4 address, as four bytes in network order.
 public struct IPv4Address: Hashable, Sendable {
     public var bytes: (UInt8, UInt8, UInt8, UInt8)

@@ -1,3 +1,5 @@
+import CNetlink
+
 /// An IPv4 subnet: a network address (host bits zero) and a prefix length, as "10.1.0.0/16".
 public struct IPv4Subnet: Hashable, Sendable, TextCodable {
     public let network: IPv4Address

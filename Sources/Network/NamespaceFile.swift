@@ -1,3 +1,4 @@
+import CNetlink
 import Support
 
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+import CNetlink
+
 /// One published port: `-p [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO]`, one value per
 /// container port of a range.
 ///

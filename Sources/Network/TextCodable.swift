@@ -1,3 +1,5 @@
+import CNetlink
+
 /// A value kept in JSON as its text (an address, a subnet) and read back through its own parser,
 /// so a damaged file is refused with the text that did not parse.
 protocol TextCodable: Codable, LosslessStringConvertible {}

@@ -1,3 +1,4 @@
+import CNetlink
 import NameServer
 
 // berth-netd --root ROOT: the embedded DNS server of ROOT's networks (see NameServerDaemon).

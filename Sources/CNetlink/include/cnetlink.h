@@ -1,6 +1,12 @@
 /* cnetlink.h: the kernel's rtnetlink definitions (message headers, attribute types and flags) for
    the Network module, and the calls that switch the calling thread into another network namespace and
-   back, kept in C so that nothing else runs on the thread meanwhile. */
+   back, kept in C so that nothing else runs on the thread meanwhile.
+
+   These headers pull in much of the C library (sockets, time, stat). Whichever Clang module
+   the compiler loads first owns those declarations, so in a module that depends on CNetlink a
+   file that does not import it may not find SOCK_STREAM or timespec's fields (clean and
+   release builds show it, incremental ones may not): every Swift file of Network, NameServer,
+   ContainerNetworking and berth-netd imports CNetlink. */
 #ifndef CNETLINK_H
 #define CNETLINK_H
 
