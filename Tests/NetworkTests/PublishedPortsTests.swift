@@ -6,8 +6,9 @@ import Testing
 @testable import Network
 
 /// Published ports on 127.0.0.1: bound before a container starts, and carried by berth-proxy into
-/// a network namespace the test makes (a veth pair from the host to it). Root.
-@Suite struct PublishedPortsTests {
+/// a network namespace the test makes (a veth pair from the host to it). Root. One test at a
+/// time: they check ports the kernel hands out, which a test beside them could be given next.
+@Suite(.serialized) struct PublishedPortsTests {
     static let localhost = IPv4Address(127, 0, 0, 1)
 
     static var proxy: String {
@@ -16,8 +17,14 @@ import Testing
     }
 
     /// A socket of the test's own on 127.0.0.1 (port 0: the kernel's choice), and its port.
+    /// SO_REUSEADDR for a given port: one that was handed out again as another test's
+    /// connection's source (tests run side by side) does not count as taken; a socket still
+    /// bound or listening on it (what the tests look for) does. Not for port 0: the kernel
+    /// would then pick ports that other such sockets hold.
     static func socket(tcp: Bool = true, port: UInt16 = 0) throws -> (Int32, UInt16) {
         let fd = Glibc.socket(AF_INET, Int32(tcp ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue), 0)
+        var one: Int32 = 1
+        if port != 0 { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
         var address = PublishedPorts.socketAddress(localhost, port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
