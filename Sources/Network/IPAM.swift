@@ -222,15 +222,8 @@ public struct IPAM: Sendable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let data = try encoder.encode(state)
-            let temp = path + ".tmp"
-            guard let out = FileDescriptor(taking: open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)) else {
-                throw Error(description: "cannot write \(temp): \(String(cString: strerror(errno)))")
-            }
-            do { try data.withUnsafeBytes { try Files.writeAll(out.rawValue, $0, path: temp) } } catch {
+            do { try data.withUnsafeBytes { try Files.replace(path, with: $0, mode: 0o600) } } catch {
                 throw Error(description: "\(error)")
-            }
-            guard rename(temp, path) == 0 else {
-                throw Error(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
             }
         }
         return result

@@ -75,13 +75,9 @@ extension Netlink {
     /// in by, so a container reaches itself through a published port (Docker sets it with the
     /// userland proxy off; it costs nothing with it on).
     public func setHairpin(_ name: String, _ on: Bool = true) throws {
-        try setHairpin(index: try index(of: name), name: name, on)
-    }
-
-    func setHairpin(index: Int32, name: String, _ on: Bool = true) throws {
         var info = ifinfomsg()
         info.ifi_family = UInt8(AF_BRIDGE)
-        info.ifi_index = index
+        info.ifi_index = try index(of: name)
         var message = NetlinkMessage(type: Int32(RTM_SETLINK), flags: NLM_F_ACK, family: info)
         message.begin(Int32(IFLA_PROTINFO) | Int32(NLA_F_NESTED))
         message.attribute(Int32(IFLA_BRPORT_MODE), [on ? 1 : 0])

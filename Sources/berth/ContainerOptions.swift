@@ -475,7 +475,8 @@ extension ContainerOptions {
             do { try BridgeNetworks.validateName(name) } catch {
                 throw ContainerCommandError(description: "network \(name) not found")
             }
-            guard NetworkStore(root: root).network(name) != nil || name == BridgeNetworks.defaultNetwork else {
+            // The default network is made on first use: no file to read for it on `run`'s path.
+            guard name == BridgeNetworks.defaultNetwork || NetworkStore(root: root).network(name) != nil else {
                 throw ContainerCommandError(description: "network \(name) not found")
             }
             guard !attachments.contains(where: { $0.name == name }) else {

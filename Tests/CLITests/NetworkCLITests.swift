@@ -200,6 +200,66 @@ import Testing
         #expect(try world.berth(["container", "inspect", "second"]).status != 0)
     }
 
+    /// The network verbs as Docker's: ls (the default network is listed once it was first used:
+    /// berth makes it then), inspect, connect (a second interface, resolvable there at once),
+    /// disconnect, rm refused while a container is attached, prune; --dns-search and
+    /// --dns-option reach resolv.conf, with Docker's ndots:0 unless set.
+    @Test func networkVerbsAndResolvConf() throws {
+        let world = try World()
+        let output = try Self.sh(
+            """
+            $BERTH network create verbs-a >/dev/null
+            $BERTH network create verbs-b >/dev/null
+            $BERTH network create verbs-unused >/dev/null
+            $BERTH network ls | awk 'NR > 1 {print $2}' | sort | tr '\n' ' '
+            echo
+            $BERTH container run -d --name verbs-one --network verbs-a busybox sleep 600 >/dev/null
+            $BERTH container run -d --name verbs-two --network verbs-b busybox sleep 600 >/dev/null
+            $BERTH network connect --alias second-name verbs-b verbs-one
+            $BERTH container exec verbs-one sh -c 'ls /sys/class/net | tr "\n" " "'
+            echo
+            $BERTH container exec verbs-two nslookup second-name | grep -c "^Address: "
+            $BERTH network inspect verbs-b | grep -c '"Name" : "verbs-one"'
+            $BERTH network rm verbs-b 2>&1 >/dev/null | grep -c "has active endpoints" || true
+            $BERTH network disconnect verbs-b verbs-one
+            $BERTH container exec verbs-one sh -c 'ls /sys/class/net | tr "\n" " "'
+            echo
+            $BERTH network prune -f
+            $BERTH container run --rm --network verbs-a --dns-search corp.example --dns-option timeout:2 busybox \
+              sh -c 'grep -E "^(search|options)" /etc/resolv.conf'
+            """, world)
+        #expect(
+            output == """
+                verbs-a verbs-b verbs-unused \neth0 eth1 lo \n1\n1\n1\neth0 lo \nDeleted Networks:\nverbs-unused\n
+                search corp.example\noptions timeout:2 ndots:0
+
+                """, "\(output)")
+    }
+
+    /// Names from the command line never become paths or lines of their own: a network name
+    /// that is no name (a path) is no network, and a host name with a newline (it goes into
+    /// /etc/hosts) is refused, as Docker validates both; nothing is made.
+    @Test func hostileNamesAreRefused() throws {
+        let world = try World()
+        for (arguments, message) in [
+            (["network", "create", "../escape"], "invalid network name"),
+            (["network", "inspect", "../../etc"], "network ../../etc not found"),
+            (["network", "rm", "../ipam"], "invalid network name"),
+            (["container", "run", "--rm", "--network", "../ipam", "busybox", "true"], "network ../ipam not found"),
+            (["container", "run", "--rm", "-h", "evil\n1.2.3.4 bank", "busybox", "true"], "invalid hostname format"),
+            (
+                ["container", "run", "--rm", "--network", "bridge", "--network", "none", "busybox", "true"],
+                "conflicting options"
+            ),
+        ] {
+            let result = try world.berth(arguments)
+            #expect(result.status != 0 && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: world.root + "/escape"))
+        #expect(try world.berth(["network", "ls", "-q"]).stdout.isEmpty)
+    }
+
     /// A static address and MAC are honoured; an internal network has no default route; an
     /// address outside the subnet, a bad --ip and an unknown network are refused with nothing
     /// made.
