@@ -13,6 +13,19 @@ enum MediaType {
     static let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
     static let dockerConfig = "application/vnd.docker.container.image.v1+json"
     static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    static let layerTarZstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+    static let dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+    static let dockerLayerTar = "application/vnd.docker.image.rootfs.diff.tar"
+    static let dockerForeignLayerGzip = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+    /// Manifests berth can run: an image manifest, OCI's or Docker's schema 2.
+    static let imageManifests: Set<String> = [manifest, dockerManifest]
+    /// Lists of manifests, one per platform: OCI's image index or Docker's manifest list.
+    static let indexes: Set<String> = [index, dockerManifestList]
+    /// Layer blobs berth unpacks (libarchive reads the compression from the bytes).
+    static let layers: Set<String> = [
+        layerTar, layerTarGzip, layerTarZstd, dockerLayerTar, dockerLayerGzip, dockerForeignLayerGzip,
+    ]
 }
 
 /// The annotation that names a manifest in index.json.
