@@ -29,6 +29,9 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // libarchive is loaded on first use, not linked: see Sources/CArchive/include/carchive.h.
         .target(name: "CArchive", linkerSettings: [.linkedLibrary("dl")]),
+        // libcurl (Debian: libcurl4-openssl-dev for its headers), loaded on first use as libarchive
+        // is: see Sources/CCurl/include/ccurl.h and docs/architecture.md.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
 
         // What stays with a running container (its reaper and log writer): a small C program of
         // its own, found next to berth, so that it costs well under a megabyte per container.
@@ -74,10 +77,15 @@ let package = Package(
 
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: memberImportVisibility),
         .target(name: "Compose", dependencies: ["YAML", "Support"], swiftSettings: memberImportVisibility),
+        // The distribution API (pull, push, login, search) over libcurl; knows registries, not the store.
+        .target(
+            name: "Registry",
+            dependencies: ["CCurl", "Support", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: memberImportVisibility),
         .target(
             name: "Images",
             dependencies: [
-                "CArchive", "Support",
+                "CArchive", "Registry", "Support",
                 .product(name: "Crypto", package: "swift-crypto"),
             ], swiftSettings: memberImportVisibility),
         .target(
@@ -96,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Compose", "Runtime", "Images", "ContainerSpecs", "ContainerNetworking", "Network", "YAML", "Support",
+                "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking", "Network", "YAML", "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: memberImportVisibility,

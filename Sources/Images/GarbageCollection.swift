@@ -83,10 +83,10 @@ extension ImageStore {
         try StoreFiles.removeTree(doomed)
     }
 
-    /// The blob digests and diff IDs the index reaches, or the damage that hides some of them.
+    /// The blob digests and diff IDs the index or a pull's lease reaches, or the damage that hides
+    /// some of them.
     private func referencedContent() throws -> Result<(Set<String>, Set<String>), ImageStore.Error> {
-        var blobs = Set<String>()
-        var layers = Set<String>()
+        var (blobs, layers) = Lease.held(in: self)
         for d in try readIndex().manifests {
             blobs.insert(d.digest)
             let m: OCIManifest
@@ -102,5 +102,52 @@ extension ImageStore {
             layers.formUnion(c.rootfs.diffIDs)
         }
         return .success((blobs, layers))
+    }
+}
+
+/// A pull's claim on the content it brings before index.json names it: ROOT/images/leases/ID.json
+/// lists the blobs and diff IDs, and garbage collection keeps them while the lease is there. A pull
+/// removes its lease when it ends; one that was killed leaves it, so what it verified is still
+/// there for the next pull, until the lease expires a day later (containerd keeps ingests as long).
+struct Lease {
+    let path: String
+
+    static let lifetime: Double = 24 * 3600
+
+    private struct Content: Codable {
+        var blobs: [String]
+        var layers: [String]
+    }
+
+    static func directory(_ store: ImageStore) -> String { store.dir + "/leases" }
+
+    init(store: ImageStore, blobs: [String], layers: [String]) throws {
+        try StoreFiles.mkdirs(Self.directory(store))
+        path = Self.directory(store) + "/\(UUID().uuidString).json"
+        try StoreFiles.writeAtomically(JSON.encode(Content(blobs: blobs, layers: layers)), to: path)
+    }
+
+    func release() { unlink(path) }
+
+    /// What the live leases hold; expired and unreadable ones are removed (under gc.lock).
+    static func held(in store: ImageStore) -> (blobs: Set<String>, layers: Set<String>) {
+        var blobs = Set<String>()
+        var layers = Set<String>()
+        let dir = directory(store)
+        let now = Date().timeIntervalSince1970
+        for name in Files.names(in: dir) {
+            let path = dir + "/" + name
+            var info = stat()
+            guard stat(path, &info) == 0 else { continue }
+            guard Double(info.st_mtim.tv_sec) > now - lifetime,
+                let content = try? JSONDecoder().decode(Content.self, from: StoreFiles.read(path))
+            else {
+                unlink(path)
+                continue
+            }
+            blobs.formUnion(content.blobs)
+            layers.formUnion(content.layers)
+        }
+        return (blobs, layers)
     }
 }

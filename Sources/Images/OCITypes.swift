@@ -31,10 +31,19 @@ enum MediaType {
 /// The annotation that names a manifest in index.json.
 let refNameAnnotation = "org.opencontainers.image.ref.name"
 
-struct Platform: Codable, Equatable {
-    var architecture: String
-    var os: String
-    var variant: String?
+/// An image's platform: `linux/amd64`, `linux/arm/v7`.
+public struct Platform: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var architecture: String
+    public var os: String
+    public var variant: String?
+
+    public init(architecture: String, os: String, variant: String? = nil) {
+        self.architecture = architecture
+        self.os = os
+        self.variant = variant
+    }
+
+    public var description: String { [os, architecture, variant].compactMap { $0 }.joined(separator: "/") }
 }
 
 struct Descriptor: Codable, Equatable {

@@ -21,6 +21,9 @@ struct Berth: ParsableCommand {
             ImageCommand.self,
             NetworkCommand.self,
             SystemCommand.self,
+            Login.self,
+            Logout.self,
+            Search.self,
         ]
     )
 

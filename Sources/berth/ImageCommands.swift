@@ -7,7 +7,8 @@ import Support
 struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
-        subcommands: [ImageImport.self, ImageList.self, ImageRemove.self, ImageTag.self, ImageInspect.self])
+        subcommands: [
+            ImageImport.self, ImagePull.self, ImagePush.self, ImageList.self, ImageRemove.self, ImageTag.self, ImageInspect.self])
 }
 
 struct ImageImport: ParsableCommand {

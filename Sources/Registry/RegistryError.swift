@@ -1,0 +1,41 @@
+/// What went wrong talking to a registry, each as one line a person can act on.
+public enum RegistryError: Swift.Error, CustomStringConvertible, Equatable {
+    /// libcurl could not be loaded or set up.
+    case library(String)
+    /// No HTTP answer: the registry, what was being done, and curl's reason.
+    case unreachable(registry: String, String)
+    /// The registry's TLS certificate is not trusted.
+    case certificate(registry: String, String)
+    /// Credentials were refused (or are needed): what was asked, and the registry's words.
+    case unauthorized(String, String)
+    /// The registry answered with an error: what was asked, the HTTP status and its message.
+    case response(String, status: Int, String)
+    /// The token service answered with something that is not a token.
+    case badToken(String)
+    /// Content did not match its digest or announced size.
+    case digestMismatch(what: String, expected: String, actual: String)
+    case tooLarge(String, limit: Int64)
+    /// A file berth reads or writes (the credentials file, a download) could not be used.
+    case file(String, String)
+
+    public var description: String {
+        switch self {
+        case .library(let reason): return reason
+        case .unreachable(let registry, let reason):
+            return "cannot reach registry \(registry): \(reason)"
+        case .certificate(let registry, let reason):
+            return "registry \(registry) has an untrusted TLS certificate (\(reason)); trust its CA by putting it in "
+                + "/etc/docker/certs.d/\(registry)/ca.crt"
+        case .unauthorized(let what, let message):
+            return "\(what): unauthorized: \(message)"
+        case .response(let what, let status, let message):
+            return "\(what): \(message) (HTTP \(status))"
+        case .badToken(let reason): return "the registry's token service: \(reason)"
+        case .digestMismatch(let what, let expected, let actual):
+            return "\(what) has digest \(actual) but \(expected) was expected; the content is damaged"
+        case .tooLarge(let what, let limit):
+            return "\(what) is larger than \(limit) bytes"
+        case .file(let path, let reason): return "\(path): \(reason)"
+        }
+    }
+}
