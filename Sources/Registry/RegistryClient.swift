@@ -213,7 +213,9 @@ public final class RegistryClient: @unchecked Sendable {
         let message = code == text || text == nil ? code ?? "" : code.map { "\($0): " + text! } ?? text!
         switch response.status {
         case 401, 403:
-            return .unauthorized(what, message.isEmpty ? "access denied" : message)
+            // The code is "unauthorized" or "denied" already; the message says the rest.
+            let reason = text ?? (message.isEmpty ? "access denied" : message)
+            return .unauthorized(what, credentials == nil ? reason + " (log in with berth login \(registry.name))" : reason)
         default:
             return .response(
                 what, status: response.status, message.isEmpty ? Self.statusText(response.status) : message)

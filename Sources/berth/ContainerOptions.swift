@@ -126,6 +126,11 @@ struct ContainerOptions: ParsableArguments {
     @Option(name: .customLong("log-opt"), help: "Log options (max-size=10m, max-file=3).")
     var logOpts: [String] = []
 
+    @Option(
+        name: .customLong("pull"),
+        help: "Pull image before running (\"always\", \"missing\", \"never\").")
+    var pull: PullPolicy = .missing
+
     @Argument(help: "The image to make the container from.")
     var image: String
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
@@ -757,4 +762,9 @@ extension ContainerOptions {
         else { throw bad }
         return Runtime.Ulimit(name: kv[0], soft: soft, hard: hard)
     }
+}
+
+/// `--pull`: Docker's policies for a container's image.
+enum PullPolicy: String, ExpressibleByArgument {
+    case always, missing, never
 }

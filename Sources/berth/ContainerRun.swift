@@ -1,6 +1,7 @@
 import ArgumentParser
 import ContainerNetworking
 import ContainerSpecs
+import Images
 import FoundationEssentials
 import Runtime
 import Support
@@ -57,9 +58,10 @@ struct ContainerRun: ParsableCommand {
         // The image is read while the runtime makes the cgroup (and the network namespace,
         // unless Berth.parse made it already, and the container has one of its own).
         let image = options.image
-        let container = try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns) {
-            spec in
-            try spec.complete(image: image, root: root)
+        let container = try Self.pulling(options, root: root) {
+            try Container.create(spec: spec, root: root, startingNow: true, networkNamespace: netns.take()) { spec in
+                try spec.complete(image: image, root: root)
+            }
         }
         // Detached or not, the container runs under berth-shim, which outlives this process.
         let (interactive, tty, autoRemove) = (options.interactive, options.tty, options.autoRemove)
@@ -89,6 +91,23 @@ struct ContainerRun: ParsableCommand {
         // The shim holds back its own removal while `process` lives (see ContainerProcess.wait).
         if autoRemove { try withExtendedLifetime(process) { try networking.remove(container, force: true) } }
         if code != 0 { throw CommandFailure(status: code) }
+    }
+
+    /// Docker's `--pull` around making a container: `always` pulls first; `missing` pulls once the
+    /// store has turned out not to have the image (and makes the container again), so a run whose
+    /// image is there pays nothing for the policy; `never` leaves the store's "not found" error.
+    static func pulling(_ options: ContainerOptions, root: String, _ make: () throws -> Container) throws
+        -> Container
+    {
+        if options.pull == .always { try pullForContainer(options.image, root: root) }
+        do {
+            return try make()
+        } catch ImageStore.Error.notFound(let name) where options.pull == .missing && name == options.image {
+            guard let reference = try? ImageReference(parsing: name) else { throw ImageStore.Error.notFound(name) }
+            StandardStreams.writeError("Unable to find image '\(reference.familiar)' locally\n")
+            try pullForContainer(options.image, root: root)
+            return try make()
+        }
     }
 
     /// What berth-shim runs once the container's exit is recorded (and nobody attached is left
@@ -133,8 +152,8 @@ struct ContainerCreate: ParsableCommand {
             let root = global.stateRoot
             let spec = try options.makeSpec(root: root)
             let image = options.image
-            let container = try Container.create(spec: spec, root: root) { spec in
-                try spec.complete(image: image, root: root)
+            let container = try ContainerRun.pulling(options, root: root) {
+                try Container.create(spec: spec, root: root) { spec in try spec.complete(image: image, root: root) }
             }
             print(container.id)
         } catch {

@@ -64,7 +64,7 @@ struct ImagePull: ParsableCommand {
             if !quiet {
                 say("\(reference.digest ?? tag ?? "latest"): Pulling from \(reference.path)")
             }
-            let printer = quiet ? nil : ProgressPrinter(verbs: .pull)
+            let printer = quiet ? nil : ProgressPrinter()
             let result = try store.pull(reference, client: client, platform: chosen) { event in printer?.pullEvent(event) }
             if !quiet {
                 say("Digest: \(result.digest)")
@@ -76,6 +76,20 @@ struct ImagePull: ParsableCommand {
             say(reference.normalized)
         }
     }
+}
+
+/// The pull `container run` and `create` make for `--pull`: progress on standard error, as
+/// Docker's, so that the container's own output stays alone on standard output.
+func pullForContainer(_ name: String, root: String) throws {
+    let reference = try ImageReference(parsing: name)
+    let store = try ImageStore(root: root)
+    let printer = ProgressPrinter(output: STDERR_FILENO)
+    printer.say("\(reference.digest ?? reference.tag ?? "latest"): Pulling from \(reference.path)")
+    let result = try store.pull(reference, client: registryClient(reference.domain, root: root)) {
+        printer.pullEvent($0)
+    }
+    printer.say("Digest: \(result.digest)")
+    printer.say("Status: Downloaded newer image for \(reference.familiar)")
 }
 
 struct ImagePush: ParsableCommand {
@@ -96,7 +110,7 @@ struct ImagePush: ParsableCommand {
         let store = try ImageStore(root: global.stateRoot)
         let client = try registryClient(reference.domain, root: global.stateRoot)
         if !quiet { say("The push refers to repository [\(reference.repository)]") }
-        let printer = quiet ? nil : ProgressPrinter(verbs: .push)
+        let printer = quiet ? nil : ProgressPrinter()
         let (digest, size) = try store.push(reference) { event in printer?.pushEvent(event) }
         say(quiet ? reference.normalized : "\(reference.tag ?? "latest"): digest: \(digest) size: \(size)")
     }
@@ -246,18 +260,27 @@ struct Search: ParsableCommand {
 /// Per-layer progress: redrawn bars on a terminal, a plain line per step otherwise (Docker's two
 /// forms). Events come from the download threads, hence the lock.
 final class ProgressPrinter: @unchecked Sendable {
-    enum Verbs { case pull, push }
-
     private struct State {
         var order: [String] = []
         var lines: [String: String] = [:]
         var drawn = 0
     }
     private let state = Mutex(State())
-    private let terminal = isatty(STDOUT_FILENO) != 0
-    private let verbs: Verbs
+    private let output: Int32
+    private let terminal: Bool
 
-    init(verbs: Verbs) { self.verbs = verbs }
+    init(output: Int32 = STDOUT_FILENO) {
+        self.output = output
+        terminal = isatty(output) != 0
+    }
+
+    /// A line of its own below the layers' (which are not drawn again after it).
+    func say(_ line: String) {
+        state.withLock { s in
+            StandardStreams.write(line + "\n", to: output)
+            s = State()
+        }
+    }
 
     func pullEvent(_ event: PullEvent) {
         switch event {
@@ -295,9 +318,9 @@ final class ProgressPrinter: @unchecked Sendable {
                 var out = s.drawn > 0 ? "\u{1B}[\(s.drawn)A" : ""
                 for id in s.order { out += "\u{1B}[2K\(id): \(s.lines[id] ?? "")\n" }
                 s.drawn = s.order.count
-                StandardStreams.write(out, to: STDOUT_FILENO)
+                StandardStreams.write(out, to: output)
             } else if plain {
-                StandardStreams.write("\(id): \(text.prefix { $0 != "[" }.trimmingWhitespace())\n", to: STDOUT_FILENO)
+                StandardStreams.write("\(id): \(text.prefix { $0 != "[" }.trimmingWhitespace())\n", to: output)
             }
         }
     }

@@ -203,7 +203,7 @@ import Testing
     @Test func badImageIsOneLineError() throws {
         let world = try World()
         // Docker's status for a run that never started: 125.
-        let result = try world.berth(["container", "run", "--rm", "no-such-image", "true"])
+        let result = try world.berth(["container", "run", "--rm", "--pull", "never", "no-such-image", "true"])
         #expect(result.status == 125)
         #expect(result.stderr.hasPrefix("berth: "))
         #expect(result.stderr.contains("no-such-image"))

@@ -75,7 +75,7 @@ import Testing
         }
         #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
         // A missing image is the same status, found before the container is kept.
-        let missing = try world.berth(["container", "create", "no-such-image"])
+        let missing = try world.berth(["container", "create", "--pull", "never", "no-such-image"])
         #expect(missing.status == 125 && missing.stderr.contains("no-such-image"))
         #expect(try world.berth(["container", "ps", "-a", "-q"]).stdout.isEmpty)
     }
