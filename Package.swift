@@ -129,6 +129,7 @@ let package = Package(
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
         .testTarget(
             name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink", "TestSupport"]),

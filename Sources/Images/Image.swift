@@ -19,4 +19,7 @@ public struct Image {
     public var diffIDs: [String]
     public var architecture: String
     public var os: String
+    /// `repository@sha256:...` of the registry's manifest (or index) this image was pulled by, in
+    /// the familiar form; nil for an image that never came from a registry.
+    public var repoDigest: String? = nil
 }

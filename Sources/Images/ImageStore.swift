@@ -242,7 +242,8 @@ public final class ImageStore {
             reference: descriptor.refName.map(Self.familiar) ?? "",
             id: m.config.digest, config: c.config ?? ImageConfig(), layerPaths: paths, size: size,
             created: c.created.flatMap(Timestamp.parse), manifestDigest: descriptor.digest,
-            diffIDs: c.rootfs.diffIDs, architecture: c.architecture, os: c.os)
+            diffIDs: c.rootfs.diffIDs, architecture: c.architecture, os: c.os,
+            repoDigest: descriptor.annotations?[repoDigestAnnotation].map(Self.familiar))
     }
 
     static func familiar(_ normalized: String) -> String {

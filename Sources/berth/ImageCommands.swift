@@ -171,13 +171,17 @@ struct ImageInspect: ParsableCommand {
         for name in images {
             do {
                 let image = try store.image(name)
-                let refs = all.filter { $0.id == image.id && !$0.reference.isEmpty }.map(\.reference)
+                let same = all.filter { $0.id == image.id }
+                // A pulled image's digests are the registry's (an index's, for a multi-platform image).
+                let pulled = Set(same.compactMap(\.repoDigest))
+                let refs = same.map(\.reference).filter { !$0.isEmpty && !$0.contains("@") }
                 out.append(
                     Inspect(
                         Id: image.id, RepoTags: refs.sorted(),
-                        RepoDigests: refs.map {
-                            ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@" + image.manifestDigest
-                        }.sorted(),
+                        RepoDigests: pulled.isEmpty
+                            ? refs.map {
+                                ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@" + image.manifestDigest
+                            }.sorted() : pulled.sorted(),
                         Created: image.created.map(Timestamp.format) ?? "",
                         Config: image.config, Architecture: image.architecture, Os: image.os, Size: image.size,
                         RootFS: .init(Layers: image.diffIDs),
