@@ -21,6 +21,12 @@ struct Berth: ParsableCommand {
             ImageCommand.self,
             NetworkCommand.self,
             SystemCommand.self,
+            // Docker's top-level shortcuts for image commands (hidden from help, as Docker's).
+            LoadShortcut.self,
+            SaveShortcut.self,
+            ImagesShortcut.self,
+            RmiShortcut.self,
+            HistoryShortcut.self,
         ]
     )
 
