@@ -70,9 +70,9 @@ struct ImageHistory: ParsableCommand {
 
     @OptionGroup var global: RootOptions
 
-    @Flag(
-        name: [.customShort("H"), .customLong("human")], inversion: .prefixedNo,
-        help: "Print sizes and dates in human readable format.")
+    /// A value, as Docker's `-H=false` / `--human=false`.
+    @Option(
+        name: [.customShort("H"), .customLong("human")], help: "Print sizes and dates in human readable format.")
     var human = true
 
     @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")

@@ -119,7 +119,11 @@ struct ImageRemove: ParsableCommand {
         let containers = Container.list(root: global.stateRoot)
         try forEachArgument(images) { name in
             let image = try store.image(name)
-            if let user = containers.first(where: { $0.record.spec.imageID == image.id }) {
+            // A reference the image has besides others goes freely: the image stays, named.
+            let references = try store.list().filter { $0.id == image.id && !$0.reference.isEmpty }.count
+            if references < 2 || !ImageInUse.isReference(name, in: store),
+                let user = containers.first(where: { $0.record.spec.imageID == image.id })
+            {
                 // Removing the image would take the layers its containers stack: as Docker, only
                 // with -f, and then the image stays, untagged, for as long as they use it.
                 guard force else { throw try ImageInUse(name: name, image: image, container: user, store: store) }
@@ -141,10 +145,7 @@ struct ImageInUse: Error, CustomStringConvertible {
 
     init(name: String, image: Image, container: Container, store: ImageStore) throws {
         let imageID = String(image.id.dropFirst("sha256:".count).prefix(12))
-        let byReference = (try? ImageReference(parsing: name)).map { ref in
-            (try? store.list())?.contains { $0.reference == ref.familiar } ?? false
-        } ?? false
-        if byReference {
+        if Self.isReference(name, in: store) {
             description =
                 "Error response from daemon: conflict: unable to remove repository reference \"\(name)\" "
                 + "(must force) - container \(container.shortID) is using its referenced image \(imageID)"
@@ -154,6 +155,12 @@ struct ImageInUse: Error, CustomStringConvertible {
                 "Error response from daemon: conflict: unable to delete \(imageID) (must be forced) - "
                 + "image is being used by \(state) container \(container.shortID)"
         }
+    }
+
+    /// Whether `name` is one of the store's references (not an ID).
+    static func isReference(_ name: String, in store: ImageStore) -> Bool {
+        guard let ref = try? ImageReference(parsing: name) else { return false }
+        return (try? store.list())?.contains { $0.reference == ref.familiar } ?? false
     }
 }
 

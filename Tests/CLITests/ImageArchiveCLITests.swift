@@ -202,7 +202,7 @@ import Testing
         #expect(lines[3].contains("ADD busybox /"))
         #expect(try world.berth(["history", "-q", "legacy:1.0"], root: world.emptyRoot).stdout
             == String(id.dropFirst(7).prefix(12)) + "\n")
-        let full = try world.berth(["image", "history", "--no-trunc", "-H=false", "legacy:1.0"], root: world.emptyRoot)
+        let full = try world.berth(["image", "history", "--no-trunc", "--human=false", "legacy:1.0"], root: world.emptyRoot)
         #expect(full.stdout.contains(id) && full.stdout.contains("2024-01-02T00:00:00.000Z"), "\(full.stderr)")
     }
 
@@ -270,7 +270,7 @@ import Testing
             printf 'tampered' >> x/$m; tar -C x -cf tampered.tar .
             """)
         try expectRefused(world, "random.bin", "is not a tar archive")
-        try expectRefused(world, "truncated.tar.gz", "saved")
+        try expectRefused(world, "truncated.tar.gz", "truncated gzip input")
         try expectRefused(world, "tampered.tar", "the content is damaged")
 
         try world.sh("ARCH=\(Self.hostArchitecture) D2=\(String(repeating: "ab", count: 32))\n" + Self.legacyArchive)
