@@ -381,7 +381,8 @@ import Testing
         #expect(forced.status == 0 && forced.stdout == "Untagged: busybox:latest\n", "\(forced.stderr)")
         // The image stays, untagged, while the container is there; the container still starts.
         #expect(try world.berth(["image", "ls", "-q", "-f", "dangling=true"]).stdout == short + "\n")
-        #expect(try world.berth(["container", "start", "-a", "user"]).status == 0)
+        #expect(try world.berth(["container", "start", "user"]).status == 0)
+        #expect(try world.berth(["container", "wait", "user"]).stdout == "0\n")
         #expect(try world.berth(["container", "rm", "user"]).status == 0)
         #expect(try world.berth(["image", "prune", "-f"]).stdout.contains("deleted: \(id)"))
         #expect(try world.storeIsEmpty(world.root))
