@@ -119,7 +119,8 @@ final class StagedArchive {
                     archive: display, entry: DisplayPath.of(Array(raw.utf8)), reason: "is a symbolic link")
             default:
                 throw ImageStore.ArchiveError.hostileEntry(
-                    archive: display, entry: DisplayPath.of(Array(raw.utf8)), reason: "is not a regular file or directory")
+                    archive: display, entry: DisplayPath.of(Array(raw.utf8)),
+                    reason: "is not a regular file or directory")
             }
             guard !name.isEmpty, files[name] == nil else {
                 throw ImageStore.ArchiveError.hostileEntry(
@@ -208,7 +209,8 @@ enum ArchivePath {
         for part in path.split(separator: "/", omittingEmptySubsequences: true) where part != "." {
             if part == ".." {
                 throw ImageStore.ArchiveError.hostileEntry(
-                    archive: archive, entry: DisplayPath.of(Array(path.utf8)), reason: "(\(what)) leaves the archive with '..'")
+                    archive: archive, entry: DisplayPath.of(Array(path.utf8)),
+                    reason: "(\(what)) leaves the archive with '..'")
             }
             parts.append(part)
         }
@@ -233,23 +235,10 @@ private struct ArchiveLoader {
         var names: [ImageReference] = []
     }
 
-    /// Docker's manifest.json: one entry per image.
-    struct DockerEntry: Decodable {
-        var config: String
-        var repoTags: [String]?
-        var layers: [String]
-
-        enum CodingKeys: String, CodingKey {
-            case config = "Config"
-            case repoTags = "RepoTags"
-            case layers = "Layers"
-        }
-    }
-
     func run() throws -> [ImageStore.LoadedImage] {
         var candidates: [Candidate]
         let dockerEntries = try archive.files["manifest.json"].map {
-            try archive.json([DockerEntry].self, $0, name: "manifest.json").0
+            try archive.json([DockerArchiveEntry].self, $0, name: "manifest.json").0
         }
         if let indexFile = archive.files["index.json"], archive.files["oci-layout"] != nil {
             candidates = try ociCandidates(indexFile)
@@ -373,8 +362,9 @@ private struct ArchiveLoader {
         let arch = ImageStore.hostArchitecture
         let matches = index.manifests.filter { $0.platform?.os == "linux" && $0.platform?.architecture == arch }
         // arm64's default variant is v8; prefer an exact one when several are listed.
-        guard let chosen = matches.first(where: { $0.platform?.variant == nil || $0.platform?.variant == "v8" })
-            ?? matches.first
+        guard
+            let chosen = matches.first(where: { $0.platform?.variant == nil || $0.platform?.variant == "v8" })
+                ?? matches.first
         else {
             throw ImageStore.ArchiveError.noPlatform(archive: archive.display, platform: "linux/\(arch)")
         }

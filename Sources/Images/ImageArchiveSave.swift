@@ -70,7 +70,9 @@ extension ImageStore {
                 return
             }
             let descriptor = Descriptor(mediaType: entry.mediaType, digest: entry.digest, size: entry.size)
-            images.append(SavedImage(descriptor: descriptor, manifest: try manifest(entry.digest), names: name.map { [$0] } ?? []))
+            images.append(
+                SavedImage(descriptor: descriptor, manifest: try manifest(entry.digest), names: name.map { [$0] } ?? [])
+            )
         }
         for text in references {
             // A bare repository (`busybox`) that has no :latest means every tag of it, as Docker.
@@ -87,10 +89,11 @@ extension ImageStore {
             }
             let matches = try resolve(text, in: index)
             // By reference: that tag. By ID: the image without names, as `docker save ID`.
-            let byReference = (try? ImageReference(parsing: text)).map { ref in
-                index.manifests[matches[0]].refName == ref.normalized
-                    || (ref.digest != nil && index.manifests[matches[0]].digest == ref.digest)
-            } ?? false
+            let byReference =
+                (try? ImageReference(parsing: text)).map { ref in
+                    index.manifests[matches[0]].refName == ref.normalized
+                        || (ref.digest != nil && index.manifests[matches[0]].digest == ref.digest)
+                } ?? false
             try add(index.manifests[matches[0]], named: byReference && index.manifests[matches[0]].refName != nil)
         }
         return images
@@ -136,8 +139,9 @@ extension ImageStore {
     }
 }
 
-/// An entry of Docker's manifest.json as `image save` writes it.
-private struct DockerArchiveEntry: Encodable {
+/// An entry of Docker's manifest.json (one per image), as `image save` writes it and
+/// `image load` reads it.
+struct DockerArchiveEntry: Codable {
     var config: String
     var repoTags: [String]?
     var layers: [String]
@@ -208,7 +212,9 @@ final class ArchiveWriter {
             total += Int64(n)
         }
         let actual = "sha256:" + StoreFiles.hex(hasher.finalize())
-        guard actual == digest else { throw ImageStore.Error.digestMismatch(what: path, expected: digest, actual: actual) }
+        guard actual == digest else {
+            throw ImageStore.Error.digestMismatch(what: path, expected: digest, actual: actual)
+        }
         try check(archive_write_finish_entry(a), "\(name)")
     }
 

@@ -75,11 +75,12 @@ struct ImageList: ParsableCommand {
         for image in images {
             let (repository, tag) = Self.splitReference(image.reference)
             rows.append(
-                [repository, tag] + (digests ? [image.manifestDigest.isEmpty ? "<none>" : image.manifestDigest] : []) + [
-                    displayID(image.id),
-                    image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
-                    HumanFormat.size(image.size),
-                ])
+                [repository, tag] + (digests ? [image.manifestDigest.isEmpty ? "<none>" : image.manifestDigest] : [])
+                    + [
+                        displayID(image.id),
+                        image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
+                        HumanFormat.size(image.size),
+                    ])
         }
         print(HumanFormat.table(rows), terminator: "")
     }
@@ -107,7 +108,8 @@ struct ImageRemove: ParsableCommand {
     @OptionGroup var global: RootOptions
 
     @Flag(
-        name: [.customShort("f"), .customLong("force")], help: "Remove an image ID even if several references share it, or untag an image containers use."
+        name: [.customShort("f"), .customLong("force")],
+        help: "Remove an image ID even if several references share it, or untag an image containers use."
     )
     var force = false
 

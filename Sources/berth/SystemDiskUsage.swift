@@ -69,9 +69,13 @@ struct SystemDiskUsage: ParsableCommand {
         }
 
         let now = Date()
-        var imageRows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]]
+        var imageRows = [
+            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]
+        ]
         for image in images {
-            let shared = Set(image.diffIDs).filter { (layerImages[$0] ?? 0) > 1 }.reduce(0) { $0 + (layerSize[$1] ?? 0) }
+            let shared = Set(image.diffIDs).filter { (layerImages[$0] ?? 0) > 1 }.reduce(0) {
+                $0 + (layerSize[$1] ?? 0)
+            }
             let (repository, tag) = ImageList.splitReference(image.reference)
             imageRows.append([
                 repository, tag, String(image.id.dropFirst("sha256:".count).prefix(12)),
@@ -94,7 +98,8 @@ struct SystemDiskUsage: ParsableCommand {
         print("Containers space usage:\n\n" + HumanFormat.table(containerRows))
         print("Local Volumes space usage:\n\n" + HumanFormat.table([["VOLUME NAME", "LINKS", "SIZE"]]))
         print("Build cache usage: 0B\n")
-        print(HumanFormat.table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]),
+        print(
+            HumanFormat.table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]),
             terminator: "")
     }
 

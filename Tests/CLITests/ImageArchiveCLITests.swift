@@ -97,10 +97,13 @@ import Testing
         let world = try World()
         #expect(try world.berth(["image", "tag", "busybox", "busybox:v2"]).status == 0)
         let before = try world.inspect("busybox")
-        let save = try world.berth(["image", "save", "-o", world.dir.path + "/saved.tar", "busybox:latest", "busybox:v2"])
+        let save = try world.berth([
+            "image", "save", "-o", world.dir.path + "/saved.tar", "busybox:latest", "busybox:v2",
+        ])
         #expect(save.status == 0, "\(save.stderr)")
         // Nothing but the archive is left beside it.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: world.dir.path).filter { $0.hasPrefix(".") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: world.dir.path).filter { $0.hasPrefix(".") }.isEmpty)
 
         let load = try world.berth(["image", "load", "-i", world.dir.path + "/saved.tar"], root: world.emptyRoot)
         #expect(load.status == 0, "\(load.stderr)")
@@ -108,8 +111,9 @@ import Testing
         let after = try world.inspect("busybox", root: world.emptyRoot)
         #expect(after["Id"] as? String == before["Id"] as? String)
         #expect(after["RepoTags"] as? [String] == ["busybox:latest", "busybox:v2"])
-        #expect((after["RootFS"] as? [String: Any])?["Layers"] as? [String]
-            == (before["RootFS"] as? [String: Any])?["Layers"] as? [String])
+        #expect(
+            (after["RootFS"] as? [String: Any])?["Layers"] as? [String]
+                == (before["RootFS"] as? [String: Any])?["Layers"] as? [String])
         #expect(after["RepoDigests"] as? [String] == before["RepoDigests"] as? [String])
         #expect(after["Config"] as? NSDictionary == before["Config"] as? NSDictionary)
 
@@ -130,7 +134,8 @@ import Testing
             "BERTH_ROOT=\"$ROOT\" \"$BERTH\" save busybox | BERTH_ROOT=\"$W/empty\" \"$BERTH\" load")
         #expect(out == "Loaded image: busybox:latest\n")
         // By ID: the image without names.
-        let id = try world.berth(["image", "ls", "-q", "--no-trunc"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let id = try world.berth(["image", "ls", "-q", "--no-trunc"]).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         try world.sh("\"$BERTH\" --root \"$ROOT\" save \(id) | gzip > \"$W/byid.tar.gz\"")
         try world.sh("rm -rf \"$W/empty\"")
         let load = try world.berth(["image", "load", "-i", world.dir.path + "/byid.tar.gz"], root: world.emptyRoot)
@@ -148,7 +153,8 @@ import Testing
         let index = try String(contentsOfFile: world.dir.path + "/oci/index.json", encoding: .utf8)
         #expect(index.contains("busybox"))
         // And skopeo's OCI archive of it loads back.
-        try world.sh("skopeo --insecure-policy copy -q oci:\"$W/oci\":busybox oci-archive:\"$W/oci.tar\":busybox:skopeo")
+        try world.sh(
+            "skopeo --insecure-policy copy -q oci:\"$W/oci\":busybox oci-archive:\"$W/oci.tar\":busybox:skopeo")
         let load = try world.berth(["image", "load", "-i", world.dir.path + "/oci.tar"], root: world.emptyRoot)
         #expect(load.status == 0, "\(load.stderr)")
     }
@@ -200,9 +206,11 @@ import Testing
         #expect(lines[1].hasPrefix(String(id.dropFirst(7).prefix(12))) && lines[1].hasSuffix("second"))
         #expect(lines[2].hasPrefix("<missing>") && lines[2].contains("0B") && lines[2].contains("CMD"))
         #expect(lines[3].contains("ADD busybox /"))
-        #expect(try world.berth(["history", "-q", "legacy:1.0"], root: world.emptyRoot).stdout
-            == String(id.dropFirst(7).prefix(12)) + "\n")
-        let full = try world.berth(["image", "history", "--no-trunc", "--human=false", "legacy:1.0"], root: world.emptyRoot)
+        #expect(
+            try world.berth(["history", "-q", "legacy:1.0"], root: world.emptyRoot).stdout
+                == String(id.dropFirst(7).prefix(12)) + "\n")
+        let full = try world.berth(
+            ["image", "history", "--no-trunc", "--human=false", "legacy:1.0"], root: world.emptyRoot)
         #expect(full.stdout.contains(id) && full.stdout.contains("2024-01-02T00:00:00.000Z"), "\(full.stderr)")
     }
 
@@ -245,12 +253,15 @@ import Testing
 
     /// Loads `file` into the empty root and expects one `berth:` line containing `words`, a
     /// failure, and a store with nothing in it.
-    func expectRefused(_ world: World, _ file: String, _ words: String, sourceLocation: SourceLocation = #_sourceLocation)
+    func expectRefused(
+        _ world: World, _ file: String, _ words: String, sourceLocation: SourceLocation = #_sourceLocation
+    )
         throws
     {
         let load = try world.berth(["image", "load", "-i", world.dir.path + "/" + file], root: world.emptyRoot)
         #expect(load.status != 0, sourceLocation: sourceLocation)
-        #expect(load.stderr.hasPrefix("berth: ") && load.stderr.filter { $0 == "\n" }.count == 1,
+        #expect(
+            load.stderr.hasPrefix("berth: ") && load.stderr.filter { $0 == "\n" }.count == 1,
             "\(load.stderr)", sourceLocation: sourceLocation)
         #expect(load.stderr.contains(words), "\(load.stderr)", sourceLocation: sourceLocation)
         #expect(try world.storeIsEmpty(world.emptyRoot), sourceLocation: sourceLocation)
@@ -368,7 +379,8 @@ import Testing
         #expect(
             refused.stderr.contains(
                 "Error response from daemon: conflict: unable to remove repository reference \"busybox\" "
-                    + "(must force) - container \(container) is using its referenced image \(short)"), "\(refused.stderr)")
+                    + "(must force) - container \(container) is using its referenced image \(short)"),
+            "\(refused.stderr)")
         let byID = try world.berth(["rmi", short])
         #expect(byID.status == 1 && byID.stderr.contains("unable to delete \(short) (must be forced)"))
         #expect(try world.berth(["image", "ls", "-q"]).stdout == short + "\n")
