@@ -81,3 +81,30 @@ FORWARD(int, archive_entry_xattr_next,
 FORWARD(int, archive_entry_acl_reset, (struct archive_entry *e, int t), (e, t))
 FORWARD(int, archive_entry_acl_next,
         (struct archive_entry *e, int w, int *t, int *p, int *tag, int *q, const char **n), (e, w, t, p, tag, q, n))
+/* FORWARD for functions that return nothing (C forbids returning a void expression). */
+#define FORWARD_VOID(name, params, args)                          \
+    void name params {                                            \
+        static void(*fn) params;                                  \
+        if (!fn) fn = (void(*) params)real(#name);                \
+        fn args;                                                  \
+    }
+
+/* Image archives (`image load` reads the outer tar from a descriptor; `image save` writes one). */
+FORWARD(int, archive_read_open_fd, (struct archive *a, int fd, size_t b), (a, fd, b))
+FORWARD(__LA_MODE_T, archive_entry_mode, (struct archive_entry *e), (e))
+FORWARD(struct archive *, archive_write_new, (void), ())
+FORWARD(int, archive_write_free, (struct archive *a), (a))
+FORWARD(int, archive_write_set_format_pax_restricted, (struct archive *a), (a))
+FORWARD(int, archive_write_set_bytes_in_last_block, (struct archive *a, int n), (a, n))
+FORWARD(int, archive_write_open_fd, (struct archive *a, int fd), (a, fd))
+FORWARD(int, archive_write_header, (struct archive *a, struct archive_entry *e), (a, e))
+FORWARD(la_ssize_t, archive_write_data, (struct archive *a, const void *b, size_t s), (a, b, s))
+FORWARD(int, archive_write_finish_entry, (struct archive *a), (a))
+FORWARD(int, archive_write_close, (struct archive *a), (a))
+FORWARD(struct archive_entry *, archive_entry_new, (void), ())
+FORWARD_VOID(archive_entry_free, (struct archive_entry *e), (e))
+FORWARD_VOID(archive_entry_set_pathname, (struct archive_entry *e, const char *p), (e, p))
+FORWARD_VOID(archive_entry_set_size, (struct archive_entry *e, la_int64_t s), (e, s))
+FORWARD_VOID(archive_entry_set_filetype, (struct archive_entry *e, unsigned int t), (e, t))
+FORWARD_VOID(archive_entry_set_perm, (struct archive_entry *e, __LA_MODE_T p), (e, p))
+FORWARD_VOID(archive_entry_set_mtime, (struct archive_entry *e, time_t t, long n), (e, t, n))

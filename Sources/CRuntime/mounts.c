@@ -238,6 +238,30 @@ static void read_fs_message(int fs, char *message, size_t size) {
     if (n > 2 && message[1] == ' ') memmove(message, message + 2, strlen(message + 2) + 1);
 }
 
+/* fsconfig copies at most 256 bytes of a string value (strndup_user in fs/fsopen.c) and fails
+   longer ones with EINVAL, so two or three layers under a long root do not fit in one
+   "lowerdir". Since Linux 6.8, "lowerdir+" adds one layer per call (topmost first, as in
+   "lowerdir"); a short list still goes in one call, which older kernels take too. */
+static int set_lowerdirs(int fs, const char *lowerdir) {
+    if (strlen(lowerdir) < 256) return fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", lowerdir, 0);
+    char one[PATH_MAX];
+    const char *p = lowerdir;
+    while (*p) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n >= sizeof one) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", one, 0) < 0) return -1;
+        p += n;
+        if (*p == ':') p++;
+    }
+    return 0;
+}
+
 int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *workdir, char *message, size_t size) {
     if (size) message[0] = '\0';
     int fs = fsopen("overlay", FSOPEN_CLOEXEC);
@@ -246,7 +270,7 @@ int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *w
     /* volatile: the upper dir is the container's scratch space; without it every unmount
        (each container exit) syncs the whole host file system that holds ROOT (10-30 ms). */
     if (fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0 ||
-        fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", lowerdir, 0) < 0 ||
+        set_lowerdirs(fs, lowerdir) < 0 ||
         fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upperdir, 0) < 0 ||
         fsconfig(fs, FSCONFIG_SET_STRING, "workdir", workdir, 0) < 0 ||
         fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0 ||

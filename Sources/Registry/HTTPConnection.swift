@@ -50,10 +50,9 @@ final class HTTPConnection {
         var code: CURLcode
         var message: String
 
-        /// The server answered, but not in TLS: a plain-HTTP registry.
-        var serverSpeaksPlainHTTP: Bool {
-            code == CURLE_SSL_CONNECT_ERROR && message.contains("wrong version number")
-        }
+        /// The TLS handshake failed, not on the certificate (that is CURLE_PEER_FAILED_VERIFICATION):
+        /// typically a plain-HTTP server answering the ClientHello ("wrong version number").
+        var serverSpeaksPlainHTTP: Bool { code == CURLE_SSL_CONNECT_ERROR }
         var isCertificateProblem: Bool {
             code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE
         }
@@ -120,7 +119,8 @@ final class HTTPConnection {
                         } else if method == "POST" {
                             ccurl_setopt_long(handle, CURLOPT_POST, 1)
                             ccurl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, 0)
-                            ccurl_setopt_pointer(handle, CURLOPT_POSTFIELDS, "")
+                            // Copied: a plain POSTFIELDS pointer must outlive the transfer.
+                            ccurl_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, "")
                         } else if method != "GET" {
                             ccurl_setopt_pointer(handle, CURLOPT_CUSTOMREQUEST, method)
                             if method == "PUT" {

@@ -24,6 +24,12 @@ struct Berth: ParsableCommand {
             Login.self,
             Logout.self,
             Search.self,
+            // Docker's top-level shortcuts for image commands (hidden from help, as Docker's).
+            LoadShortcut.self,
+            SaveShortcut.self,
+            ImagesShortcut.self,
+            RmiShortcut.self,
+            HistoryShortcut.self,
         ]
     )
 

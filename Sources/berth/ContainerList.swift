@@ -36,7 +36,7 @@ struct ContainerList: ParsableCommand {
             if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
             rows.append([
                 noTrunc ? c.id : c.shortID, c.record.spec.image, "\"\(command)\"",
-                ago(c.record.created) + " ago", status(s), ports(c, s), c.name,
+                ago(c.record.created) + " ago", Self.status(s), ports(c, s), c.name,
             ])
         }
         if quiet { return }
@@ -87,7 +87,7 @@ struct ContainerList: ParsableCommand {
         return result.joined(separator: ", ")
     }
 
-    func status(_ s: ContainerState) -> String {
+    static func status(_ s: ContainerState) -> String {
         switch s.status {
         case .created: return "Created"
         case .running: return "Up " + ago(s.startedAt ?? "")

@@ -6,8 +6,9 @@ import FoundationEssentials
 
 /// Docker's human-readable sizes, durations and tables.
 enum HumanFormat {
-    /// Decimal units with three significant digits: `4.26MB`, `1.23kB`, `512B`.
-    static func size(_ bytes: Int64) -> String {
+    /// Decimal units with three significant digits: `4.26MB`, `1.23kB`, `512B` (`image ls`);
+    /// `system df` and the prunes' totals use four, as Docker's units.HumanSize.
+    static func size(_ bytes: Int64, precision: Int = 3) -> String {
         let units = ["B", "kB", "MB", "GB", "TB", "PB"]
         var value = Double(bytes)
         var unit = 0
@@ -15,7 +16,7 @@ enum HumanFormat {
             value /= 1000
             unit += 1
         }
-        var text = printfString("%.3g", value)
+        var text = printfString("%.\(precision)g", value)
         if text.contains("e") { text = printfString("%.0f", value) }
         return text + units[unit]
     }

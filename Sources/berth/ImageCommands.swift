@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import Images
+import Runtime
 import Support
 
 /// `berth image ...`, named and flagged like `docker image ...`.
@@ -8,7 +9,9 @@ struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
         subcommands: [
-            ImageImport.self, ImagePull.self, ImagePush.self, ImageList.self, ImageRemove.self, ImageTag.self, ImageInspect.self])
+            ImageImport.self, ImagePull.self, ImagePush.self, ImageList.self, ImageRemove.self, ImageTag.self, ImageInspect.self, ImageLoad.self,
+            ImageSave.self, ImageHistory.self, ImagePrune.self,
+        ])
 }
 
 struct ImageImport: ParsableCommand {
@@ -50,23 +53,34 @@ struct ImageList: ParsableCommand {
     @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
     var noTrunc = false
 
+    @Flag(name: .customLong("digests"), help: "Show digests.")
+    var digests = false
+
+    @Option(
+        name: [.customShort("f"), .customLong("filter")],
+        help: "Filter output based on conditions provided (dangling=true|false, reference=PATTERN).")
+    var filters: [String] = []
+
     func run() throws {
-        let images = try ImageStore(root: global.stateRoot).list()
+        let filter = try ImageFilter(filters)
+        let images = try ImageStore(root: global.stateRoot).list().filter(filter.matches)
         if quiet {
             // Like docker: one line per image, not per reference.
             var seen = Set<String>()
             for image in images where seen.insert(image.id).inserted { print(displayID(image.id)) }
             return
         }
-        var rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+        var rows = [["REPOSITORY", "TAG"] + (digests ? ["DIGEST"] : []) + ["IMAGE ID", "CREATED", "SIZE"]]
         let now = Date()
         for image in images {
-            let (repository, tag) = splitReference(image.reference)
-            rows.append([
-                repository, tag, displayID(image.id),
-                image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
-                HumanFormat.size(image.size),
-            ])
+            let (repository, tag) = Self.splitReference(image.reference)
+            rows.append(
+                [repository, tag] + (digests ? [image.manifestDigest.isEmpty ? "<none>" : image.manifestDigest] : [])
+                    + [
+                        displayID(image.id),
+                        image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
+                        HumanFormat.size(image.size),
+                    ])
         }
         print(HumanFormat.table(rows), terminator: "")
     }
@@ -75,7 +89,8 @@ struct ImageList: ParsableCommand {
         noTrunc ? id : String(id.dropFirst("sha256:".count).prefix(12))
     }
 
-    private func splitReference(_ reference: String) -> (String, String) {
+    /// `busybox:latest` → ("busybox", "latest"); an untagged image is `<none>` twice.
+    static func splitReference(_ reference: String) -> (String, String) {
         guard !reference.isEmpty else { return ("<none>", "<none>") }
         var name = Substring(reference)
         if let at = name.firstIndex(of: "@") { name = name[..<at] }
@@ -93,7 +108,8 @@ struct ImageRemove: ParsableCommand {
     @OptionGroup var global: RootOptions
 
     @Flag(
-        name: [.customShort("f"), .customLong("force")], help: "Remove an image ID even if several references share it."
+        name: [.customShort("f"), .customLong("force")],
+        help: "Remove an image ID even if several references share it, or untag an image containers use."
     )
     var force = false
 
@@ -102,13 +118,51 @@ struct ImageRemove: ParsableCommand {
 
     func run() throws {
         let store = try ImageStore(root: global.stateRoot)
+        let containers = Container.list(root: global.stateRoot)
         try forEachArgument(images) { name in
             let image = try store.image(name)
+            // A reference the image has besides others goes freely: the image stays, named.
+            let references = try store.list().filter { $0.id == image.id && !$0.reference.isEmpty }.count
+            if references < 2 || !ImageInUse.isReference(name, in: store),
+                let user = containers.first(where: { $0.record.spec.imageID == image.id })
+            {
+                // Removing the image would take the layers its containers stack: as Docker, only
+                // with -f, and then the image stays, untagged, for as long as they use it.
+                guard force else { throw try ImageInUse(name: name, image: image, container: user, store: store) }
+                let untagged = try store.untag(name)
+                return untagged.map { "Untagged: \($0)\n" }.joined()
+            }
             try store.remove(name, force: force)
             var said = image.reference.isEmpty ? "" : "Untagged: \(image.reference)\n"
             if (try? store.image(image.id)) == nil { said += "Deleted: \(image.id)\n" }
             return said
         }
+    }
+}
+
+/// Docker's conflict when an image to remove is a container's: worded as Docker words it
+/// (scripts match it), for a reference or for an ID.
+struct ImageInUse: Error, CustomStringConvertible {
+    var description: String
+
+    init(name: String, image: Image, container: Container, store: ImageStore) throws {
+        let imageID = String(image.id.dropFirst("sha256:".count).prefix(12))
+        if Self.isReference(name, in: store) {
+            description =
+                "Error response from daemon: conflict: unable to remove repository reference \"\(name)\" "
+                + "(must force) - container \(container.shortID) is using its referenced image \(imageID)"
+        } else {
+            let state = container.isRunning ? "running" : "stopped"
+            description =
+                "Error response from daemon: conflict: unable to delete \(imageID) (must be forced) - "
+                + "image is being used by \(state) container \(container.shortID)"
+        }
+    }
+
+    /// Whether `name` is one of the store's references (not an ID).
+    static func isReference(_ name: String, in store: ImageStore) -> Bool {
+        guard let ref = try? ImageReference(parsing: name) else { return false }
+        return (try? store.list())?.contains { $0.reference == ref.familiar } ?? false
     }
 }
 

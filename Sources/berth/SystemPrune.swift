@@ -12,7 +12,7 @@ import Support
 struct SystemCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "system", abstract: "Manage berth's state.",
-        subcommands: [SystemPrune.self])
+        subcommands: [SystemPrune.self, SystemDiskUsage.self])
 }
 
 /// `docker system prune`: removes every container that is not running, what berth processes
