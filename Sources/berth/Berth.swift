@@ -27,7 +27,6 @@ struct Berth: ParsableCommand {
             // Docker's top-level shortcuts for image commands (hidden from help, as Docker's).
             LoadShortcut.self,
             SaveShortcut.self,
-            ImagesShortcut.self,
             RmiShortcut.self,
             HistoryShortcut.self,
         ]

@@ -163,13 +163,6 @@ struct SaveShortcut: ParsableCommand {
     func run() throws { try command.run() }
 }
 
-struct ImagesShortcut: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "images", abstract: ImageList.configuration.abstract, shouldDisplay: false)
-    @OptionGroup var command: ImageList
-    func run() throws { try command.run() }
-}
-
 struct RmiShortcut: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rmi", abstract: ImageRemove.configuration.abstract, shouldDisplay: false)

@@ -326,7 +326,7 @@ import Testing
         #expect(try rows(["dangling=true"]) == ["<none>:<none>"])
         #expect(try rows(["dangling=false"]).count == 3)
         #expect(try rows(["dangling=false", "reference=other/*"]) == ["other/box:2"])
-        #expect(try world.berth(["images", "-q", "--filter", "dangling=true"]).stdout.count == 13)
+        #expect(try world.berth(["image", "ls", "-q", "--filter", "dangling=true"]).stdout.count == 13)
         #expect(try world.berth(["image", "ls", "-f", "colour=red"]).status != 0)
 
         let digests = try world.berth(["image", "ls", "--digests", "-f", "reference=busybox:latest"])
