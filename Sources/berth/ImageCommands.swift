@@ -75,7 +75,7 @@ struct ImageList: ParsableCommand {
         for image in images {
             let (repository, tag) = Self.splitReference(image.reference)
             rows.append(
-                [repository, tag] + (digests ? [image.manifestDigest.isEmpty ? "<none>" : image.manifestDigest] : [])
+                [repository, tag] + (digests ? [Self.digest(of: image)] : [])
                     + [
                         displayID(image.id),
                         image.created.map { HumanFormat.duration(now.timeIntervalSince($0)) + " ago" } ?? "N/A",
@@ -83,6 +83,14 @@ struct ImageList: ParsableCommand {
                     ])
         }
         print(HumanFormat.table(rows), terminator: "")
+    }
+
+    /// The registry's digest for a pulled image (as inspect's RepoDigests), else the stored manifest's.
+    static func digest(of image: Image) -> String {
+        if let repoDigest = image.repoDigest, let at = repoDigest.lastIndex(of: "@") {
+            return String(repoDigest[repoDigest.index(after: at)...])
+        }
+        return image.manifestDigest.isEmpty ? "<none>" : image.manifestDigest
     }
 
     private func displayID(_ id: String) -> String {
