@@ -28,9 +28,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# skopeo reads and writes credentials nowhere but here.
-export REGISTRY_AUTH_FILE="$work/auth.json"
-echo '{}' >"$REGISTRY_AUTH_FILE"
+# skopeo reads and writes credentials nowhere but here (not exported: docker-registry would take
+# REGISTRY_AUTH_FILE for its auth.file setting).
+echo '{}' >"$work/auth.json"
+skopeo() { REGISTRY_AUTH_FILE="$work/auth.json" command skopeo "$@"; }
 
 # The registry: plain HTTP on 127.0.0.1 and a port nothing uses, its storage under the work dir.
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -47,7 +48,7 @@ http:
   addr: 127.0.0.1:$port
   secret: berth-bench
 YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+env $(env | grep -o "^REGISTRY_[A-Z_]*" | sed "s/^/-u /") docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
 for _ in $(seq 300); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && break
