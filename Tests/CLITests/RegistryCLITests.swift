@@ -128,7 +128,8 @@ import Testing
         _ client: Client, _ reference: String, _ image: BuiltImage, digest: String? = nil,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
-        let inspect = try #require(try client.inspect(reference), "image inspect \(reference)", sourceLocation: sourceLocation)
+        let inspect = try #require(
+            try client.inspect(reference), "image inspect \(reference)", sourceLocation: sourceLocation)
         #expect(inspect["Id"] as? String == image.configDigest, sourceLocation: sourceLocation)
         #expect(inspect["RepoTags"] as? [String] == [reference], sourceLocation: sourceLocation)
         let repository = String(reference[..<reference.lastIndex(of: ":")!])
@@ -281,7 +282,9 @@ import Testing
         let pull = try client.berth(["image", "pull", "--all-tags", "\(registry.host)/app/tags"])
         try #require(pull.status == 0, "\(pull.stderr)")
         for (tag, image) in [("v1", one), ("v2", two), ("latest", one)] {
-            #expect(try client.inspect("\(registry.host)/app/tags:\(tag)")?["Id"] as? String == image.configDigest, "\(tag)")
+            #expect(
+                try client.inspect("\(registry.host)/app/tags:\(tag)")?["Id"] as? String == image.configDigest, "\(tag)"
+            )
         }
         #expect(try client.inspect("\(registry.host)/app/elsewhere:v1") == nil)
         #expect(Set(try client.imageIDs()).count == 2)
@@ -301,7 +304,8 @@ import Testing
         try registry.push(layout, tag: "v1", to: "private/app")
         let reference = "\(registry.host)/private/app:v1"
 
-        try Self.expectCleanFailure(try client.berth(["image", "pull", reference]), client, mentions: Self.unauthorized)
+        try Self.expectCleanFailure(
+            try client.berth(["image", "pull", reference]), client, mentions: Self.unauthorized)
 
         let wrong = try client.berth(["login", "-u", "alice", "-p", "wrong", registry.host])
         #expect(wrong.status != 0)
@@ -374,7 +378,9 @@ import Testing
         #expect(try client.berth(["image", "tag", reference, mine]).status == 0)
         let refused = try client.berth(["image", "push", mine])
         #expect(refused.status != 0)
-        #expect(refused.stderr.hasPrefix("berth: ") && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+        #expect(
+            refused.stderr.hasPrefix("berth: ") && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)"
+        )
         #expect(
             (Self.unauthorized + ["denied"]).contains { refused.stderr.lowercased().contains($0) }, "\(refused.stderr)")
 
@@ -449,10 +455,17 @@ import Testing
         let reference = "\(fake.host)/app/resume:v1"
 
         let first = try client.start(["image", "pull", reference])
-        let stored = eventually(60) { small.allSatisfy { client.blobs.contains(String($0.digest.dropFirst(7))) } }
-        let held = eventually(30) { fake.requests.contains { $0.method == "GET" && $0.path.hasSuffix(big.digest) } }
+        // (Not waiting on when the pull ended early: its error tells more.)
+        let stored = eventually(60) {
+            small.allSatisfy { client.blobs.contains(String($0.digest.dropFirst(7))) } || !first.process.isRunning
+        }
+        let held = eventually(30) {
+            fake.requests.contains { $0.method == "GET" && $0.path.hasSuffix(big.digest) } || !first.process.isRunning
+        }
+        let running = first.process.isRunning
         first.kill()
         let killed = first.wait()
+        try #require(running, "the pull ended while a layer was held: \(killed.stderr)")
         try #require(stored && held, "the small layers were not stored while the big one was held: \(killed.stderr)")
         #expect(!client.blobs.contains(String(big.digest.dropFirst(7))), "a half-fetched blob was stored")
         fake.release()
@@ -483,13 +496,16 @@ import Testing
         try Self.expectPulled(client, reference, image)
         #expect(try client.imageIDs() == [String(image.configDigest.dropFirst(7).prefix(12))])
         // The store holds exactly the image's blobs, whole.
-        let expected = Set(([image.manifest.digest, image.configDigest] + image.layers.map(\.digest)).map { String($0.dropFirst(7)) })
+        let expected = Set(
+            ([image.manifest.digest, image.configDigest] + image.layers.map(\.digest)).map { String($0.dropFirst(7)) })
         #expect(client.blobs == expected)
         for hex in client.blobs {
             let data = try Data(contentsOf: URL(fileURLWithPath: client.root + "/images/blobs/sha256/" + hex))
             #expect(OCILayoutBuilder.sha256(data) == "sha256:" + hex)
         }
-        let run = try client.berth(["container", "run", "--rm", "--network", "none", reference, "sh", "-c", "wc -c < /one"])
+        let run = try client.berth([
+            "container", "run", "--rm", "--network", "none", reference, "sh", "-c", "wc -c < /one",
+        ])
         #expect(run.stdout == "\(4 << 20)\n", "\(run.stderr)")
     }
 

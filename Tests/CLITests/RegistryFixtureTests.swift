@@ -81,7 +81,8 @@ import Testing
         ])
         #expect(authorized.stdout == "200")
         try registry.push(layout, tag: "v1", to: "private/app")
-        let denied = try registry.skopeo("inspect", ["--raw", "docker://\(registry.host)/private/app:v1"], anonymous: true)
+        let denied = try registry.skopeo(
+            "inspect", ["--raw", "docker://\(registry.host)/private/app:v1"], anonymous: true)
         #expect(denied.status != 0)
         #expect(try registry.skopeo("inspect", ["--raw", "docker://\(registry.host)/private/app:v1"]).status == 0)
     }
@@ -152,7 +153,8 @@ import Testing
         try registry.push(layout, tag: "v1", to: "fixture/corrupt")
         let layer = try #require(image.layers.first)
         try corrupt(registry.blobDataPath(layer.digest))
-        let copy = try registry.skopeo("copy", ["docker://\(registry.host)/fixture/corrupt:v1", "oci:\(dir.path)/out:x"])
+        let copy = try registry.skopeo(
+            "copy", ["docker://\(registry.host)/fixture/corrupt:v1", "oci:\(dir.path)/out:x"])
         #expect(copy.status != 0)
         #expect(copy.stderr.lowercased().contains("digest did not match"), "\(copy.stderr)")
     }
@@ -187,7 +189,11 @@ import Testing
         let result = Collected()
         DispatchQueue.global().async(group: waiting) {
             result.value = try? Command.run(
-                "curl", ["-s", "--max-time", "30", "-o", dir.path + "/whole", "http://\(fake.host)/v2/fake/app/blobs/\(big.digest)"])
+                "curl",
+                [
+                    "-s", "--max-time", "30", "-o", dir.path + "/whole",
+                    "http://\(fake.host)/v2/fake/app/blobs/\(big.digest)",
+                ])
         }
         #expect(waiting.wait(timeout: .now() + 1) == .timedOut)
         fake.release()
@@ -203,10 +209,14 @@ import Testing
         #expect(resumed.stdout == "206 \(big.size - 100)")
 
         // Any media type, as given.
-        fake.addManifest(Data(#"{"mediaType":"application/x-bogus"}"#.utf8), mediaType: "application/x-bogus", repository: "fake/bogus", tag: "v1")
+        fake.addManifest(
+            Data(#"{"mediaType":"application/x-bogus"}"#.utf8), mediaType: "application/x-bogus",
+            repository: "fake/bogus", tag: "v1")
         let head = try Self.curl(["-I", "http://\(fake.host)/v2/fake/bogus/manifests/v1"]).stdout.lowercased()
         #expect(head.contains("content-type: application/x-bogus"), "\(head)")
-        #expect(try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "http://\(fake.host)/v2/fake/none/manifests/v1"]).stdout == "404")
+        #expect(
+            try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "http://\(fake.host)/v2/fake/none/manifests/v1"])
+                .stdout == "404")
         #expect(fake.requests.contains { $0.method == "HEAD" && $0.path == "/v2/fake/bogus/manifests/v1" })
     }
 }

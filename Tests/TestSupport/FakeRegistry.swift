@@ -63,7 +63,9 @@ public final class FakeRegistry: @unchecked Sendable {
 
     /// Serves a layout's blobs, its manifests and indexes by digest as REPOSITORY's, and
     /// `descriptor` (one of them) as REPOSITORY:TAG.
-    public func serve(_ layout: OCILayoutBuilder, _ descriptor: OCIDescriptor, as repository: String, tag: String) throws {
+    public func serve(_ layout: OCILayoutBuilder, _ descriptor: OCIDescriptor, as repository: String, tag: String)
+        throws
+    {
         let dir = layout.path + "/blobs/sha256"
         for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
             let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))
@@ -76,7 +78,8 @@ public final class FakeRegistry: @unchecked Sendable {
                 addManifest(data, mediaType: mediaType, repository: repository)
             }
         }
-        addManifest(try layout.readBlob(descriptor.digest), mediaType: descriptor.mediaType, repository: repository, tag: tag)
+        addManifest(
+            try layout.readBlob(descriptor.digest), mediaType: descriptor.mediaType, repository: repository, tag: tag)
     }
 
     /// Sends the first `bytes` of blob `digest`, then holds the rest until `release()`.
@@ -133,14 +136,16 @@ public final class FakeRegistry: @unchecked Sendable {
                 api + [("Content-Type", "application/octet-stream"), ("Docker-Content-Digest", digest)]
             // A range `bytes=N-` (a client resuming): 206 with the rest.
             if let range = request.headers["range"], range.hasPrefix("bytes="),
-                let dash = range.firstIndex(of: "-"), let start = Int(range[range.index(range.startIndex, offsetBy: 6)..<dash]),
+                let dash = range.firstIndex(of: "-"),
+                let start = Int(range[range.index(range.startIndex, offsetBy: 6)..<dash]),
                 range[range.index(after: dash)...].isEmpty
             {
                 guard start < data.count else {
                     return HTTPResponse(status: 416, headers: headers + [("Content-Range", "bytes */\(data.count)")])
                 }
                 return HTTPResponse(
-                    status: 206, headers: headers + [("Content-Range", "bytes \(start)-\(data.count - 1)/\(data.count)")],
+                    status: 206,
+                    headers: headers + [("Content-Range", "bytes \(start)-\(data.count - 1)/\(data.count)")],
                     body: data.dropFirst(start))
             }
             var response = HTTPResponse(status: 200, headers: headers + [("Accept-Ranges", "bytes")], body: data)

@@ -139,7 +139,9 @@ public final class OCILayoutBuilder {
         path + "/blobs/sha256/" + digest.replacingOccurrences(of: "sha256:", with: "")
     }
 
-    public func readBlob(_ digest: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: blobPath(digest))) }
+    public func readBlob(_ digest: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: blobPath(digest)))
+    }
 
     /// The layer's tar.gz blob and its diff ID (the uncompressed tar's digest).
     public func layer(_ spec: LayerSpec) throws -> (descriptor: OCIDescriptor, diffID: String) {

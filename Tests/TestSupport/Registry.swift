@@ -358,11 +358,17 @@ public final class RegistryServer {
 
     /// `skopeo copy --all` of the layout's `tag` to REPOSITORY:TAG here (TAG defaults to the
     /// layout's), with the registry's credentials and CA.
-    public func push(_ layout: OCILayoutBuilder, tag: String, to repository: String, as target: String? = nil, user: User? = nil)
+    public func push(
+        _ layout: OCILayoutBuilder, tag: String, to repository: String, as target: String? = nil, user: User? = nil
+    )
         throws
     {
         var arguments = ["copy", "--all", "--quiet", "--retry-times", "0"]
-        if let ca { arguments += ["--dest-cert-dir", ca.certDirectory] } else { arguments += ["--dest-tls-verify=false"] }
+        if let ca {
+            arguments += ["--dest-cert-dir", ca.certDirectory]
+        } else {
+            arguments += ["--dest-tls-verify=false"]
+        }
         if let creds = credentials(user).first { arguments += ["--dest-creds", creds] }
         arguments += ["oci:\(layout.path):\(tag)", "docker://\(host)/\(repository):\(target ?? tag)"]
         try Command.check("skopeo", arguments, environment: try skopeoEnvironment(directory.path))

@@ -89,7 +89,9 @@ public final class TokenServer: @unchecked Sendable {
             user = String(pair[0])
             password = pair.count > 1 ? String(pair[1]) : ""
         }
-        let scopes = parameters.filter { $0.name == "scope" }.flatMap { $0.value.split(separator: " ").map(String.init) }
+        let scopes = parameters.filter { $0.name == "scope" }.flatMap {
+            $0.value.split(separator: " ").map(String.init)
+        }
         let requestedService = parameters.first { $0.name == "service" }?.value
         var entry = Request(
             method: request.method, user: nil, rejected: false, service: requestedService, scopes: scopes, granted: [:])
