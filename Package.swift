@@ -124,7 +124,9 @@ let package = Package(
         .executableTarget(name: "berth-bench-attach", dependencies: ["Network", "CNetlink"], path: "bench/attach"),
 
         // What the test targets share (running the built `berth`); a test target cannot import another.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/TestSupport"),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
