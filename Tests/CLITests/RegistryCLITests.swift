@@ -191,22 +191,25 @@ import Testing
         try Self.expectPulled(other, reference, image)
     }
 
-    /// `berth pull REF` and `berth push REF`, as `docker pull` and `docker push`.
-    @Test func topLevelPullAndPushAreTheImageVerbs() throws {
+    /// A push to another repository of the same registry mounts the blobs a stored image came
+    /// with from there (cross-repository mount) instead of sending them again.
+    @Test func pushMountsBlobsFromAnotherRepository() throws {
         let client = try Client()
         let layout = try Self.layout(client)
         let image = try Self.smallImage(layout, tag: "v1")
         let registry = try RegistryServer()
         try registry.push(layout, tag: "v1", to: "app/top")
         let reference = "\(registry.host)/app/top:v1"
-        let pull = try client.berth(["pull", "-q", reference])
+        let pull = try client.berth(["image", "pull", "-q", reference])
         #expect(pull.status == 0, "\(pull.stderr)")
         #expect(pull.stdout == reference + "\n")
         try Self.expectPulled(client, reference, image)
         let copy = "\(registry.host)/app/top-copy:v1"
         #expect(try client.berth(["image", "tag", reference, copy]).status == 0)
-        let push = try client.berth(["push", copy])
+        let push = try client.berth(["image", "push", copy])
         #expect(push.status == 0, "\(push.stderr)")
+        #expect(push.stdout.contains("Mounted from app/top"), "\(push.stdout)")
+        #expect(!push.stdout.contains(": Pushed"), "\(push.stdout)")
         #expect(try registry.skopeo("inspect", ["--raw", "docker://\(copy)"]).status == 0)
     }
 
