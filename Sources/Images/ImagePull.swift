@@ -116,6 +116,7 @@ extension ImageStore {
                     reference.familiar, wanted: wanted.description,
                     available: candidates.compactMap { $0.platform?.description })
             }
+            try Self.checkDigests([chosen.digest], in: "the manifest list of \(reference.familiar)")
             fetched = try client.manifest(repository, chosen.digest)
         }
         guard MediaType.imageManifests.contains(fetched.mediaType) else {
@@ -125,6 +126,12 @@ extension ImageStore {
         for layer in manifest.layers where !MediaType.layers.contains(layer.mediaType) {
             throw PullError.unsupportedMediaType("layer \(layer.digest) of \(reference.familiar)", layer.mediaType)
         }
+        // Digests become URLs and file names: a hostile manifest must not name "../" anything.
+        try Self.checkDigests(
+            [manifest.config.digest] + manifest.layers.map(\.digest), in: "the manifest of \(reference.familiar)")
+        if let bad = manifest.layers.first(where: { $0.size < 0 }) {
+            throw PullError.damaged("the manifest of \(reference.familiar)", "layer \(bad.digest) has a negative size")
+        }
         let configData = try client.blobData(repository, manifest.config.digest)
         let config = try decode(OCIImageConfig.self, configData, "the image config of \(reference.familiar)")
         guard config.rootfs.diffIDs.count == manifest.layers.count else {
@@ -132,6 +139,7 @@ extension ImageStore {
                 "the image config of \(reference.familiar)",
                 "\(config.rootfs.diffIDs.count) diff IDs for \(manifest.layers.count) layers")
         }
+        try Self.checkDigests(config.rootfs.diffIDs, in: "the image config of \(reference.familiar)")
         let imagePlatform = Platform(architecture: config.architecture, os: config.os, variant: nil)
         guard imagePlatform.satisfies(Platform(architecture: wanted.architecture, os: wanted.os)) else {
             throw PullError.noMatchingPlatform(
@@ -228,6 +236,13 @@ extension ImageStore {
                 try store.commitBlob(temp, digest: layer.digest)
                 report(.complete)
             }
+        }
+    }
+
+    /// Every digest must be `sha256:` and 64 lowercase hex digits, the only form the store keeps.
+    static func checkDigests(_ digests: [String], in what: String) throws {
+        if let bad = digests.first(where: { !ImageReference.isDigest($0) }) {
+            throw PullError.damaged(what, "\"\(bad.prefix(80))\" is not a sha256 digest")
         }
     }
 

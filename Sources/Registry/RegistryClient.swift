@@ -183,6 +183,10 @@ public final class RegistryClient: @unchecked Sendable {
     ) throws -> HTTPResponse {
         let (base, challenge) = try discover()
         let url = path.hasPrefix("http://") || path.hasPrefix("https://") ? path : base + path
+        // A Location pointing elsewhere (upload storage) gets no credentials or token of this registry.
+        guard Self.sameOrigin(url, base) else {
+            return try perform(method, url, headers: headers, body: body, sink: sink)
+        }
         var auth = try authorization(challenge, scope: scope)
         var response = try perform(method, url, headers: headers + auth, body: body, sink: sink)
         if response.status == 401, case .bearer(let realm, let service, _) = challenge {
@@ -193,6 +197,11 @@ public final class RegistryClient: @unchecked Sendable {
             response = try perform(method, url, headers: headers + auth, body: body, sink: sink)
         }
         return response
+    }
+
+    /// Whether `url` is on the registry's own scheme, host and port.
+    static func sameOrigin(_ url: String, _ base: String) -> Bool {
+        url == base || url.hasPrefix(base + "/") || url.hasPrefix(base + "?")
     }
 
     // MARK: errors

@@ -607,6 +607,29 @@ import Testing
             try client.berth(["image", "pull", "\(fake.host)/app/bogus:v1"]), client, mentions: [bogus])
     }
 
+    /// Digests become URLs and file names: a manifest naming "../" paths as digests is refused
+    /// before anything is fetched or made, and nothing appears where the paths point.
+    @Test func aManifestWithPathsForDigestsIsRefused() throws {
+        let client = try Client()
+        let fake = try FakeRegistry()
+        let config = fake.addBlob(Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
+        let target = "/tmp/berth-hostile-digest-\(getpid())"
+        let manifest = """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config)","size":10},
+             "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest":"sha256:../../../../../../..\(target)","size":10}]}
+            """
+        fake.addManifest(
+            Data(manifest.utf8), mediaType: "application/vnd.oci.image.manifest.v1+json", repository: "app/hostile",
+            tag: "v1")
+        try Self.expectCleanFailure(
+            try client.berth(["image", "pull", "\(fake.host)/app/hostile:v1"]), client, mentions: ["not a sha256 digest"])
+        #expect(!FileManager.default.fileExists(atPath: target))
+        #expect(!FileManager.default.fileExists(atPath: target + ".lock"))
+        #expect(fake.requests.allSatisfy { !$0.path.contains("/blobs/") })
+    }
+
     @Test func anIndexWithOnlyAnotherPlatform() throws {
         let client = try Client()
         let layout = try Self.layout(client)
