@@ -33,41 +33,52 @@ extension ImageStore {
     /// progress (they hold gc.lock shared), so their new blobs are never taken.
     @discardableResult
     public func collectGarbage() throws -> GarbageReport {
-        try FileLock.with(gcLockPath, exclusive: true) {
-            var report = GarbageReport()
-            for name in Files.names(in: tmpDir) {
-                do {
-                    try StoreFiles.removeTree(tmpDir + "/" + name)
-                } catch let error as ImageStore.Error {
-                    report.kept.append((name, error))
-                }
-            }
+        try FileLock.with(gcLockPath, exclusive: true) { try collectLocked() }
+    }
 
-            let blobs: Set<String>
-            let layers: Set<String>
-            switch try referencedContent() {
-            case .success(let content): (blobs, layers) = content
-            case .failure(let damage):
-                report.skipped = damage
-                return report
+    /// A collection only if nothing holds gc.lock now: after a pull or load that succeeded, whose
+    /// caller must not wait behind a long `image save` or another pull for housekeeping. What it
+    /// skips, the next collection does.
+    public func collectGarbageIfIdle() throws {
+        guard let lock = try FileLock.tryExclusive(gcLockPath) else { return }
+        defer { lock.unlock() }
+        _ = try collectLocked()
+    }
+
+    private func collectLocked() throws -> GarbageReport {
+        var report = GarbageReport()
+        for name in Files.names(in: tmpDir) {
+            do {
+                try StoreFiles.removeTree(tmpDir + "/" + name)
+            } catch let error as ImageStore.Error {
+                report.kept.append((name, error))
             }
-            for name in Files.names(in: blobsDir) where !blobs.contains("sha256:" + name) {
-                if unlink(blobsDir + "/" + name) == 0 || errno == ENOENT {
-                    report.removedBlobs.append("sha256:" + name)
-                } else {
-                    report.kept.append(("sha256:" + name, StoreFiles.fail("remove", blobsDir + "/" + name)))
-                }
-            }
-            for name in Files.names(in: layersDir) where !layers.contains("sha256:" + name) {
-                do {
-                    try removeLayer(name)
-                    report.removedLayers.append("sha256:" + name)
-                } catch let error as ImageStore.Error {
-                    report.kept.append(("sha256:" + name, error))
-                }
-            }
+        }
+
+        let blobs: Set<String>
+        let layers: Set<String>
+        switch try referencedContent() {
+        case .success(let content): (blobs, layers) = content
+        case .failure(let damage):
+            report.skipped = damage
             return report
         }
+        for name in Files.names(in: blobsDir) where !blobs.contains("sha256:" + name) {
+            if unlink(blobsDir + "/" + name) == 0 || errno == ENOENT {
+                report.removedBlobs.append("sha256:" + name)
+            } else {
+                report.kept.append(("sha256:" + name, StoreFiles.fail("remove", blobsDir + "/" + name)))
+            }
+        }
+        for name in Files.names(in: layersDir) where !layers.contains("sha256:" + name) {
+            do {
+                try removeLayer(name)
+                report.removedLayers.append("sha256:" + name)
+            } catch let error as ImageStore.Error {
+                report.kept.append(("sha256:" + name, error))
+            }
+        }
+        return report
     }
 
     /// Deletes the unpacked layer `layers/sha256/<name>`. It is first renamed into tmp/, one

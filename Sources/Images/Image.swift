@@ -15,7 +15,7 @@ public struct Image {
     public var created: Date?
     /// `sha256:<hex>` of the manifest the reference points at.
     public var manifestDigest: String
-    /// The layers' diff IDs, lowest first (one per entry of `layerPaths`).
+    /// The layers' diff IDs, lowest first, repeats included (`layerPaths` has each directory once).
     public var diffIDs: [String]
     public var architecture: String
     public var os: String

@@ -47,7 +47,7 @@ extension ImageStore {
             _ = try? collectGarbage()
             throw error
         }
-        try collectGarbage()
+        try collectGarbageIfIdle()
         return loaded
     }
 }
@@ -63,6 +63,8 @@ final class StagedArchive {
     let display: String
     let dir: String
     private(set) var files: [String: File] = [:]
+    /// Symbolic links, by name, to the archive path they resolve to.
+    private var links: [String: String] = [:]
 
     init(fd: Int32, display: String, tmpDir: String) throws {
         defer { close(fd) }
@@ -87,7 +89,7 @@ final class StagedArchive {
         }
         guard let a = archive_read_new() else { throw ImageStore.Error.unpack(display, "", "out of memory") }
         defer { archive_read_free(a) }
-        archive_read_support_filter_all(a)
+        LayerUnpacker.supportDecompressors(a)
         archive_read_support_format_tar(a)
         guard archive_read_open_fd(a, fd, 1 << 20) == ARCHIVE_OK else {
             throw ImageStore.Error.notATar(display, LayerUnpacker.archiveError(a))
@@ -115,14 +117,21 @@ final class StagedArchive {
             case S_IFDIR: continue
             case S_IFREG: break
             case S_IFLNK:
-                throw ImageStore.ArchiveError.hostileEntry(
-                    archive: display, entry: DisplayPath.of(Array(raw.utf8)), reason: "is a symbolic link")
+                // docker save (up to Docker 24) writes a layer that repeats an earlier one as a link
+                // to that one's layer.tar. Followed inside the archive only, after every entry is read.
+                let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+                guard !name.isEmpty, files[name] == nil, links[name] == nil else {
+                    throw ImageStore.ArchiveError.hostileEntry(
+                        archive: display, entry: DisplayPath.of(Array(raw.utf8)), reason: "appears twice")
+                }
+                links[name] = try ArchivePath.resolve(target, from: name, archive: display)
+                continue
             default:
                 throw ImageStore.ArchiveError.hostileEntry(
                     archive: display, entry: DisplayPath.of(Array(raw.utf8)),
                     reason: "is not a regular file or directory")
             }
-            guard !name.isEmpty, files[name] == nil else {
+            guard !name.isEmpty, files[name] == nil, links[name] == nil else {
                 throw ImageStore.ArchiveError.hostileEntry(
                     archive: display, entry: DisplayPath.of(Array(raw.utf8)), reason: "appears twice")
             }
@@ -136,6 +145,14 @@ final class StagedArchive {
             files[name] = file
         }
         if count == 0 { throw ImageStore.Error.notATar(display, "the archive is empty") }
+        for (name, target) in links {
+            guard let file = files[target] else {
+                throw ImageStore.ArchiveError.hostileEntry(
+                    archive: display, entry: DisplayPath.of(Array(name.utf8)),
+                    reason: "is a symbolic link to \(target), which is not a regular file of the archive")
+            }
+            files[name] = file
+        }
     }
 
     private func stage(_ a: OpaquePointer, number: Int, name: String, buffer: UnsafeMutableRawPointer) throws -> File {
@@ -200,6 +217,24 @@ final class StagedArchive {
 enum ArchivePath {
     /// `./a//b` → `a/b`. Absolute paths and `..` are refused: nothing the archive says may reach
     /// outside it.
+    /// Where a symbolic link entry `name` with `target` points, as an archive path: resolved
+    /// lexically from the link's folder, and never outside the archive (nor absolute).
+    static func resolve(_ target: String, from name: String, archive: String) throws -> String {
+        func hostile(_ reason: String) -> ImageStore.ArchiveError {
+            .hostileEntry(archive: archive, entry: DisplayPath.of(Array(name.utf8)), reason: reason)
+        }
+        guard !target.hasPrefix("/") else { throw hostile("is a symbolic link to an absolute path") }
+        var parts = name.split(separator: "/").dropLast().map(String.init)
+        for part in target.split(separator: "/") where part != "." {
+            if part == ".." {
+                guard parts.popLast() != nil else { throw hostile("is a symbolic link out of the archive") }
+            } else {
+                parts.append(String(part))
+            }
+        }
+        return parts.joined(separator: "/")
+    }
+
     static func clean(_ path: String, archive: String, what: String) throws -> String {
         if path.hasPrefix("/") {
             throw ImageStore.ArchiveError.hostileEntry(

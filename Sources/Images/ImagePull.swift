@@ -31,6 +31,9 @@ public struct PullResult {
     public var digest: String
     /// False when the reference already named this manifest ("Image is up to date").
     public var changed: Bool
+    /// The image's platform when it is not the host's and no platform was asked for: Docker pulls
+    /// such an image and warns (it may run under binfmt emulation).
+    public var foreignPlatform: String? = nil
 }
 
 /// A pull's failures that are not the registry's or the store's.
@@ -141,7 +144,10 @@ extension ImageStore {
         }
         try Self.checkDigests(config.rootfs.diffIDs, in: "the image config of \(reference.familiar)")
         let imagePlatform = Platform(architecture: config.architecture, os: config.os, variant: nil)
-        guard imagePlatform.satisfies(Platform(architecture: wanted.architecture, os: wanted.os)) else {
+        let foreign = !imagePlatform.satisfies(Platform(architecture: wanted.architecture, os: wanted.os))
+        // Asked for by --platform, another platform is an error (Docker's "does not match the
+        // specified platform"); by default a single-platform image is pulled with a warning.
+        if foreign && platform != nil {
             throw PullError.noMatchingPlatform(
                 reference.familiar, wanted: wanted.description, available: [imagePlatform.description])
         }
@@ -155,10 +161,19 @@ extension ImageStore {
                     store: self,
                     blobs: [fetched.digest, manifest.config.digest] + manifest.layers.map(\.digest),
                     layers: config.rootfs.diffIDs)
-                defer { lease.release() }
-                try fetchLayers(
-                    manifest.layers, diffIDs: config.rootfs.diffIDs, from: repository, client: client,
-                    progress: progress)
+                // The registry went away mid-pull: what was verified stays under the lease (for a
+                // day), so pulling again fetches only the rest. Any other failure (bad content, no
+                // such image, no access) leaves nothing behind.
+                var keepLease = false
+                defer { if !keepLease { lease.release() } }
+                do {
+                    try fetchLayers(
+                        manifest.layers, diffIDs: config.rootfs.diffIDs, from: repository, client: client,
+                        progress: progress)
+                } catch let error as RegistryError {
+                    if case .unreachable = error { keepLease = true }
+                    throw error
+                }
                 _ = try putBlob(configData, mediaType: manifest.config.mediaType)
                 let stored = try putBlob(fetched.data, mediaType: fetched.mediaType)
                 var descriptor = Descriptor(
@@ -171,21 +186,25 @@ extension ImageStore {
                 var changed = true
                 try updateIndex { index in
                     changed = !index.manifests.contains { $0.refName == refName && $0.digest == descriptor.digest }
-                    // An untagged copy of this image (a pull by digest) gives way to the named one.
+                    // An untagged copy of this image in this repository (a pull by digest) gives way to
+                    // the named one; another repository's digest reference stays.
                     index.manifests.removeAll {
-                        $0.refName == refName || ($0.digest == descriptor.digest && $0.refName?.contains("@") == true)
+                        $0.refName == refName
+                            || ($0.digest == descriptor.digest && $0.refName == reference.repository + "@" + $0.digest)
                     }
                     index.manifests.append(descriptor)
                 }
                 return changed
             }
         } catch {
-            // Whatever only this pull brought goes now (its lease is gone).
+            // Whatever only this pull brought goes now (unless its lease was kept).
             _ = try? collectGarbage()
             throw error
         }
-        try collectGarbage()
-        return PullResult(image: try image(refName), digest: top.digest, changed: changed)
+        try collectGarbageIfIdle()
+        return PullResult(
+            image: try image(refName), digest: top.digest, changed: changed,
+            foreignPlatform: foreign ? imagePlatform.description : nil)
     }
 
     /// Downloads, verifies and unpacks the layers not yet in the store, three at a time.
@@ -229,10 +248,12 @@ extension ImageStore {
                         report(.downloading(done: done, total: layer.size))
                     }
                 }
-                guard fsync(fd.rawValue) == 0 else { throw StoreFiles.fail("sync", temp) }
                 report(.extracting)
                 _ = try store.ensureLayer(
                     blobPath: temp, blobDigest: layer.digest, display: layer.digest, expectedDiffID: diffID)
+                // Synced after the unpack, which reads it from the page cache meanwhile: by now the
+                // kernel has written most of it back. Only a blob on disk is named by its digest.
+                guard fsync(fd.rawValue) == 0 else { throw StoreFiles.fail("sync", temp) }
                 try store.commitBlob(temp, digest: layer.digest)
                 report(.complete)
             }

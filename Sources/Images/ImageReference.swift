@@ -126,7 +126,8 @@ public struct ImageReference: Equatable, Hashable, CustomStringConvertible {
         ("0"..."9").contains(c) || ("a"..."f").contains(c)
     }
 
-    private static func isTag(_ t: String) -> Bool {
+    /// Docker's tag grammar: 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'.
+    public static func isTag(_ t: String) -> Bool {
         guard let first = t.first, t.count <= 128 else { return false }
         if first == "." || first == "-" { return false }
         return t.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-") }

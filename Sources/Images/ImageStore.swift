@@ -238,6 +238,12 @@ public final class ImageStore {
             paths.append(layerDir + "/diff")
             size += (try? String(contentsOfFile: layerDir + "/size", encoding: .utf8)).flatMap { Int64($0) } ?? 0
         }
+        // A layer repeated in one image (the empty layer of many Dockerfile steps, or the same
+        // content added twice) is one directory, which overlayfs refuses twice (ELOOP). Only the
+        // topmost copy is kept: a layer applied again decides every path it touches, and the
+        // paths it does not touch never depended on it, so the merged tree is the same.
+        var seen = Set<String>()
+        paths = paths.reversed().filter { seen.insert($0).inserted }.reversed()
         return Image(
             reference: descriptor.refName.map(Self.familiar) ?? "",
             id: m.config.digest, config: c.config ?? ImageConfig(), layerPaths: paths, size: size,

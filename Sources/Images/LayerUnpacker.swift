@@ -149,6 +149,15 @@ enum LayerUnpacker {
         }
     }
 
+    /// gzip, bzip2, xz and zstd (Docker's decompressors, all inside libarchive), and no other:
+    /// filter_all would let a hostile layer start an external decompressor program.
+    static func supportDecompressors(_ a: OpaquePointer) {
+        archive_read_support_filter_gzip(a)
+        archive_read_support_filter_bzip2(a)
+        archive_read_support_filter_xz(a)
+        archive_read_support_filter_zstd(a)
+    }
+
     static func archiveError(_ a: OpaquePointer) -> String {
         archive_error_string(a).map { String(cString: $0) } ?? "unknown libarchive error"
     }
@@ -176,7 +185,7 @@ final class DecompressedSource {
         self.raw = raw
         self.displayName = displayName
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        archive_read_support_filter_all(raw)
+        LayerUnpacker.supportDecompressors(raw)
         archive_read_support_format_raw(raw)
         guard archive_read_open_filename(raw, path, 1 << 20) == ARCHIVE_OK else {
             let err = archive_errno(raw)

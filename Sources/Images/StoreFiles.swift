@@ -102,6 +102,19 @@ final class FileLock {
         close(fd)
     }
 
+    /// The exclusive lock if nobody holds the file locked now, else nil (LOCK_NB).
+    static func tryExclusive(_ path: String) throws -> FileLock? {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreFiles.fail("open lock file", path) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return FileLock(holding: fd)
+    }
+
+    private init(holding fd: Int32) { self.fd = fd }
+
     static func with<T>(_ path: String, exclusive: Bool, _ body: () throws -> T) throws -> T {
         let lock = try FileLock(path: path, exclusive: exclusive)
         defer { lock.unlock() }

@@ -29,16 +29,9 @@ extension RegistryClient {
     /// hash to it; by tag, to the Docker-Content-Digest the registry announces, if any.
     public func manifest(_ repository: String, _ reference: String) throws -> FetchedManifest {
         let what = "manifest for \(registry.name)/\(repository)\(reference.hasPrefix("sha256:") ? "@" : ":")\(reference)"
-        var data = Data()
-        let response = try send(
-            "GET", "/v2/\(repository)/manifests/\(reference)", scope: Self.pullScope(repository),
-            headers: ["Accept: " + Self.manifestMediaTypes.joined(separator: ", ")],
-            sink: { bytes in
-                data.append(contentsOf: bytes)
-                return Int64(data.count) <= Self.documentLimit
-            })
-        guard response.isSuccess else { throw failure(what, response) }
-        guard Int64(data.count) <= Self.documentLimit else { throw RegistryError.tooLarge(what, limit: Self.documentLimit) }
+        let (response, data) = try document(
+            "/v2/\(repository)/manifests/\(reference)", scope: Self.pullScope(repository), what: what,
+            headers: ["Accept: " + Self.manifestMediaTypes.joined(separator: ", ")])
         let digest = "sha256:" + SHA256.hash(data: data).hexString
         let expected = reference.hasPrefix("sha256:") ? reference : response.header("docker-content-digest")
         if let expected, expected != digest {
@@ -53,18 +46,31 @@ extension RegistryClient {
         return FetchedManifest(data: data, mediaType: mediaType, digest: digest)
     }
 
+    /// A JSON document (manifest, config, list) in memory, from a 2xx answer only; a registry
+    /// sending more than `documentLimit` bytes is cut off.
+    func document(_ path: String, scope: String, what: String, headers: [String] = []) throws -> (HTTPResponse, Data) {
+        var data = Data()
+        var overflow = false
+        let response: HTTPResponse
+        do {
+            response = try send(
+                "GET", path, scope: scope, headers: headers,
+                sink: { bytes in
+                    data.append(contentsOf: bytes)
+                    overflow = Int64(data.count) > Self.documentLimit
+                    return !overflow
+                })
+        } catch RegistryError.unreachable(_, _) where overflow {
+            throw RegistryError.tooLarge(what, limit: Self.documentLimit)
+        }
+        guard response.isSuccess else { throw failure(what, response) }
+        return (response, data)
+    }
+
     /// A small blob (an image config) in memory, verified against its digest.
     public func blobData(_ repository: String, _ digest: String) throws -> Data {
         let what = "blob \(digest) of \(registry.name)/\(repository)"
-        var data = Data()
-        let response = try send(
-            "GET", "/v2/\(repository)/blobs/\(digest)", scope: Self.pullScope(repository),
-            sink: { bytes in
-                data.append(contentsOf: bytes)
-                return Int64(data.count) <= Self.documentLimit
-            })
-        guard response.isSuccess else { throw failure(what, response) }
-        guard Int64(data.count) <= Self.documentLimit else { throw RegistryError.tooLarge(what, limit: Self.documentLimit) }
+        let (_, data) = try document("/v2/\(repository)/blobs/\(digest)", scope: Self.pullScope(repository), what: what)
         let actual = "sha256:" + SHA256.hash(data: data).hexString
         guard actual == digest else { throw RegistryError.digestMismatch(what: what, expected: digest, actual: actual) }
         return data
@@ -96,6 +102,17 @@ extension RegistryClient {
             var hasher = SHA256()
             var written: Int64 = 0
             var writeError: Int32 = 0
+            // curl hands over at most 16 KiB at a time; the file gets 1 MiB writes.
+            var pending: [UInt8] = []
+            pending.reserveCapacity(1 << 20)
+            func flush() -> Bool {
+                defer { pending.removeAll(keepingCapacity: true) }
+                do { try pending.withUnsafeBytes { try Files.writeAll(fd, $0, path: digest) } } catch {
+                    writeError = errno
+                    return false
+                }
+                return true
+            }
             let response: HTTPResponse
             do {
                 response = try send(
@@ -105,15 +122,16 @@ extension RegistryClient {
                             written += Int64(bytes.count)
                             return false
                         }
-                        do { try Files.writeAll(fd, bytes, path: digest) } catch {
-                            writeError = errno
-                            return false
-                        }
                         hasher.update(bufferPointer: bytes)
+                        pending.append(contentsOf: bytes)
                         written += Int64(bytes.count)
+                        if pending.count >= 1 << 20 && !flush() { return false }
                         progress(written)
                         return true
                     })
+                guard flush() else {
+                    throw RegistryError.file("the download of \(digest)", String(cString: strerror(writeError)))
+                }
             } catch RegistryError.unreachable(let name, let reason) {
                 if written > size { throw RegistryError.tooLarge(what, limit: size) }
                 if writeError != 0 {

@@ -22,14 +22,7 @@ extension RegistryClient {
         var all: [String] = []
         var next: String? = first
         while let path = next {
-            var data = Data()
-            let response = try send(
-                "GET", path, scope: scope,
-                sink: { bytes in
-                    data.append(contentsOf: bytes)
-                    return data.count <= Int(Self.documentLimit)
-                })
-            guard response.isSuccess else { throw failure("\(registry.name)\(first)", response) }
+            let (response, data) = try document(path, scope: scope, what: "\(registry.name)\(first)")
             do { all += try items(data) } catch {
                 throw RegistryError.response("\(registry.name)\(first)", status: response.status, "not a JSON list")
             }

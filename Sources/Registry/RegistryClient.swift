@@ -125,6 +125,9 @@ public final class RegistryClient: @unchecked Sendable {
     /// Docker's token flow: GET realm?service=...&scope=... with the credentials as basic auth,
     /// or anonymously when there are none.
     private func fetchToken(realm: String, service: String?, scope: String) throws -> String {
+        guard realm.hasPrefix("https://") || realm.hasPrefix("http://") else {
+            throw RegistryError.badToken("the realm \"\(realm.prefix(80))\" is not an http(s) URL")
+        }
         var query: [String] = []
         if let service { query.append("service=" + Self.percentEncoded(service)) }
         for part in scope.split(separator: " ") { query.append("scope=" + Self.percentEncoded(String(part))) }

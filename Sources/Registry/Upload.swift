@@ -39,13 +39,10 @@ extension RegistryClient {
         var sent: Int64 = 0
         while sent < size {
             let length = min(chunkSize, size - sent)
-            guard lseek(fd, off_t(sent), SEEK_SET) == sent else {
-                throw RegistryError.file(what, String(cString: strerror(errno)))
-            }
             response = try send(
                 "PATCH", absolute(location), scope: scope,
                 headers: ["Content-Type: application/octet-stream", "Content-Range: \(sent)-\(sent + length - 1)"],
-                body: .file(fd, length: length))
+                body: .file(fd, offset: sent, length: length))
             guard response.status == 202, let next = response.header("location") else { throw failure(what, response) }
             location = next
             sent += length

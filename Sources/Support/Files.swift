@@ -104,7 +104,14 @@ public enum Files {
     /// over, so a reader sees the old or the new content, never a part.
     public static func replace(_ path: String, with bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws {
         let temp = path + ".tmp\(getpid())"
-        guard let out = FileDescriptor(taking: open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) else {
+        // A new file, never one a crash left (or someone planted) with another mode or as a link:
+        // the content may be secret (credentials), and the mode is set whatever the umask.
+        unlink(temp)
+        guard
+            let out = FileDescriptor(
+                taking: open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)),
+            fchmod(out.rawValue, mode) == 0
+        else {
             throw FileError(operation: "create", path: temp, errno: errno)
         }
         do { try writeAll(out.rawValue, bytes, path: temp) } catch {

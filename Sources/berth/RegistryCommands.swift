@@ -39,6 +39,13 @@ struct ImagePull: ParsableCommand {
     @Argument(help: "NAME[:TAG|@DIGEST]")
     var name: String
 
+    static func warnIfForeign(_ result: PullResult) {
+        guard let foreign = result.foreignPlatform else { return }
+        StandardStreams.writeError(
+            "WARNING: The requested image's platform (\(foreign)) does not match the detected host platform "
+                + "(\(Platform.host)) and no specific platform was requested\n")
+    }
+
     /// Whether `text` gives no tag (the last path part has no colon; a colon before is a port).
     static func namesNoTag(_ text: String) -> Bool {
         !(text.split(separator: "/").last?.contains(":") ?? false)
@@ -54,7 +61,8 @@ struct ImagePull: ParsableCommand {
             guard !name.contains("@"), Self.namesNoTag(name) else {
                 throw ValidationError("tag can't be used with --all-tags/-a")
             }
-            tags = try client.tags(reference.path).sorted()
+            // Names from the registry become URLs and references: only valid tags (Docker's grammar).
+            tags = try client.tags(reference.path).filter(ImageReference.isTag).sorted()
             if !quiet { say("Pulling all tags of \(reference.familiarRepository)") }
         } else if !quiet && Self.namesNoTag(name) && reference.digest == nil {
             say("Using default tag: latest")
@@ -66,6 +74,7 @@ struct ImagePull: ParsableCommand {
             }
             let printer = quiet ? nil : ProgressPrinter()
             let result = try store.pull(reference, client: client, platform: chosen) { event in printer?.pullEvent(event) }
+            Self.warnIfForeign(result)
             if !quiet {
                 say("Digest: \(result.digest)")
                 say(
@@ -88,6 +97,7 @@ func pullForContainer(_ name: String, root: String) throws {
     let result = try store.pull(reference, client: registryClient(reference.domain, root: root)) {
         printer.pullEvent($0)
     }
+    ImagePull.warnIfForeign(result)
     printer.say("Digest: \(result.digest)")
     printer.say("Status: Downloaded newer image for \(reference.familiar)")
 }

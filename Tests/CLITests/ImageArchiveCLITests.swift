@@ -185,6 +185,32 @@ import Testing
         tar -C legacy -cf legacy.tar .
         """
 
+    /// docker save up to Docker 24 writes a layer that repeats an earlier one as a symbolic link
+    /// to that one's layer.tar; the link is followed inside the archive, never out of it.
+    @Test func legacyArchiveWithARepeatedLayerLink() throws {
+        let world = try World()
+        try world.sh(
+            """
+            cd "$W"; rm -rf rep t; mkdir -p rep/a rep/b t; tar -C t -xf busybox.tar
+            tar -C t --numeric-owner -cf rep/a/layer.tar .; ln -s ../a/layer.tar rep/b/layer.tar
+            d=$(sha256sum rep/a/layer.tar | cut -d' ' -f1)
+            printf '{"architecture":"%s","os":"linux","config":{"Cmd":["sh"]},\
+            "rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]}}' "\(Self.hostArchitecture)" $d $d > rep/c.json
+            printf '[{"Config":"c.json","RepoTags":["repeat:1"],"Layers":["a/layer.tar","b/layer.tar"]}]' \
+              > rep/manifest.json
+            tar -C rep -cf repeat.tar .
+            rm rep/b/layer.tar; ln -s ../../../etc/passwd rep/b/layer.tar; tar -C rep -cf outside.tar .
+            rm rep/b/layer.tar; ln -s ../a rep/b/layer.tar; tar -C rep -cf todir.tar .
+            """)
+        let load = try world.berth(["load", "-i", world.dir.path + "/repeat.tar"], root: world.root)
+        #expect(load.status == 0 && load.stdout == "Loaded image: repeat:1\n", "\(load.stderr)")
+        let run = try world.berth(
+            ["container", "run", "--rm", "--network", "none", "repeat:1", "true"], root: world.root)
+        #expect(run.status == 0, "\(run.stderr)")
+        try expectRefused(world, "outside.tar", "is a symbolic link out of the archive")
+        try expectRefused(world, "todir.tar", "which is not a regular file of the archive")
+    }
+
     @Test func legacyDockerArchiveWithWhiteouts() throws {
         let world = try World()
         try world.sh("ARCH=\(Self.hostArchitecture)\n" + Self.legacyArchive)
