@@ -104,7 +104,8 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking", "Network", "YAML", "Support",
+                "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking", "Network", "YAML",
+                "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: memberImportVisibility,

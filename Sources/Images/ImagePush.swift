@@ -24,7 +24,8 @@ extension ImageStore {
     /// stored image came from there, else uploaded in chunks; then the manifest, byte for byte as
     /// stored, so its digest stays the image's. Returns the manifest digest and size.
     public func push(
-        _ reference: ImageReference, client: RegistryClient, progress: @escaping @Sendable (PushEvent) -> Void = { _ in }
+        _ reference: ImageReference, client: RegistryClient,
+        progress: @escaping @Sendable (PushEvent) -> Void = { _ in }
     ) throws -> (digest: String, size: Int) {
         let index = try readIndex()
         let descriptor = index.manifests[try resolve(reference.familiar, in: index)[0]]
@@ -63,7 +64,8 @@ extension ImageStore {
 
     /// Another repository of `registry` whose stored image has the blob: the registry can link it
     /// into the target without the bytes being sent again.
-    private func mountSource(_ digest: String, registry: String, except repository: String, index: OCIIndex) -> String? {
+    private func mountSource(_ digest: String, registry: String, except repository: String, index: OCIIndex) -> String?
+    {
         for d in index.manifests {
             guard let name = d.refName, let ref = try? ImageReference(parsing: name), ref.domain == registry,
                 ref.path != repository, let m = try? manifest(d.digest),

@@ -28,7 +28,8 @@ extension RegistryClient {
     /// The manifest `reference` (a tag or a digest) names, verified: by digest, the bytes must
     /// hash to it; by tag, to the Docker-Content-Digest the registry announces, if any.
     public func manifest(_ repository: String, _ reference: String) throws -> FetchedManifest {
-        let what = "manifest for \(registry.name)/\(repository)\(reference.hasPrefix("sha256:") ? "@" : ":")\(reference)"
+        let what =
+            "manifest for \(registry.name)/\(repository)\(reference.hasPrefix("sha256:") ? "@" : ":")\(reference)"
         let (response, data) = try document(
             "/v2/\(repository)/manifests/\(reference)", scope: Self.pullScope(repository), what: what,
             headers: ["Accept: " + Self.manifestMediaTypes.joined(separator: ", ")])

@@ -58,7 +58,8 @@ public struct CredentialsFile {
             if case .string(let auth)? = entry["auth"], let decoded = Data(base64Encoded: auth),
                 let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
             {
-                return Credentials(username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
+                return Credentials(
+                    username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
             }
             if case .string(let user)? = entry["username"], case .string(let password)? = entry["password"] {
                 return Credentials(username: user, password: password)

@@ -154,7 +154,8 @@ final class HTTPConnection {
         }
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
-            throw TransportError(code: code, message: detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail)
+            throw TransportError(
+                code: code, message: detail.isEmpty ? String(cString: ccurl_easy_strerror(code)) : detail)
         }
         return HTTPResponse(status: exchange.status, headers: exchange.headers, body: exchange.kept)
     }

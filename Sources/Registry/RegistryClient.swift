@@ -227,7 +227,8 @@ public final class RegistryClient: @unchecked Sendable {
         case 401, 403:
             // The code is "unauthorized" or "denied" already; the message says the rest.
             let reason = text ?? (message.isEmpty ? "access denied" : message)
-            return .unauthorized(what, credentials == nil ? reason + " (log in with berth login \(registry.name))" : reason)
+            return .unauthorized(
+                what, credentials == nil ? reason + " (log in with berth login \(registry.name))" : reason)
         default:
             return .response(
                 what, status: response.status, message.isEmpty ? Self.statusText(response.status) : message)

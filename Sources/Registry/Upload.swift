@@ -57,7 +57,8 @@ extension RegistryClient {
 
     /// Puts a manifest (or index) under a tag; returns the digest the registry gives it.
     @discardableResult
-    public func putManifest(_ repository: String, _ reference: String, data: Data, mediaType: String) throws -> String? {
+    public func putManifest(_ repository: String, _ reference: String, data: Data, mediaType: String) throws -> String?
+    {
         let response = try send(
             "PUT", "/v2/\(repository)/manifests/\(reference)", scope: Self.pushScope(repository),
             headers: ["Content-Type: " + mediaType], body: .data(data))

@@ -1,8 +1,8 @@
 import ArgumentParser
 import ContainerNetworking
 import ContainerSpecs
-import Images
 import FoundationEssentials
+import Images
 import Runtime
 import Support
 

@@ -9,7 +9,8 @@ struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
         subcommands: [
-            ImageImport.self, ImagePull.self, ImagePush.self, ImageList.self, ImageRemove.self, ImageTag.self, ImageInspect.self, ImageLoad.self,
+            ImageImport.self, ImagePull.self, ImagePush.self, ImageList.self, ImageRemove.self, ImageTag.self,
+            ImageInspect.self, ImageLoad.self,
             ImageSave.self, ImageHistory.self, ImagePrune.self,
         ])
 }
@@ -242,7 +243,8 @@ struct ImageInspect: ParsableCommand {
                         Id: image.id, RepoTags: refs.sorted(),
                         RepoDigests: pulled.isEmpty
                             ? refs.map {
-                                ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@" + image.manifestDigest
+                                ($0.split(separator: ":").dropLast().joined(separator: ":")) + "@"
+                                    + image.manifestDigest
                             }.sorted() : pulled.sorted(),
                         Created: image.created.map(Timestamp.format) ?? "",
                         Config: image.config, Architecture: image.architecture, Os: image.os, Size: image.size,

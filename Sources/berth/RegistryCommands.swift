@@ -73,7 +73,9 @@ struct ImagePull: ParsableCommand {
                 say("\(reference.digest ?? tag ?? "latest"): Pulling from \(reference.path)")
             }
             let printer = quiet ? nil : ProgressPrinter()
-            let result = try store.pull(reference, client: client, platform: chosen) { event in printer?.pullEvent(event) }
+            let result = try store.pull(reference, client: client, platform: chosen) { event in
+                printer?.pullEvent(event)
+            }
             Self.warnIfForeign(result)
             if !quiet {
                 say("Digest: \(result.digest)")
@@ -154,7 +156,9 @@ struct Login: ParsableCommand {
 
     func run() throws {
         let registry = try Registry(Self.registryName(server), root: global.stateRoot)
-        if passwordStdin && password != nil { throw ValidationError("--password and --password-stdin are mutually exclusive") }
+        if passwordStdin && password != nil {
+            throw ValidationError("--password and --password-stdin are mutually exclusive")
+        }
         guard let user = username ?? Self.prompt("Username: ", echo: true), !user.isEmpty else {
             throw ValidationError("a username is required (-u)")
         }
@@ -243,10 +247,13 @@ struct Search: ParsableCommand {
     var term: String
 
     func run() throws {
-        guard (1...100).contains(limit) else { throw ValidationError("limit \(limit) is outside the range of [1, 100]") }
+        guard (1...100).contains(limit) else {
+            throw ValidationError("limit \(limit) is outside the range of [1, 100]")
+        }
         var results: [SearchResult]
-        if let slash = term.firstIndex(of: "/"), term[..<slash].contains(where: { $0 == "." || $0 == ":" })
-            || term[..<slash] == "localhost"
+        if let slash = term.firstIndex(of: "/"),
+            term[..<slash].contains(where: { $0 == "." || $0 == ":" })
+                || term[..<slash] == "localhost"
         {
             // A private registry has no search API; its catalog, filtered, is the nearest thing.
             let domain = String(term[..<slash])

@@ -612,7 +612,8 @@ import Testing
     @Test func aManifestWithPathsForDigestsIsRefused() throws {
         let client = try Client()
         let fake = try FakeRegistry()
-        let config = fake.addBlob(Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
+        let config = fake.addBlob(
+            Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
         let target = "/tmp/berth-hostile-digest-\(getpid())"
         let manifest = """
             {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
@@ -624,7 +625,8 @@ import Testing
             Data(manifest.utf8), mediaType: "application/vnd.oci.image.manifest.v1+json", repository: "app/hostile",
             tag: "v1")
         try Self.expectCleanFailure(
-            try client.berth(["image", "pull", "\(fake.host)/app/hostile:v1"]), client, mentions: ["not a sha256 digest"])
+            try client.berth(["image", "pull", "\(fake.host)/app/hostile:v1"]), client,
+            mentions: ["not a sha256 digest"])
         #expect(!FileManager.default.fileExists(atPath: target))
         #expect(!FileManager.default.fileExists(atPath: target + ".lock"))
         #expect(fake.requests.allSatisfy { !$0.path.contains("/blobs/") })

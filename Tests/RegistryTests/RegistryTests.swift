@@ -5,10 +5,13 @@ import Testing
 
 @Suite struct ChallengeTests {
     @Test func bearerWithQuotedCommas() {
-        let header = #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
+        let header =
+            #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
         #expect(
             Challenge(header: header)
-                == .bearer(realm: "https://auth.docker.io/token", service: "registry.docker.io", scope: "repository:a/b:pull,push"))
+                == .bearer(
+                    realm: "https://auth.docker.io/token", service: "registry.docker.io",
+                    scope: "repository:a/b:pull,push"))
     }
 
     @Test func basicAndUnknownSchemes() {
@@ -78,8 +81,12 @@ import Testing
         """.write(toFile: path, atomically: true, encoding: .utf8)
         var file = try CredentialsFile(path: path)
         let root = dir.path
-        #expect(file.credentials(for: try Registry("docker.io", root: root)) == Credentials(username: "hubuser", password: "hubpass"))
-        #expect(file.credentials(for: try Registry("reg.example:5000", root: root)) == Credentials(username: "u", password: "p"))
+        #expect(
+            file.credentials(for: try Registry("docker.io", root: root))
+                == Credentials(username: "hubuser", password: "hubpass"))
+        #expect(
+            file.credentials(for: try Registry("reg.example:5000", root: root))
+                == Credentials(username: "u", password: "p"))
         #expect(file.credentials(for: try Registry("127.0.0.1:5000", root: root)) == nil)
 
         let local = try Registry("127.0.0.1:5000", root: root)
