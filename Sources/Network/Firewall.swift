@@ -289,89 +289,16 @@ public enum Firewall {
 
     static let nftPaths = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft"]
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// Runs nft with `input` on its stdin and collects its output (both pipes read as they fill,
-    /// so a long listing cannot block it).
-    static func run(_ arguments: [String], input: String) throws -> Output {
+    /// Runs nft with `input` on its stdin and collects its output.
+    static func run(_ arguments: [String], input: String) throws -> ChildProcess.Output {
         guard let path = nftPaths.first(where: { access($0, X_OK) == 0 }) else {
             throw Error(step: "find nft", message: "nft not found in \(nftPaths.joined(separator: ", "))")
         }
-        var pipes: [[Int32]] = []
-        defer { for pair in pipes { for fd in pair where fd >= 0 { close(fd) } } }
-        // Socket pairs rather than pipes: made CLOEXEC at once (pipe2 is not visible from Swift),
-        // and a send() with MSG_NOSIGNAL cannot raise SIGPIPE here when nft exits before reading
-        // its input.
-        for _ in 0..<3 {
-            var pair: [Int32] = [-1, -1]
-            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-                throw Error(step: "run nft", message: "socketpair: \(PublishedPorts.errorText(errno))")
-            }
-            pipes.append(pair)
+        do {
+            return try ChildProcess.run(
+                path, arguments, input: input, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        } catch let failure as ChildProcess.Failure {
+            throw Error(step: "run nft", message: failure.message)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipes[0][0], 0)
-        posix_spawn_file_actions_adddup2(&actions, pipes[1][1], 1)
-        posix_spawn_file_actions_adddup2(&actions, pipes[2][1], 2)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for arg in argv { free(arg) } }
-        let environment: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
-        defer { free(environment[0]) }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, environment)
-        guard rc == 0 else { throw Error(step: "run nft", message: PublishedPorts.errorText(rc)) }
-        for (i, end) in [(0, 0), (1, 1), (2, 1)] {  // the child's ends
-            close(pipes[i][end])
-            pipes[i][end] = -1
-        }
-
-        // Feed stdin while draining stdout and stderr.
-        var pending = Array(input.utf8)
-        var outputs: [[UInt8]] = [[], []]
-        if pending.isEmpty {
-            close(pipes[0][1])
-            pipes[0][1] = -1
-        }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while pipes[1][0] >= 0 || pipes[2][0] >= 0 {
-            var polled = [
-                pollfd(fd: pipes[0][1], events: Int16(POLLOUT), revents: 0),
-                pollfd(fd: pipes[1][0], events: Int16(POLLIN), revents: 0),
-                pollfd(fd: pipes[2][0], events: Int16(POLLIN), revents: 0),
-            ]
-            if poll(&polled, 3, -1) < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            if pipes[0][1] >= 0 && polled[0].revents != 0 {
-                let n = pending.withUnsafeBytes { send(pipes[0][1], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n > 0 { pending.removeFirst(n) }
-                if n <= 0 && errno != EINTR && errno != EAGAIN || pending.isEmpty {
-                    close(pipes[0][1])
-                    pipes[0][1] = -1
-                }
-            }
-            for i in 1...2 where polled[i].revents != 0 {
-                let n = buffer.withUnsafeMutableBytes { read(pipes[i][0], $0.baseAddress, $0.count) }
-                if n > 0 {
-                    outputs[i - 1] += buffer[0..<n]
-                } else if n == 0 || errno != EINTR {
-                    close(pipes[i][0])
-                    pipes[i][0] = -1
-                }
-            }
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Output(
-            status: code, stdout: String(decoding: outputs[0], as: UTF8.self),
-            stderr: String(decoding: outputs[1], as: UTF8.self))
     }
 }

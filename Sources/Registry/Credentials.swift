@@ -29,15 +29,18 @@ public struct Credentials: Sendable, Equatable {
 public struct CredentialsFile {
     public let path: String
     private var document: [String: JSONValue]
+    /// Where credential helpers are looked for (PATH).
+    private let searchPath: String
 
     /// The file `DOCKER_CONFIG` or HOME point at; missing is empty.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let dir = environment["DOCKER_CONFIG"] ?? ((environment["HOME"] ?? "/root") + "/.docker")
-        try self.init(path: dir + "/config.json")
+        try self.init(path: dir + "/config.json", searchPath: environment["PATH"])
     }
 
-    public init(path: String) throws {
+    public init(path: String, searchPath: String? = nil) throws {
         self.path = path
+        self.searchPath = searchPath ?? "/usr/local/bin:/usr/bin:/bin"
         guard let bytes = Files.readAll(path) else {
             document = [:]
             return
@@ -49,9 +52,25 @@ public struct CredentialsFile {
         }
     }
 
-    /// The credentials stored for `registry`, under any of the spellings Docker accepts for a key
-    /// (with or without a scheme, Docker Hub's historic index address).
-    public func credentials(for registry: Registry) -> Credentials? {
+    /// The credentials stored for `registry`: from its credential helper when config.json names one
+    /// (`credHelpers`, else `credsStore`, as Docker), else from `auths`, under any of the spellings
+    /// Docker accepts for a key (with or without a scheme, Docker Hub's historic index address).
+    public func credentials(for registry: Registry) throws -> Credentials? {
+        if let helper = helper(for: registry) {
+            let answer = try CredentialHelper(helper, searchPath: searchPath).run("get", input: registry.credentialKey)
+            // "credentials not found" is the helper's way of saying none: anonymous, as Docker.
+            guard answer.status == 0 else { return nil }
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            struct Stored: Decodable {
+                var Username: String
+                var Secret: String
+            }
+            guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(answer.stdout.utf8)) else {
+                throw RegistryError.file("docker-credential-\(helper)", "its answer to get is not valid JSON")
+            }
+            // An identity token (OAuth refresh token) is not a password; berth does not speak that flow.
+            return stored.Username == "<token>" ? nil : Credentials(username: stored.Username, password: stored.Secret)
+        }
         guard case .object(let auths)? = document["auths"] else { return nil }
         for (key, value) in auths where Self.normalizedKey(key) == Self.normalizedKey(registry.credentialKey) {
             guard case .object(let entry) = value else { continue }
@@ -76,24 +95,59 @@ public struct CredentialsFile {
         return ["index.docker.io", "registry-1.docker.io", "docker.io"].contains(String(k)) ? "docker.io" : String(k)
     }
 
-    public mutating func store(_ credentials: Credentials, for registry: Registry) {
-        remove(for: registry)
+    /// Keeps the credentials: in the registry's credential helper when there is one (config.json
+    /// then holds an empty entry, as Docker writes it), else base64 in `auths`.
+    public mutating func store(_ credentials: Credentials, for registry: Registry) throws {
+        try remove(for: registry)
         var auths: [String: JSONValue] = [:]
         if case .object(let existing)? = document["auths"] { auths = existing }
-        auths[registry.credentialKey] = .object([
-            "auth": .string(Data("\(credentials.username):\(credentials.password)".utf8).base64EncodedString())
-        ])
+        if let helper = helper(for: registry) {
+            // swift-format-ignore: AlwaysUseLowerCamelCase
+            struct Stored: Encodable {
+                var ServerURL: String
+                var Username: String
+                var Secret: String
+            }
+            let json = try JSONEncoder().encode(
+                Stored(ServerURL: registry.credentialKey, Username: credentials.username, Secret: credentials.password))
+            let answer = try CredentialHelper(helper, searchPath: searchPath).run(
+                "store", input: String(decoding: json, as: UTF8.self))
+            guard answer.status == 0 else {
+                throw RegistryError.file(
+                    "docker-credential-\(helper)", "store failed: \(answer.stdout + answer.stderr)")
+            }
+            auths[registry.credentialKey] = .object([:])
+        } else {
+            auths[registry.credentialKey] = .object([
+                "auth": .string(Data("\(credentials.username):\(credentials.password)".utf8).base64EncodedString())
+            ])
+        }
         document["auths"] = .object(auths)
     }
 
     /// Forgets every entry naming `registry`; false when there was none.
     @discardableResult
-    public mutating func remove(for registry: Registry) -> Bool {
+    public mutating func remove(for registry: Registry) throws -> Bool {
+        if let helper = helper(for: registry) {
+            // Nothing stored there is not an error (the helper says so on its output).
+            _ = try CredentialHelper(helper, searchPath: searchPath).run("erase", input: registry.credentialKey)
+        }
         guard case .object(var auths)? = document["auths"] else { return false }
         let keys = auths.keys.filter { Self.normalizedKey($0) == Self.normalizedKey(registry.credentialKey) }
         for key in keys { auths[key] = nil }
         document["auths"] = .object(auths)
         return !keys.isEmpty
+    }
+
+    /// The helper Docker would use for `registry`: credHelpers' entry for it, else credsStore.
+    private func helper(for registry: Registry) -> String? {
+        if case .object(let helpers)? = document["credHelpers"] {
+            for (key, value) in helpers where Self.normalizedKey(key) == Self.normalizedKey(registry.credentialKey) {
+                if case .string(let name) = value, !name.isEmpty { return name }
+            }
+        }
+        if case .string(let name)? = document["credsStore"], !name.isEmpty { return name }
+        return nil
     }
 
     /// Writes the file atomically, readable by its owner only (it holds passwords).
@@ -146,6 +200,29 @@ enum JSONValue: Codable, Equatable {
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
+        }
+    }
+}
+
+/// A Docker credential helper, `docker-credential-NAME` on PATH, spoken to as Docker does: the
+/// verb as its argument, the server URL or a JSON document on its stdin, JSON on its stdout.
+struct CredentialHelper {
+    let program: String
+
+    init(_ name: String, searchPath: String) throws {
+        // A name from config.json becomes a program name: no path may hide in it.
+        guard !name.contains("/"), !name.isEmpty else {
+            throw RegistryError.file("docker-credential-\(name)", "not a valid credential helper name")
+        }
+        let file = "docker-credential-" + name
+        let path = searchPath.split(separator: ":").map { $0 + "/" + file }.first { access($0, X_OK) == 0 }
+        guard let path else { throw RegistryError.file(file, "not found on PATH (config.json names it)") }
+        program = path
+    }
+
+    func run(_ verb: String, input: String) throws -> ChildProcess.Output {
+        do { return try ChildProcess.run(program, [verb], input: input) } catch let failure as ChildProcess.Failure {
+            throw RegistryError.file(program, failure.message)
         }
     }
 }

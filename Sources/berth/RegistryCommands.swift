@@ -175,7 +175,7 @@ struct Login: ParsableCommand {
         let credentials = Credentials(username: user, password: secret)
         try RegistryClient(registry: registry, credentials: credentials).verifyCredentials()
         var file = try CredentialsFile()
-        file.store(credentials, for: registry)
+        try file.store(credentials, for: registry)
         try file.save()
         print("Login Succeeded")
     }
@@ -222,7 +222,7 @@ struct Logout: ParsableCommand {
     func run() throws {
         let registry = try Registry(Login.registryName(server), root: global.stateRoot)
         var file = try CredentialsFile()
-        if file.remove(for: registry) {
+        if try file.remove(for: registry) {
             try file.save()
             print("Removing login credentials for \(registry.credentialKey)")
         } else {

@@ -82,29 +82,74 @@ import Testing
         var file = try CredentialsFile(path: path)
         let root = dir.path
         #expect(
-            file.credentials(for: try Registry("docker.io", root: root))
+            try file.credentials(for: try Registry("docker.io", root: root))
                 == Credentials(username: "hubuser", password: "hubpass"))
         #expect(
-            file.credentials(for: try Registry("reg.example:5000", root: root))
+            try file.credentials(for: try Registry("reg.example:5000", root: root))
                 == Credentials(username: "u", password: "p"))
-        #expect(file.credentials(for: try Registry("127.0.0.1:5000", root: root)) == nil)
+        #expect(try file.credentials(for: try Registry("127.0.0.1:5000", root: root)) == nil)
 
         let local = try Registry("127.0.0.1:5000", root: root)
-        file.store(Credentials(username: "alice", password: "pa:ss"), for: local)
+        try file.store(Credentials(username: "alice", password: "pa:ss"), for: local)
         try file.save()
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let reread = try CredentialsFile(path: path)
         // The password may hold a colon: only the first one splits.
-        #expect(reread.credentials(for: local) == Credentials(username: "alice", password: "pa:ss"))
+        #expect(try reread.credentials(for: local) == Credentials(username: "alice", password: "pa:ss"))
         let json = try String(contentsOfFile: path, encoding: .utf8)
         #expect(json.contains("psFormat") && json.contains("httpProxy"))
         #expect(json.contains(Data("alice:pa:ss".utf8).base64EncodedString()))
 
         var again = reread
-        #expect(again.remove(for: try Registry("reg.example:5000", root: root)))
-        #expect(!again.remove(for: try Registry("reg.example:5000", root: root)))
-        #expect(again.credentials(for: local) != nil)
+        #expect(try again.remove(for: try Registry("reg.example:5000", root: root)))
+        #expect(try !again.remove(for: try Registry("reg.example:5000", root: root)))
+        #expect(try again.credentials(for: local) != nil)
+    }
+
+    /// config.json's credsStore (or credHelpers) sends credentials to docker-credential-NAME, as
+    /// Docker does: get, store and erase, with the server URL or a JSON document on stdin.
+    @Test func credentialHelperStoresGetsAndErases() throws {
+        let dir = try FileManager.default.url(
+            for: .itemReplacementDirectory, in: .userDomainMask, appropriateFor: URL(fileURLWithPath: "/tmp"),
+            create: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let d = dir.path
+        let helper = d + "/docker-credential-berthtest"
+        try """
+        #!/bin/sh
+        read -r input
+        echo "$1 $input" >> '\(d)/calls'
+        case "$1" in
+          get) if [ -f '\(d)/stored' ]; then cat '\(d)/stored'; else echo "credentials not found"; exit 1; fi ;;
+          store) echo "$input" > '\(d)/stored' ;;
+          erase) rm -f '\(d)/stored' ;;
+        esac
+        """.write(toFile: helper, atomically: true, encoding: .utf8)
+        chmod(helper, 0o755)
+        try #"{"credsStore": "berthtest"}"#.write(toFile: d + "/config.json", atomically: true, encoding: .utf8)
+        let registry = try Registry("127.0.0.1:5000", root: d)
+
+        var file = try CredentialsFile(path: d + "/config.json", searchPath: d)
+        #expect(try file.credentials(for: registry) == nil)
+        try file.store(Credentials(username: "alice", password: "s3cret"), for: registry)
+        try file.save()
+        #expect(try file.credentials(for: registry) == Credentials(username: "alice", password: "s3cret"))
+        // The password went to the helper, not into config.json.
+        let json = try String(contentsOfFile: d + "/config.json", encoding: .utf8)
+        #expect(!json.contains(Data("alice:s3cret".utf8).base64EncodedString()) && json.contains("127.0.0.1:5000"))
+        #expect(try file.remove(for: registry))
+        #expect(try file.credentials(for: registry) == nil)
+        let calls = try String(contentsOfFile: d + "/calls", encoding: .utf8)
+        #expect(calls.contains("get 127.0.0.1:5000") && calls.contains("erase 127.0.0.1:5000"))
+        #expect(calls.contains(#"store {"#) && calls.contains(#""ServerURL":"127.0.0.1:5000""#))
+
+        // A helper config.json names but PATH lacks is an error, not an anonymous pull.
+        let missing = try CredentialsFile(path: d + "/config.json", searchPath: "/nonexistent")
+        #expect(throws: RegistryError.self) { try missing.credentials(for: registry) }
+        // Nor may the name carry a path.
+        try #"{"credsStore": "../../bin/sh"}"#.write(toFile: d + "/config.json", atomically: true, encoding: .utf8)
+        #expect(throws: RegistryError.self) { try CredentialsFile(path: d + "/config.json").credentials(for: registry) }
     }
 
     @Test func damagedFileIsAnError() throws {
