@@ -28,41 +28,11 @@ public struct BerthProcess {
     public static func run(
         _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:], stdin: String? = nil
     ) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for key in env.keys where key.hasPrefix("COMPOSE_") { env[key] = nil }
-        env.merge(environment) { $1 }
-        process.environment = env
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes before waiting so a chatty child never blocks on a full pipe.
-        let errors = Collected()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { errors.data = err.fileHandleForReading.readDataToEndOfFile() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        let errData = errors.data
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+        // A compose variable of the test runner's own must not change what a test's berth reads.
+        try Command.run(
+            executable, arguments, environment: environment, stdin: stdin.map { Data($0.utf8) }, in: directory,
+            dropping: ["COMPOSE_"])
     }
-}
-
-/// What the stderr reader collects; read only after it is done (DispatchGroup.wait).
-private final class Collected: @unchecked Sendable {
-    var data = Data()
 }
 
 extension BerthProcess {

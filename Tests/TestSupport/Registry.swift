@@ -28,14 +28,17 @@ public enum Command {
         return "/usr/bin/" + name
     }
 
+    /// `environment` is laid over this process's, without the variables named by `dropping`'s
+    /// prefixes; both pipes are read as they fill, so a chatty program never blocks.
     public static func run(
         _ program: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil,
-        in directory: String? = nil
+        in directory: String? = nil, dropping prefixes: [String] = []
     ) throws -> BerthProcess.Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: resolve(program))
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
+        for key in env.keys where prefixes.contains(where: key.hasPrefix) { env[key] = nil }
         env.merge(environment) { $1 }
         process.environment = env
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
