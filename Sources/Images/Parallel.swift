@@ -47,3 +47,22 @@ func runInParallel(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) t
     for thread in threads { pthread_join(thread, nil) }
     if let error = work.firstError.withLock({ $0 }) { throw error }
 }
+
+/// A counting semaphore: at most `width` holders at once (downloads at a time, while the unpacks
+/// that follow them need no permit).
+final class Gate: @unchecked Sendable {
+    private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+
+    init(width: Int) { sem_init(semaphore, 0, UInt32(max(width, 1))) }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    func through<T>(_ body: () throws -> T) rethrows -> T {
+        while sem_wait(semaphore) != 0 && errno == EINTR {}
+        defer { sem_post(semaphore) }
+        return try body()
+    }
+}

@@ -15,6 +15,8 @@ public struct Registry: Sendable, Equatable {
     /// Whether plain HTTP may be used when the registry does not speak TLS: loopback registries,
     /// and those listed as insecure in ROOT/config.json.
     public var allowsPlainHTTP: Bool
+    /// localhost, 127.0.0.0/8 or ::1.
+    public var isLoopback: Bool
     /// Listed as insecure: TLS certificates are not checked (Docker's rule for such registries).
     public var skipsVerification: Bool
     /// Folders holding the registry's CAs and client certificates, Docker's certs.d convention.
@@ -29,7 +31,8 @@ public struct Registry: Sendable, Equatable {
         endpoint = name == Self.dockerHub ? "registry-1.docker.io" : name
         let insecure = try Self.insecureRegistries(root: root)
         skipsVerification = insecure.contains(name)
-        allowsPlainHTTP = skipsVerification || Self.isLoopback(name)
+        isLoopback = Self.isLoopback(name)
+        allowsPlainHTTP = skipsVerification || isLoopback
         // A colon would make the folder name "HOST:PORT"; Docker uses the name as written.
         certificateDirectories = ["/etc/docker/certs.d/" + name, root + "/certs.d/" + name]
     }
