@@ -32,6 +32,14 @@ public final class RegistryClient: @unchecked Sendable {
         tls = registry.tlsSettings()
     }
 
+    /// A client for the registry `name` (a reference's domain) with the credentials `berth login`
+    /// or `docker login` stored for it (config.json or its credential helper): what the CLI and
+    /// the orchestrator pull and push with.
+    public static func withStoredCredentials(for name: String, root: String) throws -> RegistryClient {
+        let registry = try Registry(name, root: root)
+        return RegistryClient(registry: registry, credentials: try CredentialsFile().credentials(for: registry))
+    }
+
     /// The scopes of Docker's token flow.
     public static func pullScope(_ repository: String) -> String { "repository:\(repository):pull" }
     public static func pushScope(_ repository: String) -> String { "repository:\(repository):pull,push" }

@@ -15,12 +15,6 @@ private func say(_ line: String) {
     StandardStreams.write(line + "\n", to: STDOUT_FILENO)
 }
 
-/// A client for the registry `domain` with the credentials `berth login` (or `docker login`) stored.
-func registryClient(_ domain: String, root: String) throws -> RegistryClient {
-    let registry = try Registry(domain, root: root)
-    return RegistryClient(registry: registry, credentials: try CredentialsFile().credentials(for: registry))
-}
-
 struct ImagePull: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pull", abstract: "Download an image from a registry.")
@@ -55,7 +49,7 @@ struct ImagePull: ParsableCommand {
         var reference = try ImageReference(parsing: name)
         let chosen = try platform.map { try Platform(parsing: $0) }
         let store = try ImageStore(root: global.stateRoot)
-        let client = try registryClient(reference.domain, root: global.stateRoot)
+        let client = try RegistryClient.withStoredCredentials(for: reference.domain, root: global.stateRoot)
         var tags = [reference.tag]
         if allTags {
             guard !name.contains("@"), Self.namesNoTag(name) else {
@@ -96,7 +90,9 @@ func pullForContainer(_ name: String, root: String) throws {
     let store = try ImageStore(root: root)
     let printer = ProgressPrinter(output: STDERR_FILENO)
     printer.say("\(reference.digest ?? reference.tag ?? "latest"): Pulling from \(reference.path)")
-    let result = try store.pull(reference, client: registryClient(reference.domain, root: root)) {
+    let result = try store.pull(
+        reference, client: RegistryClient.withStoredCredentials(for: reference.domain, root: root)
+    ) {
         printer.pullEvent($0)
     }
     ImagePull.warnIfForeign(result)
@@ -120,7 +116,7 @@ struct ImagePush: ParsableCommand {
         let reference = try ImageReference(parsing: name)
         guard reference.digest == nil else { throw ValidationError("push a tag, not a digest: \(name)") }
         let store = try ImageStore(root: global.stateRoot)
-        let client = try registryClient(reference.domain, root: global.stateRoot)
+        let client = try RegistryClient.withStoredCredentials(for: reference.domain, root: global.stateRoot)
         if !quiet { say("The push refers to repository [\(reference.repository)]") }
         let printer = quiet ? nil : ProgressPrinter()
         let (digest, size) = try store.push(reference) { event in printer?.pushEvent(event) }
@@ -132,7 +128,9 @@ extension ImageStore {
     fileprivate func push(_ reference: ImageReference, _ progress: @escaping @Sendable (PushEvent) -> Void) throws
         -> (String, Int)
     {
-        try push(reference, client: registryClient(reference.domain, root: root), progress: progress)
+        try push(
+            reference, client: RegistryClient.withStoredCredentials(for: reference.domain, root: root),
+            progress: progress)
     }
 }
 
@@ -258,7 +256,7 @@ struct Search: ParsableCommand {
             // A private registry has no search API; its catalog, filtered, is the nearest thing.
             let domain = String(term[..<slash])
             let word = String(term[term.index(after: slash)...]).lowercased()
-            let client = try registryClient(domain, root: global.stateRoot)
+            let client = try RegistryClient.withStoredCredentials(for: domain, root: global.stateRoot)
             results = try client.catalog().filter { word.isEmpty || $0.contains(word) }.prefix(limit)
                 .map { SearchResult(name: domain + "/" + $0) }
         } else {
