@@ -191,6 +191,32 @@ import Testing
         try Self.expectPulled(other, reference, image)
     }
 
+    /// On a terminal, the layers' lines are drawn again in place (cursor up, line cleared) with a
+    /// bar while downloading; in a pipe, one plain line per step and no escape sequence (Docker's
+    /// two forms). The terminal is a pseudo-terminal from util-linux's `script`.
+    @Test func progressIsDrawnOnATerminalAndPlainInAPipe() throws {
+        let client = try Client()
+        let layout = try Self.layout(client)
+        _ = try Self.smallImage(layout, tag: "v1")
+        let registry = try RegistryServer()
+        try registry.push(layout, tag: "v1", to: "app/progress")
+        let reference = "\(registry.host)/app/progress:v1"
+
+        let piped = try client.berth(["image", "pull", reference])
+        #expect(piped.status == 0, "\(piped.stderr)")
+        #expect(!piped.stdout.contains("\u{1B}["), "\(piped.stdout)")
+        #expect(piped.stdout.contains(": Pulling fs layer\n") && piped.stdout.contains(": Pull complete\n"))
+        #expect(try client.berth(["image", "rm", reference]).status == 0)
+
+        let command = ([BerthProcess.executable, "image", "pull", reference]).joined(separator: " ")
+        let terminal = try Command.run(
+            "script", ["-qec", command, "/dev/null"], environment: client.environment)
+        #expect(terminal.status == 0, "\(terminal.stdout)")
+        #expect(terminal.stdout.contains("\u{1B}[2K"), "\(terminal.stdout)")
+        #expect(terminal.stdout.contains("A\u{1B}[2K"), "lines drawn again in place: \(terminal.stdout)")
+        #expect(terminal.stdout.contains(": Pull complete"))
+    }
+
     /// A push to another repository of the same registry mounts the blobs a stored image came
     /// with from there (cross-repository mount) instead of sending them again.
     @Test func pushMountsBlobsFromAnotherRepository() throws {
