@@ -270,7 +270,7 @@ import Testing
         #expect(!armed.blobs.contains(String(host.layers[1].digest.dropFirst(7))))
     }
 
-    @Test func layerWhiteoutsAndOpaqueDirectoriesApply() throws {
+    @Test func layerWhiteoutsAndOpaqueDirectoriesApplyFromGzipAndZstdLayers() throws {
         let client = try Client()
         let layout = try Self.layout(client)
         try layout.image(
@@ -280,7 +280,10 @@ import Testing
                     LayerSpec.file("a/deleted", "gone"), LayerSpec.file("a/kept", "kept"),
                     LayerSpec.file("b/old", "old"), LayerSpec.file("b/sub/older", "older"),
                 ]),
-                LayerSpec([LayerSpec.whiteout("a/deleted"), LayerSpec.opaque("b"), LayerSpec.file("b/new", "new")]),
+                // The top layer zstd-compressed (OCI's tar+zstd), the others gzip.
+                LayerSpec(
+                    [LayerSpec.whiteout("a/deleted"), LayerSpec.opaque("b"), LayerSpec.file("b/new", "new")],
+                    compression: .zstd),
             ]), tag: "v1")
         let registry = try RegistryServer()
         try registry.push(layout, tag: "v1", to: "app/layers")

@@ -1,8 +1,12 @@
 import Crypto
 import Foundation
 
-/// One layer of a test image: a directory tree written to disk, then `tar` and `gzip -n`.
+/// One layer of a test image: a directory tree written to disk, then `tar` and `gzip -n` (or zstd).
 public struct LayerSpec {
+    public enum Compression {
+        case gzip, zstd
+    }
+
     public enum Entry {
         case file(String, Data, mode: Int)
         case directory(String)
@@ -14,8 +18,12 @@ public struct LayerSpec {
     }
 
     public var entries: [Entry]
+    public var compression: Compression
 
-    public init(_ entries: [Entry]) { self.entries = entries }
+    public init(_ entries: [Entry], compression: Compression = .gzip) {
+        self.entries = entries
+        self.compression = compression
+    }
 
     public static func file(_ path: String, _ text: String, mode: Int = 0o644) -> Entry {
         .file(path, Data(text.utf8), mode: mode)
@@ -190,9 +198,10 @@ public final class OCILayoutBuilder {
             }
         }
         let tar = work + "/layer\(counter).tar"
+        let compressed = tar + (spec.compression == .gzip ? ".gz" : ".zst")
         defer {
             try? files.removeItem(atPath: tar)
-            try? files.removeItem(atPath: tar + ".gz")
+            try? files.removeItem(atPath: compressed)
         }
         try Command.check(
             "tar",
@@ -200,11 +209,15 @@ public final class OCILayoutBuilder {
                 "--numeric-owner", "--owner=0", "--group=0", "--sort=name", "--mtime=@1700000000", "-C", tree,
                 "-cf", tar, ".",
             ])
-        try Command.check("gzip", ["-n", "-k", tar])
+        switch spec.compression {
+        case .gzip: try Command.check("gzip", ["-n", "-k", tar])
+        case .zstd: try Command.check("zstd", ["-q", "-k", tar, "-o", compressed])
+        }
         let diffID = Self.sha256(try Data(contentsOf: URL(fileURLWithPath: tar)))
-        let gz = try Data(contentsOf: URL(fileURLWithPath: tar + ".gz"))
-        let digest = try blob(gz)
-        return (OCIDescriptor(mediaType: Self.layerType, digest: digest, size: gz.count), diffID)
+        let data = try Data(contentsOf: URL(fileURLWithPath: compressed))
+        let digest = try blob(data)
+        let mediaType = spec.compression == .gzip ? Self.layerType : "application/vnd.oci.image.layer.v1.tar+zstd"
+        return (OCIDescriptor(mediaType: mediaType, digest: digest, size: data.count), diffID)
     }
 
     /// An image: its layers, config and manifest as blobs.
