@@ -176,13 +176,12 @@ extension ImageStore {
                 }
                 _ = try putBlob(configData, mediaType: manifest.config.mediaType)
                 let stored = try putBlob(fetched.data, mediaType: fetched.mediaType)
-                var descriptor = Descriptor(
+                let descriptor = Descriptor(
                     mediaType: fetched.mediaType, digest: stored.digest, size: stored.size,
                     annotations: [
                         refNameAnnotation: refName, repoDigestAnnotation: reference.repository + "@" + top.digest,
                     ],
                     platform: Platform(architecture: config.architecture, os: config.os))
-                descriptor.platform?.variant = nil
                 var changed = true
                 try updateIndex { index in
                     changed = !index.manifests.contains { $0.refName == refName && $0.digest == descriptor.digest }
