@@ -29,6 +29,18 @@ extension ImageStore {
     /// own reader caps manifests at 4 MiB).
     static let archiveJSONLimit: Int64 = 8 << 20
 
+    /// Once the archive is read, standard input is let go (replaced by /dev/null): in
+    /// `berth save x | berth load` on one root, the save holds gc.lock shared while it writes, and
+    /// a failed load's collection, which waits for that lock, must not keep the pipe open.
+    private static func releaseStandardInput(_ path: String) {
+        guard path == "-" else { return }
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        if null >= 0 {
+            dup2(null, STDIN_FILENO)
+            close(null)
+        }
+    }
+
     /// Loads every image in the archive at `path` (`-` for standard input).
     public func load(archivePath path: String) throws -> [LoadedImage] {
         let display = path == "-" ? "standard input" : path
@@ -37,7 +49,14 @@ extension ImageStore {
         let loaded: [LoadedImage]
         do {
             loaded = try FileLock.with(gcLockPath, exclusive: false) {
-                let staging = try StagedArchive(fd: fd, display: display, tmpDir: tmpDir)
+                let staging: StagedArchive
+                do {
+                    staging = try StagedArchive(fd: fd, display: display, tmpDir: tmpDir)
+                    Self.releaseStandardInput(path)
+                } catch {
+                    Self.releaseStandardInput(path)
+                    throw error
+                }
                 defer { staging.remove() }
                 return try ArchiveLoader(store: self, archive: staging).run()
             }
@@ -183,14 +202,19 @@ final class StagedArchive {
         return file
     }
 
-    /// The staged blob a descriptor names, checked against the descriptor's size (its digest was
-    /// checked against its name when staged).
+    /// The staged blob a descriptor names, checked against the descriptor's digest and size.
     func blob(_ descriptor: Descriptor) throws -> File {
         guard ImageReference.isDigest(descriptor.digest) else {
             throw ImageStore.ArchiveError.invalid(
                 archive: display, reason: "\(descriptor.digest) is not a sha256 digest")
         }
         let file = try file("blobs/sha256/" + descriptor.digest.dropFirst(7), referencedBy: "index")
+        // A link named like a blob may point at any file of the archive: the content decides.
+        guard file.digest == descriptor.digest else {
+            throw ImageStore.Error.digestMismatch(
+                what: "\(display): blobs/sha256/\(descriptor.digest.dropFirst(7))", expected: descriptor.digest,
+                actual: file.digest)
+        }
         guard file.size == descriptor.size else {
             throw ImageStore.ArchiveError.invalid(
                 archive: display,
@@ -321,30 +345,16 @@ private struct ArchiveLoader {
         try store.updateIndex { index in
             for image in stored {
                 if image.names.isEmpty {
-                    if !index.manifests.contains(where: { $0.digest == image.descriptor.digest }) {
+                    // Already in the store (by manifest or by image ID): nothing to add.
+                    if !index.manifests.contains(where: {
+                        $0.digest == image.descriptor.digest || store.imageID(of: $0) == image.id
+                    }) {
                         index.manifests.append(image.descriptor)
                     }
                     continue
                 }
-                // Named now, so no longer an untagged entry.
-                index.manifests.removeAll { $0.digest == image.descriptor.digest && $0.refName == nil }
                 for name in image.names {
-                    if let old = index.manifests.firstIndex(where: { $0.refName == name.normalized }) {
-                        let moved = index.manifests.remove(at: old)
-                        // As Docker: the image a tag moves off stays, untagged, unless it has
-                        // another reference.
-                        if moved.digest != image.descriptor.digest,
-                            !index.manifests.contains(where: { $0.digest == moved.digest })
-                        {
-                            var untagged = moved
-                            untagged.annotations?[refNameAnnotation] = nil
-                            if untagged.annotations?.isEmpty == true { untagged.annotations = nil }
-                            index.manifests.append(untagged)
-                        }
-                    }
-                    var descriptor = image.descriptor
-                    descriptor.annotations = [refNameAnnotation: name.normalized]
-                    index.manifests.append(descriptor)
+                    store.name(image.descriptor, name.normalized, in: &index, imageID: store.imageID(of:))
                 }
             }
         }

@@ -21,7 +21,17 @@ extension ImageStore {
     /// `path`: a temp file beside it, renamed into place when whole, so a failure never leaves
     /// half an archive where the user looks for one.
     public func save(_ references: [String], toFile path: String) throws {
-        let dir = Files.parentDirectory(path)
+        // Something that is not a regular file (/dev/stdout, a FIFO, a device) is written into,
+        // never replaced: berth runs as root, and a rename over /dev/null would replace the device.
+        var info = stat()
+        if lstat(path, &info) == 0 && info.st_mode & S_IFMT != S_IFREG {
+            guard let out = FileDescriptor(taking: open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)) else {
+                throw StoreFiles.fail("open", path)
+            }
+            return try save(references, to: out.rawValue)
+        }
+        let parent = Files.parentDirectory(path)
+        let dir = parent.isEmpty ? "." : parent
         let temp = dir + "/.berth-save-\(getpid())-\(UUID().uuidString)"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw StoreFiles.fail("create", temp) }
@@ -64,7 +74,9 @@ extension ImageStore {
         let index = try readIndex()
         var images: [SavedImage] = []
         func add(_ entry: Descriptor, named: Bool) throws {
-            let name = named ? entry.refName.flatMap { try? ImageReference(parsing: $0) } : nil
+            // Only tags name an image in an archive: docker load and skopeo refuse a digest there.
+            let parsed = named ? entry.refName.flatMap { try? ImageReference(parsing: $0) } : nil
+            let name = parsed?.tag == nil ? nil : parsed
             if let i = images.firstIndex(where: { $0.descriptor.digest == entry.digest }) {
                 if let name, !images[i].names.contains(name) { images[i].names.append(name) }
                 return
@@ -75,12 +87,13 @@ extension ImageStore {
             )
         }
         for text in references {
-            // A bare repository (`busybox`) that has no :latest means every tag of it, as Docker.
-            if !text.contains(":"), !text.contains("@"), let ref = try? ImageReference(parsing: text),
-                !index.manifests.contains(where: { $0.refName == ref.normalized })
+            // A bare repository (`busybox`) means every tag of it, as Docker's save.
+            if !text.split(separator: "/").last!.contains(":"), !text.contains("@"),
+                let ref = try? ImageReference(parsing: text)
             {
                 let tagged = index.manifests.filter {
-                    $0.refName.flatMap { try? ImageReference(parsing: $0) }?.repository == ref.repository
+                    guard let name = $0.refName.flatMap({ try? ImageReference(parsing: $0) }) else { return false }
+                    return name.repository == ref.repository && name.tag != nil
                 }
                 if !tagged.isEmpty {
                     for entry in tagged { try add(entry, named: true) }

@@ -71,9 +71,14 @@ extension ImageStore {
             try updateIndex { index in
                 var kept: [Descriptor] = []
                 var keptIDs = Set<String>()
+                // Dangling, as Docker counts it: an image with no tag (a digest reference is no tag).
+                let tagged = Set(
+                    index.manifests.filter { $0.refName.map { !$0.contains("@") } ?? false }.compactMap {
+                        try? manifest($0.digest).config.digest
+                    })
                 for entry in index.manifests {
                     guard let id = try? manifest(entry.digest).config.digest, !inUse.contains(id),
-                        all || entry.refName == nil
+                        all || !tagged.contains(id)
                     else {
                         kept.append(entry)
                         if let id = try? manifest(entry.digest).config.digest { keptIDs.insert(id) }

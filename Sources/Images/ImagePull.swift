@@ -185,13 +185,14 @@ extension ImageStore {
                 var changed = true
                 try updateIndex { index in
                     changed = !index.manifests.contains { $0.refName == refName && $0.digest == descriptor.digest }
-                    // An untagged copy of this image in this repository (a pull by digest) gives way to
-                    // the named one; another repository's digest reference stays.
-                    index.manifests.removeAll {
-                        $0.refName == refName
-                            || ($0.digest == descriptor.digest && $0.refName == reference.repository + "@" + $0.digest)
+                    // A digest reference of this image in this repository (a pull by digest) gives way
+                    // to the tag; another repository's digest reference stays.
+                    if reference.digest == nil {
+                        index.manifests.removeAll {
+                            $0.digest == descriptor.digest && $0.refName == reference.repository + "@" + $0.digest
+                        }
                     }
-                    index.manifests.append(descriptor)
+                    name(descriptor, refName, in: &index, imageID: imageID(of:))
                 }
                 return changed
             }

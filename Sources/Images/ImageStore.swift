@@ -87,8 +87,7 @@ public final class ImageStore {
             descriptor.platform = Platform(architecture: Self.hostArchitecture, os: "linux")
             if let ref { descriptor.annotations = [refNameAnnotation: ref.normalized] }
             try updateIndex { index in
-                if let ref { index.manifests.removeAll { $0.refName == ref.normalized } }
-                index.manifests.append(descriptor)
+                if let ref { name(descriptor, ref.normalized, in: &index) } else { index.manifests.append(descriptor) }
             }
             return descriptor
         }
@@ -171,15 +170,8 @@ public final class ImageStore {
         let ref = try ImageReference(parsing: target)
         try FileLock.with(gcLockPath, exclusive: false) {
             try updateIndex { index in
-                var descriptor = index.manifests[try resolve(source, in: index)[0]]
-                // An untagged image stops being untagged once it has a name.
-                index.manifests.removeAll {
-                    $0.refName == ref.normalized || ($0.refName == nil && $0.digest == descriptor.digest)
-                }
-                descriptor.annotations = (descriptor.annotations ?? [:]).merging([refNameAnnotation: ref.normalized]) {
-                    $1
-                }
-                index.manifests.append(descriptor)
+                let source = index.manifests[try resolve(source, in: index)[0]]
+                name(source, ref.normalized, in: &index)
             }
         }
         try collectGarbage()

@@ -136,8 +136,12 @@ struct ImageRemove: ParsableCommand {
                 let user = containers.first(where: { $0.record.spec.imageID == image.id })
             {
                 // Removing the image would take the layers its containers stack: as Docker, only
-                // with -f, and then the image stays, untagged, for as long as they use it.
-                guard force else { throw try ImageInUse(name: name, image: image, container: user, store: store) }
+                // with -f, and then the image stays, untagged, for as long as they use it. By ID,
+                // an image a running container uses is not removed even with -f (Docker's rule).
+                let byID = !ImageInUse.isReference(name, in: store)
+                guard force && !(byID && user.isRunning) else {
+                    throw try ImageInUse(name: name, image: image, container: user, store: store)
+                }
                 let untagged = try store.untag(name)
                 return untagged.map { "Untagged: \($0)\n" }.joined()
             }
@@ -162,8 +166,9 @@ struct ImageInUse: Error, CustomStringConvertible {
                 + "(must force) - container \(container.shortID) is using its referenced image \(imageID)"
         } else {
             let state = container.isRunning ? "running" : "stopped"
+            let force = container.isRunning ? "cannot be forced" : "must be forced"
             description =
-                "Error response from daemon: conflict: unable to delete \(imageID) (must be forced) - "
+                "Error response from daemon: conflict: unable to delete \(imageID) (\(force)) - "
                 + "image is being used by \(state) container \(container.shortID)"
         }
     }

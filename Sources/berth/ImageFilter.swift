@@ -30,7 +30,8 @@ struct ImageFilter {
     }
 
     func matches(_ image: Image) -> Bool {
-        if let dangling, dangling != image.reference.isEmpty { return false }
+        // No tag: untagged, or named by digest only (Docker lists those as dangling too).
+        if let dangling, dangling != (image.reference.isEmpty || image.reference.contains("@")) { return false }
         if references.isEmpty { return true }
         // Docker's FamiliarMatch: the pattern against `name:tag`, then against the name alone.
         guard !image.reference.isEmpty else { return false }

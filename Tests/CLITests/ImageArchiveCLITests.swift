@@ -426,6 +426,75 @@ import Testing
         #expect(try world.storeIsEmpty(world.root))
     }
 
+    /// By ID, an image a running container uses is not removed, even with -f (Docker's "cannot be
+    /// forced"); a tag moved to another image leaves the old one untagged, and its container runs.
+    @Test func runningContainersKeepTheirImage() throws {
+        let world = try World()
+        let run = try world.berth([
+            "container", "run", "-d", "--network", "none", "--name", "up", "busybox", "sleep", "60",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let id = try #require(try world.inspect("busybox")["Id"] as? String)
+        let short = String(id.dropFirst(7).prefix(12))
+        let forced = try world.berth(["rmi", "-f", short])
+        #expect(
+            forced.status == 1 && forced.stderr.contains("unable to delete \(short) (cannot be forced)"),
+            "\(forced.stderr)")
+        #expect(try world.berth(["image", "ls", "-q"]).stdout == short + "\n")
+        #expect(try world.berth(["container", "rm", "-f", "up"]).status == 0)
+
+        // A new busybox under the same name: the old image stays, untagged, for its container.
+        let create = try world.berth(["container", "create", "--network", "none", "--name", "old", "busybox", "true"])
+        #expect(create.status == 0, "\(create.stderr)")
+        try world.sh(
+            "cd \"$W\"; mkdir -p extra; echo new > extra/new; cp busybox.tar newer.tar; tar -rf newer.tar -C extra new")
+        #expect(try world.berth(["image", "import", world.dir.path + "/newer.tar", "busybox"]).status == 0)
+        #expect(try world.berth(["image", "ls", "-q", "-f", "dangling=true"]).stdout == short + "\n")
+        #expect(try world.berth(["image", "prune", "-f"]).status == 0)
+        #expect(try world.berth(["container", "start", "old"]).status == 0)
+        #expect(try world.berth(["container", "wait", "old"]).stdout == "0\n")
+    }
+
+    /// `save -o` with a relative path writes beside it (not into /), onto a non-regular file
+    /// writes into it (never replacing /dev/null), and a bare repository saves all its tags.
+    @Test func saveTargetsAndAllTagsOfARepository() throws {
+        let world = try World()
+        for tag in ["bb:1", "bb:2", "bb:latest"] {
+            #expect(try world.berth(["image", "tag", "busybox", tag]).status == 0)
+        }
+        let relative = try BerthProcess.run(
+            ["image", "save", "-o", "rel.tar", "bb"], in: world.dir.path,
+            environment: ["BERTH_ROOT": world.root, "BERTH_TEST_PAUSE_AT": ""])
+        #expect(relative.status == 0, "\(relative.stderr)")
+        let load = try world.berth(["image", "load", "-i", world.dir.path + "/rel.tar"], root: world.emptyRoot)
+        #expect(load.status == 0, "\(load.stderr)")
+        #expect(
+            load.stdout.split(separator: "\n").sorted() == [
+                "Loaded image: bb:1", "Loaded image: bb:2", "Loaded image: bb:latest",
+            ])
+
+        let null = try world.berth(["image", "save", "-o", "/dev/null", "busybox"])
+        #expect(null.status == 0, "\(null.stderr)")
+        var info = stat()
+        #expect(stat("/dev/null", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR)
+    }
+
+    /// A blob name that is a link to another file of the archive: the content decides, and a
+    /// manifest naming it by the other digest is refused.
+    @Test func aLinkedBlobMustHashToItsName() throws {
+        let world = try World()
+        #expect(try world.berth(["image", "save", "-o", world.dir.path + "/good.tar", "busybox"]).status == 0)
+        try world.sh(
+            """
+            cd "$W"; rm -rf x; mkdir x; tar -C x -xf good.tar
+            layer=$(tr ',' '\\n' < x/manifest.json | grep -o 'blobs/sha256/[0-9a-f]*' | tail -1)
+            cfg=$(tr ',' '\\n' < x/manifest.json | grep -o 'blobs/sha256/[0-9a-f]*' | head -1)
+            cp x/$layer x/blobs/sha256/evil; rm x/$layer; ln -s evil x/$layer
+            printf 'not the layer' > x/blobs/sha256/evil; tar -C x -cf linked.tar .
+            """)
+        try expectRefused(world, "linked.tar", "the content is damaged")
+    }
+
     @Test func systemDiskUsage() throws {
         let world = try World()
         #expect(try world.berth(["image", "import", world.busyboxTar, "spare"]).status == 0)
