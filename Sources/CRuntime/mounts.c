@@ -4,6 +4,7 @@
    berth_overlay_open). Every path inside the root goes through inroot.c and is used by fd. */
 #include "internal.h"
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -240,12 +241,39 @@ static void read_fs_message(int fs, char *message, size_t size) {
 
 /* fsconfig copies at most 256 bytes of a string value (strndup_user in fs/fsopen.c) and fails
    longer ones with EINVAL, so two or three layers under a long root do not fit in one
-   "lowerdir". Since Linux 6.8, "lowerdir+" adds one layer per call (topmost first, as in
-   "lowerdir"); a short list still goes in one call, which older kernels take too. */
-static int set_lowerdirs(int fs, const char *lowerdir) {
+   "lowerdir". A long list is given as /proc/self/fd/N paths of O_PATH descriptors instead (about
+   16 bytes a layer, any kernel with the new mount API; `fds` keeps them open until the overlay
+   is created, which may be when older kernels resolve them). A list that does not fit even so
+   goes one layer per call with "lowerdir+" (Linux 6.8 and later). Returns -1 with errno set. */
+#define MAX_LOWER_FDS 128
+static int set_lowerdirs(int fs, const char *lowerdir, int *fds, int *nfds) {
+    *nfds = 0;
     if (strlen(lowerdir) < 256) return fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", lowerdir, 0);
     char one[PATH_MAX];
+    char short_list[256];
+    size_t used = 0;
+    int fits = 1;
     const char *p = lowerdir;
+    while (*p && fits) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n >= sizeof one || *nfds == MAX_LOWER_FDS) {
+            fits = 0;
+            break;
+        }
+        memcpy(one, p, n);
+        one[n] = '\0';
+        int fd = open(one, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return -1;
+        fds[(*nfds)++] = fd;
+        int w = snprintf(short_list + used, sizeof short_list - used, "%s/proc/self/fd/%d", used ? ":" : "", fd);
+        if (w < 0 || (size_t)w >= sizeof short_list - used) fits = 0;
+        else used += (size_t)w;
+        p += n;
+        if (*p == ':') p++;
+    }
+    if (fits) return fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", short_list, 0);
+    p = lowerdir;
     while (*p) {
         const char *end = strchr(p, ':');
         size_t n = end ? (size_t)(end - p) : strlen(p);
@@ -262,15 +290,21 @@ static int set_lowerdirs(int fs, const char *lowerdir) {
     return 0;
 }
 
+static void close_all(int *fds, int n) {
+    for (int i = 0; i < n; i++) close(fds[i]);
+}
+
 int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *workdir, char *message, size_t size) {
     if (size) message[0] = '\0';
     int fs = fsopen("overlay", FSOPEN_CLOEXEC);
     if (fs < 0) return -errno;
     int mnt = -1;
+    int lower_fds[MAX_LOWER_FDS];
+    int nlower = 0;
     /* volatile: the upper dir is the container's scratch space; without it every unmount
        (each container exit) syncs the whole host file system that holds ROOT (10-30 ms). */
     if (fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0 ||
-        set_lowerdirs(fs, lowerdir) < 0 ||
+        set_lowerdirs(fs, lowerdir, lower_fds, &nlower) < 0 ||
         fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", upperdir, 0) < 0 ||
         fsconfig(fs, FSCONFIG_SET_STRING, "workdir", workdir, 0) < 0 ||
         fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) < 0 ||
@@ -281,9 +315,11 @@ int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *w
         (mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0)) < 0) {
         int e = errno;
         read_fs_message(fs, message, size);
+        close_all(lower_fds, nlower);
         close(fs);
         return -e;
     }
+    close_all(lower_fds, nlower);
     close(fs);
     return mnt;
 }
