@@ -253,12 +253,12 @@ extension ImageStore {
                         }
                     }
                 }
+                // Synced before the unpack dirties the page cache with the layer's files, which would
+                // compete with it for the disk. Only a blob on disk is named by its digest.
+                guard fsync(fd.rawValue) == 0 else { throw StoreFiles.fail("sync", temp) }
                 report(.extracting)
                 _ = try store.ensureLayer(
                     blobPath: temp, blobDigest: layer.digest, display: layer.digest, expectedDiffID: diffID)
-                // Synced after the unpack, which reads it from the page cache meanwhile: by now the
-                // kernel has written most of it back. Only a blob on disk is named by its digest.
-                guard fsync(fd.rawValue) == 0 else { throw StoreFiles.fail("sync", temp) }
                 try store.commitBlob(temp, digest: layer.digest)
                 report(.complete)
             }

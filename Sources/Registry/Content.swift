@@ -97,7 +97,9 @@ extension RegistryClient {
         var attempt = 0
         while true {
             attempt += 1
-            guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
+            // Only a retry starts over (a truncation to zero would also make ext4 flush the file
+            // on close, on top of the caller's fsync).
+            guard attempt == 1 || (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0) else {
                 throw RegistryError.file("the download of \(digest)", String(cString: strerror(errno)))
             }
             var hasher = SHA256()
