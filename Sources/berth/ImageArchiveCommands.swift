@@ -70,9 +70,11 @@ struct ImageHistory: ParsableCommand {
 
     @OptionGroup var global: RootOptions
 
-    /// A value, as Docker's `-H=false` / `--human=false`.
-    @Option(
-        name: [.customShort("H"), .customLong("human")], help: "Print sizes and dates in human readable format.")
+    /// On by default, as Docker's; `-H` alone is accepted as Docker's is, and `--no-human` turns it
+    /// off (where Docker spells it `--human=false`, which a flag here cannot take).
+    @Flag(
+        name: [.customShort("H"), .customLong("human")], inversion: .prefixedNo,
+        help: "Print sizes and dates in human readable format.")
     var human = true
 
     @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
@@ -88,7 +90,8 @@ struct ImageHistory: ParsableCommand {
         let (image, steps) = try ImageStore(root: global.stateRoot).history(self.image)
         let id = noTrunc ? image.id : String(image.id.dropFirst("sha256:".count).prefix(12))
         if quiet {
-            print(id)
+            // One line per step, as Docker's: the image's ID on the newest, <missing> below it.
+            for i in steps.indices.reversed() { print(i == steps.count - 1 ? id : "<missing>") }
             return
         }
         var rows = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]

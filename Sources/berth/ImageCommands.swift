@@ -145,10 +145,10 @@ struct ImageRemove: ParsableCommand {
                 let untagged = try store.untag(name)
                 return untagged.map { "Untagged: \($0)\n" }.joined()
             }
-            try store.remove(name, force: force)
-            var said = image.reference.isEmpty ? "" : "Untagged: \(image.reference)\n"
-            if (try? store.image(image.id)) == nil { said += "Deleted: \(image.id)\n" }
-            return said
+            // Every reference removed (by ID with -f, all of them), then the image if it went.
+            let removal = try store.remove(name, force: force)
+            return removal.untagged.map { "Untagged: \($0)\n" }.joined()
+                + removal.deleted.map { "Deleted: \($0)\n" }.joined()
         }
     }
 }

@@ -232,11 +232,13 @@ import Testing
         #expect(lines[1].hasPrefix(String(id.dropFirst(7).prefix(12))) && lines[1].hasSuffix("second"))
         #expect(lines[2].hasPrefix("<missing>") && lines[2].contains("0B") && lines[2].contains("CMD"))
         #expect(lines[3].contains("ADD busybox /"))
+        // -q: a line per step, as Docker's.
         #expect(
             try world.berth(["history", "-q", "legacy:1.0"], root: world.emptyRoot).stdout
-                == String(id.dropFirst(7).prefix(12)) + "\n")
+                == String(id.dropFirst(7).prefix(12)) + "\n<missing>\n<missing>\n")
+        #expect(try world.berth(["history", "-H", "legacy:1.0"], root: world.emptyRoot).status == 0)
         let full = try world.berth(
-            ["image", "history", "--no-trunc", "--human=false", "legacy:1.0"], root: world.emptyRoot)
+            ["image", "history", "--no-trunc", "--no-human", "legacy:1.0"], root: world.emptyRoot)
         #expect(full.stdout.contains(id) && full.stdout.contains("2024-01-02T00:00:00.000Z"), "\(full.stderr)")
     }
 
@@ -493,6 +495,19 @@ import Testing
             printf 'not the layer' > x/blobs/sha256/evil; tar -C x -cf linked.tar .
             """)
         try expectRefused(world, "linked.tar", "the content is damaged")
+    }
+
+    /// `rmi -f ID` of an image with several tags says each tag it removes, then the deletion.
+    @Test func forcedRemovalByIDUntagsEveryReference() throws {
+        let world = try World()
+        #expect(try world.berth(["image", "tag", "busybox", "other:1"]).status == 0)
+        let id = try #require(try world.inspect("busybox")["Id"] as? String)
+        let removed = try world.berth(["rmi", "-f", String(id.dropFirst(7).prefix(12))])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(
+            removed.stdout.split(separator: "\n").sorted()
+                == ["Deleted: \(id)", "Untagged: busybox:latest", "Untagged: other:1"], "\(removed.stdout)")
+        #expect(try world.storeIsEmpty(world.root))
     }
 
     @Test func systemDiskUsage() throws {
