@@ -61,7 +61,7 @@ extension RegistryClient {
                     overflow = Int64(data.count) > Self.documentLimit
                     return !overflow
                 })
-        } catch RegistryError.unreachable(_, _) where overflow {
+        } catch RegistryError.transfer(_, _) where overflow {
             throw RegistryError.tooLarge(what, limit: Self.documentLimit)
         }
         guard response.isSuccess else { throw failure(what, response) }
@@ -135,12 +135,14 @@ extension RegistryClient {
                 guard flush() else {
                     throw RegistryError.file("the download of \(digest)", String(cString: strerror(writeError)))
                 }
-            } catch RegistryError.unreachable(let name, let reason) {
+            } catch let error as RegistryError {
+                // Stopped by the sink: the registry sent too much, or the file could not be written.
                 if written > size { throw RegistryError.tooLarge(what, limit: size) }
                 if writeError != 0 {
                     throw RegistryError.file("the download of \(digest)", String(cString: strerror(writeError)))
                 }
-                guard attempt < 4 else { throw RegistryError.unreachable(registry: name, reason) }
+                // Only the network's failures are tried again.
+                guard case .unreachable = error, attempt < 4 else { throw error }
                 usleep(UInt32(250_000 << attempt))
                 continue
             }
@@ -149,8 +151,9 @@ extension RegistryClient {
                 continue
             }
             guard response.isSuccess else { throw failure(what, response) }
+            guard written == size else { throw RegistryError.sizeMismatch(what, expected: size, actual: written) }
             let actual = "sha256:" + hasher.finalize().hexString
-            guard written == size, actual == digest else {
+            guard actual == digest else {
                 throw RegistryError.digestMismatch(what: what, expected: digest, actual: actual)
             }
             return

@@ -57,6 +57,15 @@ final class HTTPConnection {
         var isCertificateProblem: Bool {
             code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE
         }
+        /// The network failed (no connection, a cut or stalled transfer): worth trying again, and
+        /// what was verified so far is worth keeping. Not so an answer that cannot be followed (a
+        /// redirect to file://, a redirect loop) or a transfer berth stopped itself.
+        var isTransient: Bool {
+            [
+                CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT, CURLE_OPERATION_TIMEDOUT, CURLE_PARTIAL_FILE,
+                CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_HTTP2, CURLE_HTTP2_STREAM,
+            ].contains(code)
+        }
     }
 
     init(tls: TLSSettings) throws {
@@ -105,8 +114,9 @@ final class HTTPConnection {
                     // Blobs arrive in 512 KiB reads, not curl's default 16 KiB: a 64 MiB pull makes
                     // 128 receive, write and hash calls per layer instead of 4000.
                     ccurl_setopt_long(handle, CURLOPT_BUFFERSIZE, 512 << 10)
-                    // A registry that sends nothing for a minute is given up on (and retried).
-                    ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+                    // A registry that sends less than 1 KiB/s for a minute (a dead or deliberately
+                    // slow peer) is given up on, and retried.
+                    ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
                     ccurl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, 60)
                     if !tls.verify {
                         ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 0)

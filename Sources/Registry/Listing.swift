@@ -18,10 +18,18 @@ extension RegistryClient {
         }
     }
 
+    /// A registry's list, page by page; a page that links back to one already read, more than
+    /// `pageLimit` pages or more than `itemLimit` names is the registry's fault, not a reason to go
+    /// on (and grow) for ever.
     private func paginated(_ first: String, scope: String, _ items: (Data) throws -> [String]) throws -> [String] {
         var all: [String] = []
         var next: String? = first
+        var seen = Set<String>()
         while let path = next {
+            guard seen.insert(path).inserted, seen.count <= Self.pageLimit, all.count <= Self.itemLimit else {
+                throw RegistryError.response(
+                    "\(registry.name)\(first)", status: 200, "its pages do not end (a loop, or over the limits)")
+            }
             let (response, data) = try document(path, scope: scope, what: "\(registry.name)\(first)")
             do { all += try items(data) } catch {
                 throw RegistryError.response("\(registry.name)\(first)", status: response.status, "not a JSON list")
@@ -30,6 +38,9 @@ extension RegistryClient {
         }
         return all
     }
+
+    static let pageLimit = 10_000
+    static let itemLimit = 1_000_000
 
     /// The target of `<...>; rel="next"`.
     static func nextLink(_ header: String) -> String? {

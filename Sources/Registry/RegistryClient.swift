@@ -65,7 +65,9 @@ public final class RegistryClient: @unchecked Sendable {
                 } catch let failure as HTTPConnection.TransportError {
                     throw failure.isCertificateProblem
                         ? RegistryError.certificate(registry: registry.name, failure.message)
-                        : RegistryError.unreachable(registry: registry.name, failure.message)
+                        : failure.isTransient
+                            ? RegistryError.unreachable(registry: registry.name, failure.message)
+                            : RegistryError.transfer(registry: registry.name, failure.message)
                 }
             }
         }
@@ -238,8 +240,8 @@ public final class RegistryClient: @unchecked Sendable {
         }
         let item = (try? JSONDecoder().decode(Errors.self, from: response.body))?.errors?.first
         // "name unknown: repository name not known to registry", as Docker prints them.
-        let code = item?.code?.lowercased().replacing("_", with: " ")
-        let text = item?.message
+        let code = item?.code?.lowercased().replacing("_", with: " ").printable
+        let text = item?.message?.printable
         let message = code == text || text == nil ? code ?? "" : code.map { "\($0): " + text! } ?? text!
         switch response.status {
         case 401, 403:
@@ -281,5 +283,13 @@ public final class RegistryClient: @unchecked Sendable {
 extension String {
     fileprivate func leftPadded(to width: Int) -> String {
         String(repeating: "0", count: max(0, width - count)) + self
+    }
+}
+
+extension String {
+    /// The text with control characters (escape sequences, bells, newlines) shown as `?`: what a
+    /// registry says is printed on the user's terminal, and must not drive it.
+    public var printable: String {
+        String(String.UnicodeScalarView(unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
     }
 }

@@ -56,7 +56,12 @@ struct ImagePull: ParsableCommand {
                 throw ValidationError("tag can't be used with --all-tags/-a")
             }
             // Names from the registry become URLs and references: only valid tags (Docker's grammar).
-            tags = try client.tags(reference.path).filter(ImageReference.isTag).sorted()
+            let listed = try client.tags(reference.path)
+            tags = listed.filter(ImageReference.isTag).sorted()
+            if tags.count < listed.count {
+                StandardStreams.writeError(
+                    "WARNING: skipped \(listed.count - tags.count) tag names that are not valid tags\n")
+            }
             if !quiet { say("Pulling all tags of \(reference.familiarRepository)") }
         } else if !quiet && Self.namesNoTag(name) && reference.digest == nil {
             say("Using default tag: latest")
@@ -264,9 +269,10 @@ struct Search: ParsableCommand {
         }
         var rows = [["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]]
         for r in results {
-            var description = (r.description ?? "").replacing("\n", with: " ")
+            // Names and descriptions come from the registry: no control character reaches the terminal.
+            var description = (r.description ?? "").replacing("\n", with: " ").printable
             if !noTrunc && description.count > 45 { description = description.prefix(44) + "…" }
-            rows.append([r.name, description, String(r.starCount ?? 0), r.isOfficial == true ? "[OK]" : ""])
+            rows.append([r.name.printable, description, String(r.starCount ?? 0), r.isOfficial == true ? "[OK]" : ""])
         }
         print(HumanFormat.table(rows), terminator: "")
     }

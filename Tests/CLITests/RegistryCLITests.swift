@@ -661,6 +661,59 @@ import Testing
         #expect(fake.requests.allSatisfy { !$0.path.contains("/blobs/") })
     }
 
+    /// What a hostile registry says is not followed for ever, nor printed raw: a catalog whose
+    /// pages link back to themselves ends in an error, and names with escape sequences reach the
+    /// terminal as `?`.
+    @Test func hostileCatalogsEndAndPrintNoControlCharacters() throws {
+        let client = try Client()
+        let looping = try LoopbackHTTPServer { request in
+            if request.path == "/v2/" { return HTTPResponse(status: 200) }
+            return .json(200, ["repositories": ["app/one"]], headers: [("Link", #"</v2/_catalog?n=1>; rel="next""#)])
+        }
+        let loop = try client.berth(["search", "\(looping.host)/app"])
+        #expect(loop.status != 0 && loop.stderr.contains("its pages do not end"), "\(loop.stderr)")
+
+        let escaping = try LoopbackHTTPServer { request in
+            if request.path == "/v2/" { return HTTPResponse(status: 200) }
+            return .json(200, ["repositories": ["app/a\u{1B}[2J\u{07}b"]])
+        }
+        let search = try client.berth(["search", "\(escaping.host)/app"])
+        #expect(search.status == 0, "\(search.stderr)")
+        #expect(!search.stdout.contains("\u{1B}") && search.stdout.contains("app/a?[2J?b"), "\(search.stdout)")
+    }
+
+    /// A blob redirected to file:// is not followed, not retried, and leaves nothing behind (no
+    /// lease either: that is kept only when the network failed mid-pull).
+    @Test func aRedirectToAFileIsRefusedAndLeavesNothing() throws {
+        let client = try Client()
+        let config = Data(
+            #"{"architecture":"\#(OCILayoutBuilder.hostArchitecture)","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:\#(String(repeating: "a", count: 64))"]}}"#
+                .utf8)
+        let configDigest = OCILayoutBuilder.sha256(config)
+        let layerDigest = OCILayoutBuilder.sha256(Data("layer".utf8))
+        let manifest = Data(
+            """
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(configDigest)","size":\(config.count)},
+             "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\(layerDigest)","size":5}]}
+            """.utf8)
+        let server = try LoopbackHTTPServer { request in
+            switch request.path {
+            case "/v2/": return HTTPResponse(status: 200)
+            case "/v2/app/redirect/manifests/v1":
+                return HTTPResponse(
+                    status: 200, headers: [("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+                    body: manifest)
+            case "/v2/app/redirect/blobs/\(configDigest)": return HTTPResponse(status: 200, body: config)
+            default: return HTTPResponse(status: 307, headers: [("Location", "file:///etc/passwd")])
+            }
+        }
+        let pull = try client.berth(["image", "pull", "\(server.host)/app/redirect:v1"])
+        try Self.expectCleanFailure(pull, client, mentions: ["file"])
+        let leases = (try? FileManager.default.contentsOfDirectory(atPath: client.root + "/images/leases")) ?? []
+        #expect(leases.isEmpty, "\(leases)")
+    }
+
     @Test func anIndexWithOnlyAnotherPlatform() throws {
         let client = try Client()
         let layout = try Self.layout(client)
