@@ -58,17 +58,15 @@ public final class RegistryClient: @unchecked Sendable {
         _ method: String, _ url: String, headers: [String], body: HTTPBody,
         sink: ((UnsafeRawBufferPointer) -> Bool)?
     ) throws -> HTTPResponse {
-        do {
-            return try withConnection { connection in
-                do {
-                    return try connection.perform(method, url, headers: headers, body: body, sink: sink)
-                } catch let failure as HTTPConnection.TransportError {
-                    throw failure.isCertificateProblem
-                        ? RegistryError.certificate(registry: registry.name, failure.message)
-                        : failure.isTransient
-                            ? RegistryError.unreachable(registry: registry.name, failure.message)
-                            : RegistryError.transfer(registry: registry.name, failure.message)
-                }
+        try withConnection { connection in
+            do {
+                return try connection.perform(method, url, headers: headers, body: body, sink: sink)
+            } catch let failure as HTTPConnection.TransportError {
+                throw failure.isCertificateProblem
+                    ? RegistryError.certificate(registry: registry.name, failure.message)
+                    : failure.isTransient
+                        ? RegistryError.unreachable(registry: registry.name, failure.message)
+                        : RegistryError.transfer(registry: registry.name, failure.message)
             }
         }
     }
