@@ -125,8 +125,7 @@ import Testing
           store) echo "$input" > '\(d)/stored' ;;
           erase) rm -f '\(d)/stored' ;;
         esac
-        """.write(toFile: helper, atomically: true, encoding: .utf8)
-        chmod(helper, 0o755)
+        """.writeExecutable(helper)
         try #"{"credsStore": "berthtest"}"#.write(toFile: d + "/config.json", atomically: true, encoding: .utf8)
         let registry = try Registry("127.0.0.1:5000", root: d)
 
@@ -157,5 +156,18 @@ import Testing
         try "{not json".write(toFile: path, atomically: true, encoding: .utf8)
         defer { unlink(path) }
         #expect(throws: RegistryError.self) { try CredentialsFile(path: path) }
+    }
+}
+
+extension String {
+    /// Writes an executable script through a close-on-exec descriptor: a program another test of
+    /// this process starts meanwhile must not inherit it open for writing, or running the script
+    /// fails with ETXTBSY ("Text file busy").
+    func writeExecutable(_ path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
+        defer { close(fd) }
+        let bytes = Array(utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw CocoaError(.fileWriteUnknown) }
     }
 }
