@@ -18,6 +18,8 @@ public enum PullEvent: Sendable {
 public enum LayerProgress: Sendable, Equatable {
     /// Verified and unpacked earlier (by this image or another, or a pull that was cut short).
     case alreadyExists
+    /// Queued behind the downloads running (three at a time).
+    case waiting
     case downloading(done: Int64, total: Int64)
     case extracting
     case complete
@@ -241,7 +243,7 @@ extension ImageStore {
                 }
                 defer { unlink(temp) }
                 var reported: Int64 = 0
-                try downloads.through {
+                try downloads.through(waiting: { report(.waiting) }) {
                     report(.downloading(done: 0, total: layer.size))
                     try client.downloadBlob(
                         repository, digest: layer.digest, size: layer.size, into: fd.rawValue

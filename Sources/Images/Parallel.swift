@@ -60,8 +60,12 @@ final class Gate: @unchecked Sendable {
         semaphore.deallocate()
     }
 
-    func through<T>(_ body: () throws -> T) rethrows -> T {
-        while sem_wait(semaphore) != 0 && errno == EINTR {}
+    /// Runs `body` holding a permit; `waiting` is called first when none is free at once.
+    func through<T>(waiting: () -> Void = {}, _ body: () throws -> T) rethrows -> T {
+        if sem_trywait(semaphore) != 0 {
+            waiting()
+            while sem_wait(semaphore) != 0 && errno == EINTR {}
+        }
         defer { sem_post(semaphore) }
         return try body()
     }

@@ -310,6 +310,7 @@ final class ProgressPrinter: @unchecked Sendable {
         case .layer(let digest, let progress):
             switch progress {
             case .alreadyExists: update(digest, "Already exists", plain: true)
+            case .waiting: update(digest, "Waiting", plain: true)
             case .downloading(let done, let total):
                 update(digest, "Downloading " + Self.bar(done, total), plain: done == 0)
             case .extracting: update(digest, "Download complete", plain: true)
