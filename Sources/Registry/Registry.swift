@@ -27,6 +27,9 @@ public struct Registry: Sendable, Equatable {
     /// `root` is berth's state root: ROOT/config.json's `insecure-registries` and ROOT/certs.d
     /// are read beside Docker's /etc/docker/certs.d.
     public init(_ name: String, root: String) throws {
+        // The name becomes a URL's host and a certs.d folder name: host[:port] only, as Docker's
+        // reference grammar has it (no "/", no "..").
+        guard Self.isValidName(name) else { throw RegistryError.invalidName(name.printable) }
         self.name = name
         endpoint = name == Self.dockerHub ? "registry-1.docker.io" : name
         let insecure = try Self.insecureRegistries(root: root)
@@ -40,6 +43,30 @@ public struct Registry: Sendable, Equatable {
     /// Where the credentials for this registry are kept in config.json's `auths`.
     public var credentialKey: String {
         name == Self.dockerHub ? "https://index.docker.io/v1/" : name
+    }
+
+    /// host[:port]: dot-separated labels of letters, digits and inner '-', or a bracketed IPv6
+    /// address; the port 1 to 65535.
+    static func isValidName(_ name: String) -> Bool {
+        var host = Substring(name)
+        if let colon = host.lastIndex(of: ":"), !host.hasPrefix("[") || host[..<colon].hasSuffix("]") {
+            let port = host[host.index(after: colon)...]
+            guard port.allSatisfy({ $0.isASCII && $0.isNumber }), let number = UInt16(port), number > 0 else {
+                return false
+            }
+            host = host[..<colon]
+        }
+        if host.hasPrefix("[") {
+            let inner = host.dropFirst().dropLast()
+            return host.hasSuffix("]") && !inner.isEmpty
+                && inner.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
+        }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        return !host.isEmpty
+            && labels.allSatisfy { label in
+                !label.isEmpty && label.first != "-" && label.last != "-"
+                    && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+            }
     }
 
     /// localhost, 127.0.0.0/8 and ::1, with or without a port.

@@ -283,11 +283,3 @@ extension String {
         String(repeating: "0", count: max(0, width - count)) + self
     }
 }
-
-extension String {
-    /// The text with control characters (escape sequences, bells, newlines) shown as `?`: what a
-    /// registry says is printed on the user's terminal, and must not drive it.
-    public var printable: String {
-        String(String.UnicodeScalarView(unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
-    }
-}

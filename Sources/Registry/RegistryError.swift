@@ -2,6 +2,8 @@
 public enum RegistryError: Swift.Error, CustomStringConvertible, Equatable {
     /// libcurl could not be loaded or set up.
     case library(String)
+    /// Not a host[:port].
+    case invalidName(String)
     /// No HTTP answer: the registry, what was being done, and curl's reason.
     case unreachable(registry: String, String)
     /// An answer berth will not follow or could not take (a redirect to file://, a redirect loop,
@@ -26,6 +28,7 @@ public enum RegistryError: Swift.Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .library(let reason): return reason
+        case .invalidName(let name): return "invalid registry name \"\(name)\": expected HOST[:PORT]"
         case .unreachable(let registry, let reason):
             return "cannot reach registry \(registry): \(reason)"
         case .transfer(let registry, let reason):

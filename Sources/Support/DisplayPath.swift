@@ -18,9 +18,19 @@ public enum DisplayPath {
         parts.isEmpty ? base : base + "/" + joined(parts)
     }
 
-    /// The start and the end of a long path, which name it well enough, and its length.
+    /// The start and the end of a long path, which name it well enough, and its length; control
+    /// characters shown as `?`.
     private static func shortened(_ text: String, bytes: Int) -> String {
-        guard text.count > limit else { return text }
-        return "\(text.prefix(limit / 2 - 20))…\(text.suffix(limit / 2 + 20)) (\(bytes) bytes)"
+        guard text.count > limit else { return text.printable }
+        return "\(text.prefix(limit / 2 - 20))…\(text.suffix(limit / 2 + 20)) (\(bytes) bytes)".printable
+    }
+}
+
+extension String {
+    /// The text with control characters (escape sequences, bells, newlines) shown as `?`: names
+    /// and messages from images, archives and registries are printed on the user's terminal, and
+    /// must not drive it.
+    public var printable: String {
+        String(String.UnicodeScalarView(unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
     }
 }

@@ -105,12 +105,11 @@ public enum Files {
     public static func replace(_ path: String, with bytes: UnsafeRawBufferPointer, mode: mode_t = 0o644) throws {
         let temp = path + ".tmp\(getpid())"
         // A new file, never one a crash left (or someone planted) with another mode or as a link:
-        // the content may be secret (credentials), and the mode is set whatever the umask.
+        // the content may be secret (credentials, written 0600).
         unlink(temp)
         guard
             let out = FileDescriptor(
-                taking: open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)),
-            fchmod(out.rawValue, mode) == 0
+                taking: open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode))
         else {
             throw FileError(operation: "create", path: temp, errno: errno)
         }

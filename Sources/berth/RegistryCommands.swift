@@ -124,18 +124,8 @@ struct ImagePush: ParsableCommand {
         let client = try RegistryClient.withStoredCredentials(for: reference.domain, root: global.stateRoot)
         if !quiet { say("The push refers to repository [\(reference.repository)]") }
         let printer = quiet ? nil : ProgressPrinter()
-        let (digest, size) = try store.push(reference) { event in printer?.pushEvent(event) }
+        let (digest, size) = try store.push(reference, client: client) { event in printer?.pushEvent(event) }
         say(quiet ? reference.normalized : "\(reference.tag ?? "latest"): digest: \(digest) size: \(size)")
-    }
-}
-
-extension ImageStore {
-    fileprivate func push(_ reference: ImageReference, _ progress: @escaping @Sendable (PushEvent) -> Void) throws
-        -> (String, Int)
-    {
-        try push(
-            reference, client: RegistryClient.withStoredCredentials(for: reference.domain, root: root),
-            progress: progress)
     }
 }
 

@@ -664,6 +664,17 @@ import Testing
     /// What a hostile registry says is not followed for ever, nor printed raw: a catalog whose
     /// pages link back to themselves ends in an error, and names with escape sequences reach the
     /// terminal as `?`.
+    /// A server name that is no host[:port] is refused before any request or file: `..` would
+    /// otherwise name a certs.d folder above the registry's.
+    @Test func loginRefusesANameThatIsNoHost() throws {
+        let client = try Client()
+        for server in ["..", "host:99999"] {
+            let login = try client.berth(["login", "-u", "a", "-p", "b", server])
+            #expect(login.status != 0 && login.stderr.contains("invalid registry name"), "\(login.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: client.dockerConfig + "/config.json"))
+    }
+
     @Test func hostileCatalogsEndAndPrintNoControlCharacters() throws {
         let client = try Client()
         let looping = try LoopbackHTTPServer { request in

@@ -52,6 +52,22 @@ import Testing
         #expect(throws: RegistryError.self) { try Registry("x.example", root: dir.path) }
     }
 
+    /// A registry name becomes a URL host and a certs.d folder: host[:port] only, as Docker's.
+    @Test func registryNamesAreHostAndPort() throws {
+        for name in ["docker.io", "localhost:5000", "127.0.0.1:15000", "[::1]:5000", "my-reg.example.com", "a.b-c.d:1"]
+        {
+            #expect(Registry.isValidName(name), "\(name)")
+        }
+        for name in [
+            "..", "../etc", "a/b", "", "host:", "host:123456", "host:65536", "host:0", "host:+1", "host:12a", "-a.b",
+            "a-.b", "a..b", "[]", "a b",
+            "h\u{1B}[2J", "é.example",
+        ] {
+            #expect(!Registry.isValidName(name), "\(name)")
+        }
+        #expect(throws: RegistryError.invalidName("..")) { try Registry("..", root: "/nonexistent") }
+    }
+
     @Test func paginationLink() {
         #expect(RegistryClient.nextLink(#"</v2/_catalog?last=b&n=2>; rel="next""#) == "/v2/_catalog?last=b&n=2")
         #expect(RegistryClient.nextLink(#"</v2/_catalog?last=b>; rel="prev""#) == nil)
