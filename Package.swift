@@ -101,10 +101,18 @@ let package = Package(
         .target(
             name: "ContainerNetworking", dependencies: ["CNetlink", "Network", "Runtime", "Support"],
             swiftSettings: memberImportVisibility),
+        // A compose project's lifecycle (up, down, the supervisor): the only place where a service
+        // becomes containers, networks and volumes.
+        .target(
+            name: "Orchestrator",
+            dependencies: [
+                "Compose", "Runtime", "Images", "ContainerSpecs", "ContainerNetworking", "Network", "Support",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], swiftSettings: memberImportVisibility),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking", "Network", "YAML",
+                "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking", "Network", "YAML",
                 "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

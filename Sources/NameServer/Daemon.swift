@@ -180,21 +180,9 @@ public enum NameServerDaemon {
 
     /// The control socket, made afresh: we hold the lock, so one left at the path is stale.
     static func listen(_ path: String) throws -> Support.FileDescriptor {
-        unlink(path)
-        guard
-            let fd = Support.FileDescriptor(
-                taking: socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
-        else { throw NameServer.Error(description: "socket: \(String(cString: strerror(errno)))") }
-        var address = try NameServerControl.unixAddress(path)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
+        do { return try DaemonControl.listen(path, daemon: "berth-netd") } catch {
+            throw NameServer.Error(description: "\(error)")
         }
-        guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd.rawValue, 64) == 0 else {
-            throw NameServer.Error(description: "listen on \(path): \(String(cString: strerror(errno)))")
-        }
-        return fd
     }
 
     /// Every descriptor but stdio and the readiness pipe: the starter's own open files are not

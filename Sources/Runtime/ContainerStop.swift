@@ -26,6 +26,14 @@ extension Container {
         return RunningProcess(pid: pid, pidfd: pidfd)
     }
 
+    /// Waits up to `milliseconds` (nil: as long as it takes) for the current run's PID 1 to end;
+    /// true once it has, or when it was not running. For a supervisor's health checks, which
+    /// wait an interval or until the container ends, whichever comes first.
+    public func waitForMainProcess(milliseconds: Int?) -> Bool {
+        guard let process = openProcess() else { return true }
+        return waitReadable(process.pidfd.rawValue, milliseconds: milliseconds ?? -1)
+    }
+
     /// `docker stop`: the stop signal, then SIGKILL after `timeout` seconds. When PID 1 has no
     /// handler for the signal (SigCgt), the kernel drops it for a namespace init: kill at once.
     /// Returns when the process is gone and the exit is recorded.

@@ -16,6 +16,23 @@ struct Berth: ParsableCommand {
         abstract: "A daemonless compose tool with its own container runtime.",
         subcommands: [
             ConfigCommand.self,
+            ComposeUp.self,
+            ComposeDown.self,
+            ComposePs.self,
+            ComposeLogsCommand.self,
+            ComposeExec.self,
+            ComposeRun.self,
+            ComposeCreate.self,
+            ComposeStart.self,
+            ComposeStop.self,
+            ComposeRestart.self,
+            ComposeKill.self,
+            ComposeRm.self,
+            ComposePull.self,
+            ComposeLs.self,
+            ComposeWait.self,
+            ComposePort.self,
+            ComposeSupervise.self,
             VersionCommand.self,
             ContainerCommand.self,
             ImageCommand.self,
@@ -61,7 +78,8 @@ struct Berth: ParsableCommand {
         // take it over.
         for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 { _ = open("/dev/null", O_RDWR) }
         do {
-            var command = try parse(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst())))
+            var command = try parse(
+                ComposeLogsCommand.followSpelledLong(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst()))))
             try command.run()
         } catch let exit as ExitCode {
             Glibc.exit(exit.rawValue)
@@ -137,6 +155,7 @@ struct GlobalOptions: ParsableArguments {
     /// Options that take a value, as they may stand before the command name.
     private static let valued = [
         "-f", "--file", "-p", "--project-name", "--profile", "--env-file", "--project-directory", "--root",
+        "--progress", "--ansi",
     ]
 
     /// `berth -f x.yaml -p demo config` is how people type it (as with `docker compose`), but
@@ -150,7 +169,8 @@ struct GlobalOptions: ParsableArguments {
         while index < arguments.count {
             let argument = arguments[index]
             if valued.contains(argument), index + 1 < arguments.count {
-                globals += [argument, arguments[index + 1]]
+                // `-f` spelled long: after the command, `logs -f` is compose's follow.
+                globals += [argument == "-f" ? "--file" : argument, arguments[index + 1]]
                 index += 2
             } else if let name = argument.split(separator: "=", maxSplits: 1).first,
                 argument.contains("="), valued.contains(String(name)), argument.hasPrefix("--")

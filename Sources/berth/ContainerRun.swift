@@ -72,7 +72,7 @@ struct ContainerRun: ParsableCommand {
         let process: ContainerProcess
         do {
             process = try container.start(
-                stdio: stdio, exitCommand: Self.exitCommand(container, root, autoRemove: autoRemove, plan: plan),
+                stdio: stdio, exitCommand: ContainerNetworking.exitCommand(container, root: root, berth: Self.selfPath(), plan: plan),
                 beforeResume: plan.isEmpty
                     ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
         } catch {
@@ -108,25 +108,6 @@ struct ContainerRun: ParsableCommand {
             try pullForContainer(options.image, root: root)
             return try make()
         }
-    }
-
-    /// What berth-shim runs once the container's exit is recorded (and nobody attached is left
-    /// to do it): `--rm`'s removal, or for a container on bridge networks the release of its
-    /// endpoints, ports and address (Docker too releases them when a container stops; they are
-    /// made again when it starts).
-    static func exitCommand(_ container: Container, _ root: String, autoRemove: Bool, plan: ContainerNetworking.Plan)
-        -> [String]?
-    {
-        if autoRemove { return removal(container, root) }
-        guard !plan.isEmpty else { return nil }
-        return [selfPath(), "--root", root, "container", "release-network", container.id]
-    }
-
-    /// `container rm -f ID` by this very binary, for the shim to run when a `--rm` container exits
-    /// with nobody attached (detached, or its foreground berth killed); the shim runs it with an
-    /// empty environment, so the root is given.
-    static func removal(_ container: Container, _ root: String) -> [String] {
-        [selfPath(), "--root", root, "container", "rm", "-f", container.id]
     }
 
     /// This very binary, for commands the shim runs with an empty environment.

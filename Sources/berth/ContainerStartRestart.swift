@@ -21,27 +21,7 @@ struct ContainerStart: ParsableCommand {
 
     /// Starts it again on its networks (the last run's endpoints are taken down first).
     static func start(_ container: Container, root: String) throws {
-        let spec = container.record.spec
-        // Before its ports are bound: Docker's answer for a running one, not a bind error.
-        guard container.state().status != .running else {
-            throw Container.Error(container: container.name, stage: .start, detail: "the container is already running")
-        }
-        let networking = ContainerNetworking(root: root)
-        // The last run's endpoints and proxy, unless its exit released them already (its shim
-        // may be doing so now: waited for): its ports must be free before this run binds them.
-        container.waitForLastRunsShim()
-        _ = try container.ifNotRunning { try networking.tearDown(container: container.id) }
-        let plan = try networking.plan(spec)
-        do {
-            _ = try container.start(
-                stdio: .detached(stdin: spec.interactive, tty: spec.tty),
-                exitCommand: ContainerRun.exitCommand(container, root, autoRemove: spec.autoRemove, plan: plan),
-                beforeResume: plan.isEmpty
-                    ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
-        } catch {
-            if container.state().status != .running { try? networking.tearDown(container: container.id) }
-            throw error
-        }
+        try ContainerNetworking(root: root).startDetached(container, berth: ContainerRun.selfPath())
     }
 }
 

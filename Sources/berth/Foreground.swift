@@ -99,6 +99,14 @@ enum Foreground {
             }
         }
 
+        /// The signals that came in since the last call (compose's `up` decides itself what each means).
+        func received() -> [Int32] {
+            var signals: [Int32] = []
+            var sig: UInt8 = 0
+            while pipe[0] >= 0, Glibc.read(pipe[0], &sig, 1) == 1 { signals.append(Int32(sig)) }
+            return signals
+        }
+
         /// Restores the handlers, then closes the pipe.
         func stop() {
             if !previous.isEmpty { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }

@@ -1,0 +1,143 @@
+import Images
+import Runtime
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `down`'s flags.
+public struct DownOptions: Sendable {
+    /// `-v`: the named volumes too (never external ones).
+    public var volumes = false
+    /// `--rmi local|all`.
+    public var removeImages: String?
+    public var removeOrphans = false
+    /// `-t`: seconds before SIGKILL, over each container's stop_grace_period.
+    public var timeout: Int?
+    public init() {}
+}
+
+extension Orchestrator {
+    /// `down`, from what is on disk (the compose file may be gone or broken by now): the
+    /// supervisor stopped first (nothing restarts behind it), then the containers in reverse
+    /// dependency order, a level in parallel, then the networks, the volumes with `-v`, the images
+    /// with `--rmi`, and the project's directory. Every step is tried; the first error is thrown
+    /// at the end, so one failure does not leave the rest behind.
+    public func down(_ options: DownOptions = DownOptions(), currentServices: Set<String>? = nil) throws {
+        var errors: [Swift.Error] = []
+        do { try supervisor.stop() } catch { errors.append(error) }
+        let record = store.load()
+        let all = store.containers(oneoff: true)
+        // Containers of services the current model no longer has are orphans: docker compose
+        // leaves them unless asked; with no model to compare (a broken file), all go.
+        let keep = all.filter { container in
+            guard !options.removeOrphans, !container.isOneoff, let currentServices else { return false }
+            return !currentServices.contains(container.service)
+        }
+        if !keep.isEmpty {
+            warn("Found orphan containers (\(keep.map(\.name).joined(separator: ", "))) for this project; they stay (use --remove-orphans)")
+        }
+        let targets = all.filter { container in !keep.contains { $0 === container } }
+        for level in stopLevels(targets, record: record) {
+            do { try inParallel(level) { try self.remove($0, timeout: options.timeout) } } catch { errors.append(error) }
+        }
+        let resources = ProjectResources(root: root, progress: progress)
+        if keep.isEmpty {
+            errors += resources.removeNetworks(project: projectName, recorded: record?.networks ?? [])
+        }
+        if options.volumes { errors += resources.removeVolumes(project: projectName, recorded: record?.volumes ?? []) }
+        if let rmi = options.removeImages {
+            errors += removeImages(targets.map { $0.record.spec.image }, mode: rmi)
+        }
+        if keep.isEmpty, errors.isEmpty {
+            do { try store.removeAll() } catch { errors.append(error) }
+        }
+        if let first = errors.first { throw first }
+    }
+
+    /// The containers grouped for stopping: dependents before what they depend on (the recorded
+    /// start levels reversed), one-offs and containers of unknown services first.
+    func stopLevels(_ containers: [Container], record: ProjectRecord?) -> [[Container]] {
+        let levels = record?.startLevels ?? []
+        var rank: [String: Int] = [:]
+        for (index, level) in levels.enumerated() { for service in level { rank[service] = index } }
+        let top = levels.count
+        var grouped: [Int: [Container]] = [:]
+        for container in containers {
+            let level = container.isOneoff ? top : rank[container.service] ?? top
+            grouped[level, default: []].append(container)
+        }
+        return grouped.keys.sorted(by: >).map { grouped[$0]! }
+    }
+
+    /// `--rmi all`: every service's image; `local`: those without a custom tag (built ones, named
+    /// PROJECT-SERVICE; berth builds none yet, so none).
+    func removeImages(_ images: [String], mode: String) -> [Swift.Error] {
+        guard mode == "all" else { return [] }
+        var errors: [Swift.Error] = []
+        guard let store = try? ImageStore(root: root) else { return [] }
+        for image in Array(Set(images)).sorted() where (try? store.image(image)) != nil {
+            progress(ProgressEvent(.image, image, "Removing", .working))
+            do {
+                _ = try store.remove(image)
+                progress(ProgressEvent(.image, image, "Removed"))
+            } catch {
+                errors.append(error)
+            }
+        }
+        return errors
+    }
+
+    // MARK: the everyday commands
+
+    /// `stop [SERVICE...]`: reverse dependency order, a level in parallel.
+    public func stop(services: [String], timeout: Int?) throws {
+        let targets = containers(of: services).filter { $0.isRunning }
+        for level in stopLevels(targets, record: store.load()) {
+            try inParallel(level) { try self.stop($0, timeout: timeout) }
+        }
+    }
+
+    /// `start [SERVICE...]`: the existing containers, in dependency order.
+    public func start(services: [String]) throws {
+        let all = containers(of: services)
+        guard !all.isEmpty else { throw OrchestratorError("no containers to start") }
+        try supervisor.ensureRunning()
+        for level in stopLevels(all, record: store.load()).reversed() {
+            try inParallel(level.filter { !$0.isRunning }) { try self.start($0) }
+        }
+        try supervisor.reload()
+    }
+
+    /// `restart [SERVICE...]`.
+    public func restart(services: [String], timeout: Int?) throws {
+        try stop(services: services, timeout: timeout)
+        try start(services: services)
+    }
+
+    /// `kill [-s SIGNAL] [SERVICE...]`: the signal to each running container (marked stopped, so
+    /// the supervisor does not restart what a person killed).
+    public func kill(services: [String], signal: Int32) throws {
+        let targets = containers(of: services).filter { $0.isRunning }
+        try inParallel(targets) { container in
+            self.store.markStopped(container.id)
+            try container.kill(signal: signal)
+            self.progress(ProgressEvent(.container, container.name, "Killed"))
+        }
+    }
+
+    /// `rm [-f] [-s] [-v]`: stopped containers (running ones too with `stop`), their anonymous
+    /// volumes with `volumes`.
+    public func removeStopped(services: [String], stopFirst: Bool, timeout: Int?, volumes: Bool) throws {
+        if stopFirst { try stop(services: services, timeout: timeout) }
+        let targets = containers(of: services, oneoff: true).filter { !$0.isRunning }
+        try inParallel(targets) { container in
+            let anonymous = container.record.spec.mounts.filter {
+                $0.kind == .volume && $0.source.count == 64 && $0.source.allSatisfy(\.isHexDigit)
+            }
+            try self.remove(container, timeout: timeout)
+            if volumes { for mount in anonymous { try? VolumeStore(root: self.root).remove(mount.source, force: false) } }
+        }
+    }
+}

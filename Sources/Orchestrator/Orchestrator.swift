@@ -1,0 +1,117 @@
+import Compose
+import ContainerNetworking
+import ContainerSpecs
+import FoundationEssentials
+import Images
+import Runtime
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A compose project's lifecycle on one root: the only place where a compose service becomes
+/// containers, networks and volumes (docs/architecture.md). `up`, `down` and the everyday
+/// commands are methods here; the CLI parses flags and renders `progress`.
+public final class Orchestrator: @unchecked Sendable {
+    public let root: String
+    public let projectName: String
+    public let store: ProjectStore
+    /// The berth binary: what berth-shim runs when a container exits, and the supervisor's program.
+    public let berth: String
+    let progress: ProgressSink
+    let warn: @Sendable (String) -> Void
+    /// Pulls an image into the store (the CLI's, which shows the pull's progress).
+    let pull: @Sendable (String) throws -> Void
+
+    public init(
+        root: String, projectName: String, berth: String, progress: @escaping ProgressSink = { _ in },
+        warn: @escaping @Sendable (String) -> Void = { _ in }, pull: @escaping @Sendable (String) throws -> Void
+    ) {
+        self.root = root
+        self.projectName = projectName
+        self.store = ProjectStore(root: root, name: projectName)
+        self.berth = berth
+        self.progress = progress
+        self.warn = warn
+        self.pull = pull
+    }
+
+    var networking: ContainerNetworking { ContainerNetworking(root: root) }
+
+    /// The project's containers of `services` (all when empty), one-offs too when asked.
+    public func containers(of services: [String] = [], oneoff: Bool = false) -> [Container] {
+        store.containers(oneoff: oneoff).filter { services.isEmpty || services.contains($0.service) }
+    }
+
+    // MARK: starting and stopping one container
+
+    /// Starts a project container detached (its stop mark cleared first, so the supervisor
+    /// restarts it by its policy again).
+    func start(_ container: Container) throws {
+        store.clearStopped(container.id)
+        progress(ProgressEvent(.container, container.name, "Starting", .working))
+        do {
+            try networking.startDetached(container, berth: berth)
+        } catch {
+            progress(ProgressEvent(.container, container.name, "Error", .failed, detail: "\(error)"))
+            throw error
+        }
+        progress(ProgressEvent(.container, container.name, "Started"))
+    }
+
+    /// Stops it (marked first, so the supervisor leaves it stopped): the stop signal, then SIGKILL
+    /// after the grace period, at once when PID 1 does not catch the signal (Runtime's stop).
+    func stop(_ container: Container, timeout: Int?) throws {
+        store.markStopped(container.id)
+        guard container.isRunning else { return }
+        progress(ProgressEvent(.container, container.name, "Stopping", .working))
+        try container.stop(timeout: timeout)
+        progress(ProgressEvent(.container, container.name, "Stopped"))
+    }
+
+    /// Stops and removes it, with what it had on its networks and its supervisor files.
+    func remove(_ container: Container, timeout: Int?) throws {
+        try stop(container, timeout: timeout)
+        progress(ProgressEvent(.container, container.name, "Removing", .working))
+        try networking.remove(container, force: true)
+        store.forget(container.id)
+        progress(ProgressEvent(.container, container.name, "Removed"))
+    }
+
+    /// Runs `body` for each item on threads of their own (a level's services, a service's
+    /// replicas) and waits for all; the first error is thrown once all are done.
+    func inParallel<T>(_ items: [T], _ body: @escaping (T) throws -> Void) throws {
+        guard items.count > 1 else {
+            for item in items { try body(item) }
+            return
+        }
+        let works = items.map { item in BackgroundWork { try body(item) } }
+        var first: Swift.Error?
+        for work in works {
+            do { try work.wait() } catch { first = first ?? error }
+        }
+        if let first { throw first }
+    }
+
+    /// Whether the supervisor is going to start this exited container again (its policy, not
+    /// stopped by a person): its log is not complete yet.
+    public func willRestart(_ container: Container) -> Bool {
+        let state = container.state()
+        guard state.status == .exited, !store.isStopped(container.id), supervisor.isRunning,
+            let policy = store.load()?.service(container.service)?.restart
+        else { return false }
+        return policy.restarts(exitCode: state.exitCode ?? 0, restarts: store.restartCount(of: container.id))
+    }
+
+    /// The supervisor's control, for this project.
+    public var supervisor: SupervisorControl { SupervisorControl(store: store, berth: berth) }
+}
+
+extension Container {
+    /// The compose service a project container belongs to.
+    public var service: String { record.spec.labels[ComposeLabel.service] ?? "" }
+    /// Its replica number (com.docker.compose.container-number).
+    public var number: Int { Int(record.spec.labels[ComposeLabel.containerNumber] ?? "") ?? 0 }
+    public var isOneoff: Bool { record.spec.labels[ComposeLabel.oneoff] == "True" }
+}

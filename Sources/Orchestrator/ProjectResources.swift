@@ -1,0 +1,151 @@
+import Compose
+import Network
+import Runtime
+
+/// A project's networks and named volumes: made before its containers (`up`), removed after them
+/// (`down`); external ones must exist and are never removed.
+struct ProjectResources {
+    let root: String
+    let progress: ProgressSink
+
+    /// The networks the given services use, by project key, made when missing; their real names.
+    func ensureNetworks(for services: [Service], in project: Project) throws -> [String] {
+        var keys = Set<String>()
+        for service in services where service.networkMode == nil {
+            keys.formUnion(service.networks.isEmpty ? ["default"] : Array(service.networks.keys))
+        }
+        let bridges = BridgeNetworks(root: root)
+        var made: [String] = []
+        for key in keys.sorted() {
+            let network = project.networks[key] ?? Compose.Network()
+            let name = ServiceSpecBuilder.networkName(key, in: project)
+            if network.external {
+                guard (try? bridges.network(name)) != nil else {
+                    throw OrchestratorError(
+                        "network \(name) declared as external, but could not be found (create it with `berth network create \(name)`)"
+                    )
+                }
+                continue
+            }
+            made.append(name)
+            if let existing = try? bridges.network(name) {
+                guard existing.labels[ComposeLabel.project] == nil || existing.labels[ComposeLabel.project] == project.name
+                else {
+                    throw OrchestratorError(
+                        "network \(name) was found but belongs to project \(existing.labels[ComposeLabel.project]!)")
+                }
+                continue
+            }
+            if let driver = network.driver, driver != "bridge" {
+                throw OrchestratorError("network \(key): driver \(driver) is not supported (berth makes bridge networks)")
+            }
+            var options = BridgeNetworks.Options()
+            options.internal = network.internal
+            options.labels = network.labels
+            options.labels[ComposeLabel.project] = project.name
+            options.labels[ComposeLabel.network] = key
+            options.labels[ComposeLabel.version] = ComposeLabel.versionValue
+            if let pool = network.ipam.config.first {
+                options.subnet = try pool.subnet.map { try parse($0, IPv4Subnet.init, "subnet", key) }
+                options.gateway = try pool.gateway.map { try parse($0, IPv4Address.init, "gateway", key) }
+                options.ipRange = try pool.ipRange.map { try parse($0, IPv4Subnet.init, "ip_range", key) }
+            }
+            if let mtu = network.driverOpts["com.docker.network.driver.mtu"] {
+                guard let value = UInt32(mtu), value >= 68 else {
+                    throw OrchestratorError("network \(key): invalid com.docker.network.driver.mtu \"\(mtu)\"")
+                }
+                options.mtu = value
+            }
+            for option in network.driverOpts.keys where option != "com.docker.network.driver.mtu" {
+                throw OrchestratorError("network \(key): driver option \(option) is not supported")
+            }
+            progress(ProgressEvent(.network, name, "Creating", .working))
+            do {
+                _ = try bridges.create(name, options)
+            } catch let error as BridgeNetworks.Error where (try? bridges.network(name)) != nil {
+                _ = error  // made by a concurrent `up` of the same project meanwhile
+            }
+            progress(ProgressEvent(.network, name, "Created"))
+        }
+        return made
+    }
+
+    private func parse<T>(_ text: String, _ make: (String) -> T?, _ what: String, _ key: String) throws -> T {
+        guard let value = make(text) else { throw OrchestratorError("network \(key): invalid \(what) \"\(text)\"") }
+        return value
+    }
+
+    /// The named volumes the given services mount, made when missing; their real names.
+    func ensureVolumes(for services: [Service], in project: Project) throws -> [String] {
+        var keys = Set<String>()
+        for service in services {
+            for volume in service.volumes where volume.type == "volume" {
+                if let source = volume.source { keys.insert(source) }
+            }
+        }
+        let volumes = VolumeStore(root: root)
+        var made: [String] = []
+        for key in keys.sorted() {
+            guard let volume = project.volumes[key] else {
+                throw OrchestratorError("service volume \(key) is not declared in the top-level volumes section")
+            }
+            let name = ServiceSpecBuilder.volumeName(key, in: project)
+            if volume.external {
+                guard (try? volumes.volume(name)) != nil else {
+                    throw OrchestratorError(
+                        "external volume \"\(name)\" not found (create it with `berth volume create \(name)`)")
+                }
+                continue
+            }
+            made.append(name)
+            if (try? volumes.volume(name)) != nil { continue }
+            if let driver = volume.driver, driver != "local" {
+                throw OrchestratorError("volume \(key): driver \(driver) is not supported (berth makes local volumes)")
+            }
+            var labels = volume.labels
+            labels[ComposeLabel.project] = project.name
+            labels[ComposeLabel.volume] = key
+            labels[ComposeLabel.version] = ComposeLabel.versionValue
+            progress(ProgressEvent(.volume, name, "Creating", .working))
+            _ = try volumes.create(name, labels: labels)
+            progress(ProgressEvent(.volume, name, "Created"))
+        }
+        return made
+    }
+
+    /// `down`: the project's networks (those recorded and those labelled with its name).
+    func removeNetworks(project: String, recorded: [String]) -> [Swift.Error] {
+        let bridges = BridgeNetworks(root: root)
+        let labelled = bridges.store.networks().filter { $0.labels[ComposeLabel.project] == project }.map(\.name)
+        var errors: [Swift.Error] = []
+        for name in Array(Set(recorded + labelled)).sorted() where (try? bridges.network(name)) != nil {
+            progress(ProgressEvent(.network, name, "Removing", .working))
+            do {
+                try bridges.remove(name)
+                progress(ProgressEvent(.network, name, "Removed"))
+            } catch {
+                progress(ProgressEvent(.network, name, "Error", .failed, detail: "\(error)"))
+                errors.append(error)
+            }
+        }
+        return errors
+    }
+
+    /// `down -v`: the project's named volumes (recorded, and labelled with its name).
+    func removeVolumes(project: String, recorded: [String]) -> [Swift.Error] {
+        let volumes = VolumeStore(root: root)
+        let labelled = volumes.list().filter { $0.labels[ComposeLabel.project] == project }.map(\.name)
+        var errors: [Swift.Error] = []
+        for name in Array(Set(recorded + labelled)).sorted() where (try? volumes.volume(name)) != nil {
+            progress(ProgressEvent(.volume, name, "Removing", .working))
+            do {
+                try volumes.remove(name, force: false)
+                progress(ProgressEvent(.volume, name, "Removed"))
+            } catch {
+                progress(ProgressEvent(.volume, name, "Error", .failed, detail: "\(error)"))
+                errors.append(error)
+            }
+        }
+        return errors
+    }
+}

@@ -1,0 +1,69 @@
+import Compose
+import Runtime
+
+/// `run`'s overrides of a service, as docker compose's flags give them.
+public struct RunOptions: Sendable {
+    public var command: [String]?
+    public var entrypoint: [String]?
+    /// KEY=VALUE, over the service's environment.
+    public var env: [String] = []
+    public var publish: [String] = []
+    /// `--service-ports`: the service's own published ports (off by default, as docker compose).
+    public var servicePorts = false
+    public var mounts: [MountSpec] = []
+    public var name: String?
+    public var user: String?
+    public var workingDir: String?
+    public var tty = false
+    public var interactive = false
+    public var autoRemove = false
+    public var noDeps = false
+    public init() {}
+}
+
+extension Orchestrator {
+    /// `run SERVICE`: the service's dependencies brought up (unless `noDeps`), then a one-off
+    /// container of it made (PROJECT-SERVICE-run-ID, labelled oneoff), not started: the caller
+    /// starts it attached or detached.
+    public func prepareRun(_ project: Project, service name: String, _ options: RunOptions) throws -> Container {
+        guard let service = project.service(name) else { throw OrchestratorError.noSuchService(name) }
+        let dependencies = project.dependencyGraph.subgraph([name]).subtracting([name])
+        if !options.noDeps && !dependencies.isEmpty {
+            var up = UpOptions()
+            up.services = Array(dependencies).sorted()
+            try self.up(project, up)
+            try waitForDependencies(of: service, in: project, selected: dependencies)
+        } else {
+            var record = store.load() ?? ProjectRecord(name: project.name, workingDir: "", configFiles: [])
+            record.workingDir = project.workingDir
+            record.configFiles = project.composeFiles
+            record.services = try project.services.map(Self.serviceRecord)
+            try store.save(record)
+            try pullImages(of: [service], policy: nil)
+            let resources = ProjectResources(root: root, progress: progress)
+            record.networks = Array(Set(record.networks + (try resources.ensureNetworks(for: [service], in: project))))
+            record.volumes = Array(Set(record.volumes + (try resources.ensureVolumes(for: [service], in: project))))
+            try store.save(record)
+        }
+        let suffix = String(ServiceSpecBuilder.randomHex(6).prefix(12))
+        let containerName = options.name ?? "\(project.name)-\(name)-run-\(suffix)"
+        var spec = try specBuilder(project).spec(for: service, number: 1, name: containerName, oneoff: true)
+        if let command = options.command { spec.command = command }
+        if let entrypoint = options.entrypoint { spec.entrypoint = entrypoint }
+        spec.env += options.env
+        spec.publish = (options.servicePorts ? spec.publish ?? [] : []) + options.publish
+        spec.mounts += options.mounts
+        if let user = options.user { spec.user = user }
+        if let workingDir = options.workingDir { spec.workingDir = workingDir }
+        spec.tty = options.tty
+        spec.interactive = options.interactive
+        spec.autoRemove = options.autoRemove
+        return try create(spec)
+    }
+
+    /// `pull [SERVICE...]`: every service's image from its registry (`ignoreFailures`: go on).
+    public func pull(_ project: Project, services: [String]) throws {
+        let selected = project.services.filter { services.isEmpty || services.contains($0.name) }
+        try pullImages(of: selected.filter { $0.image != nil }, policy: "always")
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Compose
+import FoundationEssentials
+import Orchestrator
+import Runtime
+import Support
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a compose command works on: the project's model (when the files load), its name, and its
+/// orchestrator on this root.
+struct ComposeContext {
+    let root: String
+    /// The loaded model; nil when the command works from disk (ps, logs, down) and the files do
+    /// not load any more.
+    let project: Project?
+    let name: String
+    let orchestrator: Orchestrator
+    let renderer: ProgressRenderer
+}
+
+/// docker compose's output options, global in its CLI.
+struct ComposeOutputOptions: ParsableArguments {
+    @Option(name: .customLong("progress"), help: "Progress output: auto, tty, plain, json or quiet.")
+    var progress: String = "auto"
+    @Option(name: .customLong("ansi"), help: "Control characters: never, always or auto.")
+    var ansi: String = "auto"
+
+    func validate() throws {
+        guard ["auto", "tty", "plain", "json", "quiet"].contains(progress) else {
+            throw ValidationError("invalid progress mode \"\(progress)\": use auto, tty, plain, json or quiet")
+        }
+        guard ["auto", "never", "always"].contains(ansi) else {
+            throw ValidationError("invalid ansi mode \"\(ansi)\": use never, always or auto")
+        }
+    }
+
+    /// Colours and terminal drawing on stderr's terminal, unless told otherwise.
+    var useANSI: Bool { ansi == "always" || (ansi == "auto" && isatty(STDERR_FILENO) != 0) }
+}
+
+extension GlobalOptions {
+    /// The compose model, every service of it (profiles applied).
+    func loadProject() throws -> Project {
+        let options = ProjectOptions(
+            files: files, projectName: projectName, profiles: profiles, envFiles: envFiles,
+            projectDirectory: projectDirectory, warn: { StandardStreams.writeError("WARN[0000] \($0)\n") })
+        return try ComposeLoader.load(options)
+    }
+
+    /// The context of a compose command. `needsModel`: up, create, run and pull need the files;
+    /// the others work from disk when the files no longer load (a project named by -p, or the
+    /// one recorded for this directory).
+    func composeContext(_ output: ComposeOutputOptions, needsModel: Bool) throws -> ComposeContext {
+        let root = stateRoot
+        var project: Project?
+        var name: String
+        do {
+            let loaded = try loadProject()
+            project = loaded
+            name = loaded.name
+        } catch {
+            if needsModel { throw error }
+            if let given = projectName ?? ProcessInfo.processInfo.environment["COMPOSE_PROJECT_NAME"] {
+                name = ComposeLoader.normalizeProjectName(given)
+            } else if let recorded = recordedProject(root: root) {
+                StandardStreams.writeError("WARN[0000] \(error); using project \(recorded) as recorded for this directory\n")
+                name = recorded
+            } else {
+                throw error
+            }
+        }
+        let renderer = ProgressRenderer(output)
+        let orchestrator = Orchestrator(
+            root: root, projectName: name, berth: ContainerRun.selfPath(), progress: renderer.sink,
+            warn: { StandardStreams.writeError("WARN[0000] \($0)\n") },
+            pull: { image in try pullForContainer(image, root: root) })
+        return ComposeContext(root: root, project: project, name: name, orchestrator: orchestrator, renderer: renderer)
+    }
+
+    /// The project whose recorded working directory is this one (or --project-directory).
+    private func recordedProject(root: String) -> String? {
+        let directory = projectDirectory ?? FileManager.default.currentDirectoryPath
+        let matches = ProjectStore.projectNames(root: root).filter { name in
+            ProjectStore(root: root, name: name).load()?.workingDir == directory
+        }
+        return matches.count == 1 ? matches[0] : nil
+    }
+}
+
+/// docker compose's progress lines, on stderr: on a terminal `✔ Container x  Started  0.3s`
+/// (a line when each step ends), otherwise plain ` Container x  Started`, or JSON, or nothing.
+final class ProgressRenderer: Sendable {
+    enum Mode { case tty, plain, json, quiet }
+    let mode: Mode
+    let colour: Bool
+    private let started = Mutex<[String: Int64]>([:])
+
+    init(_ options: ComposeOutputOptions) {
+        switch options.progress {
+        case "tty": mode = .tty
+        case "plain": mode = .plain
+        case "json": mode = .json
+        case "quiet": mode = .quiet
+        default: mode = isatty(STDERR_FILENO) != 0 ? .tty : .plain
+        }
+        colour = options.useANSI
+    }
+
+    var sink: ProgressSink { { [self] event in render(event) } }
+
+    func render(_ event: ProgressEvent) {
+        let id = event.kind.rawValue + " " + event.name
+        let now = DaemonControl.now()
+        let since = started.withLock { times -> Int64 in
+            if event.state == .working && times[id] == nil { times[id] = now }
+            let first = times[id] ?? now
+            if event.state != .working { times[id] = nil }
+            return first
+        }
+        switch mode {
+        case .quiet:
+            return
+        case .json:
+            StandardStreams.writeError(jsonLine(["id": id, "status": event.status, "text": event.detail ?? ""]))
+        case .plain:
+            StandardStreams.writeError(" \(id)  \(event.status)" + (event.detail.map { " " + $0 } ?? "") + "\n")
+        case .tty:
+            guard event.state != .working else { return }
+            let seconds = Double(now - since) / 1e9
+            let mark = event.state == .failed ? paint("✘", 31) : paint("✔", 32)
+            let elapsed = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10) + "s"
+            StandardStreams.writeError(
+                " \(mark) \(id)  \(event.status)  \(paint(elapsed, 34))" + (event.detail.map { "\n   " + $0 } ?? "") + "\n")
+        }
+    }
+
+    func paint(_ text: String, _ code: Int) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+}
+
+/// One JSON object on a line, keys sorted (docker compose's `--format json` and `--progress json`).
+func jsonLine<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return ((try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
+}

@@ -1,0 +1,206 @@
+import ArgumentParser
+import Compose
+import FoundationEssentials
+import Orchestrator
+import Runtime
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `berth up`, as `docker compose up`: the project made and started (Orchestrator.up); with -d
+/// or --wait it returns, otherwise it streams the containers' logs until they have all stopped,
+/// and Ctrl-C stops the project in reverse dependency order (a second one kills).
+struct ComposeUp: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "up", abstract: "Create and start containers.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: ComposeOutputOptions
+    @Flag(name: [.customShort("d"), .customLong("detach")], help: "Run containers in the background.")
+    var detach = false
+    @Flag(name: .customLong("wait"), help: "Wait for services to be running|healthy. Implies detached mode.")
+    var wait = false
+    @Option(name: .customLong("wait-timeout"), help: "Maximum duration in seconds to wait for the project to be running|healthy.")
+    var waitTimeout: Double?
+    @Flag(name: .customLong("build"), help: "Build images before starting containers.")
+    var build = false
+    @Flag(name: .customLong("no-build"), help: "Don't build an image, even if it's policy.")
+    var noBuild = false
+    @Option(name: .customLong("pull"), help: "Pull image before running (always|missing|never).")
+    var pull: String?
+    @Option(name: .customLong("scale"), help: "Scale SERVICE to NUM instances.")
+    var scale: [String] = []
+    @Flag(name: .customLong("no-deps"), help: "Don't start linked services.")
+    var noDeps = false
+    @Flag(name: .customLong("force-recreate"), help: "Recreate containers even if their configuration hasn't changed.")
+    var forceRecreate = false
+    @Flag(name: .customLong("no-recreate"), help: "If containers already exist, don't recreate them.")
+    var noRecreate = false
+    @Flag(name: .customLong("no-start"), help: "Don't start the services after creating them.")
+    var noStart = false
+    @Flag(name: .customLong("remove-orphans"), help: "Remove containers for services not defined in the Compose file.")
+    var removeOrphans = false
+    @Flag(name: .customLong("abort-on-container-exit"), help: "Stops all containers if any container was stopped.")
+    var abortOnContainerExit = false
+    @Option(name: .customLong("exit-code-from"), help: "Return the exit code of the selected service container.")
+    var exitCodeFrom: String?
+    @Option(name: [.customShort("t"), .customLong("timeout")], help: "Shutdown timeout in seconds.")
+    var timeout: Int?
+    @Flag(name: .customLong("no-color"), help: "Produce monochrome output.")
+    var noColor = false
+    @Flag(name: .customLong("no-log-prefix"), help: "Don't print prefix in logs.")
+    var noLogPrefix = false
+    @Flag(name: .customLong("timestamps"), help: "Show timestamps.")
+    var timestamps = false
+    @Argument var services: [String] = []
+
+    func validate() throws {
+        if forceRecreate && noRecreate { throw ValidationError("--force-recreate and --no-recreate are incompatible") }
+        if detach && (abortOnContainerExit || exitCodeFrom != nil) {
+            throw ValidationError("--abort-on-container-exit and --exit-code-from cannot be combined with --detach")
+        }
+        if let pull, !["always", "missing", "never", "build"].contains(pull) {
+            throw ValidationError("invalid --pull option \"\(pull)\": use always, missing or never")
+        }
+    }
+
+    func run() throws {
+        if build {
+            throw ContainerCommandError(
+                description: "--build: berth cannot build images from Dockerfiles yet; build them elsewhere and name them in image:")
+        }
+        let context = try global.composeContext(output, needsModel: true)
+        guard let project = context.project else { return }
+        try checkServices(services + (exitCodeFrom.map { [$0] } ?? []), context)
+        var options = UpOptions()
+        options.services = services
+        options.noDeps = noDeps
+        options.forceRecreate = forceRecreate
+        options.noRecreate = noRecreate
+        options.noStart = noStart
+        options.removeOrphans = removeOrphans
+        options.pull = pull
+        options.wait = wait
+        options.waitTimeout = waitTimeout
+        options.timeout = timeout
+        for entry in scale {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let count = Int(parts[1]), count >= 0 else {
+                throw ContainerCommandError(description: "invalid --scale \"\(entry)\": use SERVICE=NUM")
+            }
+            options.scale[parts[0]] = count
+        }
+        let since = LogTimestamp.now
+        let containers = try context.orchestrator.up(project, options)
+        if detach || wait || noStart { return }
+        let code = try foreground(context, containers, since: since)
+        if code != 0 { throw CommandFailure(status: code) }
+    }
+
+    /// Attached: the logs until every container has stopped for good; Ctrl-C (or the first exit
+    /// with --abort-on-container-exit) stops the project, a second Ctrl-C kills it.
+    private func foreground(_ context: ComposeContext, _ containers: [Container], since: LogTimestamp) throws -> Int32 {
+        let orchestrator = context.orchestrator
+        let printer = ComposeLogPrinter(
+            containers, colour: !noColor && output.useANSI, prefix: !noLogPrefix, timestamps: timestamps)
+        var selection = ContainerLogSelection()
+        selection.since = since
+        let followers = ComposeLogFollowers(containers, printer: printer, selection: selection, orchestrator: orchestrator)
+        let signals = Foreground.SignalForwarding()
+        defer { signals.stop() }
+        let abort = abortOnContainerExit || exitCodeFrom != nil
+        var stopping: BackgroundWork<Void>?
+        var interrupted = false
+        while true {
+            var poller = pollfd(fd: signals.descriptor ?? -1, events: Int16(POLLIN), revents: 0)
+            // The containers' ends show only in their files: looked at every 100 ms.
+            let ready = poll(&poller, 1, 100)
+            if ready > 0 {
+                for signal in signals.received() where signal == SIGINT || signal == SIGTERM {
+                    if stopping == nil {
+                        interrupted = true
+                        StandardStreams.writeError("Gracefully stopping... (press Ctrl+C again to force)\n")
+                        stopping = BackgroundWork { try orchestrator.stop(services: services, timeout: timeout) }
+                    } else {
+                        try? orchestrator.kill(services: services, signal: SIGKILL)
+                    }
+                }
+            }
+            let settled = containers.filter { !$0.isRunning && !orchestrator.willRestart($0) }
+            if abort, stopping == nil, let exited = settled.first {
+                printer.say("\(exited.name) exited with code \(exited.state().exitCode ?? 255)\n")
+                StandardStreams.writeError("Aborting on container exit...\n")
+                stopping = BackgroundWork { try orchestrator.stop(services: services, timeout: timeout) }
+            }
+            if settled.count == containers.count { break }
+        }
+        try stopping?.wait()
+        followers.finish()
+        if let exitCodeFrom {
+            let container = containers.first { $0.service == exitCodeFrom }
+            return container?.state().exitCode ?? 0
+        }
+        return interrupted ? 130 : 0
+    }
+}
+
+/// `berth down`, as `docker compose down`: from what is on disk, so it works after the compose
+/// file changed or broke.
+struct ComposeDown: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop and remove containers, networks.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: ComposeOutputOptions
+    @Flag(name: [.customShort("v"), .customLong("volumes")], help: "Remove named volumes declared in the volumes section.")
+    var volumes = false
+    @Option(name: .customLong("rmi"), help: "Remove images used by services: local or all.")
+    var rmi: String?
+    @Flag(name: .customLong("remove-orphans"), help: "Remove containers for services not defined in the Compose file.")
+    var removeOrphans = false
+    @Option(name: [.customShort("t"), .customLong("timeout")], help: "Shutdown timeout in seconds.")
+    var timeout: Int?
+
+    func validate() throws {
+        if let rmi, rmi != "local", rmi != "all" { throw ValidationError("invalid --rmi \"\(rmi)\": use local or all") }
+    }
+
+    func run() throws {
+        let context = try global.composeContext(output, needsModel: false)
+        var options = DownOptions()
+        options.volumes = volumes
+        options.removeImages = rmi
+        options.removeOrphans = removeOrphans
+        options.timeout = timeout
+        let current = context.project.map { Set($0.serviceNames + $0.disabledServices.map(\.name)) }
+        try context.orchestrator.down(options, currentServices: current)
+    }
+}
+
+/// `berth supervise PROJECT`: the project's supervisor (Orchestrator.Supervisor), started by `up`
+/// detached with the root in BERTH_ROOT, so that `ps` shows just this. Not for people to run.
+struct ComposeSupervise: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "supervise", abstract: "Run a project's supervisor (started by up).", shouldDisplay: false)
+
+    @OptionGroup var global: RootOptions
+    @Argument var project: String
+
+    func run() throws {
+        let root = global.stateRoot
+        let store = ProjectStore(root: root, name: project)
+        try Files.makeDirectories(store.directory, mode: 0o700)
+        // Its own log on stdout and stderr (the starter gave it /dev/null).
+        let log = open(store.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        if log >= 0 {
+            dup2(log, STDOUT_FILENO)
+            dup2(log, STDERR_FILENO)
+            close(log)
+        }
+        let ready = ProcessInfo.processInfo.environment["BERTH_READY_FD"].flatMap { Int32($0) }
+        // Inherited descriptors other than stdio and the readiness socket are not ours to keep.
+        for fd in Int32(3)..<1024 where fd != ready { close(fd) }
+        let supervisor = Supervisor(root: root, project: project, berth: ContainerRun.selfPath())
+        _ = try supervisor.run(readyFD: ready)
+    }
+}
