@@ -110,10 +110,24 @@ extension Orchestrator {
         try supervisor.reload()
     }
 
-    /// `restart [SERVICE...]`.
+    /// `restart [SERVICE...]`, with the services that depend on them with `restart: true`
+    /// (transitively), as docker compose restarts those after their dependency.
     public func restart(services: [String], timeout: Int?) throws {
-        try stop(services: services, timeout: timeout)
-        try start(services: services)
+        var targets = services
+        if !services.isEmpty, let record = store.load() {
+            var changed = true
+            while changed {
+                changed = false
+                for service in record.services where !targets.contains(service.name) {
+                    if service.dependsOn.contains(where: { targets.contains($0.key) && $0.value.restart }) {
+                        targets.append(service.name)
+                        changed = true
+                    }
+                }
+            }
+        }
+        try stop(services: targets, timeout: timeout)
+        try start(services: targets)
     }
 
     /// `kill [-s SIGNAL] [SERVICE...]`: the signal to each running container (marked stopped, so

@@ -48,7 +48,7 @@ public final class Supervisor: @unchecked Sendable {
         try? pid.withUnsafeBytes { try Files.replace(store.directory + "/supervisor.pid", with: $0, mode: 0o600) }
         let listener = try DaemonControl.listen(store.socketPath, daemon: "supervisor of \(store.name)")
         log("supervising \(store.name) (pid \(getpid()))")
-        reconcile(adopting: true)
+        reconcile()
         if let readyFD {
             var byte: UInt8 = 1
             _ = write(readyFD, &byte, 1)
@@ -61,8 +61,8 @@ public final class Supervisor: @unchecked Sendable {
         return true
     }
 
-    /// One command a connection: `ping`, `reload`, `stop` (answered, then the process ends; the
-    /// containers go on).
+    /// One command a connection: `ping`, `reload`, `status` (the IDs of the containers it
+    /// follows), `stop` (answered, then the process ends; the containers go on).
     private func serve(_ listener: Int32) {
         while true {
             let connection = accept(listener, nil, nil)
@@ -77,7 +77,8 @@ public final class Supervisor: @unchecked Sendable {
             var stopping = false
             switch command {
             case "ping": break
-            case "reload": reconcile(adopting: false)
+            case "reload": reconcile()
+            case "status": reply = "ok " + followed.withLock { $0.sorted().joined(separator: ",") }
             case "stop": stopping = true
             default: reply = "error: unknown command \(command)"
             }
@@ -102,17 +103,21 @@ public final class Supervisor: @unchecked Sendable {
         return String(decoding: line, as: UTF8.self)
     }
 
-    /// Follows every project container it does not follow yet. When adopting (a new supervisor),
-    /// a container that exited while none ran is restarted by its policy, as Docker's daemon does
-    /// at its start; later, a stopped container is only followed once something starts it.
-    func reconcile(adopting: Bool) {
+    /// Follows every project container it does not follow yet: those running, and those that
+    /// exited by themselves and whose policy says to start them again (one that crashed before a
+    /// `reload` reached this process, or while no supervisor ran: Docker's daemon too restarts
+    /// them when it starts). One a person stopped, or whose policy is done with it, is followed
+    /// again once something starts it.
+    func reconcile() {
         let record = store.load()
         for container in store.containers() {
             guard let service = record?.service(container.service) else { continue }
-            let isNew = followed.withLock { $0.insert(container.id).inserted }
-            guard isNew else { continue }
-            let running = container.isRunning
-            if !running && !(adopting && !store.isStopped(container.id) && service.restart != .no) {
+            guard followed.withLock({ $0.insert(container.id).inserted }) else { continue }
+            let state = container.state()
+            let restartable =
+                state.status == .exited && !store.isStopped(container.id)
+                && service.restart.restarts(exitCode: state.exitCode ?? 0, restarts: store.restartCount(of: container.id))
+            guard state.status == .running || restartable else {
                 followed.withLock { _ = $0.remove(container.id) }
                 continue
             }

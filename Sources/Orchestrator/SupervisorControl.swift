@@ -12,6 +12,11 @@ public struct SupervisorControl: Sendable {
     public let store: ProjectStore
     public let berth: String
 
+    public init(store: ProjectStore, berth: String) {
+        self.store = store
+        self.berth = berth
+    }
+
     var daemon: String { "supervisor of \(store.name)" }
     static let startTimeout: Int64 = 10_000_000_000
 
@@ -46,6 +51,12 @@ public struct SupervisorControl: Sendable {
     /// Tells it the project's containers changed (made, started, removed).
     public func reload() throws {
         if case .unreachable = try send("reload") { try ensureRunning() }
+    }
+
+    /// The IDs of the containers it follows now (health checks, restart policy); nil when none runs.
+    public func followed() throws -> [String]? {
+        guard case .ok(let list) = try send("status") else { return nil }
+        return list.split(separator: ",").map(String.init)
     }
 
     /// Stops it, if one runs, and returns once it is gone.

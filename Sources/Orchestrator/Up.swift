@@ -69,12 +69,18 @@ extension Orchestrator {
         if !options.noStart { try supervisor.ensureRunning() }
 
         let started = Mutex<[Container]>([])
+        // Services recreated in this run: a dependent with `restart: true` restarts after them.
+        let recreated = Mutex<Set<String>>([])
         for level in try graph.startLevels() {
             let levelServices = services.filter { level.contains($0.name) }
             try inParallel(levelServices) { service in
                 if !options.noStart { try self.waitForDependencies(of: service, in: project, selected: selected) }
-                let containers = try self.converge(service, in: project, options)
+                let restartAfter = service.dependsOn.contains { name, dependency in
+                    dependency.restart && recreated.withLock { $0.contains(name) }
+                }
+                let (containers, changed) = try self.converge(service, in: project, options, restart: restartAfter)
                 started.withLock { $0 += containers }
+                if changed { recreated.withLock { _ = $0.insert(service.name) } }
             }
             if !options.noStart { try supervisor.reload() }
         }
@@ -149,8 +155,12 @@ extension Orchestrator {
 
     /// Makes the service's containers what the model says: replicas 1...N created or recreated
     /// (a changed config hash or image; `--force-recreate`; never with `--no-recreate`) or kept,
-    /// those beyond N removed; then started unless `--no-start`.
-    func converge(_ service: Service, in project: Project, _ options: UpOptions) throws -> [Container] {
+    /// those beyond N removed; then started unless `--no-start`. `restart`: a kept running
+    /// container is restarted (a `restart: true` dependency was recreated). Returns the containers,
+    /// and whether any was made or recreated.
+    func converge(_ service: Service, in project: Project, _ options: UpOptions, restart: Bool = false) throws -> (
+        [Container], Bool
+    ) {
         let desired = options.scale[service.name] ?? service.replicas
         if service.containerName != nil && desired > 1 {
             throw OrchestratorError(
@@ -170,6 +180,7 @@ extension Orchestrator {
         try inParallel(extra) { try self.remove($0, timeout: options.timeout) }
         let imageID = (try? ImageStore(root: root).image(service.image ?? ""))?.id
         let result = Mutex<[Container?]>(Array(repeating: nil, count: desired))
+        let changedAny = Mutex(false)
         try inParallel(Array(0..<desired).map { $0 + 1 }) { number in
             let name = ServiceSpecBuilder.containerName(service, project: project.name, number: number)
             let spec = try self.specBuilder(project).spec(for: service, number: number, name: name)
@@ -182,20 +193,25 @@ extension Orchestrator {
                     self.progress(ProgressEvent(.container, current.name, "Recreate", .working))
                     try self.remove(current, timeout: options.timeout)
                     container = try self.create(spec)
+                    changedAny.withLock { $0 = true }
                     self.progress(ProgressEvent(.container, container.name, "Recreated"))
                 } else {
                     container = current
-                    if !options.noStart && current.isRunning {
+                    if !options.noStart && current.isRunning && restart {
+                        self.progress(ProgressEvent(.container, current.name, "Restarting", .working))
+                        try self.stop(current, timeout: options.timeout)
+                    } else if !options.noStart && current.isRunning {
                         self.progress(ProgressEvent(.container, current.name, "Running"))
                     }
                 }
             } else {
                 container = try self.create(spec)
+                changedAny.withLock { $0 = true }
             }
             if !options.noStart && !container.isRunning { try self.start(container) }
             result.withLock { $0[number - 1] = container }
         }
-        return result.withLock { $0.compactMap { $0 } }
+        return (result.withLock { $0.compactMap { $0 } }, changedAny.withLock { $0 })
     }
 
     func specBuilder(_ project: Project) -> ServiceSpecBuilder {

@@ -79,7 +79,7 @@ struct Berth: ParsableCommand {
         for fd in Int32(0)...2 where fcntl(fd, F_GETFD) < 0 { _ = open("/dev/null", O_RDWR) }
         do {
             var command = try parse(
-                ComposeLogsCommand.followSpelledLong(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst()))))
+                GlobalOptions.composeShortFlags(GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst()))))
             try command.run()
         } catch let exit as ExitCode {
             Glibc.exit(exit.rawValue)
@@ -158,6 +158,32 @@ struct GlobalOptions: ParsableArguments {
         "--progress", "--ansi",
     ]
 
+    private static let longForms = ["-f": "--file", "-p": "--project-name"]
+
+    /// `docker compose logs -f` follows and `run -p` publishes, while -f and -p are also every
+    /// compose command's file and project options: after those commands' names (and, for `run`,
+    /// before the service, whose command is its own), they are spelled long as the commands'
+    /// own. Globals given before the command are spelled long by `hoisted` by then.
+    static func composeShortFlags(_ arguments: [String]) -> [String] {
+        switch arguments.first {
+        case "logs":
+            return arguments.map { $0 == "-f" ? "--follow" : $0 }
+        case "run":
+            var result = arguments
+            let valued = Set(
+                ["-e", "--env", "--publish", "--entrypoint", "-v", "--volume", "--name", "-u", "--user", "-w", "--workdir"]
+                    + Self.valued)
+            var index = 1
+            while index < result.count, result[index].hasPrefix("-"), result[index] != "--" {
+                if result[index] == "-p" { result[index] = "--publish" }
+                index += valued.contains(result[index]) || result[index] == "--publish" ? 2 : 1
+            }
+            return result
+        default:
+            return arguments
+        }
+    }
+
     /// `berth -f x.yaml -p demo config` is how people type it (as with `docker compose`), but
     /// ArgumentParser reads options on the command that declares them. So global options written
     /// before the command move behind the innermost command name, where `@OptionGroup` finds them.
@@ -169,8 +195,8 @@ struct GlobalOptions: ParsableArguments {
         while index < arguments.count {
             let argument = arguments[index]
             if valued.contains(argument), index + 1 < arguments.count {
-                // `-f` spelled long: after the command, `logs -f` is compose's follow.
-                globals += [argument == "-f" ? "--file" : argument, arguments[index + 1]]
+                // Spelled long: after the command, `logs -f` and `run -p` are the command's own.
+                globals += [longForms[argument] ?? argument, arguments[index + 1]]
                 index += 2
             } else if let name = argument.split(separator: "=", maxSplits: 1).first,
                 argument.contains("="), valued.contains(String(name)), argument.hasPrefix("--")

@@ -332,7 +332,7 @@ struct ComposeRun: ParsableCommand {
     var env: [String] = []
     @Flag(name: .customLong("no-deps"), help: "Don't start linked services.")
     var noDeps = false
-    @Option(name: [.customShort("p"), .customLong("publish")], help: "Publish a container's port(s) to the host.")
+    @Option(name: .customLong("publish"), help: "Publish a container's port(s) to the host (-p).")
     var publish: [String] = []
     @Flag(name: .customLong("service-ports"), help: "Run command with the service's ports enabled and mapped to the host.")
     var servicePorts = false

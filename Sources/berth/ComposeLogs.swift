@@ -145,14 +145,6 @@ struct ComposeLogsCommand: ParsableCommand {
     var index: Int?
     @Argument var services: [String] = []
 
-    /// `berth logs -f` follows, as `docker compose logs -f`, while `-f` is also the compose file
-    /// option of every compose command: after `logs`, a `-f` is read as `--follow` (a file given
-    /// before the command is spelled `--file` by GlobalOptions.hoisted by then).
-    static func followSpelledLong(_ arguments: [String]) -> [String] {
-        guard arguments.first == "logs" else { return arguments }
-        return arguments.map { $0 == "-f" ? "--follow" : $0 }
-    }
-
     func run() throws {
         var single = ContainerLogs()
         (single.tail, single.since, single.until) = (tail, since, until)

@@ -184,11 +184,20 @@ struct ComposeSupervise: ParsableCommand {
         commandName: "supervise", abstract: "Run a project's supervisor (started by up).", shouldDisplay: false)
 
     @OptionGroup var global: RootOptions
+    @Flag(name: .customLong("status"), help: "Print the IDs of the containers a running supervisor follows.")
+    var status = false
     @Argument var project: String
 
     func run() throws {
         let root = global.stateRoot
         let store = ProjectStore(root: root, name: project)
+        if status {
+            guard let followed = try SupervisorControl(store: store, berth: ContainerRun.selfPath()).followed() else {
+                throw ContainerCommandError(description: "no supervisor runs for project \(project)")
+            }
+            for id in followed { print(id) }
+            return
+        }
         try Files.makeDirectories(store.directory, mode: 0o700)
         // Its own log on stdout and stderr (the starter gave it /dev/null).
         let log = open(store.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
