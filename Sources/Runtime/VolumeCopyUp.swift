@@ -98,7 +98,9 @@ enum VolumeCopyUp {
     static func isEmpty(_ fd: Int32, volume: String) throws -> Bool {
         let copy = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard copy >= 0, let dir = fdopendir(copy) else {
-            throw Error(volume: volume, step: "read its directory", errno: errno)
+            let e = errno
+            if copy >= 0 { close(copy) }
+            throw Error(volume: volume, step: "read its directory", errno: e)
         }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
