@@ -324,6 +324,34 @@ int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *w
     return mnt;
 }
 
+/* The image's layers alone, read-only, as a detached mount: what a volume's copy-up reads the
+   image's files from (VolumeCopyUp.swift). No upper or work dir, so nothing is ever written and
+   nothing needs removing; the mount ends with the last descriptor of it. overlayfs wants two
+   lower layers at least without an upper one: the caller adds an empty one at the bottom.
+   nosuid, nodev and noexec: nothing is run or opened as a device from it, only read and
+   stat()ed. Returns a CLOEXEC mount fd, or -errno with the kernel's reason in `message`. */
+int berth_overlay_open_readonly(const char *lowerdir, char *message, size_t size) {
+    if (size) message[0] = '\0';
+    int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) return -errno;
+    int mnt = -1;
+    int lower_fds[MAX_LOWER_FDS];
+    int nlower = 0;
+    if (fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0 ||
+        set_lowerdirs(fs, lowerdir, lower_fds, &nlower) < 0 ||
+        fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+        (mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0) {
+        int e = errno;
+        read_fs_message(fs, message, size);
+        close_all(lower_fds, nlower);
+        close(fs);
+        return -e;
+    }
+    close_all(lower_fds, nlower);
+    close(fs);
+    return mnt;
+}
+
 static int mount_id(const char *path, uint64_t *id) {
     struct statx stx;
     if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0) return -1;

@@ -17,6 +17,8 @@
 /// - Seccomp.swift + SeccompDefaultProfile.swift: Docker-format profiles compiled by libseccomp
 ///   to BPF in the parent, cached by content hash under ROOT/cache/seccomp.
 /// - MountPlan.swift: Docker's mounts, devices, masked and read-only paths as a table.
+/// - Volumes.swift: named volumes (`VolumeStore`: ROOT/volumes/NAME/volume.json and _data);
+///   VolumeCopyUp.swift: the image's content copied into an empty volume at create.
 /// - CArena.swift: C memory for the flat structs the child reads.
 /// - FileTree.swift: plain-syscall file writes and rm -rf for the hot path (over Support's
 ///   `Files` and `TreeRemoval`, shared with the image store); the shared init layer
@@ -44,6 +46,7 @@
 ///   mount table, devices, sysctls, masked/read-only paths, pivot_root.
 /// - inroot.c: every path inside the container's root, resolved with openat2(RESOLVE_IN_ROOT)
 ///   and used by fd, so an image's or a volume's symlinks never lead to the host.
+/// - copyup.c: extended attributes and a node's chmod for a volume's copy-up, by fd.
 /// - devices.c: the cgroup v2 device program (BPF), built from a rule list and attached.
 /// - process.c: rlimits, oom_score_adj, bounding set, seccomp, groups/uid/gid, capsets,
 ///   no_new_privs, cwd, PATH lookup, execve.

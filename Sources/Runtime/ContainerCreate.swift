@@ -121,7 +121,14 @@ extension Container {
             }
             let process = try resolveProcess(spec: spec, id: id, name: name, networkPeer: networkPeer)
             // Validate mounts now (missing bind sources) so create fails, not start.
-            _ = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: root + "/volumes")
+            _ = try MountPlan.make(spec: spec, containerDir: dir, volumes: VolumeStore(root: root))
+            // A new or empty volume gets the image's content at its target, as Docker fills it
+            // on create (never on start).
+            do { try VolumeCopyUp.populate(spec: spec, root: root) } catch let error as VolumeCopyUp.Error {
+                throw Error(
+                    container: name, stage: .files, step: "volume \(error.volume)", errno: error.errno,
+                    detail: error.reason)
+            }
             try writeEtcFiles(spec: spec, hostname: process.hostname, dir: dir, networkPeer: networkPeer)
             let record = ContainerRecord(id: id, name: name, created: Timestamp.now(), spec: spec, process: process)
             // No state.json yet: a missing one reads as "created" (readRawState). Each file here

@@ -50,6 +50,9 @@ public struct MountSpec: Codable, Equatable, Sendable {
     public var tmpfsExec: Bool?
     /// Bind and volume only: mount propagation; nil is Docker's default, rprivate.
     public var propagation: Propagation?
+    /// Volume only: true leaves a new or empty volume empty (Docker's `nocopy`); otherwise the
+    /// image's content at the target is copied into it when the container is created.
+    public var noCopy: Bool?
 
     /// Docker's bind propagation modes. The r- forms apply to every mount below the bind too.
     public enum Propagation: String, Codable, Sendable, CaseIterable {
@@ -60,7 +63,7 @@ public struct MountSpec: Codable, Equatable, Sendable {
         kind: Kind, source: String = "", target: String, readOnly: Bool = false,
         createHostPath: Bool = false, tmpfsSize: Int64? = nil, tmpfsMode: UInt32? = nil,
         tmpfsUID: UInt32? = nil, tmpfsGID: UInt32? = nil, tmpfsExec: Bool? = nil,
-        propagation: Propagation? = nil
+        propagation: Propagation? = nil, noCopy: Bool? = nil
     ) {
         self.kind = kind
         self.source = source
@@ -73,6 +76,7 @@ public struct MountSpec: Codable, Equatable, Sendable {
         self.tmpfsGID = tmpfsGID
         self.tmpfsExec = tmpfsExec
         self.propagation = propagation
+        self.noCopy = noCopy
     }
 }
 

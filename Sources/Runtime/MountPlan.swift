@@ -52,8 +52,9 @@ struct MountPlan {
     static let rdonly = UInt(MS_RDONLY), bind = UInt(MS_BIND), rec = UInt(MS_REC)
     static let mkdir = Int32(BERTH_MOUNT_MKDIR), mkfile = Int32(BERTH_MOUNT_MKFILE)
 
-    /// `containerDir`: ROOT/containers/ID (holds hosts, hostname, resolv.conf).
-    static func make(spec: ContainerSpec, containerDir: String, volumesDir: String) throws -> MountPlan {
+    /// `containerDir`: ROOT/containers/ID (holds hosts, hostname, resolv.conf). `volumes`: the
+    /// root's volumes, where a volume mount's missing volume is made.
+    static func make(spec: ContainerSpec, containerDir: String, volumes: VolumeStore) throws -> MountPlan {
         var plan = MountPlan()
         let privileged = spec.privileged
         let sysFlags = nosuid | noexec | nodev | (privileged ? 0 : rdonly)
@@ -85,7 +86,7 @@ struct MountPlan {
         // Every mount is checked before the first volume directory is made.
         for m in spec.mounts { try validate(m) }
         for m in spec.mounts {
-            plan.mounts.append(try userMount(m, volumesDir: volumesDir))
+            plan.mounts.append(try userMount(m, volumes: volumes))
         }
         for file in ["resolv.conf", "hostname", "hosts"] {
             plan.mounts.append(
@@ -129,7 +130,7 @@ struct MountPlan {
         }
     }
 
-    static func userMount(_ m: MountSpec, volumesDir: String) throws -> Entry {
+    static func userMount(_ m: MountSpec, volumes: VolumeStore) throws -> Entry {
         let user = Int32(BERTH_MOUNT_USER)
         switch m.kind {
         case .tmpfs:
@@ -147,8 +148,11 @@ struct MountPlan {
         case .bind, .volume:
             var source = m.source
             if m.kind == .volume {
-                source = volumesDir + "/" + m.source + "/_data"
-                try FileTree.mkdirs(source)
+                // Made as `docker run -v NAME:/dst` makes it, with its record (`volume ls` shows it).
+                do { try volumes.ensure(m.source) } catch let error as VolumeStore.Error {
+                    throw mountError(m, error.description)
+                }
+                source = volumes.dataPath(of: m.source)
             }
             var st = stat()
             if stat(source, &st) != 0 {

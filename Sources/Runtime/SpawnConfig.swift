@@ -26,7 +26,7 @@ final class SpawnConfig {
         container.netns_fd = -1
         let spec = c.record.spec
         let dir = c.dir
-        plan = try MountPlan.make(spec: spec, containerDir: dir, volumesDir: c.root + "/volumes")
+        plan = try MountPlan.make(spec: spec, containerDir: dir, volumes: VolumeStore(root: c.root))
         container.process = try SpawnConfig.process(
             record: c.record, root: c.root, io: io, arena: arena, container: c.name,
             rlimitNames: &rlimitNames)

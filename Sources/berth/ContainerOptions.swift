@@ -606,7 +606,7 @@ extension ContainerOptions {
     /// volume, which must match Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, so no name climbs out of
     /// the volumes folder. MODES, comma-separated, at most one of each kind: rw|ro; z|Z
     /// (relabelling, a no-op without SELinux); a propagation (bind mounts only); nocopy (volumes
-    /// only: berth never copies image content into a volume); consistent|cached|delegated
+    /// only: an empty volume is not filled with the image's content at DST); consistent|cached|delegated
     /// (no-ops on Linux). DST is stored cleaned, and may not be "/".
     static func parseVolume(_ text: String) throws -> MountSpec {
         let invalidSpec = "invalid volume specification: '\(DockerFlags.escaped(text))'"
@@ -649,7 +649,9 @@ extension ContainerOptions {
                 readOnly: modes.readOnly ?? false)
         }
         try Self.checkVolumeName(source)
-        return MountSpec(kind: .volume, source: source, target: cleanPath(target), readOnly: modes.readOnly ?? false)
+        return MountSpec(
+            kind: .volume, source: source, target: cleanPath(target), readOnly: modes.readOnly ?? false,
+            noCopy: modes.noCopy ? true : nil)
     }
 
     /// moby's local volume driver (validateName in daemon/volume/local/local.go), its messages;

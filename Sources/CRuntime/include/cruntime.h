@@ -220,6 +220,10 @@ void berth_supervised_abort(struct berth_supervised *s);
    (if it gave one) in `message`. */
 int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *workdir, char *message, size_t size);
 
+/* The layers only (topmost first, ':'-separated, two at least), read-only, as a detached
+   mount: a volume's copy-up reads the image through it. A CLOEXEC mount fd, or -errno. */
+int berth_overlay_open_readonly(const char *lowerdir, char *message, size_t size);
+
 /* A new network namespace with `lo` up, made by the calling thread (which returns to its own
    namespace) so that its setup, most of a clone with CLONE_NEWNET, runs on another core before
    the clone; the child joins it with setns. Returns a CLOEXEC fd or -errno. */
@@ -241,6 +245,14 @@ int berth_in_root(int root_fd, const char *path, int create, unsigned int mode);
 /* The O_PATH fd of the directory holding `path`'s last component (made when missing), whose
    name goes to `name`: for mknodat/symlinkat/fchownat by name. fd or -1 with errno. */
 int berth_in_root_parent(int root_fd, const char *path, char *name, size_t size);
+
+/* A volume's copy-up (copyup.c). Copies `from_fd`'s extended attributes (file capabilities,
+   ACLs) to `to_fd`, but overlayfs's own: the number that could not be set (best effort, as the
+   volume's file system may not take them), or -errno when the list cannot be read. */
+int berth_copy_xattrs(int from_fd, int to_fd);
+/* chmod of the node `name` in `dir_fd` (a device, FIFO or socket just made) without following
+   a link: refused (EEXIST) when it is not of `type` (S_IFCHR, ...). 0, or -1 with errno. */
+int berth_chmod_node(int dir_fd, const char *name, unsigned int mode, unsigned int type);
 
 /* The sealed memfd holding the tiny program the container's program is exec'ed from, so that no
    container ever reaches berth's binary through /proc/self/exe (trampoline.c). Made once per
