@@ -39,6 +39,7 @@ extension Orchestrator {
             warn("Found orphan containers (\(keep.map(\.name).joined(separator: ", "))) for this project; they stay (use --remove-orphans)")
         }
         let targets = all.filter { container in !keep.contains { $0 === container } }
+        let anonymous = targets.flatMap(anonymousVolumes)
         for level in stopLevels(targets, record: record) {
             do { try inParallel(level) { try self.remove($0, timeout: options.timeout) } } catch { errors.append(error) }
         }
@@ -46,7 +47,12 @@ extension Orchestrator {
         if keep.isEmpty {
             errors += resources.removeNetworks(project: projectName, recorded: record?.networks ?? [])
         }
-        if options.volumes { errors += resources.removeVolumes(project: projectName, recorded: record?.volumes ?? []) }
+        if options.volumes {
+            errors += resources.removeVolumes(project: projectName, recorded: record?.volumes ?? [])
+            for name in Set(anonymous) {
+                do { try VolumeStore(root: root).remove(name) } catch { errors.append(error) }
+            }
+        }
         if let rmi = options.removeImages {
             errors += removeImages(targets.map { $0.record.spec.image }, mode: rmi)
         }
@@ -87,6 +93,14 @@ extension Orchestrator {
             }
         }
         return errors
+    }
+
+    /// The anonymous volumes a container mounts (Docker's label says which).
+    func anonymousVolumes(of container: Container) -> [String] {
+        let store = VolumeStore(root: root)
+        return container.record.spec.mounts.filter { mount in
+            mount.kind == .volume && (try? store.volume(mount.source))?.labels[VolumeStore.anonymousLabel] != nil
+        }.map(\.source)
     }
 
     // MARK: the everyday commands
@@ -147,11 +161,9 @@ extension Orchestrator {
         if stopFirst { try stop(services: services, timeout: timeout) }
         let targets = containers(of: services, oneoff: true).filter { !$0.isRunning }
         try inParallel(targets) { container in
-            let anonymous = container.record.spec.mounts.filter {
-                $0.kind == .volume && $0.source.count == 64 && $0.source.allSatisfy(\.isHexDigit)
-            }
+            let anonymous = self.anonymousVolumes(of: container)
             try self.remove(container, timeout: timeout)
-            if volumes { for mount in anonymous { try? VolumeStore(root: self.root).remove(mount.source, force: false) } }
+            if volumes { for name in anonymous { try? VolumeStore(root: self.root).remove(name) } }
         }
     }
 }

@@ -70,7 +70,8 @@ public final class Orchestrator: @unchecked Sendable {
         progress(ProgressEvent(.container, container.name, "Stopped"))
     }
 
-    /// Stops and removes it, with what it had on its networks and its supervisor files.
+    /// Stops and removes it, with what it had on its networks and its supervisor files (its
+    /// anonymous volumes stay, for the container that replaces it, or for `down -v` / `rm -v`).
     func remove(_ container: Container, timeout: Int?) throws {
         try stop(container, timeout: timeout)
         progress(ProgressEvent(.container, container.name, "Removing", .working))

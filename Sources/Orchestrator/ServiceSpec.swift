@@ -176,11 +176,13 @@ struct ServiceSpecBuilder {
                 }
                 mounts.append(mount)
             case "volume":
-                // An anonymous volume gets a random name, as Docker's.
-                let name = volume.source.map { Self.volumeName($0, in: project) } ?? Self.randomHex(32)
-                let mount = MountSpec(kind: .volume, source: name, target: volume.target, readOnly: volume.readOnly)
-                // NOCOPY-MERGE: mount.noCopy = volume.volume?.nocopy == true ? true : nil
-                mounts.append(mount)
+                // An anonymous volume's name is left empty here (the config hash must not change with
+                // it): the orchestrator names it when it makes the container (Orchestrator.create).
+                let name = volume.source.map { Self.volumeName($0, in: project) } ?? ""
+                mounts.append(
+                    MountSpec(
+                        kind: .volume, source: name, target: volume.target, readOnly: volume.readOnly,
+                        noCopy: volume.volume?.nocopy == true ? true : nil))
             case "tmpfs":
                 mounts.append(
                     MountSpec(
@@ -275,6 +277,7 @@ struct ServiceSpecBuilder {
     }
 
     static func randomHex(_ bytes: Int) -> String {
+        // Docker's random IDs: from the system's generator.
         (0..<bytes).map { _ in UInt8.random(in: 0...255) }.hexString
     }
 }

@@ -192,7 +192,7 @@ extension Orchestrator {
                 if options.forceRecreate || (changed && !options.noRecreate) {
                     self.progress(ProgressEvent(.container, current.name, "Recreate", .working))
                     try self.remove(current, timeout: options.timeout)
-                    container = try self.create(spec)
+                    container = try self.create(spec, replacing: current)
                     changedAny.withLock { $0 = true }
                     self.progress(ProgressEvent(.container, container.name, "Recreated"))
                 } else {
@@ -230,7 +230,21 @@ extension Orchestrator {
     }
 
     /// A container made from a spec the service gave (the image's part filled in by the store).
-    func create(_ spec: ContainerSpec) throws -> Container {
+    /// Its anonymous volumes are those of the container it replaces, at the same targets, as
+    /// docker compose keeps them across a recreate; or new ones, with Docker's anonymous label.
+    func create(_ spec: ContainerSpec, replacing previous: Container? = nil) throws -> Container {
+        var spec = spec
+        let volumes = VolumeStore(root: root)
+        for index in spec.mounts.indices where spec.mounts[index].kind == .volume && spec.mounts[index].source.isEmpty {
+            let target = spec.mounts[index].target
+            if let kept = previous?.record.spec.mounts.first(where: { $0.kind == .volume && $0.target == target }),
+                (try? volumes.volume(kept.source))?.labels[VolumeStore.anonymousLabel] != nil
+            {
+                spec.mounts[index].source = kept.source
+            } else {
+                spec.mounts[index].source = try volumes.create(labels: [VolumeStore.anonymousLabel: ""]).name
+            }
+        }
         progress(ProgressEvent(.container, spec.name ?? "", "Creating", .working))
         let root = self.root
         let image = spec.image

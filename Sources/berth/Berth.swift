@@ -37,6 +37,7 @@ struct Berth: ParsableCommand {
             ContainerCommand.self,
             ImageCommand.self,
             NetworkCommand.self,
+            VolumeCommand.self,
             SystemCommand.self,
             Login.self,
             Logout.self,
