@@ -25,6 +25,12 @@ extension Orchestrator {
     /// with `--rmi`, and the project's directory. Every step is tried; the first error is thrown
     /// at the end, so one failure does not leave the rest behind.
     public func down(_ options: DownOptions = DownOptions(), currentServices: Set<String>? = nil) throws {
+        try withProjectLock { try downLocked(options, currentServices: currentServices) }
+        // The lock file goes with the rest once nobody holds it.
+        if store.load() == nil, Files.names(in: store.directory) == ["project.lock"] { try? store.removeAll() }
+    }
+
+    private func downLocked(_ options: DownOptions, currentServices: Set<String>?) throws {
         var errors: [Swift.Error] = []
         do { try supervisor.stop() } catch { errors.append(error) }
         let record = store.load()
@@ -57,7 +63,10 @@ extension Orchestrator {
             errors += removeImages(targets.map { $0.record.spec.image }, mode: rmi)
         }
         if keep.isEmpty, errors.isEmpty {
-            do { try store.removeAll() } catch { errors.append(error) }
+            // All but the lock, which this call holds.
+            for name in Files.names(in: store.directory) where name != "project.lock" {
+                do { try TreeRemoval.remove(path: store.directory + "/" + name) } catch { errors.append(error) }
+            }
         }
         if let first = errors.first { throw first }
     }
@@ -107,41 +116,47 @@ extension Orchestrator {
 
     /// `stop [SERVICE...]`: reverse dependency order, a level in parallel.
     public func stop(services: [String], timeout: Int?) throws {
-        let targets = containers(of: services).filter { $0.isRunning }
-        for level in stopLevels(targets, record: store.load()) {
-            try inParallel(level) { try self.stop($0, timeout: timeout) }
+        try withProjectLock {
+            let targets = containers(of: services).filter { $0.isRunning }
+            for level in stopLevels(targets, record: store.load()) {
+                try inParallel(level) { try self.stop($0, timeout: timeout) }
+            }
         }
     }
 
     /// `start [SERVICE...]`: the existing containers, in dependency order.
     public func start(services: [String]) throws {
-        let all = containers(of: services)
-        guard !all.isEmpty else { throw OrchestratorError("no containers to start") }
-        try supervisor.ensureRunning()
-        for level in stopLevels(all, record: store.load()).reversed() {
-            try inParallel(level.filter { !$0.isRunning }) { try self.start($0) }
+        try withProjectLock {
+            let all = containers(of: services)
+            guard !all.isEmpty else { throw OrchestratorError("no containers to start") }
+            try supervisor.ensureRunning()
+            for level in stopLevels(all, record: store.load()).reversed() {
+                try inParallel(level.filter { !$0.isRunning }) { try self.start($0) }
+            }
+            try supervisor.reload()
         }
-        try supervisor.reload()
     }
 
     /// `restart [SERVICE...]`, with the services that depend on them with `restart: true`
     /// (transitively), as docker compose restarts those after their dependency.
     public func restart(services: [String], timeout: Int?) throws {
-        var targets = services
-        if !services.isEmpty, let record = store.load() {
-            var changed = true
-            while changed {
-                changed = false
-                for service in record.services where !targets.contains(service.name) {
-                    if service.dependsOn.contains(where: { targets.contains($0.key) && $0.value.restart }) {
-                        targets.append(service.name)
-                        changed = true
+        try withProjectLock {
+            var targets = services
+            if !services.isEmpty, let record = store.load() {
+                var changed = true
+                while changed {
+                    changed = false
+                    for service in record.services where !targets.contains(service.name) {
+                        if service.dependsOn.contains(where: { targets.contains($0.key) && $0.value.restart }) {
+                            targets.append(service.name)
+                            changed = true
+                        }
                     }
                 }
             }
+            try stop(services: targets, timeout: timeout)
+            try start(services: targets)
         }
-        try stop(services: targets, timeout: timeout)
-        try start(services: targets)
     }
 
     /// `kill [-s SIGNAL] [SERVICE...]`: the signal to each running container (marked stopped, so
@@ -158,12 +173,14 @@ extension Orchestrator {
     /// `rm [-f] [-s] [-v]`: stopped containers (running ones too with `stop`), their anonymous
     /// volumes with `volumes`.
     public func removeStopped(services: [String], stopFirst: Bool, timeout: Int?, volumes: Bool) throws {
-        if stopFirst { try stop(services: services, timeout: timeout) }
-        let targets = containers(of: services, oneoff: true).filter { !$0.isRunning }
-        try inParallel(targets) { container in
-            let anonymous = self.anonymousVolumes(of: container)
-            try self.remove(container, timeout: timeout)
-            if volumes { for name in anonymous { try? VolumeStore(root: self.root).remove(name) } }
+        try withProjectLock {
+            if stopFirst { try stop(services: services, timeout: timeout) }
+            let targets = containers(of: services, oneoff: true).filter { !$0.isRunning }
+            try inParallel(targets) { container in
+                let anonymous = self.anonymousVolumes(of: container)
+                try self.remove(container, timeout: timeout)
+                if volumes { for name in anonymous { try? VolumeStore(root: self.root).remove(name) } }
+            }
         }
     }
 }

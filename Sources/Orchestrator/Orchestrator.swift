@@ -5,6 +5,7 @@ import FoundationEssentials
 import Images
 import Runtime
 import Support
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -23,6 +24,8 @@ public final class Orchestrator: @unchecked Sendable {
     let warn: @Sendable (String) -> Void
     /// Pulls an image into the store (the CLI's, which shows the pull's progress).
     let pull: @Sendable (String) throws -> Void
+    /// Whether the person asked to stop (Ctrl-C): the waits for dependencies give up.
+    public var isInterrupted: @Sendable () -> Bool = { false }
 
     public init(
         root: String, projectName: String, berth: String, progress: @escaping ProgressSink = { _ in },
@@ -38,6 +41,42 @@ public final class Orchestrator: @unchecked Sendable {
     }
 
     var networking: ContainerNetworking { ContainerNetworking(root: root) }
+
+    /// How many of this object's calls hold the project lock now (`up` inside `run` takes it again).
+    private let lockDepth = Mutex(0)
+    private let lockDescriptor = Mutex<Int32>(-1)
+
+    /// Runs `body` holding ROOT/projects/NAME/project.lock: two commands that change one project
+    /// (two `up`s, an `up` and a `down`) take turns, so they never start or remove one container
+    /// twice. Reentrant within this object.
+    func withProjectLock<T>(_ body: () throws -> T) throws -> T {
+        let outermost = lockDepth.withLock { depth -> Bool in
+            depth += 1
+            return depth == 1
+        }
+        defer {
+            let last = lockDepth.withLock { depth -> Bool in
+                depth -= 1
+                return depth == 0
+            }
+            if last {
+                lockDescriptor.withLock { fd in
+                    if fd >= 0 { close(fd) }
+                    fd = -1
+                }
+            }
+        }
+        if outermost {
+            try Files.makeDirectories(store.directory, mode: 0o700)
+            let fd = open(store.directory + "/project.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                throw OrchestratorError("project \(projectName): open its lock: \(String(cString: strerror(errno)))")
+            }
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            lockDescriptor.withLock { $0 = fd }
+        }
+        return try body()
+    }
 
     /// The project's containers of `services` (all when empty), one-offs too when asked.
     public func containers(of services: [String] = [], oneoff: Bool = false) -> [Container] {

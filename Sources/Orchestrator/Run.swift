@@ -26,6 +26,10 @@ extension Orchestrator {
     /// container of it made (PROJECT-SERVICE-run-ID, labelled oneoff), not started: the caller
     /// starts it attached or detached.
     public func prepareRun(_ project: Project, service name: String, _ options: RunOptions) throws -> Container {
+        try withProjectLock { try prepareRunLocked(project, service: name, options) }
+    }
+
+    private func prepareRunLocked(_ project: Project, service name: String, _ options: RunOptions) throws -> Container {
         guard let service = project.service(name) else { throw OrchestratorError.noSuchService(name) }
         let dependencies = project.dependencyGraph.subgraph([name]).subtracting([name])
         if !options.noDeps && !dependencies.isEmpty {

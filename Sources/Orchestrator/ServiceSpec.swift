@@ -84,12 +84,16 @@ struct ServiceSpecBuilder {
         spec.mounts = try mounts(of: service)
         try applyNetwork(service, to: &spec)
         spec.exposedPorts = service.expose.isEmpty ? nil : service.expose.map { $0.contains("/") ? $0 : $0 + "/tcp" }
-        for option in ["pid", "ipc"] where (option == "pid" ? service.pid : service.ipc) != nil {
-            warn("service \(service.name): \(option) is not supported by berth and is ignored")
+        // What berth's runtime cannot do yet is refused, not ignored: a container that quietly
+        // lacks the host's PID namespace or a device would behave otherwise than asked.
+        for (key, given) in [("pid", service.pid), ("ipc", service.ipc)] {
+            if let given, given != "private" {
+                throw OrchestratorError("service \(service.name): \(key): \(given) is not supported by berth")
+            }
         }
-        if !service.devices.isEmpty { warn("service \(service.name): devices are not supported by berth and are ignored") }
+        if !service.devices.isEmpty { throw OrchestratorError("service \(service.name): devices are not supported by berth") }
         if !service.volumesFrom.isEmpty {
-            warn("service \(service.name): volumes_from is not supported by berth and is ignored")
+            throw OrchestratorError("service \(service.name): volumes_from is not supported by berth")
         }
 
         var labels = service.labels

@@ -41,6 +41,10 @@ extension Orchestrator {
     /// `down` to remove (all of it is labelled and recorded).
     @discardableResult
     public func up(_ project: Project, _ options: UpOptions = UpOptions()) throws -> [Container] {
+        try withProjectLock { try upLocked(project, options) }
+    }
+
+    private func upLocked(_ project: Project, _ options: UpOptions) throws -> [Container] {
         let graph = project.dependencyGraph
         for name in options.services + Array(options.scale.keys) where project.service(name) == nil {
             throw OrchestratorError.noSuchService(name)
@@ -336,6 +340,7 @@ extension Orchestrator {
                 }
             }
             if ready { return }
+            if isInterrupted() { throw OrchestratorError("interrupted while waiting for service \(service)", status: 130) }
             if let deadline, DaemonControl.now() > deadline {
                 throw OrchestratorError("timeout waiting for service \(service) to be \(condition == "service_healthy" ? "healthy" : "running")")
             }
@@ -351,7 +356,9 @@ extension Orchestrator {
         let record = store.load()
         for service in services {
             let condition = record?.service(service)?.healthcheck != nil ? "service_healthy" : "service_started"
-            progress(ProgressEvent(.container, service, "Waiting", .working))
+            for container in containers where container.service == service {
+                progress(ProgressEvent(.container, container.name, "Waiting", .working))
+            }
             try waitFor(service, condition: condition, deadline: deadline)
         }
     }

@@ -55,8 +55,11 @@ extension Container {
         let sig = record.process.stopSignal
         let bit = UInt64(1) << UInt64(sig - 1)
         let masks = ProcFS.signalMasks(pid: pid)
+        // berth's own init (`init: true`) forwards every signal from sigwaitinfo(), during which
+        // the kernel shows the awaited signals as neither caught nor blocked: it always handles.
         let handled =
-            masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
+            record.spec.initProcess
+            || masks.map { ($0.caught & bit) != 0 || (($0.blocked & bit) != 0 && ($0.ignored & bit) == 0) } ?? false
         if handled && sig != SIGKILL {
             _ = berth_pidfd_send_signal(fd, sig)
             // Bounded so the milliseconds cannot overflow (a day is as good as forever here).

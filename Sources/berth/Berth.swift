@@ -161,7 +161,7 @@ struct GlobalOptions: ParsableArguments {
 
     private static let longForms = ["-f": "--file", "-p": "--project-name"]
 
-    /// `docker compose logs -f` follows and `run -p` publishes, while -f and -p are also every
+    /// `docker compose logs -f` follows, `rm -f` forces and `run -p` publishes, while -f and -p are also every
     /// compose command's file and project options: after those commands' names (and, for `run`,
     /// before the service, whose command is its own), they are spelled long as the commands'
     /// own. Globals given before the command are spelled long by `hoisted` by then.
@@ -169,6 +169,8 @@ struct GlobalOptions: ParsableArguments {
         switch arguments.first {
         case "logs":
             return arguments.map { $0 == "-f" ? "--follow" : $0 }
+        case "rm":
+            return arguments.map { $0 == "-f" ? "--force" : $0 }
         case "run":
             var result = arguments
             let valued = Set(

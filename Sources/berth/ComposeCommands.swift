@@ -29,9 +29,16 @@ struct ComposePs: ParsableCommand {
     var status: [String] = []
     @Argument var services: [String] = []
 
+    /// docker compose's `ps --format json` fields (Publishers as its structured ports).
     struct Row: Encodable {
-        var ID, Name, Image, Command, Project, Service, Created, State, Status, Health, Ports: String
+        var ID, Name, Image, Command, Project, Service, CreatedAt, RunningFor, State, Status, Health, Ports: String
         var ExitCode: Int32
+        var Publishers: [Publisher]
+    }
+    struct Publisher: Encodable {
+        var URL: String
+        var TargetPort, PublishedPort: Int
+        var `Protocol`: String
     }
 
     func run() throws {
@@ -52,9 +59,15 @@ struct ComposePs: ParsableCommand {
             return Row(
                 ID: container.id, Name: container.name, Image: container.record.spec.image,
                 Command: "\"" + container.record.process.argv.joined(separator: " ") + "\"", Project: context.name,
-                Service: container.service, Created: ago(container.record.created) + " ago",
-                State: state.status.rawValue, Status: shown, Health: health,
-                Ports: ContainerList().ports(container, state), ExitCode: state.exitCode ?? 0)
+                Service: container.service, CreatedAt: container.record.created,
+                RunningFor: ago(container.record.created) + " ago", State: state.status.rawValue, Status: shown,
+                Health: health, Ports: ContainerList().ports(container, state), ExitCode: state.exitCode ?? 0,
+                Publishers: state.status == .running
+                    ? ContainerPort.published(container).map {
+                        Publisher(
+                            URL: $0.hostIP?.description ?? "0.0.0.0", TargetPort: Int($0.containerPort),
+                            PublishedPort: Int($0.hostPort), Protocol: $0.proto)
+                    } : [])
         }
         if servicesOnly {
             for service in Array(Set(rows.map(\.Service))).sorted() { print(service) }
@@ -65,7 +78,7 @@ struct ComposePs: ParsableCommand {
         } else {
             let table =
                 [["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]]
-                + rows.map { [$0.Name, $0.Image, $0.Command, $0.Service, $0.Created, $0.Status, $0.Ports] }
+                + rows.map { [$0.Name, $0.Image, $0.Command, $0.Service, $0.RunningFor, $0.Status, $0.Ports] }
             print(HumanFormat.table(table), terminator: "")
         }
     }
@@ -173,7 +186,7 @@ struct ComposeRm: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "rm", abstract: "Removes stopped service containers.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
-    @Flag(name: [.customShort("f"), .customLong("force")], help: "Don't ask to confirm removal.")
+    @Flag(name: .customLong("force"), help: "Don't ask to confirm removal (-f).")
     var force = false
     @Flag(name: [.customShort("s"), .customLong("stop")], help: "Stop the containers, if required, before removing.")
     var stop = false
@@ -303,15 +316,28 @@ struct ComposeExec: ParsableCommand {
         guard !command.isEmpty else { throw ContainerCommandError(description: "exec needs a command to run") }
         let context = try global.composeContext(output, needsModel: false)
         try checkServices([service], context)
-        guard let container = context.orchestrator.containers(of: [service]).first(where: { $0.number == index }),
-            container.isRunning
-        else { throw ContainerCommandError(description: "service \"\(service)\" is not running") }
+        let replicas = context.orchestrator.containers(of: [service])
+        guard let container = replicas.first(where: { $0.number == index }) else {
+            throw ContainerCommandError(
+                description: replicas.isEmpty
+                    ? "service \"\(service)\" is not running" : "service \"\(service)\" has no container \(index)")
+        }
+        guard container.isRunning else {
+            throw ContainerCommandError(description: "service \"\(service)\" is not running")
+        }
         let tty = !noTTY && !detach && isatty(STDIN_FILENO) != 0
-        let process = try container.exec(
-            ExecSpec(
-                argv: command, env: try env.flatMap { try ContainerOptions.envEntry($0) }, user: user,
-                workingDir: workdir, tty: tty, interactive: !detach,
-                terminalSize: tty ? TerminalSize.of(STDOUT_FILENO) : nil))
+        let process: ContainerProcess
+        do {
+            process = try container.exec(
+                ExecSpec(
+                    argv: command, env: try env.flatMap { try ContainerOptions.envEntry($0) }, user: user,
+                    workingDir: workdir, tty: tty, interactive: !detach,
+                    terminalSize: tty ? TerminalSize.of(STDOUT_FILENO) : nil))
+        } catch let error as Container.Error {
+            // Docker's 126/127 for a command that cannot run, as `container exec`.
+            StandardStreams.writeError("berth: \(error)\n")
+            throw CommandFailure(status: error.startFailureStatus)
+        }
         if detach { return }
         let code = Foreground.attach(process, interactive: true, tty: tty)
         if code != 0 { throw CommandFailure(status: code) }

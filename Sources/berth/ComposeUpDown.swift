@@ -4,6 +4,7 @@ import FoundationEssentials
 import Orchestrator
 import Runtime
 import Support
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -43,6 +44,8 @@ struct ComposeUp: ParsableCommand {
     var removeOrphans = false
     @Flag(name: .customLong("abort-on-container-exit"), help: "Stops all containers if any container was stopped.")
     var abortOnContainerExit = false
+    @Flag(name: .customLong("abort-on-container-failure"), help: "Stops all containers if any container exited with failure.")
+    var abortOnContainerFailure = false
     @Option(name: .customLong("exit-code-from"), help: "Return the exit code of the selected service container.")
     var exitCodeFrom: String?
     @Option(name: [.customShort("t"), .customLong("timeout")], help: "Shutdown timeout in seconds.")
@@ -57,8 +60,12 @@ struct ComposeUp: ParsableCommand {
 
     func validate() throws {
         if forceRecreate && noRecreate { throw ValidationError("--force-recreate and --no-recreate are incompatible") }
-        if detach && (abortOnContainerExit || exitCodeFrom != nil) {
-            throw ValidationError("--abort-on-container-exit and --exit-code-from cannot be combined with --detach")
+        if detach && (abortOnContainerExit || abortOnContainerFailure || exitCodeFrom != nil) {
+            throw ValidationError(
+                "--abort-on-container-exit, --abort-on-container-failure and --exit-code-from cannot be combined with --detach")
+        }
+        if abortOnContainerExit && abortOnContainerFailure {
+            throw ValidationError("--abort-on-container-exit and --abort-on-container-failure are incompatible")
         }
         if let pull, !["always", "missing", "never", "build"].contains(pull) {
             throw ValidationError("invalid --pull option \"\(pull)\": use always, missing or never")
@@ -91,57 +98,99 @@ struct ComposeUp: ParsableCommand {
             }
             options.scale[parts[0]] = count
         }
+        // Ctrl-C is handled from the start, not only once attached: one that comes while `up`
+        // waits for a dependency stops what it started.
+        let signals = Foreground.SignalForwarding()
+        defer { signals.stop() }
+        let interruption = Interruption(signals)
+        context.orchestrator.isInterrupted = { interruption.check() }
         let since = LogTimestamp.now
-        let containers = try context.orchestrator.up(project, options)
+        let containers: [Container]
+        do {
+            containers = try context.orchestrator.up(project, options)
+        } catch where interruption.check() {
+            StandardStreams.writeError("Gracefully stopping...\n")
+            try context.orchestrator.stop(services: services, timeout: timeout)
+            throw CommandFailure(status: 130)
+        }
         if detach || wait || noStart { return }
-        let code = try foreground(context, containers, since: since)
+        let code = try foreground(context, containers, since: since, interruption: interruption)
         if code != 0 { throw CommandFailure(status: code) }
     }
 
-    /// Attached: the logs until every container has stopped for good; Ctrl-C (or the first exit
-    /// with --abort-on-container-exit) stops the project, a second Ctrl-C kills it.
-    private func foreground(_ context: ComposeContext, _ containers: [Container], since: LogTimestamp) throws -> Int32 {
+    /// Attached: the logs until every container has stopped for good; Ctrl-C (or an exit that
+    /// aborts) stops the project, a second Ctrl-C kills it. The status: --exit-code-from's
+    /// service's, else that of the container whose exit aborted, else 130 after Ctrl-C.
+    private func foreground(
+        _ context: ComposeContext, _ containers: [Container], since: LogTimestamp, interruption: Interruption
+    ) throws -> Int32 {
         let orchestrator = context.orchestrator
         let printer = ComposeLogPrinter(
             containers, colour: !noColor && output.useANSI, prefix: !noLogPrefix, timestamps: timestamps)
         var selection = ContainerLogSelection()
         selection.since = since
         let followers = ComposeLogFollowers(containers, printer: printer, selection: selection, orchestrator: orchestrator)
-        let signals = Foreground.SignalForwarding()
-        defer { signals.stop() }
-        let abort = abortOnContainerExit || exitCodeFrom != nil
+        // docker compose's: --exit-code-from implies --abort-on-container-exit, unless
+        // --abort-on-container-failure is given (then only a failure aborts: one-shot jobs that
+        // end with 0, a migration, a fixture loader, do not; the service's own exit still ends it).
+        let abortOnExit = abortOnContainerExit || (exitCodeFrom != nil && !abortOnContainerFailure)
         var stopping: BackgroundWork<Void>?
-        var interrupted = false
+        var abortedBy: Container?
+        var interrupts = 0
         while true {
-            var poller = pollfd(fd: signals.descriptor ?? -1, events: Int16(POLLIN), revents: 0)
+            if interruption.check() && interrupts == 0 {
+                interrupts = 1
+                StandardStreams.writeError("Gracefully stopping... (press Ctrl+C again to force)\n")
+                stopping = stopping ?? BackgroundWork { try orchestrator.stop(services: self.services, timeout: self.timeout) }
+            }
+            var poller = pollfd(fd: interruption.descriptor, events: Int16(POLLIN), revents: 0)
             // The containers' ends show only in their files: looked at every 100 ms.
-            let ready = poll(&poller, 1, 100)
-            if ready > 0 {
-                for signal in signals.received() where signal == SIGINT || signal == SIGTERM {
-                    if stopping == nil {
-                        interrupted = true
-                        StandardStreams.writeError("Gracefully stopping... (press Ctrl+C again to force)\n")
-                        stopping = BackgroundWork { try orchestrator.stop(services: services, timeout: timeout) }
-                    } else {
-                        try? orchestrator.kill(services: services, signal: SIGKILL)
-                    }
-                }
+            if poll(&poller, 1, 100) > 0, interruption.check(), interruption.count > interrupts {
+                interrupts = interruption.count
+                if interrupts > 1 { try? orchestrator.kill(services: services, signal: SIGKILL) }
             }
             let settled = containers.filter { !$0.isRunning && !orchestrator.willRestart($0) }
-            if abort, stopping == nil, let exited = settled.first {
+            let aborting = settled.first { container in
+                abortOnExit || container.service == exitCodeFrom
+                    || (abortOnContainerFailure && container.state().exitCode != 0)
+            }
+            if stopping == nil, let exited = aborting {
+                abortedBy = exited
                 printer.say("\(exited.name) exited with code \(exited.state().exitCode ?? 255)\n")
                 StandardStreams.writeError("Aborting on container exit...\n")
-                stopping = BackgroundWork { try orchestrator.stop(services: services, timeout: timeout) }
+                stopping = BackgroundWork { try orchestrator.stop(services: self.services, timeout: self.timeout) }
             }
             if settled.count == containers.count { break }
         }
         try stopping?.wait()
         followers.finish()
         if let exitCodeFrom {
-            let container = containers.first { $0.service == exitCodeFrom }
-            return container?.state().exitCode ?? 0
+            return containers.first { $0.service == exitCodeFrom }?.state().exitCode ?? 0
         }
-        return interrupted ? 130 : 0
+        if let abortedBy { return abortedBy.state().exitCode ?? 0 }
+        return interrupts > 0 ? 130 : 0
+    }
+}
+
+/// The SIGINTs and SIGTERMs a compose command got so far, read from Foreground's self-pipe by
+/// whichever thread asks (the orchestrator's waits poll it).
+final class Interruption: @unchecked Sendable {
+    private let signals: Foreground.SignalForwarding
+    private let received = Mutex(0)
+
+    init(_ signals: Foreground.SignalForwarding) { self.signals = signals }
+
+    /// The pipe to poll; -1 when signal handling could not be set up.
+    var descriptor: Int32 { signals.descriptor ?? -1 }
+
+    var count: Int { received.withLock { $0 } }
+
+    /// Whether one came (reading those that are pending).
+    func check() -> Bool {
+        received.withLock { count in
+            count += signals.received().filter { $0 == SIGINT || $0 == SIGTERM }.count
+            return count > 0
+        }
     }
 }
 

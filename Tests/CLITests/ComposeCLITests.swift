@@ -626,4 +626,90 @@ import TestSupport
         #expect(try world.berth(["-f", project.file, "-p", "waits", "--profile", "slow", "down"]).status == 0)
         Self.expectNothingLeft(world)
     }
+
+    /// `--abort-on-container-exit` ends with the status of the container whose exit aborted;
+    /// a Ctrl-C while `up` still waits for a dependency stops what it started; `up`s of one
+    /// project at once take turns (one lock a project), and `down` then leaves nothing.
+    @Test func abortStatusInterruptedWaitsAndConcurrentUps() throws {
+        let world = try World()
+        let project = try Project(
+            world, "abort",
+            """
+            services:
+              server:
+                image: busybox
+                command: ["sleep", "600"]
+              check:
+                image: busybox
+                command: ["sh", "-c", "sleep 0.3; exit 42"]
+                depends_on: [server]
+            """)
+        let aborted = try project.berth(["up", "--abort-on-container-exit"])
+        #expect(aborted.status == 42, "\(aborted.stderr)")
+        #expect(aborted.stdout.contains("abort-check-1 exited with code 42"), "\(aborted.stdout)")
+        #expect(try project.state("abort-server-1")["Status"] as? String == "exited", "the rest was stopped")
+        #expect(try project.berth(["down"]).status == 0)
+
+        let waiting = try Project(
+            world, "waiting",
+            """
+            services:
+              db:
+                image: busybox
+                command: ["sleep", "600"]
+                healthcheck:
+                  test: ["CMD", "false"]
+                  interval: 1h
+              web:
+                image: busybox
+                command: ["sleep", "600"]
+                depends_on:
+                  db: {condition: service_healthy}
+            """)
+        let up = try ContainerCLITests.RunningBerth(["-f", waiting.file, "-p", "waiting", "up"], world: world)
+        defer { up.stop() }
+        #expect(eventually(30) { (try? waiting.state("waiting-db-1")["Status"] as? String) == "running" })
+        kill(up.pid, SIGINT)
+        #expect(up.readStdout(deadline: Date() + 60), "up ended")
+        #expect(up.stderr.contains("Gracefully stopping"), "\(up.stderr)")
+        #expect(try waiting.state("waiting-db-1")["Status"] as? String == "exited", "what it started was stopped")
+        #expect(try waiting.berth(["down"]).status == 0)
+
+        let many = try Project(
+            world, "many",
+            """
+            services:
+              one:
+                image: busybox
+                command: ["sleep", "600"]
+              two:
+                image: busybox
+                command: ["sleep", "600"]
+            """)
+        let ups = try (0..<3).map { _ in
+            try ContainerCLITests.RunningBerth(["-f", many.file, "-p", "many", "up", "-d"], world: world)
+        }
+        for up in ups {
+            #expect(up.readStdout(deadline: Date() + 60))
+            up.stop()
+        }
+        #expect(try many.berth(["ps", "-q"]).stdout.split(separator: "\n").count == 2)
+        #expect(try many.berth(["down"]).status == 0)
+        Self.expectNothingLeft(world)
+    }
+
+    /// `init: true`'s PID 1 forwards the stop signal (it waits in sigwaitinfo, which /proc shows
+    /// as neither caught nor blocked: the stop must not take that for "no handler" and kill).
+    @Test func anInitForwardsTheStopSignal() throws {
+        let world = try World()
+        let run = try world.berth([
+            "container", "run", "-d", "--init", "--name", "inited", "busybox", "sh", "-c",
+            "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(eventually { ((try? world.berth(["container", "logs", "inited"]).stdout) ?? "").contains("ready") })
+        #expect(try world.berth(["container", "stop", "inited"]).status == 0)
+        #expect(try world.berth(["container", "logs", "inited"]).stdout == "ready\ngot TERM\n")
+        #expect(try world.berth(["container", "rm", "inited"]).status == 0)
+    }
 }
