@@ -8,7 +8,7 @@
 #   up --wait      five/health.yaml: app gated on db's health check (docker-compose 1.x: `up -d`,
 #                  which waits for the same gate; see the file)
 #   ps, logs       a generated project of 100 services (20 log lines each), brought up once
-#   RSS            what stays resident with 5 and with 100 services: berth's supervisor (`berth
+#   RSS, PSS       what stays resident with 5 and with 100 services: berth's supervisor (`berth
 #                  supervise PROJECT`), its shims and helpers; dockerd, containerd, the
 #                  containerd-shims and docker-proxy
 #
@@ -171,16 +171,18 @@ rss() {
 import os, sys
 label, tool, project, root = sys.argv[1:5]
 parts = {}
+# VmRSS, and PSS (shared pages split among the processes sharing them: the shims share their
+# binary's text, so their RSS summed counts it once per shim).
 def add(part, pid):
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                kib = int(line.split()[1])
-                parts[part] = parts.get(part, [0, 0])
-                parts[part][0] += kib
-                parts[part][1] += 1
-    except OSError:
-        pass
+        rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
+        pss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/smaps_rollup") if l.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return
+    total = parts.setdefault(part, [0, 0, 0])
+    total[0] += rss
+    total[1] += 1
+    total[2] += pss
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[:-1]
@@ -208,8 +210,8 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             add("supervisor", pid)
         elif ours and name in ("berth-shim", "berth-netd", "berth-proxy"):
             add(name, pid)
-for part, (kib, count) in sorted(parts.items()):
-    print(f"rss {label} {tool} {part} {kib} {count}")
+for part, (kib, count, pss) in sorted(parts.items()):
+    print(f"rss {label} {tool} {part} {kib} {count} {pss}")
 if tool == "berth" and "supervisor" not in parts:
     print(f"run.sh: no process 'berth supervise {project}' found", file=sys.stderr)
 PY
@@ -303,9 +305,10 @@ times, rss = {}, {}
 for line in open(path):
     f = line.split()
     if f[0] == "rss":
-        # rss LABEL... TOOL PART KIB COUNT (the label has spaces)
-        label, tool, part, kib, count = " ".join(f[1:-4]), f[-4], f[-3], int(f[-2]), int(f[-1])
-        rss.setdefault(label, {}).setdefault(tool, {}).setdefault(part, []).append((kib, count))
+        # rss LABEL... TOOL PART KIB COUNT PSS (the label has spaces)
+        label, tool, part = " ".join(f[1:-5]), f[-5], f[-4]
+        kib, count, pss = int(f[-3]), int(f[-2]), int(f[-1])
+        rss.setdefault(label, {}).setdefault(tool, {}).setdefault(part, []).append((kib, count, pss))
         continue
     op, tool, us = " ".join(f[:-3]), f[-3], int(f[-2])
     times.setdefault(op, {}).setdefault(tool, []).append(us / 1000)
@@ -323,12 +326,14 @@ for op, by_tool in times.items():
 print()
 for label, by_tool in rss.items():
     for tool, parts in by_tool.items():
-        total = 0
+        total = total_pss = 0
         shown = []
-        for part, samples in parts.items():
-            kib = statistics.median(k for k, _ in samples)
+        for part, samples in sorted(parts.items()):
+            kib = statistics.median(k for k, _, _ in samples)
+            pss = statistics.median(p for _, _, p in samples)
             count = samples[-1][1]
             total += kib
-            shown.append(f"{part} {kib / 1024:.1f} MiB" + (f" ({count} processes)" if count > 1 else ""))
-        print(f"RSS, {label}, {tool}: total {total / 1024:.1f} MiB = " + " + ".join(shown))
+            total_pss += pss
+            shown.append(f"{part} {kib / 1024:.1f}" + (f" ({count} processes, PSS {pss / 1024:.1f})" if count > 1 else ""))
+        print(f"RSS, {label}, {tool}: {total / 1024:.1f} MiB (PSS {total_pss / 1024:.1f} MiB) = " + " + ".join(shown))
 PY
