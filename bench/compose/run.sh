@@ -72,6 +72,17 @@ cleanup() {
             [[ -f "${project#*:}" ]] && compose "$tool" "${project#*:}" "${project%%:*}" down -v -t 1 >/dev/null 2>&1
         done
     done
+    if has docker && docker info >/dev/null 2>&1; then
+        # A network that down could not remove (dockerd kept a stale endpoint): its endpoints
+        # disconnected by force, then the network.
+        for network in benchfive_default benchwait_default benchmany_default; do
+            docker network inspect "$network" >/dev/null 2>&1 || continue
+            for endpoint in $(docker network inspect -f '{{range $id, $e := .Containers}}{{$e.Name}} {{end}}' "$network"); do
+                docker network disconnect -f "$network" "$endpoint" >/dev/null 2>&1
+            done
+            docker network rm "$network" >/dev/null 2>&1 || echo "run.sh: could not remove docker network $network" >&2
+        done
+    fi
     if has berth && [[ -n "${BERTH:-}" ]]; then "$BERTH" system prune -f >/dev/null 2>&1; fi
     if ((docker_image_made)); then docker rmi "$image" >/dev/null 2>&1; fi
     if [[ -n "$dockerd_pid" ]]; then
