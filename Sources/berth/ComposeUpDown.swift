@@ -114,7 +114,10 @@ struct ComposeUp: ParsableCommand {
             throw CommandFailure(status: 130)
         }
         if detach || wait || noStart { return }
-        let code = try foreground(context, containers, since: since, interruption: interruption)
+        // Attached to the named services only (their dependencies run unattached), as docker
+        // compose: their logs are shown, and only their exits end or abort the run.
+        let attached = services.isEmpty ? containers : containers.filter { services.contains($0.service) }
+        let code = try foreground(context, attached, since: since, interruption: interruption)
         if code != 0 { throw CommandFailure(status: code) }
     }
 
