@@ -145,7 +145,7 @@ let package = Package(
             name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink", "TestSupport"]),
         .testTarget(name: "NameServerTests", dependencies: ["NameServer", "Network", "CNetlink", "TestSupport"]),
-        .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "Compose"]),
+        .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "Compose", "Runtime"]),
         .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

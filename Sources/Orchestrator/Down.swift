@@ -26,8 +26,6 @@ extension Orchestrator {
     /// at the end, so one failure does not leave the rest behind.
     public func down(_ options: DownOptions = DownOptions(), currentServices: Set<String>? = nil) throws {
         try withProjectLock { try downLocked(options, currentServices: currentServices) }
-        // The lock file goes with the rest once nobody holds it.
-        if store.load() == nil, Files.names(in: store.directory) == ["project.lock"] { try? store.removeAll() }
     }
 
     private func downLocked(_ options: DownOptions, currentServices: Set<String>?) throws {
@@ -49,12 +47,12 @@ extension Orchestrator {
         for level in stopLevels(targets, record: record) {
             do { try inParallel(level) { try self.remove($0, timeout: options.timeout) } } catch { errors.append(error) }
         }
-        let resources = ProjectResources(root: root, progress: progress)
+        let resources = ProjectResources(root: root, progress: progress, warn: warn)
         if keep.isEmpty {
-            errors += resources.removeNetworks(project: projectName, recorded: record?.networks ?? [])
+            errors += resources.removeNetworks(project: projectName)
         }
         if options.volumes {
-            errors += resources.removeVolumes(project: projectName, recorded: record?.volumes ?? [])
+            errors += resources.removeVolumes(project: projectName)
             for name in Set(anonymous) {
                 do { try VolumeStore(root: root).remove(name) } catch { errors.append(error) }
             }
@@ -63,10 +61,9 @@ extension Orchestrator {
             errors += removeImages(targets.map { $0.record.spec.image }, mode: rmi)
         }
         if keep.isEmpty, errors.isEmpty {
-            // All but the lock, which this call holds.
-            for name in Files.names(in: store.directory) where name != "project.lock" {
-                do { try TreeRemoval.remove(path: store.directory + "/" + name) } catch { errors.append(error) }
-            }
+            // The lock file too, while this call holds it: a command waiting for it finds it
+            // removed once it gets it, and takes a new one (withProjectLock).
+            do { try store.removeAll() } catch { errors.append(error) }
         }
         if let first = errors.first { throw first }
     }
@@ -117,7 +114,9 @@ extension Orchestrator {
     /// `stop [SERVICE...]`: reverse dependency order, a level in parallel.
     public func stop(services: [String], timeout: Int?) throws {
         try withProjectLock {
-            let targets = containers(of: services).filter { $0.isRunning }
+            // Every one is marked, a container waiting out a restart backoff too (stop() returns
+            // at once for one that is not running), so the supervisor leaves them all stopped.
+            let targets = containers(of: services)
             for level in stopLevels(targets, record: store.load()) {
                 try inParallel(level) { try self.stop($0, timeout: timeout) }
             }
@@ -162,9 +161,9 @@ extension Orchestrator {
     /// `kill [-s SIGNAL] [SERVICE...]`: the signal to each running container (marked stopped, so
     /// the supervisor does not restart what a person killed).
     public func kill(services: [String], signal: Int32) throws {
-        let targets = containers(of: services).filter { $0.isRunning }
-        try inParallel(targets) { container in
-            self.store.markStopped(container.id)
+        let all = containers(of: services)
+        for container in all { store.markStopped(container.id) }
+        try inParallel(all.filter { $0.isRunning }) { container in
             try container.kill(signal: signal)
             self.progress(ProgressEvent(.container, container.name, "Killed"))
         }

@@ -131,7 +131,12 @@ final class Deadline {
     private var timer: BackgroundWork<Bool>?
 
     init(seconds: Double, action: @escaping @Sendable () -> Void) {
-        guard pipe(&pipeEnds) == 0 else { return }
+        guard pipe(&pipeEnds) == 0 else {
+            // No timer to be had: the probe's own end is all there is (a rare resource limit).
+            pipeEnds = [-1, -1]
+            return
+        }
+        for fd in pipeEnds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let readEnd = pipeEnds[0]
         let milliseconds = Int32(clamping: Int(seconds * 1000))
         timer = BackgroundWork {

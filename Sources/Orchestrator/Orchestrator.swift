@@ -67,13 +67,31 @@ public final class Orchestrator: @unchecked Sendable {
             }
         }
         if outermost {
-            try Files.makeDirectories(store.directory, mode: 0o700)
-            let fd = open(store.directory + "/project.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                throw OrchestratorError("project \(projectName): open its lock: \(String(cString: strerror(errno)))")
+            let path = store.directory + "/project.lock"
+            while true {
+                try Files.makeDirectories(store.directory, mode: 0o700)
+                let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+                guard fd >= 0 else {
+                    throw OrchestratorError("project \(projectName): open its lock: \(String(cString: strerror(errno)))")
+                }
+                var locked: Int32
+                repeat { locked = flock(fd, LOCK_EX) } while locked != 0 && errno == EINTR
+                guard locked == 0 else {
+                    close(fd)
+                    throw OrchestratorError("project \(projectName): lock: \(String(cString: strerror(errno)))")
+                }
+                // A `down` removes the lock file while it holds it: a lock taken on the removed
+                // file guards nothing, so take the one now at the path.
+                var held = stat()
+                var current = stat()
+                if fstat(fd, &held) == 0, stat(path, &current) == 0, held.st_ino == current.st_ino,
+                    held.st_dev == current.st_dev
+                {
+                    lockDescriptor.withLock { $0 = fd }
+                    break
+                }
+                close(fd)
             }
-            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
-            lockDescriptor.withLock { $0 = fd }
         }
         return try body()
     }

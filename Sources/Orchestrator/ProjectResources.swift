@@ -7,6 +7,7 @@ import Runtime
 struct ProjectResources {
     let root: String
     let progress: ProgressSink
+    let warn: @Sendable (String) -> Void
 
     /// The networks the given services use, by project key, made when missing; their real names.
     func ensureNetworks(for services: [Service], in project: Project) throws -> [String] {
@@ -27,15 +28,17 @@ struct ProjectResources {
                 }
                 continue
             }
-            made.append(name)
             if let existing = try? bridges.network(name) {
-                guard existing.labels[ComposeLabel.project] == nil || existing.labels[ComposeLabel.project] == project.name
-                else {
-                    throw OrchestratorError(
-                        "network \(name) was found but belongs to project \(existing.labels[ComposeLabel.project]!)")
+                // Used as docker compose uses it, but `down` removes only what carries this
+                // project's label.
+                switch existing.labels[ComposeLabel.project] {
+                case project.name?: made.append(name)
+                case let other?: throw OrchestratorError("network \(name) was found but belongs to project \(other)")
+                case nil: warn("a network with name \(name) exists but was not created by compose; it is used, and left at down")
                 }
                 continue
             }
+            made.append(name)
             if let driver = network.driver, driver != "bridge" {
                 throw OrchestratorError("network \(key): driver \(driver) is not supported (berth makes bridge networks)")
             }
@@ -97,8 +100,17 @@ struct ProjectResources {
                 }
                 continue
             }
+            if let existing = try? volumes.volume(name) {
+                switch existing.labels[ComposeLabel.project] {
+                case project.name?: made.append(name)
+                case let other?:
+                    warn("volume \"\(name)\" already exists but was created for project \"\(other)\"; it is used, and left at down -v")
+                case nil:
+                    warn("volume \"\(name)\" already exists but was not created by compose; use `external: true` to use an existing volume")
+                }
+                continue
+            }
             made.append(name)
-            if (try? volumes.volume(name)) != nil { continue }
             if let driver = volume.driver, driver != "local" {
                 throw OrchestratorError("volume \(key): driver \(driver) is not supported (berth makes local volumes)")
             }
@@ -113,12 +125,13 @@ struct ProjectResources {
         return made
     }
 
-    /// `down`: the project's networks (those recorded and those labelled with its name).
-    func removeNetworks(project: String, recorded: [String]) -> [Swift.Error] {
+    /// `down`: the project's networks, those that carry its label (the record only says where
+    /// to look first: a network of the same name made by someone else meanwhile stays).
+    func removeNetworks(project: String) -> [Swift.Error] {
         let bridges = BridgeNetworks(root: root)
         let labelled = bridges.store.networks().filter { $0.labels[ComposeLabel.project] == project }.map(\.name)
         var errors: [Swift.Error] = []
-        for name in Array(Set(recorded + labelled)).sorted() where (try? bridges.network(name)) != nil {
+        for name in labelled.sorted() {
             progress(ProgressEvent(.network, name, "Removing", .working))
             do {
                 try bridges.remove(name)
@@ -131,12 +144,12 @@ struct ProjectResources {
         return errors
     }
 
-    /// `down -v`: the project's named volumes (recorded, and labelled with its name).
-    func removeVolumes(project: String, recorded: [String]) -> [Swift.Error] {
+    /// `down -v`: the project's named volumes, those that carry its label.
+    func removeVolumes(project: String) -> [Swift.Error] {
         let volumes = VolumeStore(root: root)
         let labelled = volumes.list().filter { $0.labels[ComposeLabel.project] == project }.map(\.name)
         var errors: [Swift.Error] = []
-        for name in Array(Set(recorded + labelled)).sorted() where (try? volumes.volume(name)) != nil {
+        for name in labelled.sorted() {
             progress(ProgressEvent(.volume, name, "Removing", .working))
             do {
                 try volumes.remove(name, force: false)

@@ -37,18 +37,14 @@ extension Orchestrator {
             up.services = Array(dependencies).sorted()
             try self.up(project, up)
             try waitForDependencies(of: service, in: project, selected: dependencies)
-        } else {
-            var record = store.load() ?? ProjectRecord(name: project.name, workingDir: "", configFiles: [])
-            record.workingDir = project.workingDir
-            record.configFiles = project.composeFiles
-            record.services = try project.services.map(Self.serviceRecord)
-            try store.save(record)
-            try pullImages(of: [service], policy: nil)
-            let resources = ProjectResources(root: root, progress: progress)
-            record.networks = Array(Set(record.networks + (try resources.ensureNetworks(for: [service], in: project))))
-            record.volumes = Array(Set(record.volumes + (try resources.ensureVolumes(for: [service], in: project))))
-            try store.save(record)
         }
+        // The service's own image, networks and volumes (its dependencies' came with their `up`).
+        var record = try updatedRecord(project)
+        try pullImages(of: [service], policy: nil)
+        let resources = ProjectResources(root: root, progress: progress, warn: warn)
+        record.networks = Array(Set(record.networks + (try resources.ensureNetworks(for: [service], in: project)))).sorted()
+        record.volumes = Array(Set(record.volumes + (try resources.ensureVolumes(for: [service], in: project)))).sorted()
+        try store.save(record)
         let suffix = String(ServiceSpecBuilder.randomHex(6).prefix(12))
         let containerName = options.name ?? "\(project.name)-\(name)-run-\(suffix)"
         var spec = try specBuilder(project).spec(for: service, number: 1, name: containerName, oneoff: true)

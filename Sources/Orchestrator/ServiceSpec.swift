@@ -3,6 +3,7 @@ import Crypto
 import FoundationEssentials
 import Runtime
 import Support
+import Synchronization
 
 /// Where a compose service becomes a container spec: the one conversion, for `up`, `create` and
 /// `run`. Everything a container of the service needs comes from the model here; the image's part
@@ -110,20 +111,24 @@ struct ServiceSpecBuilder {
             return "\(key):\(dependency.condition):\(dependency.restart)"
         }.joined(separator: ",")
         spec.labels = labels
-        labels[ComposeLabel.configHash] = Self.configHash(spec)
+        labels[ComposeLabel.configHash] = Self.configHash(spec, supervision: try Orchestrator.serviceRecord(service))
         spec.labels = labels
         return spec
     }
 
     /// A digest of everything the container is made from but the image's content: a changed
     /// compose file changes it, and `up` recreates the container. Computed over the spec itself
-    /// (sorted keys), so whatever reaches the container counts, and nothing else.
-    static func configHash(_ spec: ContainerSpec) -> String {
+    /// (sorted keys), so whatever reaches the container counts, and over what the supervisor
+    /// applies to it (health check, restart policy), which a new container starts it with.
+    static func configHash(_ spec: ContainerSpec, supervision: ServiceRecord) -> String {
         var spec = spec
         spec.labels[ComposeLabel.configHash] = nil
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(spec)) ?? Data()
+        var data = (try? encoder.encode(spec)) ?? Data()
+        var applied = supervision
+        applied.dependsOn = [:]  // the order of starting, not the container
+        data += (try? encoder.encode(applied)) ?? Data()
         return Array(SHA256.hash(data: data)).hexString
     }
 
@@ -159,6 +164,8 @@ struct ServiceSpecBuilder {
                 }
                 spec.logMaxFiles = count
             }
+        case "none":
+            spec.logDriver = "none"
         case let driver:
             warn("service \(service.name): logging driver \(driver) is not supported; its output goes to json-file")
         }
@@ -196,7 +203,7 @@ struct ServiceSpecBuilder {
                 throw OrchestratorError("service \(service.name): volumes of type \(volume.type) are not supported")
             }
         }
-        for entry in service.tmpfs {
+        for entry in service.tmpfs where !entry.isEmpty {
             let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
             var mount = MountSpec(kind: .tmpfs, target: parts[0])
             for option in (parts.count > 1 ? parts[1] : "").split(separator: ",") {
@@ -232,12 +239,23 @@ struct ServiceSpecBuilder {
         } else {
             throw OrchestratorError("\(kind) \(reference.source) has no file, content or environment value berth can use")
         }
-        let path = ProjectStore(root: root, name: project.name).directory + "/\(kind)s/" + reference.source
-        try Files.makeDirectories(Files.parentDirectory(path), mode: 0o700)
-        let bytes = Array(text.utf8)
-        try bytes.withUnsafeBytes { try Files.replace(path, with: $0, mode: 0o444) }
+        // The name becomes a file name under the project's directory: one component, never a path.
+        let name = reference.source
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
+            throw OrchestratorError("\(kind) name \"\(name)\" is not a valid file name")
+        }
+        let path = ProjectStore(root: root, name: project.name).directory + "/\(kind)s/" + name
+        // Replicas and services of a level are made on threads of their own, and Files.replace's
+        // temporary name is per process: one writer at a time.
+        try Self.fileWrites.withLock { _ in
+            try Files.makeDirectories(Files.parentDirectory(path), mode: 0o700)
+            let bytes = Array(text.utf8)
+            try bytes.withUnsafeBytes { try Files.replace(path, with: $0, mode: 0o444) }
+        }
         return MountSpec(kind: .bind, source: path, target: target, readOnly: true)
     }
+
+    private static let fileWrites = Mutex(())
 
     private func applyNetwork(_ service: Service, to spec: inout ContainerSpec) throws {
         switch service.networkMode {

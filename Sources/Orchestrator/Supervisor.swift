@@ -24,9 +24,19 @@ import Synchronization
 public final class Supervisor: @unchecked Sendable {
     let store: ProjectStore
     let berth: String
-    private let followed = Mutex<Set<String>>([])
-    private var threads: [BackgroundWork<Void>] = []
-    private let threadsLock = Mutex(())
+    /// The containers followed, each with the run its thread follows (its start time): a
+    /// container started again by someone else gets a thread for its new run, and the old one,
+    /// seeing the run is not its own any more, ends.
+    private let followed = Mutex<[String: String]>([:])
+    /// The follow threads, joined once they have ended (at the next `reconcile`).
+    private let threads = Mutex<[(work: BackgroundWork<Void>, ended: Ended)]>([])
+
+    /// What `followed` says of a container its thread is starting again.
+    static let restarting = "restarting"
+
+    final class Ended: Sendable {
+        let flag = Atomic(false)
+    }
 
     public init(root: String, project: String, berth: String) {
         store = ProjectStore(root: root, name: project)
@@ -39,14 +49,26 @@ public final class Supervisor: @unchecked Sendable {
         try Files.makeDirectories(store.directory, mode: 0o700)
         let lock = open(store.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw OrchestratorError("supervisor: open \(store.lockPath): \(String(cString: strerror(errno)))") }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+        guard DaemonControl.lock(lock) else {
             close(lock)
             if let readyFD { close(readyFD) }
             return false
         }
         let pid = Array(String(getpid()).utf8)
         try? pid.withUnsafeBytes { try Files.replace(store.directory + "/supervisor.pid", with: $0, mode: 0o600) }
-        let listener = try DaemonControl.listen(store.socketPath, daemon: "supervisor of \(store.name)")
+        let listener: FileDescriptor
+        do {
+            listener = try DaemonControl.listen(store.socketPath, daemon: "supervisor of \(store.name)")
+        } catch {
+            // Said on the readiness socket, so the starter reports it instead of starting another.
+            log("cannot serve: \(error)")
+            if let readyFD {
+                var byte = DaemonControl.failureByte
+                _ = write(readyFD, &byte, 1)
+                close(readyFD)
+            }
+            throw error
+        }
         log("supervising \(store.name) (pid \(getpid()))")
         reconcile()
         if let readyFD {
@@ -78,7 +100,7 @@ public final class Supervisor: @unchecked Sendable {
             switch command {
             case "ping": break
             case "reload": reconcile()
-            case "status": reply = "ok " + followed.withLock { $0.sorted().joined(separator: ",") }
+            case "status": reply = "ok " + followed.withLock { $0.keys.sorted().joined(separator: ",") }
             case "stop": stopping = true
             default: reply = "error: unknown command \(command)"
             }
@@ -109,56 +131,74 @@ public final class Supervisor: @unchecked Sendable {
     /// them when it starts). One a person stopped, or whose policy is done with it, is followed
     /// again once something starts it.
     func reconcile() {
+        threads.withLock { threads in
+            for thread in threads where thread.ended.flag.load(ordering: .acquiring) { try? thread.work.wait() }
+            threads.removeAll { $0.ended.flag.load(ordering: .acquiring) }
+        }
         let record = store.load()
         for container in store.containers() {
             guard let service = record?.service(container.service) else { continue }
-            guard followed.withLock({ $0.insert(container.id).inserted }) else { continue }
             let state = container.state()
+            let run = state.startedAt ?? ""
             let restartable =
                 state.status == .exited && !store.isStopped(container.id)
                 && service.restart.restarts(exitCode: state.exitCode ?? 0, restarts: store.restartCount(of: container.id))
-            guard state.status == .running || restartable else {
-                followed.withLock { _ = $0.remove(container.id) }
-                continue
+            guard state.status == .running || restartable else { continue }
+            let isNew = followed.withLock { followed -> Bool in
+                guard followed[container.id] != run, followed[container.id] != Self.restarting else { return false }
+                followed[container.id] = run
+                return true
             }
+            guard isNew else { continue }
+            let ended = Ended()
             let work = BackgroundWork { [self] in
-                follow(container, service: service)
-                followed.withLock { _ = $0.remove(container.id) }
+                let last = follow(container, run: run, service: service)
+                followed.withLock { if $0[container.id] == last { $0[container.id] = nil } }
+                ended.flag.store(true, ordering: .releasing)
             }
-            threadsLock.withLock { _ in threads.append(work) }
+            threads.withLock { $0.append((work, ended)) }
         }
     }
 
-    /// The life of one container: health probes while it runs, its restart policy when it exits.
-    private func follow(_ container: Container, service: ServiceRecord) {
+    /// The life of one container from `run` on: health probes while it runs, its restart policy
+    /// when it exits, and so on through the runs it starts itself. Returns the last run it
+    /// followed; it ends early when someone else started the container (that run has a thread).
+    private func follow(_ container: Container, run first: String, service: ServiceRecord) -> String {
         var restarts = store.restartCount(of: container.id)
         var backoff = 0
+        var run = first
         while true {
             if container.isRunning {
                 let state = container.state()
+                guard state.startedAt ?? "" == run else { return run }
                 let ranFrom = DaemonControl.now()
                 watch(container, state: state, healthcheck: service.healthcheck)
-                guard let code = try? container.waitForExit() else { return }
+                guard container.state().startedAt ?? "" == run, let code = try? container.waitForExit() else { return run }
                 // Docker's backoff starts again after a run of 10 s.
                 if DaemonControl.now() - ranFrom >= 10_000_000_000 { backoff = 0 }
                 log("\(container.name) exited with \(code)")
                 guard !store.isStopped(container.id), (try? Container.lookup(container.id, root: store.root)) != nil,
                     service.restart.restarts(exitCode: code, restarts: restarts)
-                else { return }
+                else { return run }
             } else {
                 let code = container.state().exitCode ?? 0
                 guard !store.isStopped(container.id), service.restart.restarts(exitCode: code, restarts: restarts)
-                else { return }
+                else { return run }
             }
             // The policy says again: after the backoff, unless a person stops it meanwhile.
             let delay = RestartPolicy.delay(afterRestarts: backoff)
             var pause = timespec(tv_sec: Int(delay), tv_nsec: Int((delay - delay.rounded(.down)) * 1e9))
             nanosleep(&pause, nil)
-            guard !store.isStopped(container.id), (try? Container.lookup(container.id, root: store.root)) != nil else {
-                return
-            }
+            guard !store.isStopped(container.id), (try? Container.lookup(container.id, root: store.root)) != nil,
+                !container.isRunning
+            else { return run }
+            // This thread follows the run it starts: marked before, so that a `reload` meanwhile
+            // starts no second thread for it.
+            followed.withLock { $0[container.id] = Self.restarting }
+            defer { followed.withLock { if $0[container.id] == Self.restarting { $0[container.id] = run } } }
             do {
                 try ContainerNetworking(root: store.root).startDetached(container, berth: berth)
+                run = container.state().startedAt ?? ""
                 restarts += 1
                 backoff += 1
                 try? store.saveRestartCount(restarts, of: container.id)
@@ -166,7 +206,7 @@ public final class Supervisor: @unchecked Sendable {
             } catch {
                 log("\(container.name): restart failed: \(error)")
                 backoff += 1
-                if backoff > 20 { return }
+                if backoff > 20 { return run }
             }
         }
     }
@@ -188,7 +228,8 @@ public final class Supervisor: @unchecked Sendable {
             let wait = inStartPeriod ? healthcheck.startInterval : healthcheck.interval
             if container.waitForMainProcess(milliseconds: Int(wait * 1000)) { return }
             let probe = HealthProbe.run(healthcheck, in: container)
-            guard container.isRunning else { return }
+            // Stopped, or started again meanwhile (that run has its own thread and record).
+            guard container.isRunning, container.state().startedAt == state.startedAt else { return }
             let before = health.status
             health.record(
                 probe, spec: healthcheck,

@@ -55,14 +55,10 @@ extension Orchestrator {
         let services = project.services.filter { selected.contains($0.name) }
 
         // What the supervisor, `down` and `ps` read later; written before anything is made.
-        var record = store.load() ?? ProjectRecord(name: project.name, workingDir: "", configFiles: [])
-        record.workingDir = project.workingDir
-        record.configFiles = project.composeFiles
-        record.services = try project.services.map(Self.serviceRecord)
-        try store.save(record)
+        var record = try updatedRecord(project)
 
         try pullImages(of: services, policy: options.pull)
-        let resources = ProjectResources(root: root, progress: progress)
+        let resources = ProjectResources(root: root, progress: progress, warn: warn)
         let networks = try resources.ensureNetworks(for: services, in: project)
         let volumes = try resources.ensureVolumes(for: services, in: project)
         record.networks = Array(Set(record.networks + networks)).sorted()
@@ -76,6 +72,7 @@ extension Orchestrator {
         // Services recreated in this run: a dependent with `restart: true` restarts after them.
         let recreated = Mutex<Set<String>>([])
         for level in try graph.startLevels() {
+            if isInterrupted() { throw OrchestratorError("interrupted", status: 130) }
             let levelServices = services.filter { level.contains($0.name) }
             try inParallel(levelServices) { service in
                 if !options.noStart { try self.waitForDependencies(of: service, in: project, selected: selected) }
@@ -91,6 +88,17 @@ extension Orchestrator {
         let all = started.withLock { $0 }.sorted { $0.name < $1.name }
         if options.wait { try waitUntilReady(all, timeout: options.waitTimeout) }
         return all
+    }
+
+    /// The project's record with this model's services (those of disabled profiles too: their
+    /// containers from an earlier `--profile` run stay supervised), saved.
+    func updatedRecord(_ project: Project) throws -> ProjectRecord {
+        var record = store.load() ?? ProjectRecord(name: project.name, workingDir: "", configFiles: [])
+        record.workingDir = project.workingDir
+        record.configFiles = project.composeFiles
+        record.services = try (project.services + project.disabledServices).map(Self.serviceRecord)
+        try store.save(record)
+        return record
     }
 
     static func serviceRecord(_ service: Service) throws -> ServiceRecord {
@@ -288,7 +296,7 @@ extension Orchestrator {
         for (name, dependency) in service.dependsOn.sorted(by: { $0.key < $1.key }) where selected.contains(name) {
             do {
                 try waitFor(name, condition: dependency.condition, deadline: nil)
-            } catch let error as OrchestratorError where !dependency.required {
+            } catch let error as OrchestratorError where !dependency.required && error.status != 130 {
                 warn("optional dependency \(name) of \(service.name): \(error.description)")
             }
         }
@@ -329,7 +337,10 @@ extension Orchestrator {
                     default:
                         ready = false
                     }
-                default:  // service_started, or the wait's "running" with no health check
+                case "service_started":
+                    // docker compose's: the start order alone satisfies it.
+                    return
+                default:  // "running": --wait's condition for a service without a health check
                     if state.status != .running && !(state.status == .exited && state.exitCode == 0) {
                         if state.status == .exited || state.status == .dead {
                             throw OrchestratorError(
@@ -355,7 +366,7 @@ extension Orchestrator {
         let services = Array(Set(containers.map(\.service))).sorted()
         let record = store.load()
         for service in services {
-            let condition = record?.service(service)?.healthcheck != nil ? "service_healthy" : "service_started"
+            let condition = record?.service(service)?.healthcheck != nil ? "service_healthy" : "running"
             for container in containers where container.service == service {
                 progress(ProgressEvent(.container, container.name, "Waiting", .working))
             }

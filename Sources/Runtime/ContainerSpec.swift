@@ -220,6 +220,9 @@ public struct ContainerSpec: Codable, Equatable, Sendable {
     /// Log rotation of ROOT/containers/ID/container.log (json-file's max-size / max-file).
     public var logMaxSize: Int64?
     public var logMaxFiles: Int?
+    /// Docker's logging driver: nil is json-file; "none" keeps no log (the output is dropped,
+    /// and `logs` has nothing to read, as Docker says).
+    public var logDriver: String?
 
     public init(
         image: String, imageID: String = "", layerPaths: [String], imageDefaults: ImageDefaults = ImageDefaults()

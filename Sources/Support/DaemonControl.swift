@@ -91,7 +91,8 @@ public enum DaemonControl {
 
     /// Starts `arguments` detached: its own session (no terminal's SIGHUP reaches it), stdio on
     /// /dev/null, default signal handling, no descriptor of ours but a readiness socket as fd 3,
-    /// on which it writes one byte once it serves. `reap`: the program forks once more and its
+    /// on which it writes one byte once it serves (or `failureByte` when it could not start:
+    /// then this throws, pointing at its log). `reap`: the program forks once more and its
     /// first process exits at once (berth-netd's `--detach`), so it is reaped here and the daemon
     /// is nobody's child; otherwise the daemon stays this process's child until this one ends.
     /// True once it says it is ready, false when it ended without (another one held the lock).
@@ -156,16 +157,35 @@ public enum DaemonControl {
             if ready <= 0 { throw failure("wait for \(arguments[0]) to be ready (see \(log))", ETIMEDOUT) }
             let count = read(readEnd.rawValue, &byte, 1)
             if count < 0 && errno == EINTR { continue }
+            if count == 1 && byte == failureByte {
+                throw Error(daemon: daemon, step: "start \(arguments[0])", detail: "it could not start (see \(log))")
+            }
             return count == 1
         }
     }
 
-    /// Whether a process holds `path`'s flock (a daemon that runs); false when the file is missing.
+    /// What a daemon writes on its readiness socket when it fails before it serves.
+    public static let failureByte = UInt8(ascii: "!")
+
+    /// Whether a process holds `path`'s flock exclusively (a daemon that runs); false when the
+    /// file is missing. Asked with a shared lock, so that any number of askers never make each
+    /// other see a daemon (they may, for an instant, delay a daemon's own start: see `lock`).
     public static func isHeld(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        return flock(fd, LOCK_EX | LOCK_NB) != 0
+        return flock(fd, LOCK_SH | LOCK_NB) != 0
+    }
+
+    /// A daemon's exclusive lock of `path` for its life: false when another daemon holds it.
+    /// Tried for 100 ms, so that an `isHeld` asking at that instant is not taken for a daemon.
+    public static func lock(_ fd: Int32) -> Bool {
+        for _ in 0..<50 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+            nanosleep(&pause, nil)
+        }
+        return false
     }
 
     /// Returns once nobody holds `path`'s flock (the daemon is gone), or throws at the deadline.

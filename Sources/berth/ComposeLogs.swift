@@ -88,7 +88,7 @@ final class ComposeLogFollowers {
         _ containers: [Container], printer: ComposeLogPrinter, selection: ContainerLogSelection,
         orchestrator: Orchestrator
     ) {
-        _ = pipe(&wake)
+        if pipe(&wake) == 0 { for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } }
         let wakeFD = wake[0]
         for container in containers {
             works.append(

@@ -65,7 +65,13 @@ extension GlobalOptions {
         } catch {
             if needsModel { throw error }
             if let given = projectName ?? ProcessInfo.processInfo.environment["COMPOSE_PROJECT_NAME"] {
-                name = ComposeLoader.normalizeProjectName(given)
+                // The loader's rule: a name it would not take names no folder here either.
+                guard !given.isEmpty, ComposeLoader.normalizeProjectName(given) == given else {
+                    throw ContainerCommandError(
+                        description: "invalid project name \"\(given)\": only lowercase letters, digits, dashes and underscores, starting with a letter or digit"
+                    )
+                }
+                name = given
             } else if let recorded = recordedProject(root: root) {
                 StandardStreams.writeError("WARN[0000] \(error); using project \(recorded) as recorded for this directory\n")
                 name = recorded

@@ -141,17 +141,18 @@ struct ComposeUp: ParsableCommand {
         var abortedBy: Container?
         var interrupts = 0
         while true {
-            if interruption.check() && interrupts == 0 {
-                interrupts = 1
+            // The containers' ends show only in their files: looked at every 100 ms, or at once
+            // when a signal comes.
+            var poller = pollfd(fd: interruption.descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&poller, 1, 100)
+            _ = interruption.check()
+            let count = interruption.count
+            if count >= 1 && interrupts == 0 {
                 StandardStreams.writeError("Gracefully stopping... (press Ctrl+C again to force)\n")
                 stopping = stopping ?? BackgroundWork { try orchestrator.stop(services: self.services, timeout: self.timeout) }
             }
-            var poller = pollfd(fd: interruption.descriptor, events: Int16(POLLIN), revents: 0)
-            // The containers' ends show only in their files: looked at every 100 ms.
-            if poll(&poller, 1, 100) > 0, interruption.check(), interruption.count > interrupts {
-                interrupts = interruption.count
-                if interrupts > 1 { try? orchestrator.kill(services: services, signal: SIGKILL) }
-            }
+            if count >= 2 && interrupts < 2 { try? orchestrator.kill(services: services, signal: SIGKILL) }
+            interrupts = count
             let settled = containers.filter { !$0.isRunning && !orchestrator.willRestart($0) }
             let aborting = settled.first { container in
                 abortOnExit || container.service == exitCodeFrom
@@ -175,7 +176,7 @@ struct ComposeUp: ParsableCommand {
     }
 }
 
-/// The SIGINTs and SIGTERMs a compose command got so far, read from Foreground's self-pipe by
+/// The SIGINTs, SIGTERMs and SIGHUPs (a closed terminal) a compose command got so far, read from Foreground's self-pipe by
 /// whichever thread asks (the orchestrator's waits poll it).
 final class Interruption: @unchecked Sendable {
     private let signals: Foreground.SignalForwarding
@@ -191,7 +192,7 @@ final class Interruption: @unchecked Sendable {
     /// Whether one came (reading those that are pending).
     func check() -> Bool {
         received.withLock { count in
-            count += signals.received().filter { $0 == SIGINT || $0 == SIGTERM }.count
+            count += signals.received().filter { $0 == SIGINT || $0 == SIGTERM || $0 == SIGHUP }.count
             return count > 0
         }
     }
@@ -242,6 +243,10 @@ struct ComposeSupervise: ParsableCommand {
 
     func run() throws {
         let root = global.stateRoot
+        // It names a folder under ROOT/projects: only a valid project name.
+        guard !project.isEmpty, ComposeLoader.normalizeProjectName(project) == project else {
+            throw ContainerCommandError(description: "invalid project name \"\(project)\"")
+        }
         let store = ProjectStore(root: root, name: project)
         if status {
             guard let followed = try SupervisorControl(store: store, berth: ContainerRun.selfPath()).followed() else {

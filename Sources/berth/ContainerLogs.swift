@@ -35,6 +35,9 @@ struct ContainerLogs: ParsableCommand {
         // them before it asks the daemon.
         let selection = try parseSelection()
         let c = try Container.lookup(container, root: global.stateRoot)
+        if c.record.spec.logDriver == "none" {
+            throw ContainerCommandError(description: "configured logging driver does not support reading")
+        }
         let printer = LogPrinter(timestamps: timestamps)
         try c.readLog(selection, follow: follow) { printer.print($0) }
     }

@@ -224,6 +224,15 @@ import TestSupport
         // 100 ms, 200 ms, 400 ms, ...: each wait longer than the one before.
         #expect(gaps.count >= 3 && gaps[2] > gaps[0], "backoff grows: \(gaps)")
         #expect(try project.berth(["logs", "loop"]).stdout.contains("crash-loop-1  | crashing"))
+        // Stopped while it waits out a backoff: it stays stopped.
+        let loopID = try project.id("crash-loop-1")
+        #expect(try project.berth(["stop", "loop"]).status == 0)
+        #expect(
+            eventually(30) { !((try? world.berth(["supervise", "--status", "crash"]).stdout) ?? "").contains(loopID) },
+            "the stopped crash loop is not followed any more")
+        let stoppedAt = restarts("crash-loop-1").count
+        #expect(try project.state("crash-loop-1")["Status"] as? String == "exited")
+        #expect(restarts("crash-loop-1").count == stoppedAt)
 
         // on-failure:3: three restarts, then the supervisor stops following it.
         let id = try project.id("crash-thrice-1")
@@ -418,22 +427,33 @@ import TestSupport
     /// of one leaves the other running.
     @Test func twoProjectsOnOneRootDoNotTouchEachOther() throws {
         let world = try World()
+        // Both name one volume: it is alpha's (made by alpha's `up`, labelled so), and `down -v`
+        // of beta leaves it.
         let yaml = """
             services:
               app:
                 image: busybox
                 command: ["sleep", "600"]
+                volumes: ["data:/data"]
+            volumes:
+              data:
+                name: shared-data
             """
         let a = try Project(world, "alpha", yaml)
         let b = try Project(world, "beta", yaml)
         #expect(try a.berth(["up", "-d"]).status == 0)
-        #expect(try b.berth(["up", "-d"]).status == 0)
+        let shared = try b.berth(["up", "-d"])
+        #expect(shared.status == 0 && shared.stderr.contains("created for project \"alpha\""), "\(shared.stderr)")
         let ls = try world.berth(["ls"]).stdout
         #expect(ls.contains("alpha") && ls.contains("beta"), "\(ls)")
         #expect(try a.berth(["down"]).status == 0)
         #expect(try b.berth(["ps", "-q"]).stdout.split(separator: "\n").count == 1)
         #expect(try world.berth(["network", "ls"]).stdout.contains("beta_default"))
-        #expect(try b.berth(["down"]).status == 0)
+        #expect(try b.berth(["down", "-v"]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: world.root + "/volumes/shared-data"), "beta's down -v left alpha's volume")
+        #expect(try a.berth(["up", "-d"]).status == 0)
+        #expect(try a.berth(["down", "-v"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: world.root + "/volumes/shared-data"))
         Self.expectNothingLeft(world)
     }
 
@@ -475,7 +495,9 @@ import TestSupport
             services:
               app:
                 image: busybox
-                command: ["sleep", "600"]
+                command: ["sh", "-c", "echo unlogged; exec sleep 600"]
+                logging:
+                  driver: none
               tests:
                 image: busybox
                 environment:
@@ -488,6 +510,9 @@ import TestSupport
         #expect(run.stdout == "testing app\n")
         let ps = try project.berth(["ps", "-a", "--format", "json"]).stdout
         #expect(ps.contains("oneoff-app-1") && !ps.contains("run-"), "\(ps)")
+        // logging: none keeps no log, as Docker's driver (and `docker logs` says it cannot read).
+        #expect(try project.berth(["logs", "app"]).stdout.isEmpty)
+        #expect(try world.berth(["container", "logs", "oneoff-app-1"]).stderr.contains("does not support reading"))
         #expect(try project.berth(["down"]).status == 0)
         Self.expectNothingLeft(world)
     }
@@ -503,6 +528,10 @@ import TestSupport
                 image: busybox
                 command: ["sleep", "600"]
             """)
+        // A project name the loader would refuse names nothing here either (an empty one would
+        // have been the folder of every project).
+        let invalid = try world.berth(["-p", "_", "down"])
+        #expect(invalid.status == 1 && invalid.stderr.contains("invalid project name"), "\(invalid.stderr)")
         let unknown = try project.berth(["up", "-d", "nosuch"])
         #expect(unknown.status == 1 && unknown.stderr.contains("no such service: nosuch"), "\(unknown.stderr)")
         #expect(try project.berth(["logs", "nosuch"]).stderr.contains("no such service: nosuch"))
@@ -545,6 +574,11 @@ import TestSupport
             """)
         let network = try project.berth(["up", "-d"])
         #expect(network.stderr.contains("network outside declared as external, but could not be found"), "\(network.stderr)")
+        // Once it exists, the project joins it, and `down` leaves it (it is not the project's).
+        #expect(try world.berth(["network", "create", "outside"]).status == 0)
+        #expect(try project.berth(["up", "-d"]).status == 0)
+        #expect(try project.berth(["down"]).status == 0)
+        #expect(try world.berth(["network", "rm", "outside"]).status == 0, "down left the external network")
         try project.write(
             """
             services:

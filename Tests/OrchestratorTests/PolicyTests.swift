@@ -1,4 +1,5 @@
 import Compose
+import Runtime
 import Testing
 
 @testable import Orchestrator
@@ -87,5 +88,22 @@ struct PolicyTests {
         #expect(ServiceSpecBuilder.publishing(ServicePort(hostIP: "127.0.0.1", target: 53, published: "53", protocol: "udp")) == "127.0.0.1:53:53/udp")
         #expect(ServiceSpecBuilder.publishing(ServicePort(target: 80)) == "80/tcp")
         #expect(ServiceSpecBuilder.publishing(ServicePort(hostIP: "127.0.0.1", target: 80)) == "127.0.0.1::80/tcp")
+    }
+
+    /// What the supervisor applies counts in the config hash (a changed health check or restart
+    /// policy recreates the container, which then starts with it); the start order does not.
+    @Test func supervisionIsPartOfTheConfigHash() throws {
+        let spec = ContainerSpec(image: "busybox", layerPaths: [])
+        let base = ServiceRecord(name: "db")
+        var restarting = base
+        restarting.restart = .always
+        var checked = base
+        checked.healthcheck = HealthcheckSpec(command: ["true"])
+        var ordered = base
+        ordered.dependsOn = ["cache": DependencyRecord(condition: "service_started", restart: false, required: true)]
+        let hashes = [base, restarting, checked].map { ServiceSpecBuilder.configHash(spec, supervision: $0) }
+        #expect(Set(hashes).count == 3)
+        #expect(ServiceSpecBuilder.configHash(spec, supervision: ordered) == hashes[0])
+        #expect(ServiceSpecBuilder.configHash(spec, supervision: base) == hashes[0], "stable")
     }
 }
