@@ -112,7 +112,8 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking", "Network", "YAML",
+                "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking",
+                "Network", "YAML",
                 "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -134,7 +135,7 @@ let package = Package(
 
         // What the test targets share (running the built `berth`); a test target cannot import another.
         .target(
-            name: "TestSupport", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            name: "TestSupport", dependencies: ["Support", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/TestSupport"),
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),

@@ -4,8 +4,43 @@
 #include "internal.h"
 #include <signal.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* PID 1 is a fork of berth that never execs: its argument area is still berth's command line
+   (`berth up -d -e ...`), which /proc/1/cmdline would show the container's processes. Blank it
+   (its bounds are fields 48 and 49 of /proc/self/stat) and name the process "init". No
+   allocation: this runs between clone and exec's world. */
+static void hide_berth_arguments(void) {
+    prctl(PR_SET_NAME, "init", 0, 0, 0);
+    char stat[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0) return;
+    stat[n] = 0;
+    char *p = strrchr(stat, ')');
+    if (!p) return;
+    int field = 2; /* the ")" ends field 2 (comm) */
+    unsigned long long start = 0, end = 0;
+    for (char *q = p + 1; *q; q++) {
+        if (*q != ' ') continue;
+        field++;
+        if (field == 48) start = strtoull(q + 1, NULL, 10);
+        if (field == 49) {
+            end = strtoull(q + 1, NULL, 10);
+            break;
+        }
+    }
+    if (start == 0 || end <= start + 5) return;
+    memset((void *)start, 0, end - start);
+    memcpy((void *)start, "init", 5);
+}
 
 void berth_run_init(int efd) {
     sigset_t all, old;
@@ -25,6 +60,7 @@ void berth_run_init(int efd) {
        container's life and be reachable through /proc/1/fd. */
     close(efd);
     syscall(SYS_close_range, 3, ~0U, 0);
+    hide_berth_arguments();
     for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&all, &info);

@@ -40,12 +40,16 @@ extension Orchestrator {
             return !currentServices.contains(container.service)
         }
         if !keep.isEmpty {
-            warn("Found orphan containers (\(keep.map(\.name).joined(separator: ", "))) for this project; they stay (use --remove-orphans)")
+            warn(
+                "Found orphan containers (\(keep.map(\.name).joined(separator: ", "))) for this project; they stay (use --remove-orphans)"
+            )
         }
         let targets = all.filter { container in !keep.contains { $0 === container } }
         let anonymous = targets.flatMap(anonymousVolumes)
         for level in stopLevels(targets, record: record) {
-            do { try inParallel(level) { try self.remove($0, timeout: options.timeout) } } catch { errors.append(error) }
+            do { try inParallel(level) { try self.remove($0, timeout: options.timeout) } } catch {
+                errors.append(error)
+            }
         }
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
         if keep.isEmpty {

@@ -72,7 +72,8 @@ public final class Orchestrator: @unchecked Sendable {
                 try Files.makeDirectories(store.directory, mode: 0o700)
                 let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
                 guard fd >= 0 else {
-                    throw OrchestratorError("project \(projectName): open its lock: \(String(cString: strerror(errno)))")
+                    throw OrchestratorError(
+                        "project \(projectName): open its lock: \(String(cString: strerror(errno)))")
                 }
                 var locked: Int32
                 repeat { locked = flock(fd, LOCK_EX) } while locked != 0 && errno == EINTR

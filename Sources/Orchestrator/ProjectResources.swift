@@ -34,13 +34,17 @@ struct ProjectResources {
                 switch existing.labels[ComposeLabel.project] {
                 case project.name?: made.append(name)
                 case let other?: throw OrchestratorError("network \(name) was found but belongs to project \(other)")
-                case nil: warn("a network with name \(name) exists but was not created by compose; it is used, and left at down")
+                case nil:
+                    warn(
+                        "a network with name \(name) exists but was not created by compose; it is used, and left at down"
+                    )
                 }
                 continue
             }
             made.append(name)
             if let driver = network.driver, driver != "bridge" {
-                throw OrchestratorError("network \(key): driver \(driver) is not supported (berth makes bridge networks)")
+                throw OrchestratorError(
+                    "network \(key): driver \(driver) is not supported (berth makes bridge networks)")
             }
             var options = BridgeNetworks.Options()
             options.internal = network.internal
@@ -104,9 +108,13 @@ struct ProjectResources {
                 switch existing.labels[ComposeLabel.project] {
                 case project.name?: made.append(name)
                 case let other?:
-                    warn("volume \"\(name)\" already exists but was created for project \"\(other)\"; it is used, and left at down -v")
+                    warn(
+                        "volume \"\(name)\" already exists but was created for project \"\(other)\"; it is used, and left at down -v"
+                    )
                 case nil:
-                    warn("volume \"\(name)\" already exists but was not created by compose; use `external: true` to use an existing volume")
+                    warn(
+                        "volume \"\(name)\" already exists but was not created by compose; use `external: true` to use an existing volume"
+                    )
                 }
                 continue
             }

@@ -16,7 +16,8 @@ public enum RestartPolicy: Codable, Equatable, Sendable {
         case "on-failure": self = .onFailure(maxRetries: nil)
         default:
             guard text.hasPrefix("on-failure:"), let n = Int(text.dropFirst("on-failure:".count)), n >= 0 else {
-                throw OrchestratorError("invalid restart policy \"\(text)\": use no, always, unless-stopped or on-failure[:N]")
+                throw OrchestratorError(
+                    "invalid restart policy \"\(text)\": use no, always, unless-stopped or on-failure[:N]")
             }
             self = .onFailure(maxRetries: n)
         }

@@ -42,8 +42,10 @@ extension Orchestrator {
         var record = try updatedRecord(project)
         try pullImages(of: [service], policy: nil)
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
-        record.networks = Array(Set(record.networks + (try resources.ensureNetworks(for: [service], in: project)))).sorted()
-        record.volumes = Array(Set(record.volumes + (try resources.ensureVolumes(for: [service], in: project)))).sorted()
+        record.networks = Array(Set(record.networks + (try resources.ensureNetworks(for: [service], in: project))))
+            .sorted()
+        record.volumes = Array(Set(record.volumes + (try resources.ensureVolumes(for: [service], in: project))))
+            .sorted()
         try store.save(record)
         let suffix = String(ServiceSpecBuilder.randomHex(6).prefix(12))
         let containerName = options.name ?? "\(project.name)-\(name)-run-\(suffix)"

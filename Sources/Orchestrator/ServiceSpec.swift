@@ -92,7 +92,9 @@ struct ServiceSpecBuilder {
                 throw OrchestratorError("service \(service.name): \(key): \(given) is not supported by berth")
             }
         }
-        if !service.devices.isEmpty { throw OrchestratorError("service \(service.name): devices are not supported by berth") }
+        if !service.devices.isEmpty {
+            throw OrchestratorError("service \(service.name): devices are not supported by berth")
+        }
         if !service.volumesFrom.isEmpty {
             throw OrchestratorError("service \(service.name): volumes_from is not supported by berth")
         }
@@ -237,7 +239,8 @@ struct ServiceSpecBuilder {
         } else if let variable = object.environment, let value = project.environment[variable] {
             text = value
         } else {
-            throw OrchestratorError("\(kind) \(reference.source) has no file, content or environment value berth can use")
+            throw OrchestratorError(
+                "\(kind) \(reference.source) has no file, content or environment value berth can use")
         }
         // The name becomes a file name under the project's directory: one component, never a path.
         let name = reference.source

@@ -48,7 +48,9 @@ public final class Supervisor: @unchecked Sendable {
     public func run(readyFD: Int32?) throws -> Bool {
         try Files.makeDirectories(store.directory, mode: 0o700)
         let lock = open(store.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { throw OrchestratorError("supervisor: open \(store.lockPath): \(String(cString: strerror(errno)))") }
+        guard lock >= 0 else {
+            throw OrchestratorError("supervisor: open \(store.lockPath): \(String(cString: strerror(errno)))")
+        }
         guard DaemonControl.lock(lock) else {
             close(lock)
             if let readyFD { close(readyFD) }
@@ -142,7 +144,8 @@ public final class Supervisor: @unchecked Sendable {
             let run = state.startedAt ?? ""
             let restartable =
                 state.status == .exited && !store.isStopped(container.id)
-                && service.restart.restarts(exitCode: state.exitCode ?? 0, restarts: store.restartCount(of: container.id))
+                && service.restart.restarts(
+                    exitCode: state.exitCode ?? 0, restarts: store.restartCount(of: container.id))
             guard state.status == .running || restartable else { continue }
             let isNew = followed.withLock { followed -> Bool in
                 guard followed[container.id] != run, followed[container.id] != Self.restarting else { return false }
@@ -173,7 +176,9 @@ public final class Supervisor: @unchecked Sendable {
                 guard state.startedAt ?? "" == run else { return run }
                 let ranFrom = DaemonControl.now()
                 watch(container, state: state, healthcheck: service.healthcheck)
-                guard container.state().startedAt ?? "" == run, let code = try? container.waitForExit() else { return run }
+                guard container.state().startedAt ?? "" == run, let code = try? container.waitForExit() else {
+                    return run
+                }
                 // Docker's backoff starts again after a run of 10 s.
                 if DaemonControl.now() - ranFrom >= 10_000_000_000 { backoff = 0 }
                 log("\(container.name) exited with \(code)")
@@ -219,7 +224,8 @@ public final class Supervisor: @unchecked Sendable {
             return
         }
         // A record of this very run (an adopted container) goes on; a new run starts over.
-        var health = store.health(of: container.id).flatMap { $0.startedAt == state.startedAt ? $0 : nil }
+        var health =
+            store.health(of: container.id).flatMap { $0.startedAt == state.startedAt ? $0 : nil }
             ?? HealthRecord(startedAt: state.startedAt)
         try? store.saveHealth(health, of: container.id)
         let started = DaemonControl.now()

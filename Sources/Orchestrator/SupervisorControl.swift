@@ -62,7 +62,8 @@ public struct SupervisorControl: Sendable {
     /// Stops it, if one runs, and returns once it is gone.
     public func stop() throws {
         _ = try send("stop")
-        try DaemonControl.waitUntilFree(store.lockPath, daemon: daemon, deadline: DaemonControl.now() + Self.startTimeout)
+        try DaemonControl.waitUntilFree(
+            store.lockPath, daemon: daemon, deadline: DaemonControl.now() + Self.startTimeout)
     }
 
     func send(_ command: String) throws -> DaemonControl.Outcome {

@@ -176,7 +176,8 @@ extension Orchestrator {
         let desired = options.scale[service.name] ?? service.replicas
         if service.containerName != nil && desired > 1 {
             throw OrchestratorError(
-                "service \(service.name): container_name \(service.containerName!) cannot be used with \(desired) replicas")
+                "service \(service.name): container_name \(service.containerName!) cannot be used with \(desired) replicas"
+            )
         }
         let existing = containers(of: [service.name])
         var byNumber: [Int: Container] = [:]
@@ -323,13 +324,16 @@ extension Orchestrator {
                     }
                 case "service_healthy":
                     guard healthcheck != nil else {
-                        throw OrchestratorError("dependency failed to start: container \(container.name) has no healthcheck configured")
+                        throw OrchestratorError(
+                            "dependency failed to start: container \(container.name) has no healthcheck configured")
                     }
                     guard state.status == .running else {
                         throw OrchestratorError(
                             "dependency failed to start: container \(container.name) exited (\(state.exitCode ?? 255))")
                     }
-                    switch store.health(of: container.id).flatMap({ $0.startedAt == state.startedAt ? $0 : nil })?.status {
+                    switch store.health(of: container.id).flatMap({ $0.startedAt == state.startedAt ? $0 : nil })?
+                        .status
+                    {
                     case .healthy?:
                         progress(ProgressEvent(.container, container.name, "Healthy"))
                     case .unhealthy?:
@@ -351,9 +355,13 @@ extension Orchestrator {
                 }
             }
             if ready { return }
-            if isInterrupted() { throw OrchestratorError("interrupted while waiting for service \(service)", status: 130) }
+            if isInterrupted() {
+                throw OrchestratorError("interrupted while waiting for service \(service)", status: 130)
+            }
             if let deadline, DaemonControl.now() > deadline {
-                throw OrchestratorError("timeout waiting for service \(service) to be \(condition == "service_healthy" ? "healthy" : "running")")
+                throw OrchestratorError(
+                    "timeout waiting for service \(service) to be \(condition == "service_healthy" ? "healthy" : "running")"
+                )
             }
             var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
             nanosleep(&pause, nil)

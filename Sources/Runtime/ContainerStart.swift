@@ -35,7 +35,10 @@ extension Container {
     /// berth-shim's command line for this container and these descriptors.
     func shimArguments(path: String, io: ProcessIO, cgroup: Cgroup?, exitCommand: [String]?) -> [String] {
         let spec = record.spec
-        var args = [path, "--dir", dir, "--max-size", String(spec.logMaxSize ?? 0), "--max-files", String(spec.logMaxFiles ?? 1)]
+        var args = [
+            path, "--dir", dir, "--max-size", String(spec.logMaxSize ?? 0), "--max-files",
+            String(spec.logMaxFiles ?? 1),
+        ]
         // Without --log the shim passes the output on to an attached caller only.
         if spec.logDriver != "none" { args += ["--log", logPath] }
         let fds: [(String, Int32)] = [

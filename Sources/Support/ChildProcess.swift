@@ -41,6 +41,19 @@ public enum ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, pipes[0][0], 0)
         posix_spawn_file_actions_adddup2(&actions, pipes[1][1], 1)
         posix_spawn_file_actions_adddup2(&actions, pipes[2][1], 2)
+        // The caller's blocked and ignored signals are not the program's (a test runner blocks
+        // SIGCHLD; berth ignores SIGPIPE).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGCHLD, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var env = environment.map { $0.map { strdup($0) } + [nil] }
@@ -48,8 +61,10 @@ public enum ChildProcess {
         var pid: pid_t = 0
         let rc =
             env == nil
-            ? posix_spawn(&pid, path, &actions, nil, argv, environ)
-            : env!.withUnsafeMutableBufferPointer { posix_spawn(&pid, path, &actions, nil, argv, $0.baseAddress) }
+            ? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+            : env!.withUnsafeMutableBufferPointer {
+                posix_spawn(&pid, path, &actions, &attributes, argv, $0.baseAddress)
+            }
         guard rc == 0 else { throw Failure(message: "\(path): \(String(cString: strerror(rc)))") }
         for (i, end) in [(0, 0), (1, 1), (2, 1)] {  // the child's ends
             close(pipes[i][end])

@@ -43,7 +43,9 @@ public enum DaemonControl {
     public static func send(_ command: String, socket path: String, daemon: String, replyTimeout: Int = 10) throws
         -> Outcome
     {
-        func failure(_ step: String, _ error: Int32 = errno) -> Error { Error(daemon: daemon, step: step, errno: error) }
+        func failure(_ step: String, _ error: Int32 = errno) -> Error {
+            Error(daemon: daemon, step: step, errno: error)
+        }
         guard
             let fd = FileDescriptor(
                 taking: socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
@@ -99,7 +101,9 @@ public enum DaemonControl {
     public static func spawnDetached(
         _ arguments: [String], environment: [String], daemon: String, reap: Bool, deadline: Int64, log: String
     ) throws -> Bool {
-        func failure(_ step: String, _ error: Int32 = errno) -> Error { Error(daemon: daemon, step: step, errno: error) }
+        func failure(_ step: String, _ error: Int32 = errno) -> Error {
+            Error(daemon: daemon, step: step, errno: error)
+        }
         // A socket pair, made close-on-exec at once (pipe2 is behind _GNU_SOURCE for Swift):
         // another thread's spawn must not inherit it, or its EOF would never come.
         var ends: [Int32] = [-1, -1]

@@ -174,7 +174,10 @@ struct GlobalOptions: ParsableArguments {
         case "run":
             var result = arguments
             let valued = Set(
-                ["-e", "--env", "--publish", "--entrypoint", "-v", "--volume", "--name", "-u", "--user", "-w", "--workdir"]
+                [
+                    "-e", "--env", "--publish", "--entrypoint", "-v", "--volume", "--name", "-u", "--user", "-w",
+                    "--workdir",
+                ]
                     + Self.valued)
             var index = 1
             while index < result.count, result[index].hasPrefix("-"), result[index] != "--" {

@@ -27,18 +27,52 @@ struct ComposePs: ParsableCommand {
     var servicesOnly = false
     @Option(name: .customLong("status"), help: "Filter services by status: created, running, exited, dead.")
     var status: [String] = []
+    @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.")
+    var noTrunc = false
     @Argument var services: [String] = []
+
+    /// The command as one line (a multi-line script's newlines as spaces), truncated to 20
+    /// characters for the table as docker compose does unless --no-trunc.
+    func command(_ container: Container) -> String {
+        let line = container.record.process.argv.joined(separator: " ").map { $0.isNewline ? " " : $0 }
+        guard !noTrunc, format != "json", line.count > 20 else { return String(line) }
+        return String(line.prefix(19)) + "…"
+    }
 
     /// docker compose's `ps --format json` fields (Publishers as its structured ports).
     struct Row: Encodable {
-        var ID, Name, Image, Command, Project, Service, CreatedAt, RunningFor, State, Status, Health, Ports: String
-        var ExitCode: Int32
-        var Publishers: [Publisher]
+        var id, name, image, command, project, service, createdAt, runningFor, state, status, health, ports: String
+        var exitCode: Int32
+        var publishers: [Publisher]
+
+        enum CodingKeys: String, CodingKey {
+            case id = "ID"
+            case name = "Name"
+            case image = "Image"
+            case command = "Command"
+            case project = "Project"
+            case service = "Service"
+            case createdAt = "CreatedAt"
+            case runningFor = "RunningFor"
+            case state = "State"
+            case status = "Status"
+            case health = "Health"
+            case ports = "Ports"
+            case exitCode = "ExitCode"
+            case publishers = "Publishers"
+        }
     }
     struct Publisher: Encodable {
-        var URL: String
-        var TargetPort, PublishedPort: Int
-        var `Protocol`: String
+        var url: String
+        var targetPort, publishedPort: Int
+        var proto: String
+
+        enum CodingKeys: String, CodingKey {
+            case url = "URL"
+            case targetPort = "TargetPort"
+            case publishedPort = "PublishedPort"
+            case proto = "Protocol"
+        }
     }
 
     func run() throws {
@@ -57,28 +91,28 @@ struct ComposePs: ParsableCommand {
             var shown = ContainerList.status(state)
             if !health.isEmpty { shown += health == "starting" ? " (health: starting)" : " (\(health))" }
             return Row(
-                ID: container.id, Name: container.name, Image: container.record.spec.image,
-                Command: "\"" + container.record.process.argv.joined(separator: " ") + "\"", Project: context.name,
-                Service: container.service, CreatedAt: container.record.created,
-                RunningFor: ago(container.record.created) + " ago", State: state.status.rawValue, Status: shown,
-                Health: health, Ports: ContainerList().ports(container, state), ExitCode: state.exitCode ?? 0,
-                Publishers: state.status == .running
+                id: container.id, name: container.name, image: container.record.spec.image,
+                command: "\"" + command(container) + "\"", project: context.name,
+                service: container.service, createdAt: container.record.created,
+                runningFor: ago(container.record.created) + " ago", state: state.status.rawValue, status: shown,
+                health: health, ports: ContainerList().ports(container, state), exitCode: state.exitCode ?? 0,
+                publishers: state.status == .running
                     ? ContainerPort.published(container).map {
                         Publisher(
-                            URL: $0.hostIP?.description ?? "0.0.0.0", TargetPort: Int($0.containerPort),
-                            PublishedPort: Int($0.hostPort), Protocol: $0.proto)
+                            url: $0.hostIP?.description ?? "0.0.0.0", targetPort: Int($0.containerPort),
+                            publishedPort: Int($0.hostPort), proto: $0.proto)
                     } : [])
         }
         if servicesOnly {
-            for service in Array(Set(rows.map(\.Service))).sorted() { print(service) }
+            for service in Array(Set(rows.map(\.service))).sorted() { print(service) }
         } else if quiet {
-            for row in rows { print(row.ID) }
+            for row in rows { print(row.id) }
         } else if format == "json" {
             for row in rows { print(jsonLine(row), terminator: "") }
         } else {
             let table =
                 [["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]]
-                + rows.map { [$0.Name, $0.Image, $0.Command, $0.Service, $0.RunningFor, $0.Status, $0.Ports] }
+                + rows.map { [$0.name, $0.image, $0.command, $0.service, $0.runningFor, $0.status, $0.ports] }
             print(HumanFormat.table(table), terminator: "")
         }
     }
@@ -96,7 +130,14 @@ struct ComposeLs: ParsableCommand {
     @Option(name: .customLong("format"), help: "Format the output: table or json.")
     var format: String = "table"
 
-    struct Row: Encodable { var Name, Status, ConfigFiles: String }
+    struct Row: Encodable {
+        var name, status, configFiles: String
+        enum CodingKeys: String, CodingKey {
+            case name = "Name"
+            case status = "Status"
+            case configFiles = "ConfigFiles"
+        }
+    }
 
     func run() throws {
         let root = global.stateRoot
@@ -106,16 +147,19 @@ struct ComposeLs: ParsableCommand {
             for container in store.containers() { counts[container.state().status.rawValue, default: 0] += 1 }
             guard all || counts["running"] != nil else { return nil }
             let status = counts.keys.sorted().map { "\($0)(\(counts[$0]!))" }.joined(separator: ", ")
-            return Row(Name: name, Status: status, ConfigFiles: store.load()?.configFiles.joined(separator: ",") ?? "")
+            return Row(name: name, status: status, configFiles: store.load()?.configFiles.joined(separator: ",") ?? "")
         }
         if quiet {
-            for row in rows { print(row.Name) }
+            for row in rows { print(row.name) }
         } else if format == "json" {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(rows), as: UTF8.self))
         } else {
-            print(HumanFormat.table([["NAME", "STATUS", "CONFIG FILES"]] + rows.map { [$0.Name, $0.Status, $0.ConfigFiles] }), terminator: "")
+            print(
+                HumanFormat.table(
+                    [["NAME", "STATUS", "CONFIG FILES"]] + rows.map { [$0.name, $0.status, $0.configFiles] }),
+                terminator: "")
         }
     }
 }
@@ -190,7 +234,8 @@ struct ComposeRm: ParsableCommand {
     var force = false
     @Flag(name: [.customShort("s"), .customLong("stop")], help: "Stop the containers, if required, before removing.")
     var stop = false
-    @Flag(name: [.customShort("v"), .customLong("volumes")], help: "Remove any anonymous volumes attached to containers.")
+    @Flag(
+        name: [.customShort("v"), .customLong("volumes")], help: "Remove any anonymous volumes attached to containers.")
     var volumes = false
     @Argument var services: [String] = []
 
@@ -202,7 +247,8 @@ struct ComposeRm: ParsableCommand {
 }
 
 struct ComposeCreate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create", abstract: "Creates containers for a service.")
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Creates containers for a service.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
     @Flag(name: .customLong("force-recreate"), help: "Recreate containers even if their configuration hasn't changed.")
@@ -247,7 +293,8 @@ struct ComposePull: ParsableCommand {
 /// `berth wait SERVICE...`: blocks until the services' containers stop; the first one's exit
 /// code is the status.
 struct ComposeWait: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Block until containers of all (or specified) services stop.")
+    static let configuration = CommandConfiguration(
+        commandName: "wait", abstract: "Block until containers of all (or specified) services stop.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
     @Argument var services: [String] = []
@@ -266,7 +313,8 @@ struct ComposeWait: ParsableCommand {
 
 /// `berth port SERVICE PRIVATE_PORT`: the public side of a published port.
 struct ComposePort: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "port", abstract: "Print the public port for a port binding.")
+    static let configuration = CommandConfiguration(
+        commandName: "port", abstract: "Print the public port for a port binding.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
     @Option(name: .customLong("index"), help: "Index of the container if service has multiple replicas.")
@@ -282,9 +330,11 @@ struct ComposePort: ParsableCommand {
         guard let container = context.orchestrator.containers(of: [service]).first(where: { $0.number == index }),
             container.isRunning
         else { throw ContainerCommandError(description: "service \"\(service)\" is not running") }
-        guard let mapping = ContainerPort.published(container).first(where: {
-            $0.containerPort == privatePort && $0.proto == proto
-        }) else {
+        guard
+            let mapping = ContainerPort.published(container).first(where: {
+                $0.containerPort == privatePort && $0.proto == proto
+            })
+        else {
             throw ContainerCommandError(description: "no port \(privatePort)/\(proto) for container \(container.name)")
         }
         print(ContainerPort.hostSide(mapping))
@@ -294,7 +344,8 @@ struct ComposePort: ParsableCommand {
 /// `berth exec SERVICE CMD...`: a command in the service's running container (the first, or
 /// --index), with a terminal unless -T, as docker compose.
 struct ComposeExec: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "exec", abstract: "Execute a command in a running container.")
+    static let configuration = CommandConfiguration(
+        commandName: "exec", abstract: "Execute a command in a running container.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
     @Flag(name: .customShort("T"), help: "Disable pseudo-TTY allocation.")
@@ -350,7 +401,8 @@ struct ComposeRun: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a one-off command on a service.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
-    @Flag(name: [.customShort("d"), .customLong("detach")], help: "Run container in background and print container ID.")
+    @Flag(
+        name: [.customShort("d"), .customLong("detach")], help: "Run container in background and print container ID.")
     var detach = false
     @Flag(name: .customLong("rm"), help: "Automatically remove the container when it exits.")
     var remove = false
@@ -360,7 +412,9 @@ struct ComposeRun: ParsableCommand {
     var noDeps = false
     @Option(name: .customLong("publish"), help: "Publish a container's port(s) to the host (-p).")
     var publish: [String] = []
-    @Flag(name: .customLong("service-ports"), help: "Run command with the service's ports enabled and mapped to the host.")
+    @Flag(
+        name: .customLong("service-ports"), help: "Run command with the service's ports enabled and mapped to the host."
+    )
     var servicePorts = false
     @Option(name: .customLong("entrypoint"), help: "Override the entrypoint of the image.")
     var entrypoint: String?
@@ -420,7 +474,8 @@ struct ComposeRun: ParsableCommand {
         do {
             process = try container.start(
                 stdio: tty ? .tty(TerminalSize.of(STDOUT_FILENO)) : .pipes(stdin: options.interactive),
-                exitCommand: ContainerNetworking.exitCommand(container, root: root, berth: ContainerRun.selfPath(), plan: plan),
+                exitCommand: ContainerNetworking.exitCommand(
+                    container, root: root, berth: ContainerRun.selfPath(), plan: plan),
                 beforeResume: plan.isEmpty
                     ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
         } catch {

@@ -165,7 +165,8 @@ struct ComposeLogsCommand: ParsableCommand {
         for container in containers {
             try ContainerLogReader.read(path: container.logPath, selection: selection) { batch in
                 for entry in batch {
-                    all.append((LogTimestamp(rfc3339: entry.time) ?? LogTimestamp(seconds: 0), all.count, entry, container))
+                    all.append(
+                        (LogTimestamp(rfc3339: entry.time) ?? LogTimestamp(seconds: 0), all.count, entry, container))
                 }
                 return true
             }

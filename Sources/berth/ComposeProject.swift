@@ -68,12 +68,14 @@ extension GlobalOptions {
                 // The loader's rule: a name it would not take names no folder here either.
                 guard !given.isEmpty, ComposeLoader.normalizeProjectName(given) == given else {
                     throw ContainerCommandError(
-                        description: "invalid project name \"\(given)\": only lowercase letters, digits, dashes and underscores, starting with a letter or digit"
+                        description:
+                            "invalid project name \"\(given)\": only lowercase letters, digits, dashes and underscores, starting with a letter or digit"
                     )
                 }
                 name = given
             } else if let recorded = recordedProject(root: root) {
-                StandardStreams.writeError("WARN[0000] \(error); using project \(recorded) as recorded for this directory\n")
+                StandardStreams.writeError(
+                    "WARN[0000] \(error); using project \(recorded) as recorded for this directory\n")
                 name = recorded
             } else {
                 throw error
@@ -97,13 +99,30 @@ extension GlobalOptions {
     }
 }
 
-/// docker compose's progress lines, on stderr: on a terminal `✔ Container x  Started  0.3s`
-/// (a line when each step ends), otherwise plain ` Container x  Started`, or JSON, or nothing.
+/// docker compose's progress lines, on stderr: on a terminal, a block of live lines redrawn in
+/// place at each step (`[+] Running 2/3`, then ` ✔ Container x  Started  0.3s` for what is done
+/// and ` ⠿ Container y  Starting  0.1s` for what goes on); otherwise plain ` Container x  Started`
+/// lines, or JSON, or nothing.
 final class ProgressRenderer: Sendable {
     enum Mode { case tty, plain, json, quiet }
     let mode: Mode
     let colour: Bool
-    private let started = Mutex<[String: Int64]>([:])
+
+    /// A resource's line in the terminal block.
+    struct Line {
+        var id: String
+        var status: String
+        var state: ProgressEvent.State
+        var detail: String?
+        var started: Int64
+        var ended: Int64?
+    }
+    private struct Block {
+        var lines: [Line] = []
+        /// How many lines the last drawing took (the cursor goes up that many to draw again).
+        var drawn = 0
+    }
+    private let block = Mutex(Block())
 
     init(_ options: ComposeOutputOptions) {
         switch options.progress {
@@ -111,7 +130,8 @@ final class ProgressRenderer: Sendable {
         case "plain": mode = .plain
         case "json": mode = .json
         case "quiet": mode = .quiet
-        default: mode = isatty(STDERR_FILENO) != 0 ? .tty : .plain
+        // Drawing in place needs the terminal's control sequences.
+        default: mode = isatty(STDERR_FILENO) != 0 && options.ansi != "never" ? .tty : .plain
         }
         colour = options.useANSI
     }
@@ -120,13 +140,6 @@ final class ProgressRenderer: Sendable {
 
     func render(_ event: ProgressEvent) {
         let id = event.kind.rawValue + " " + event.name
-        let now = DaemonControl.now()
-        let since = started.withLock { times -> Int64 in
-            if event.state == .working && times[id] == nil { times[id] = now }
-            let first = times[id] ?? now
-            if event.state != .working { times[id] = nil }
-            return first
-        }
         switch mode {
         case .quiet:
             return
@@ -135,13 +148,48 @@ final class ProgressRenderer: Sendable {
         case .plain:
             StandardStreams.writeError(" \(id)  \(event.status)" + (event.detail.map { " " + $0 } ?? "") + "\n")
         case .tty:
-            guard event.state != .working else { return }
-            let seconds = Double(now - since) / 1e9
-            let mark = event.state == .failed ? paint("✘", 31) : paint("✔", 32)
-            let elapsed = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10) + "s"
-            StandardStreams.writeError(
-                " \(mark) \(id)  \(event.status)  \(paint(elapsed, 34))" + (event.detail.map { "\n   " + $0 } ?? "") + "\n")
+            let now = DaemonControl.now()
+            let text = block.withLock { block -> String in
+                if let index = block.lines.firstIndex(where: { $0.id == id }) {
+                    if block.lines[index].ended != nil && event.state == .working { block.lines[index].started = now }
+                    block.lines[index].status = event.status
+                    block.lines[index].state = event.state
+                    block.lines[index].detail = event.detail
+                    block.lines[index].ended = event.state == .working ? nil : now
+                } else {
+                    block.lines.append(
+                        Line(
+                            id: id, status: event.status, state: event.state, detail: event.detail, started: now,
+                            ended: event.state == .working ? nil : now))
+                }
+                let drawing = draw(block.lines, now: now)
+                let up = block.drawn > 0 ? "\u{1B}[\(block.drawn)A" : ""
+                block.drawn = drawing.count
+                return up + drawing.map { "\r\u{1B}[2K" + $0 + "\n" }.joined()
+            }
+            StandardStreams.writeError(text)
         }
+    }
+
+    /// The block's lines: the header, then a line per resource (its error under it).
+    func draw(_ lines: [Line], now: Int64) -> [String] {
+        let done = lines.filter { $0.state != .working }.count
+        let width = lines.map(\.id.count).max() ?? 0
+        var out = ["[+] Running \(done)/\(lines.count)"]
+        for line in lines {
+            let mark: String
+            switch line.state {
+            case .done: mark = paint("✔", 32)
+            case .failed: mark = paint("✘", 31)
+            case .working: mark = paint("⠿", 34)
+            }
+            let seconds = Double((line.ended ?? now) - line.started) / 1e9
+            let elapsed = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10) + "s"
+            let padded = line.id + String(repeating: " ", count: width - line.id.count)
+            out.append(" \(mark) \(padded)  \(line.status)  \(paint(elapsed, 34))")
+            if let detail = line.detail, line.state == .failed { out.append("   " + detail) }
+        }
+        return out
     }
 
     func paint(_ text: String, _ code: Int) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }

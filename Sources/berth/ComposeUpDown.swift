@@ -22,7 +22,9 @@ struct ComposeUp: ParsableCommand {
     var detach = false
     @Flag(name: .customLong("wait"), help: "Wait for services to be running|healthy. Implies detached mode.")
     var wait = false
-    @Option(name: .customLong("wait-timeout"), help: "Maximum duration in seconds to wait for the project to be running|healthy.")
+    @Option(
+        name: .customLong("wait-timeout"),
+        help: "Maximum duration in seconds to wait for the project to be running|healthy.")
     var waitTimeout: Double?
     @Flag(name: .customLong("build"), help: "Build images before starting containers.")
     var build = false
@@ -44,7 +46,9 @@ struct ComposeUp: ParsableCommand {
     var removeOrphans = false
     @Flag(name: .customLong("abort-on-container-exit"), help: "Stops all containers if any container was stopped.")
     var abortOnContainerExit = false
-    @Flag(name: .customLong("abort-on-container-failure"), help: "Stops all containers if any container exited with failure.")
+    @Flag(
+        name: .customLong("abort-on-container-failure"),
+        help: "Stops all containers if any container exited with failure.")
     var abortOnContainerFailure = false
     @Option(name: .customLong("exit-code-from"), help: "Return the exit code of the selected service container.")
     var exitCodeFrom: String?
@@ -62,7 +66,8 @@ struct ComposeUp: ParsableCommand {
         if forceRecreate && noRecreate { throw ValidationError("--force-recreate and --no-recreate are incompatible") }
         if detach && (abortOnContainerExit || abortOnContainerFailure || exitCodeFrom != nil) {
             throw ValidationError(
-                "--abort-on-container-exit, --abort-on-container-failure and --exit-code-from cannot be combined with --detach")
+                "--abort-on-container-exit, --abort-on-container-failure and --exit-code-from cannot be combined with --detach"
+            )
         }
         if abortOnContainerExit && abortOnContainerFailure {
             throw ValidationError("--abort-on-container-exit and --abort-on-container-failure are incompatible")
@@ -75,7 +80,9 @@ struct ComposeUp: ParsableCommand {
     func run() throws {
         if build {
             throw ContainerCommandError(
-                description: "--build: berth cannot build images from Dockerfiles yet; build them elsewhere and name them in image:")
+                description:
+                    "--build: berth cannot build images from Dockerfiles yet; build them elsewhere and name them in image:"
+            )
         }
         let context = try global.composeContext(output, needsModel: true)
         guard let project = context.project else { return }
@@ -108,7 +115,7 @@ struct ComposeUp: ParsableCommand {
         let containers: [Container]
         do {
             containers = try context.orchestrator.up(project, options)
-        } catch where interruption.check() {
+        } catch  where interruption.check() {
             StandardStreams.writeError("Gracefully stopping...\n")
             try context.orchestrator.stop(services: services, timeout: timeout)
             throw CommandFailure(status: 130)
@@ -132,7 +139,8 @@ struct ComposeUp: ParsableCommand {
             containers, colour: !noColor && output.useANSI, prefix: !noLogPrefix, timestamps: timestamps)
         var selection = ContainerLogSelection()
         selection.since = since
-        let followers = ComposeLogFollowers(containers, printer: printer, selection: selection, orchestrator: orchestrator)
+        let followers = ComposeLogFollowers(
+            containers, printer: printer, selection: selection, orchestrator: orchestrator)
         // docker compose's: --exit-code-from implies --abort-on-container-exit, unless
         // --abort-on-container-failure is given (then only a failure aborts: one-shot jobs that
         // end with 0, a migration, a fixture loader, do not; the service's own exit still ends it).
@@ -149,7 +157,8 @@ struct ComposeUp: ParsableCommand {
             let count = interruption.count
             if count >= 1 && interrupts == 0 {
                 StandardStreams.writeError("Gracefully stopping... (press Ctrl+C again to force)\n")
-                stopping = stopping ?? BackgroundWork { try orchestrator.stop(services: self.services, timeout: self.timeout) }
+                stopping =
+                    stopping ?? BackgroundWork { try orchestrator.stop(services: self.services, timeout: self.timeout) }
             }
             if count >= 2 && interrupts < 2 { try? orchestrator.kill(services: services, signal: SIGKILL) }
             interrupts = count
@@ -201,11 +210,14 @@ final class Interruption: @unchecked Sendable {
 /// `berth down`, as `docker compose down`: from what is on disk, so it works after the compose
 /// file changed or broke.
 struct ComposeDown: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop and remove containers, networks.")
+    static let configuration = CommandConfiguration(
+        commandName: "down", abstract: "Stop and remove containers, networks.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: ComposeOutputOptions
-    @Flag(name: [.customShort("v"), .customLong("volumes")], help: "Remove named volumes declared in the volumes section.")
+    @Flag(
+        name: [.customShort("v"), .customLong("volumes")], help: "Remove named volumes declared in the volumes section."
+    )
     var volumes = false
     @Option(name: .customLong("rmi"), help: "Remove images used by services: local or all.")
     var rmi: String?

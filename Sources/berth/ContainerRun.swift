@@ -72,7 +72,8 @@ struct ContainerRun: ParsableCommand {
         let process: ContainerProcess
         do {
             process = try container.start(
-                stdio: stdio, exitCommand: ContainerNetworking.exitCommand(container, root: root, berth: Self.selfPath(), plan: plan),
+                stdio: stdio,
+                exitCommand: ContainerNetworking.exitCommand(container, root: root, berth: Self.selfPath(), plan: plan),
                 beforeResume: plan.isEmpty
                     ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
         } catch {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `berth up`, `down` and the everyday compose commands, as a user runs them: real containers,
 /// bridges, namespaces and a supervisor process, each test on its own root with its own project
@@ -450,7 +450,9 @@ import TestSupport
         #expect(try b.berth(["ps", "-q"]).stdout.split(separator: "\n").count == 1)
         #expect(try world.berth(["network", "ls"]).stdout.contains("beta_default"))
         #expect(try b.berth(["down", "-v"]).status == 0)
-        #expect(FileManager.default.fileExists(atPath: world.root + "/volumes/shared-data"), "beta's down -v left alpha's volume")
+        #expect(
+            FileManager.default.fileExists(atPath: world.root + "/volumes/shared-data"),
+            "beta's down -v left alpha's volume")
         #expect(try a.berth(["up", "-d"]).status == 0)
         #expect(try a.berth(["down", "-v"]).status == 0)
         #expect(!FileManager.default.fileExists(atPath: world.root + "/volumes/shared-data"))
@@ -543,7 +545,9 @@ import TestSupport
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) }
+        }
         listen(holder, 1)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
@@ -573,7 +577,9 @@ import TestSupport
                 external: true
             """)
         let network = try project.berth(["up", "-d"])
-        #expect(network.stderr.contains("network outside declared as external, but could not be found"), "\(network.stderr)")
+        #expect(
+            network.stderr.contains("network outside declared as external, but could not be found"), "\(network.stderr)"
+        )
         // Once it exists, the project joins it, and `down` leaves it (it is not the project's).
         #expect(try world.berth(["network", "create", "outside"]).status == 0)
         #expect(try project.berth(["up", "-d"]).status == 0)
@@ -655,7 +661,9 @@ import TestSupport
         #expect(try project.berth(["restart", "db"]).status == 0)
         #expect(try project.pid("waits-api-1") != api, "api restarted after db")
 
-        let slow = try world.berth(["-f", project.file, "-p", "waits", "--profile", "slow", "up", "--wait", "--wait-timeout", "1"])
+        let slow = try world.berth([
+            "-f", project.file, "-p", "waits", "--profile", "slow", "up", "--wait", "--wait-timeout", "1",
+        ])
         #expect(slow.status == 1 && slow.stderr.contains("timeout waiting for service never"), "\(slow.stderr)")
         #expect(try world.berth(["-f", project.file, "-p", "waits", "--profile", "slow", "down"]).status == 0)
         Self.expectNothingLeft(world)
@@ -733,7 +741,8 @@ import TestSupport
     }
 
     /// `init: true`'s PID 1 forwards the stop signal (it waits in sigwaitinfo, which /proc shows
-    /// as neither caught nor blocked: the stop must not take that for "no handler" and kill).
+    /// as neither caught nor blocked: the stop must not take that for "no handler" and kill), and
+    /// shows the container no berth command line.
     @Test func anInitForwardsTheStopSignal() throws {
         let world = try World()
         let run = try world.berth([
@@ -745,5 +754,8 @@ import TestSupport
         #expect(try world.berth(["container", "stop", "inited"]).status == 0)
         #expect(try world.berth(["container", "logs", "inited"]).stdout == "ready\ngot TERM\n")
         #expect(try world.berth(["container", "rm", "inited"]).status == 0)
+        // That PID 1 is a fork of berth: its command line is blanked, not berth's for all to read.
+        let cmdline = try world.berth(["container", "run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"])
+        #expect(cmdline.stdout.hasPrefix("init\0") && !cmdline.stdout.contains("berth"), "\(cmdline.stdout)")
     }
 }

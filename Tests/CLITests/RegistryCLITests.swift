@@ -191,6 +191,45 @@ import Testing
         try Self.expectPulled(other, reference, image)
     }
 
+    /// Compose pulls through the same client: `up` pulls a service's image the store lacks
+    /// (pull_policy missing, docker compose's default), `pull` pulls every service's image, and
+    /// `never` refuses a missing one.
+    @Test func composePullsWhatItsServicesNeed() throws {
+        let client = try Client()
+        let layout = try Self.layout(client)
+        let image = try Self.smallImage(layout, tag: "v1")
+        let registry = try RegistryServer()
+        try registry.push(layout, tag: "v1", to: "app/compose")
+        let reference = "\(registry.host)/app/compose:v1"
+        let file = client.dir.path + "/compose.yaml"
+        func write(policy: String) throws {
+            try """
+            services:
+              app:
+                image: \(reference)
+                pull_policy: \(policy)
+                command: ["sh", "-c", "cat /hello.txt; exec sleep 600"]
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        let project = ["-f", file, "-p", "pulled"]
+        defer { _ = try? client.berth(project + ["down", "-t", "0"]) }
+        try write(policy: "missing")
+        let up = try client.berth(project + ["up", "-d"])
+        #expect(up.status == 0, "\(up.stderr)")
+        try Self.expectPulled(client, reference, image)
+        #expect(eventually { ((try? client.berth(project + ["logs", "app"]).stdout) ?? "").contains("hello") })
+        #expect(try client.berth(project + ["down"]).status == 0)
+
+        #expect(try client.berth(["image", "rm", reference]).status == 0)
+        try write(policy: "never")
+        let refused = try client.berth(project + ["up", "-d"])
+        #expect(refused.status == 1 && refused.stderr.contains("pull_policy is never"), "\(refused.stderr)")
+        let pull = try client.berth(project + ["pull"])
+        #expect(pull.status == 0, "\(pull.stderr)")
+        try Self.expectPulled(client, reference, image)
+        #expect(try client.berth(project + ["down"]).status == 0)
+    }
+
     /// On a terminal, the layers' lines are drawn again in place (cursor up, line cleared) with a
     /// bar while downloading; in a pipe, one plain line per step and no escape sequence (Docker's
     /// two forms). The terminal is a pseudo-terminal from util-linux's `script`.

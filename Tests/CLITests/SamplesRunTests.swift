@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Every sample in samples/ brought up for real with berth, checked from the outside by
 /// scripts/sample-check (services talk by name; .env and environment settings reach them), and
@@ -30,10 +30,14 @@ import TestSupport
     static func check(_ sample: String, up: [String], ports: [String]) throws {
         let world = try World()
         let settings = Dictionary(uniqueKeysWithValues: try ports.map { ($0, String(try freeLoopbackPort())) })
-        defer { _ = try? run(BerthProcess.executable, ["down", "-v", "-t", "0"], sample: sample, world: world, ports: settings) }
+        defer {
+            _ = try? run(
+                BerthProcess.executable, ["down", "-v", "-t", "0"], sample: sample, world: world, ports: settings)
+        }
         let started = try run(BerthProcess.executable, up, sample: sample, world: world, ports: settings)
         #expect(started.status == 0, "\(sample): \(started.stderr)")
-        let checked = try run(repository + "/scripts/sample-check", ["."], sample: sample, world: world, ports: settings)
+        let checked = try run(
+            repository + "/scripts/sample-check", ["."], sample: sample, world: world, ports: settings)
         #expect(checked.status == 0, "\(sample): \(checked.stdout)\(checked.stderr)")
         let down = try run(BerthProcess.executable, ["down", "-v"], sample: sample, world: world, ports: settings)
         #expect(down.status == 0, "\(down.stderr)")

@@ -85,7 +85,10 @@ struct PolicyTests {
 
     @Test func portsArePublishedAsDashPWritesThem() {
         #expect(ServiceSpecBuilder.publishing(ServicePort(target: 80, published: "8080")) == "8080:80/tcp")
-        #expect(ServiceSpecBuilder.publishing(ServicePort(hostIP: "127.0.0.1", target: 53, published: "53", protocol: "udp")) == "127.0.0.1:53:53/udp")
+        #expect(
+            ServiceSpecBuilder.publishing(
+                ServicePort(hostIP: "127.0.0.1", target: 53, published: "53", protocol: "udp")) == "127.0.0.1:53:53/udp"
+        )
         #expect(ServiceSpecBuilder.publishing(ServicePort(target: 80)) == "80/tcp")
         #expect(ServiceSpecBuilder.publishing(ServicePort(hostIP: "127.0.0.1", target: 80)) == "127.0.0.1::80/tcp")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -37,83 +38,15 @@ public enum Command {
         var env = ProcessInfo.processInfo.environment
         for key in env.keys where prefixes.contains(where: key.hasPrefix) { env[key] = nil }
         env.merge(environment) { $1 }
-        // posix_spawn and a blocking waitpid, not Foundation's Process: its end of a child is
-        // told by SIGCHLD, which a test runner's thread that does not block it can swallow (a
-        // `berth up --wait` that ran for seconds was then never seen to end).
+        // Support's ChildProcess (posix_spawn, a blocking waitpid), not Foundation's Process: its
+        // end of a child is told by SIGCHLD, which a test runner's thread that does not block it
+        // can swallow (a `berth up --wait` that ran for seconds was then never seen to end).
         var argv = [resolve(program)] + arguments
         if let directory { argv = ["/usr/bin/env", "-C", directory] + argv }
-        var pipes: [[Int32]] = []
-        for _ in 0..<3 {
-            var ends: [Int32] = [-1, -1]
-            guard pipe(&ends) == 0 else { throw FixtureError("pipe: errno \(errno)") }
-            for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            pipes.append(ends)
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipes[0][0], 0)
-        posix_spawn_file_actions_adddup2(&actions, pipes[1][1], 1)
-        posix_spawn_file_actions_adddup2(&actions, pipes[2][1], 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // The runner's blocked signals and ignored ones must not reach the program.
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGCHLD, SIGINT, SIGTERM] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for string in cArguments + cEnvironment { free(string) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-        close(pipes[0][0])
-        close(pipes[1][1])
-        close(pipes[2][1])
-        guard spawned == 0 else {
-            for fd in [pipes[0][1], pipes[1][0], pipes[2][0]] { close(fd) }
-            throw FixtureError("spawn \(argv[0]): errno \(spawned)")
-        }
-        if let stdin {
-            stdin.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let n = write(pipes[0][1], raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    offset += n
-                }
-            }
-        }
-        close(pipes[0][1])
-        // Both outputs read as they fill, until both end.
-        var outputs: [(fd: Int32, data: Data)] = [(pipes[1][0], Data()), (pipes[2][0], Data())]
-        var open = [true, true]
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while open.contains(true) {
-            var fds = outputs.indices.filter { open[$0] }.map { pollfd(fd: outputs[$0].fd, events: Int16(POLLIN), revents: 0) }
-            if poll(&fds, nfds_t(fds.count), -1) < 0 { if errno == EINTR { continue } else { break } }
-            for ready in fds where ready.revents != 0 {
-                let index = outputs.firstIndex { $0.fd == ready.fd }!
-                let n = read(ready.fd, &buffer, buffer.count)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { open[index] = false } else { outputs[index].data.append(contentsOf: buffer[0..<n]) }
-            }
-        }
-        close(pipes[1][0])
-        close(pipes[2][0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = (status & 0x7f) == 0
-        return BerthProcess.Result(
-            status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
-            stdout: String(decoding: outputs[0].data, as: UTF8.self),
-            stderr: String(decoding: outputs[1].data, as: UTF8.self))
+        let output = try ChildProcess.run(
+            argv[0], Array(argv.dropFirst()), input: stdin.map { String(decoding: $0, as: UTF8.self) } ?? "",
+            environment: env.map { "\($0.key)=\($0.value)" })
+        return BerthProcess.Result(status: output.status, stdout: output.stdout, stderr: output.stderr)
     }
 
     /// As `run`, but a non-zero exit throws with the program's stderr.
