@@ -89,6 +89,10 @@ struct ComposePs: ParsableCommand {
                 ? store.health(of: container.id).flatMap { $0.startedAt == state.startedAt ? $0.status.rawValue : nil }
                     ?? "" : ""
             var shown = ContainerList.status(state)
+            // Docker's word for one that waits out its restart backoff.
+            if state.status == .exited && context.orchestrator.willRestart(container) {
+                shown = "Restarting (\(state.exitCode ?? 0)) " + ago(state.finishedAt ?? "") + " ago"
+            }
             if !health.isEmpty { shown += health == "starting" ? " (health: starting)" : " (\(health))" }
             return Row(
                 id: container.id, name: container.name, image: container.record.spec.image,
