@@ -69,16 +69,24 @@ import Testing
         #expect(supervisors(world).isEmpty, "supervisors left", sourceLocation: sourceLocation)
     }
 
-    /// The pids of `berth supervise` processes of this world's root.
+    /// The pids of `berth supervise` processes of this world's root. A health probe's exec is
+    /// forked from the supervisor (same command line, same environment until it execs): a match
+    /// whose parent is a match is that, not a second supervisor.
     static func supervisors(_ world: World) -> [Int32] {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return pids.compactMap { Int32($0) }.filter { pid in
+        let matches = pids.compactMap { Int32($0) }.filter { pid in
             guard let argv = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
                 argv.contains("supervise"),
                 let environ = try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)
             else { return false }
             return environ.split(separator: "\0").contains { $0 == "BERTH_ROOT=\(world.root)" }
         }
+        func parent(_ pid: Int32) -> Int32? {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("PPid:") }
+            return line.flatMap { Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces)) }
+        }
+        return matches.filter { pid in parent(pid).map { !matches.contains($0) } ?? true }
     }
 
     /// A timestamp of inspect's State (RFC 3339 with nanoseconds) as seconds.
