@@ -42,59 +42,62 @@ public final class Orchestrator: @unchecked Sendable {
 
     var networking: ContainerNetworking { ContainerNetworking(root: root) }
 
-    /// How many of this object's calls hold the project lock now (`up` inside `run` takes it again).
-    private let lockDepth = Mutex(0)
-    private let lockDescriptor = Mutex<Int32>(-1)
+    /// The project lock's descriptor while this object's calls hold it, and how many do (`up`
+    /// inside `run` takes it again).
+    private let projectLock = Mutex<(depth: Int, fd: Int32)>((0, -1))
 
     /// Runs `body` holding ROOT/projects/NAME/project.lock: two commands that change one project
     /// (two `up`s, an `up` and a `down`) take turns, so they never start or remove one container
     /// twice. Reentrant within this object.
     func withProjectLock<T>(_ body: () throws -> T) throws -> T {
-        let outermost = lockDepth.withLock { depth -> Bool in
-            depth += 1
-            return depth == 1
+        let outermost = projectLock.withLock { lock -> Bool in
+            lock.depth += 1
+            return lock.depth == 1
         }
         defer {
-            let last = lockDepth.withLock { depth -> Bool in
-                depth -= 1
-                return depth == 0
-            }
-            if last {
-                lockDescriptor.withLock { fd in
-                    if fd >= 0 { close(fd) }
-                    fd = -1
+            projectLock.withLock { lock in
+                lock.depth -= 1
+                if lock.depth == 0 && lock.fd >= 0 {
+                    close(lock.fd)
+                    lock.fd = -1
                 }
             }
         }
         if outermost {
-            let path = store.directory + "/project.lock"
-            while true {
-                try Files.makeDirectories(store.directory, mode: 0o700)
-                let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-                guard fd >= 0 else {
-                    throw OrchestratorError(
-                        "project \(projectName): open its lock: \(String(cString: strerror(errno)))")
-                }
-                var locked: Int32
-                repeat { locked = flock(fd, LOCK_EX) } while locked != 0 && errno == EINTR
-                guard locked == 0 else {
-                    close(fd)
-                    throw OrchestratorError("project \(projectName): lock: \(String(cString: strerror(errno)))")
-                }
-                // A `down` removes the lock file while it holds it: a lock taken on the removed
-                // file guards nothing, so take the one now at the path.
-                var held = stat()
-                var current = stat()
-                if fstat(fd, &held) == 0, stat(path, &current) == 0, held.st_ino == current.st_ino,
-                    held.st_dev == current.st_dev
-                {
-                    lockDescriptor.withLock { $0 = fd }
-                    break
-                }
-                close(fd)
-            }
+            let fd = try takeProjectLock()
+            projectLock.withLock { $0.fd = fd }
         }
         return try body()
+    }
+
+    /// The flock of the lock file now at its path: a `down` removes the file while it holds it,
+    /// and a lock taken on the removed file guards nothing, so that one is let go and the new
+    /// file locked.
+    private func takeProjectLock() throws -> Int32 {
+        let path = store.directory + "/project.lock"
+        func failure(_ step: String) -> OrchestratorError {
+            OrchestratorError("project \(projectName): \(step) its lock: \(String(cString: strerror(errno)))")
+        }
+        while true {
+            try Files.makeDirectories(store.directory, mode: 0o700)
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw failure("open") }
+            var locked: Int32
+            repeat { locked = flock(fd, LOCK_EX) } while locked != 0 && errno == EINTR
+            guard locked == 0 else {
+                let error = failure("take")
+                close(fd)
+                throw error
+            }
+            var held = stat()
+            var current = stat()
+            if fstat(fd, &held) == 0, stat(path, &current) == 0, held.st_ino == current.st_ino,
+                held.st_dev == current.st_dev
+            {
+                return fd
+            }
+            close(fd)
+        }
     }
 
     /// The project's containers of `services` (all when empty), one-offs too when asked.

@@ -9,14 +9,13 @@ struct ProjectResources {
     let progress: ProgressSink
     let warn: @Sendable (String) -> Void
 
-    /// The networks the given services use, by project key, made when missing; their real names.
-    func ensureNetworks(for services: [Service], in project: Project) throws -> [String] {
+    /// The networks the given services use, by project key, made when missing.
+    func ensureNetworks(for services: [Service], in project: Project) throws {
         var keys = Set<String>()
         for service in services where service.networkMode == nil {
             keys.formUnion(service.networks.isEmpty ? ["default"] : Array(service.networks.keys))
         }
         let bridges = BridgeNetworks(root: root)
-        var made: [String] = []
         for key in keys.sorted() {
             let network = project.networks[key] ?? Compose.Network()
             let name = ServiceSpecBuilder.networkName(key, in: project)
@@ -32,7 +31,7 @@ struct ProjectResources {
                 // Used as docker compose uses it, but `down` removes only what carries this
                 // project's label.
                 switch existing.labels[ComposeLabel.project] {
-                case project.name?: made.append(name)
+                case project.name?: break
                 case let other?: throw OrchestratorError("network \(name) was found but belongs to project \(other)")
                 case nil:
                     warn(
@@ -41,7 +40,6 @@ struct ProjectResources {
                 }
                 continue
             }
-            made.append(name)
             if let driver = network.driver, driver != "bridge" {
                 throw OrchestratorError(
                     "network \(key): driver \(driver) is not supported (berth makes bridge networks)")
@@ -67,14 +65,9 @@ struct ProjectResources {
                 throw OrchestratorError("network \(key): driver option \(option) is not supported")
             }
             progress(ProgressEvent(.network, name, "Creating", .working))
-            do {
-                _ = try bridges.create(name, options)
-            } catch let error as BridgeNetworks.Error where (try? bridges.network(name)) != nil {
-                _ = error  // made by a concurrent `up` of the same project meanwhile
-            }
+            _ = try bridges.create(name, options)
             progress(ProgressEvent(.network, name, "Created"))
         }
-        return made
     }
 
     private func parse<T>(_ text: String, _ make: (String) -> T?, _ what: String, _ key: String) throws -> T {
@@ -82,8 +75,8 @@ struct ProjectResources {
         return value
     }
 
-    /// The named volumes the given services mount, made when missing; their real names.
-    func ensureVolumes(for services: [Service], in project: Project) throws -> [String] {
+    /// The named volumes the given services mount, made when missing.
+    func ensureVolumes(for services: [Service], in project: Project) throws {
         var keys = Set<String>()
         for service in services {
             for volume in service.volumes where volume.type == "volume" {
@@ -91,7 +84,6 @@ struct ProjectResources {
             }
         }
         let volumes = VolumeStore(root: root)
-        var made: [String] = []
         for key in keys.sorted() {
             guard let volume = project.volumes[key] else {
                 throw OrchestratorError("service volume \(key) is not declared in the top-level volumes section")
@@ -106,7 +98,7 @@ struct ProjectResources {
             }
             if let existing = try? volumes.volume(name) {
                 switch existing.labels[ComposeLabel.project] {
-                case project.name?: made.append(name)
+                case project.name?: break
                 case let other?:
                     warn(
                         "volume \"\(name)\" already exists but was created for project \"\(other)\"; it is used, and left at down -v"
@@ -118,7 +110,6 @@ struct ProjectResources {
                 }
                 continue
             }
-            made.append(name)
             if let driver = volume.driver, driver != "local" {
                 throw OrchestratorError("volume \(key): driver \(driver) is not supported (berth makes local volumes)")
             }
@@ -130,7 +121,6 @@ struct ProjectResources {
             _ = try volumes.create(name, labels: labels)
             progress(ProgressEvent(.volume, name, "Created"))
         }
-        return made
     }
 
     /// `down`: the project's networks, those that carry its label (the record only says where

@@ -11,7 +11,7 @@ import Support
 /// is gone or no longer valid:
 ///
 ///     ROOT/projects/NAME/project.json     ProjectRecord: services, their dependencies, health
-///                                         checks, restart policies; networks and volumes made
+///                                         checks, restart policies
 ///     ROOT/projects/NAME/supervisor.*     the supervisor's lock (held while it runs), socket, pid, log
 ///     ROOT/projects/NAME/health/ID.json   a container's health, written by the supervisor
 ///     ROOT/projects/NAME/restarts/ID      how often the supervisor restarted it (on-failure:N)
@@ -24,22 +24,14 @@ public struct ProjectRecord: Codable, Equatable, Sendable {
     public var workingDir: String
     public var configFiles: [String]
     /// Every service of the model at the last `up` (or `create`, `run`), in the file's order.
+    /// (Its networks and volumes are not listed: they carry its label, which `down` goes by.)
     public var services: [ServiceRecord]
-    /// The networks and volumes made for it (their real names), for `down` to remove; external
-    /// ones are never listed.
-    public var networks: [String]
-    public var volumes: [String]
 
-    public init(
-        name: String, workingDir: String, configFiles: [String], services: [ServiceRecord] = [],
-        networks: [String] = [], volumes: [String] = []
-    ) {
+    public init(name: String, workingDir: String, configFiles: [String], services: [ServiceRecord] = []) {
         self.name = name
         self.workingDir = workingDir
         self.configFiles = configFiles
         self.services = services
-        self.networks = networks
-        self.volumes = volumes
     }
 
     public func service(_ name: String) -> ServiceRecord? { services.first { $0.name == name } }

@@ -39,14 +39,11 @@ extension Orchestrator {
             try waitForDependencies(of: service, in: project, selected: dependencies)
         }
         // The service's own image, networks and volumes (its dependencies' came with their `up`).
-        var record = try updatedRecord(project)
+        try updatedRecord(project)
         try pullImages(of: [service], policy: nil)
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
-        record.networks = Array(Set(record.networks + (try resources.ensureNetworks(for: [service], in: project))))
-            .sorted()
-        record.volumes = Array(Set(record.volumes + (try resources.ensureVolumes(for: [service], in: project))))
-            .sorted()
-        try store.save(record)
+        try resources.ensureNetworks(for: [service], in: project)
+        try resources.ensureVolumes(for: [service], in: project)
         let suffix = String(ServiceSpecBuilder.randomHex(6).prefix(12))
         let containerName = options.name ?? "\(project.name)-\(name)-run-\(suffix)"
         var spec = try specBuilder(project).spec(for: service, number: 1, name: containerName, oneoff: true)

@@ -55,15 +55,12 @@ extension Orchestrator {
         let services = project.services.filter { selected.contains($0.name) }
 
         // What the supervisor, `down` and `ps` read later; written before anything is made.
-        var record = try updatedRecord(project)
+        try updatedRecord(project)
 
         try pullImages(of: services, policy: options.pull)
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
-        let networks = try resources.ensureNetworks(for: services, in: project)
-        let volumes = try resources.ensureVolumes(for: services, in: project)
-        record.networks = Array(Set(record.networks + networks)).sorted()
-        record.volumes = Array(Set(record.volumes + volumes)).sorted()
-        try store.save(record)
+        try resources.ensureNetworks(for: services, in: project)
+        try resources.ensureVolumes(for: services, in: project)
 
         try handleOrphans(project, remove: options.removeOrphans, timeout: options.timeout)
         if !options.noStart { try supervisor.ensureRunning() }
@@ -90,15 +87,14 @@ extension Orchestrator {
         return all
     }
 
-    /// The project's record with this model's services (those of disabled profiles too: their
-    /// containers from an earlier `--profile` run stay supervised), saved.
-    func updatedRecord(_ project: Project) throws -> ProjectRecord {
-        var record = store.load() ?? ProjectRecord(name: project.name, workingDir: "", configFiles: [])
-        record.workingDir = project.workingDir
-        record.configFiles = project.composeFiles
-        record.services = try (project.services + project.disabledServices).map(Self.serviceRecord)
-        try store.save(record)
-        return record
+    /// Saves the project's record with this model's services (those of disabled profiles too:
+    /// their containers from an earlier `--profile` run stay supervised).
+    func updatedRecord(_ project: Project) throws {
+        let services = try (project.services + project.disabledServices).map(Self.serviceRecord)
+        try store.save(
+            ProjectRecord(
+                name: project.name, workingDir: project.workingDir, configFiles: project.composeFiles,
+                services: services))
     }
 
     static func serviceRecord(_ service: Service) throws -> ServiceRecord {

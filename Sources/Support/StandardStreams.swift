@@ -11,23 +11,26 @@ public enum StandardStreams {
         write(text, to: 2)
     }
 
-    /// Writes `text` to `fd` (1 or 2).
-    public static func write(_ text: String, to fd: Int32) {
+    /// Writes `text` to `fd` (1 or 2); false when the reader is gone (see below).
+    @discardableResult
+    public static func write(_ text: String, to fd: Int32) -> Bool {
         var text = text
-        text.withUTF8 { write(UnsafeRawBufferPointer($0), to: fd) }
+        return text.withUTF8 { write(UnsafeRawBufferPointer($0), to: fd) }
     }
 
     /// Writes all of `bytes` to `fd`, across partial writes and EINTR. An error (EPIPE when the
-    /// reader is gone: berth ignores SIGPIPE) drops the rest, as `print` does; there is nobody
-    /// left to tell.
-    public static func write(_ bytes: UnsafeRawBufferPointer, to fd: Int32) {
+    /// reader is gone: berth ignores SIGPIPE) drops the rest, as `print` does, and returns false:
+    /// a follower (`logs -f`) then knows there is nobody left to write for.
+    @discardableResult
+    public static func write(_ bytes: UnsafeRawBufferPointer, to fd: Int32) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
+            if n <= 0 { return false }
             offset += n
         }
+        return true
     }
 
     /// Everything on standard input, up to end of file.

@@ -99,7 +99,7 @@ struct ComposePs: ParsableCommand {
                 command: "\"" + command(container) + "\"", project: context.name,
                 service: container.service, createdAt: container.record.created,
                 runningFor: ago(container.record.created) + " ago", state: state.status.rawValue, status: shown,
-                health: health, ports: ContainerList().ports(container, state), exitCode: state.exitCode ?? 0,
+                health: health, ports: ContainerList.ports(container, state), exitCode: state.exitCode ?? 0,
                 publishers: state.status == .running
                     ? ContainerPort.published(container).map {
                         Publisher(

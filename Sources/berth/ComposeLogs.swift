@@ -51,24 +51,10 @@ final class ComposeLogPrinter: Sendable {
             text += entry.log
             if !entry.log.hasSuffix("\n") { text += "\n" }
         }
-        return output.withLock { _ in write(text) }
+        return output.withLock { _ in StandardStreams.write(text, to: STDOUT_FILENO) }
     }
 
-    func say(_ text: String) { output.withLock { _ in _ = write(text) } }
-
-    private func write(_ text: String) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(STDOUT_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                offset += n
-            }
-            return true
-        }
-    }
+    func say(_ text: String) { output.withLock { _ in StandardStreams.write(text, to: STDOUT_FILENO) } }
 }
 
 /// Follows the logs of several containers at once, a thread each, until each container's log is

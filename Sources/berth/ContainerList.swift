@@ -36,7 +36,7 @@ struct ContainerList: ParsableCommand {
             if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
             rows.append([
                 noTrunc ? c.id : c.shortID, c.record.spec.image, "\"\(command)\"",
-                ago(c.record.created) + " ago", Self.status(s), ports(c, s), c.name,
+                ago(c.record.created) + " ago", Self.status(s), Self.ports(c, s), c.name,
             ])
         }
         if quiet { return }
@@ -47,7 +47,7 @@ struct ContainerList: ParsableCommand {
     /// that are not published (the image's and `--expose`). Only while the container runs on a
     /// bridge network: Docker lists the ports of its running endpoints, none for `none`,
     /// `host` and `container:`, and none once the container has stopped or before it started.
-    func ports(_ container: Container, _ s: ContainerState) -> String {
+    static func ports(_ container: Container, _ s: ContainerState) -> String {
         let spec = container.record.spec
         guard s.status == .running, spec.network == .default else { return "" }
         let published = ContainerPort.published(container)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import Runtime
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -82,7 +83,7 @@ struct LogPrinter {
         for entry in entries {
             let target = entry.stream == "stderr" ? STDERR_FILENO : STDOUT_FILENO
             if target != fd {
-                guard write(text, to: fd) else { return false }
+                guard StandardStreams.write(text, to: fd) else { return false }
                 text = ""
                 fd = target
             }
@@ -92,20 +93,6 @@ struct LogPrinter {
             }
             text += entry.log
         }
-        return write(text, to: fd)
-    }
-
-    private func write(_ text: String, to fd: Int32) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                offset += n
-            }
-            return true
-        }
+        return StandardStreams.write(text, to: fd)
     }
 }

@@ -766,4 +766,61 @@ import Testing
         let cmdline = try world.berth(["container", "run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"])
         #expect(cmdline.stdout.hasPrefix("init\0") && !cmdline.stdout.contains("berth"), "\(cmdline.stdout)")
     }
+
+    /// The commands around a container's life, as docker compose's: create, start, port, exec
+    /// with its flags, kill -s, wait (the status), ps (truncated command, --no-trunc), rm -v, ls;
+    /// a terminal's progress block; and names from the compose file or the command line that
+    /// would become paths are refused.
+    @Test func everydayCommandsAndHostileNames() throws {
+        let world = try World()
+        let yaml = """
+            services:
+              app:
+                image: busybox
+                command: ["sh", "-c", "trap 'exit 3' TERM; echo ready; while true; do sleep 0.1; done"]
+                ports: ["127.0.0.1::80"]
+            """
+        let project = try Project(world, "daily", yaml)
+        #expect(try project.berth(["create"]).status == 0)
+        #expect(try project.berth(["ps", "-a"]).stdout.contains("Created"))
+        #expect(try project.berth(["start"]).status == 0)
+        let port = try project.berth(["port", "app", "80"])
+        #expect(port.status == 0 && port.stdout.hasPrefix("127.0.0.1:"), "\(port.stdout)\(port.stderr)")
+        let exec = try project.berth(["exec", "-T", "-e", "X=1", "-w", "/tmp", "app", "sh", "-c", "echo $X $(pwd)"])
+        #expect(exec.stdout == "1 /tmp\n", "\(exec.stderr)")
+        let table = try project.berth(["ps"]).stdout
+        #expect(table.contains("\"sh -c trap 'exit 3'…\""), "\(table)")
+        #expect(try project.berth(["ps", "--no-trunc"]).stdout.contains("while true; do sleep 0.1; done"))
+        let ls = try world.berth(["ls", "--format", "json"]).stdout
+        #expect(ls.contains(#""Name":"daily""#) && ls.contains("running(1)"), "\(ls)")
+        #expect(try project.berth(["kill", "-s", "TERM", "app"]).status == 0)
+        #expect(try project.berth(["wait", "app"]).status == 3)
+        #expect(try project.berth(["rm", "-f", "-v"]).status == 0)
+        #expect(try project.berth(["ps", "-a", "-q"]).stdout.isEmpty)
+        // --progress tty draws its block in place even into a pipe, as asked.
+        let drawn = try project.berth(["--progress", "tty", "up", "-d"])
+        #expect(drawn.stderr.contains("[+] Running") && drawn.stderr.contains("\u{1B}[2K"), "\(drawn.stderr)")
+        #expect(try project.berth(["down"]).status == 0)
+
+        // A config's name becomes a file name under the project's folder: ".." is refused.
+        try project.write(
+            """
+            services:
+              app:
+                image: busybox
+                command: ["sleep", "600"]
+                configs: [".."]
+            configs:
+              "..":
+                content: "x"
+            """)
+        let config = try project.berth(["up", "-d"])
+        #expect(
+            config.status == 1 && config.stderr.contains("config name \"..\" is not a valid file name"),
+            "\(config.stderr)")
+        #expect(try project.berth(["down"]).status == 0)
+        let supervise = try world.berth(["supervise", "../daily"])
+        #expect(supervise.status == 1 && supervise.stderr.contains("invalid project name"), "\(supervise.stderr)")
+        Self.expectNothingLeft(world)
+    }
 }
