@@ -113,3 +113,18 @@ FORWARD_VOID(archive_entry_set_size, (struct archive_entry *e, la_int64_t s), (e
 FORWARD_VOID(archive_entry_set_filetype, (struct archive_entry *e, unsigned int t), (e, t))
 FORWARD_VOID(archive_entry_set_perm, (struct archive_entry *e, __LA_MODE_T p), (e, p))
 FORWARD_VOID(archive_entry_set_mtime, (struct archive_entry *e, time_t t, long n), (e, t, n))
+
+/* Layers a build captures (Sources/Images/LayerCapture.swift): a tar written through a callback
+ * that hashes it, entries made from the file system by berth itself. */
+FORWARD(int, archive_write_open,
+        (struct archive *a, void *c, archive_open_callback *o, archive_write_callback *w, archive_close_callback *cl),
+        (a, c, o, w, cl))
+FORWARD(int, archive_write_set_format_option, (struct archive *a, const char *m, const char *o, const char *v),
+        (a, m, o, v))
+FORWARD_VOID(archive_entry_set_uid, (struct archive_entry *e, la_int64_t u), (e, u))
+FORWARD_VOID(archive_entry_set_gid, (struct archive_entry *e, la_int64_t g), (e, g))
+FORWARD_VOID(archive_entry_set_rdev, (struct archive_entry *e, dev_t d), (e, d))
+FORWARD_VOID(archive_entry_set_symlink, (struct archive_entry *e, const char *s), (e, s))
+FORWARD_VOID(archive_entry_set_hardlink, (struct archive_entry *e, const char *h), (e, h))
+FORWARD_VOID(archive_entry_xattr_add_entry, (struct archive_entry *e, const char *n, const void *v, size_t s),
+             (e, n, v, s))

@@ -45,7 +45,8 @@ extension ImageStore {
         _ = try collectLocked()
     }
 
-    private func collectLocked() throws -> GarbageReport {
+    /// A collection for a caller that holds gc.lock exclusively already.
+    func collectLocked() throws -> GarbageReport {
         var report = GarbageReport()
         for name in Files.names(in: tmpDir) {
             do {
@@ -94,10 +95,16 @@ extension ImageStore {
         try StoreFiles.removeTree(doomed)
     }
 
-    /// The blob digests and diff IDs the index or a pull's lease reaches, or the damage that hides
-    /// some of them.
+    /// The blob digests and diff IDs the index, a build-cache entry or a lease reaches, or the
+    /// damage that hides some of them. Build-cache entries whose image is gone or damaged are
+    /// removed here: the cache is only ever a shortcut, and the index's images decide alone
+    /// whether damage stops the collection.
     private func referencedContent() throws -> Result<(Set<String>, Set<String>), ImageStore.Error> {
         var (blobs, layers) = Lease.held(in: self)
+        for entry in buildCacheEntries(removingDamaged: true) {
+            blobs.formUnion(entry.blobs)
+            layers.formUnion(entry.diffIDs)
+        }
         for d in try readIndex().manifests {
             blobs.insert(d.digest)
             let m: OCIManifest
@@ -133,9 +140,20 @@ struct Lease {
     static func directory(_ store: ImageStore) -> String { store.dir + "/leases" }
 
     init(store: ImageStore, blobs: [String], layers: [String]) throws {
+        try self.init(store: store, name: UUID().uuidString, blobs: blobs, layers: layers)
+    }
+
+    /// A lease with a name of its own (a layer a build captured), written again (and so renewed)
+    /// by each holder of that name.
+    init(store: ImageStore, name: String, blobs: [String], layers: [String]) throws {
         try StoreFiles.mkdirs(Self.directory(store))
-        path = Self.directory(store) + "/\(UUID().uuidString).json"
+        path = Self.directory(store) + "/\(name).json"
         try StoreFiles.writeAtomically(JSON.encode(Content(blobs: blobs, layers: layers)), to: path)
+    }
+
+    /// Removes the lease `name`, if there is one.
+    static func release(_ name: String, in store: ImageStore) {
+        unlink(directory(store) + "/\(name).json")
     }
 
     func release() { unlink(path) }

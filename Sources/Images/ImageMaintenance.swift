@@ -11,7 +11,7 @@ import Support
 /// still uses.
 extension ImageStore {
     /// One step of an image's history, as `docker history` shows it.
-    public struct HistoryEntry {
+    public struct HistoryStep {
         public var created: Date?
         public var createdBy: String
         public var comment: String
@@ -23,24 +23,24 @@ extension ImageStore {
 
     /// The image's history, oldest step first. An image whose config has no history (or one that
     /// does not account for every layer) gets one step per layer, as Docker shows `<missing>`.
-    public func history(_ reference: String) throws -> (image: Image, steps: [HistoryEntry]) {
+    public func history(_ reference: String) throws -> (image: Image, steps: [HistoryStep]) {
         let image = try self.image(reference)
         let config = try imageConfig(image.id)
         var layers = image.diffIDs.makeIterator()
-        var steps: [HistoryEntry] = []
+        var steps: [HistoryStep] = []
         let recorded = config.history ?? []
         if recorded.filter({ $0.emptyLayer != true }).count == image.diffIDs.count {
             for step in recorded {
                 let empty = step.emptyLayer == true
                 steps.append(
-                    HistoryEntry(
+                    HistoryStep(
                         created: step.created.flatMap(Timestamp.parse), createdBy: step.createdBy ?? "",
                         comment: step.comment ?? "", emptyLayer: empty,
                         size: empty ? 0 : layers.next().map(layerSize) ?? 0))
             }
         } else {
             steps = image.diffIDs.map {
-                HistoryEntry(created: nil, createdBy: "", comment: "", emptyLayer: false, size: layerSize($0))
+                HistoryStep(created: nil, createdBy: "", comment: "", emptyLayer: false, size: layerSize($0))
             }
         }
         return (image, steps)

@@ -16,6 +16,10 @@ import Support
 ///     ROOT/images/tmp/                             work in progress, renamed into place when done;
 ///                                                  what a failed or killed import leaves there goes
 ///                                                  with the next garbage collection
+///     ROOT/images/leases/<id>.json                 content a pull or a build holds before an image
+///                                                  names it (GarbageCollection.swift)
+///     ROOT/images/buildcache/<key>.json            a build step's image, a root of garbage collection
+///                                                  that `image ls` does not list (ImageCommit.swift)
 ///
 /// Several berth processes may use one store at once. `lock` serializes index.json updates.
 /// `gc.lock` is held shared by everything that adds content and exclusive by garbage collection,

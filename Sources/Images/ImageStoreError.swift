@@ -29,6 +29,11 @@ extension ImageStore {
         case digestMismatch(what: String, expected: String, actual: String)
         /// A store file is damaged or was written by something else.
         case corrupt(String, String)
+        /// A directory could not be made a layer: which entry (empty for the directory as a whole)
+        /// and why.
+        case capture(String, String, String)
+        /// A build-cache key that cannot name a file of the cache.
+        case invalidCacheKey(String)
 
         public var description: String {
             switch self {
@@ -56,6 +61,12 @@ extension ImageStore {
                 return "\(what) has digest \(actual) but \(expected) was expected; the content is damaged"
             case .corrupt(let path, let detail):
                 return "image store file \(path) is damaged: \(detail); remove the image and import it again"
+            case .capture(let directory, let entry, let reason):
+                return entry.isEmpty
+                    ? "cannot make a layer of \(directory): \(reason)"
+                    : "cannot make a layer of \(directory): entry \(entry): \(reason)"
+            case .invalidCacheKey(let key):
+                return "invalid build cache key \"\(key)\": use letters, digits, '.', '_', '-' and ':'"
             }
         }
     }

@@ -36,6 +36,7 @@ struct Berth: ParsableCommand {
             VersionCommand.self,
             ContainerCommand.self,
             ImageCommand.self,
+            BuilderCommand.self,
             NetworkCommand.self,
             VolumeCommand.self,
             SystemCommand.self,

@@ -10,7 +10,9 @@ import Support
 
 /// `docker system df`: what images and containers take on disk, and how much a prune would free.
 /// Images count each unpacked layer once however many images share it; a container's size is
-/// its upper (writable) directory. berth has no volumes or build cache yet: their rows are 0.
+/// its upper (writable) directory. Build cache is what only build-cache entries keep (layers no
+/// image uses) and the cache mounts; none of it is in use between builds. berth has no volume
+/// sizes yet: that row is 0.
 struct SystemDiskUsage: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "df", abstract: "Show berth disk usage.")
 
@@ -45,6 +47,7 @@ struct SystemDiskUsage: ParsableCommand {
         let sizes = containers.map { Self.treeSize(root + "/containers/" + $0.id + "/upper") }
         let containersTotal = sizes.reduce(0, +)
         let containersReclaimable = zip(states, sizes).filter { $0.0.status != .running }.reduce(0) { $0 + $1.1 }
+        let buildCache = try store.buildCacheUsage()
 
         func size(_ bytes: Int64) -> String { HumanFormat.size(bytes, precision: 4) }
         func reclaimable(_ bytes: Int64, of total: Int64) -> String {
@@ -63,7 +66,7 @@ struct SystemDiskUsage: ParsableCommand {
                         size(containersTotal), reclaimable(containersReclaimable, of: containersTotal),
                     ],
                     ["Local Volumes", "0", "0", "0B", "0B"],
-                    ["Build Cache", "0", "0", "0B", "0B"],
+                    ["Build Cache", "\(buildCache.entries)", "0", size(buildCache.size), size(buildCache.size)],
                 ]), terminator: "")
             return
         }
@@ -97,7 +100,7 @@ struct SystemDiskUsage: ParsableCommand {
         print("Images space usage:\n\n" + HumanFormat.table(imageRows))
         print("Containers space usage:\n\n" + HumanFormat.table(containerRows))
         print("Local Volumes space usage:\n\n" + HumanFormat.table([["VOLUME NAME", "LINKS", "SIZE"]]))
-        print("Build cache usage: 0B\n")
+        print("Build cache usage: \(size(buildCache.size))\n")
         print(
             HumanFormat.table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]),
             terminator: "")

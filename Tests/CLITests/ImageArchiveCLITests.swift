@@ -540,4 +540,22 @@ import Testing
         #expect(verbose.stdout.contains("Local Volumes space usage:"))
         #expect(verbose.stdout.contains("Build cache usage: 0B"))
     }
+
+    /// The build cache's row in `system df`, and `builder prune` emptying it. (The images a build
+    /// commits are the store's tests; here, a cache mount stands for the cache.)
+    @Test func builderPruneEmptiesTheBuildCache() throws {
+        let world = try World()
+        try world.sh(
+            "mkdir -p \"$ROOT/builder/cache-mounts/go\"; head -c 3000 /dev/zero > \"$ROOT/builder/cache-mounts/go/f\"")
+        let df = try world.berth(["system", "df"])
+        let row = df.stdout.split(separator: "\n").first { $0.hasPrefix("Build Cache") }
+        #expect(
+            row?.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2) == ["1", "0", "3kB", "3kB"],
+            "\(df.stdout)")
+        let prune = try world.berth(["builder", "prune", "-f"])
+        #expect(prune.status == 0, "\(prune.stderr)")
+        #expect(prune.stdout == "Total reclaimed space: 3kB\n")
+        #expect(try world.berth(["builder", "prune", "-a", "-f"]).stdout == "Total reclaimed space: 0B\n")
+        #expect(try world.berth(["image", "ls", "-q"]).stdout.split(separator: "\n").count == 1)
+    }
 }
