@@ -54,7 +54,8 @@ extension ImageStore {
     /// (a tag moved off another image leaves that one dangling, as `image tag` does) and, with a
     /// `cacheKey`, records the build-cache entry `cacheKey` for it. The same inputs always give the
     /// same image ID and manifest digest. All under gc.lock shared, so a garbage collection never
-    /// comes between the blobs and what names them.
+    /// comes between the blobs and what names them. An image given neither tags nor a cache key
+    /// is kept by a lease (a day, or until `tagImage` names it).
     public func commitImage(
         parent: Image?, layer: BuiltLayer?, config: ImageConfig, history: HistoryEntry, created: String,
         cacheKey: String? = nil, tags: [String] = []
@@ -103,9 +104,14 @@ extension ImageStore {
                 try StoreFiles.writeAtomically(
                     JSON.encode(BuildCacheRecord(manifest: descriptor.digest)), to: cacheEntryPath(cacheKey))
             }
-            // Named now: the capture's lease has done its work.
-            if let layer, cacheKey != nil || !refs.isEmpty {
-                Lease.release(Self.captureLeaseName(layer.diffID), in: self)
+            if cacheKey != nil || !refs.isEmpty {
+                // Named now: the capture's lease has done its work.
+                if let layer { Lease.release(Self.captureLeaseName(layer.diffID), in: self) }
+            } else {
+                // Nothing names the image yet: a lease keeps it for the `tagImage` that will.
+                _ = try Lease(
+                    store: self, name: Self.commitLeaseName(descriptor.digest),
+                    blobs: [descriptor.digest, configDescriptor.digest] + layers.map(\.digest), layers: diffIDs)
             }
             return descriptor
         }
@@ -152,7 +158,13 @@ extension ImageStore {
                 }
                 for ref in refs { name(descriptor, ref.normalized, in: &index, imageID: { self.imageID(of: $0) }) }
             }
+            Lease.release(Self.commitLeaseName(image.manifestDigest), in: self)
         }
+    }
+
+    /// The lease `commitImage` takes on an image it names in no way, released by `tagImage`.
+    static func commitLeaseName(_ manifestDigest: String) -> String {
+        "image-" + manifestDigest.replacing("sha256:", with: "")
     }
 
     /// `builder prune`: removes the build-cache entries and cache mounts, then collects garbage.

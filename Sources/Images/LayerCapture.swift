@@ -337,12 +337,16 @@ private final class LayerTarWriter {
         }
         defer { closedir(handle) }
         var names: [[UInt8]] = []
-        errno = 0
-        while let entry = readdir(handle) {
+        while true {
+            // readdir reports the end and an error alike, the error only in errno.
+            errno = 0
+            guard let entry = readdir(handle) else {
+                if errno != 0 { throw failure(path, "cannot list the directory") }
+                break
+            }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
             if name != [UInt8(ascii: ".")] && name != [UInt8(ascii: "."), UInt8(ascii: ".")] { names.append(name) }
         }
-        if errno != 0 { throw failure(path, "cannot list the directory") }
         return names.sorted { $0.lexicographicallyPrecedes($1) }
     }
 
@@ -352,8 +356,10 @@ private final class LayerTarWriter {
     private func attributes(of name: [UInt8], in dir: Int32, at path: [UInt8]) throws
         -> (kept: [([UInt8], [UInt8])], opaque: Bool)
     {
+        // The l*xattr calls do not follow the last component, so the root (no name) is reached
+        // as "<fd>/.", not as the magic link "<fd>" itself.
         let file = LayerEntryWriter.cString(
-            Array("/proc/self/fd/\(dir)".utf8) + (name.isEmpty ? [] : [UInt8(ascii: "/")] + name))
+            Array("/proc/self/fd/\(dir)/".utf8) + (name.isEmpty ? [UInt8(ascii: ".")] : name))
         guard let names = XAttr.names(path: file) else { throw failure(path, "cannot list its extended attributes") }
         let overlay = Array("trusted.overlay.".utf8)
         var kept: [([UInt8], [UInt8])] = []

@@ -185,6 +185,19 @@ private func comparable(_ directory: String) -> [String: String] {
         return upper
     }
 
+    @Test func anOpaqueRootHidesEverythingBelow() throws {
+        let s = try Scratch()
+        let store = try ImageStore(root: s.root)
+        let upper = try s.staging("upper")
+        try s.write("new", to: upper + "/file")
+        setXattr(upper, "trusted.overlay.opaque", "y")
+        setXattr(upper, "trusted.overlay.impure", "y")
+        let layer = try store.captureLayer(directory: upper)
+        #expect(try s.listTar(store.blobPath(layer.diffID)).map(\.name) == [".wh..wh..opq", "file"])
+        #expect(getXattr(store.layerPath(layer.diffID), "trusted.overlay.opaque") == "y")
+        #expect(getXattr(store.layerPath(layer.diffID), "trusted.overlay.impure") == nil)
+    }
+
     @Test func anEmptyDirectoryIsTheEmptyLayer() throws {
         let s = try Scratch()
         let store = try ImageStore(root: s.root)
@@ -275,6 +288,8 @@ private func comparable(_ directory: String) -> [String: String] {
             parent: base, layer: nil, config: ImageConfig(cmd: ["sh"], env: ["A=b"]),
             history: HistoryEntry(createdBy: "ENV A=b", comment: "buildkit.dockerfile.v0"), created: created)
         #expect(again.manifestDigest == child.manifestDigest && again.id == child.id)
+        // Named by nothing, it is leased until tagged.
+        #expect(directoryEntries(s.root + "/images/leases") == ["image-\(again.manifestDigest.dropFirst(7)).json"])
 
         // The cache finds it; image ls does not list it.
         #expect(store.cachedImage(key: "step-2")?.manifestDigest == child.manifestDigest)
@@ -290,6 +305,7 @@ private func comparable(_ directory: String) -> [String: String] {
 
         // Moving the tag to the cached child leaves the base dangling, and its history shows.
         try store.tagImage(child, as: ["app:v1", "app:latest"])
+        #expect(directoryEntries(s.root + "/images/leases").isEmpty)
         let listed = try store.list()
         #expect(Set(listed.map(\.reference)) == ["app:v1", "app:latest", ""])
         #expect(listed.first { $0.reference == "" }?.id == base.id)
