@@ -77,6 +77,9 @@ let package = Package(
 
         .target(name: "YAML", dependencies: ["CYAML"], swiftSettings: memberImportVisibility),
         .target(name: "Compose", dependencies: ["YAML", "Support"], swiftSettings: memberImportVisibility),
+        // The Dockerfile language (parser, substitution, typed instructions, .dockerignore): pure
+        // Swift, no I/O; the builder that runs a Dockerfile is elsewhere.
+        .target(name: "Dockerfile", swiftSettings: memberImportVisibility),
         // The distribution API (pull, push, login, search) over libcurl; knows registries, not the store.
         .target(
             name: "Registry",
@@ -140,6 +143,7 @@ let package = Package(
 
         .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "ComposeTests", dependencies: ["Compose", "YAML"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DockerfileTests", dependencies: ["Dockerfile"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Support"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
         .testTarget(
