@@ -152,6 +152,9 @@ private struct Typing {
         }
     }
 
+    /// The JSON form when the arguments are a JSON array of strings, else the shell form as
+    /// written (an empty CMD or ENTRYPOINT is `.shell("")`, which Docker also runs through the
+    /// shell; `ENTRYPOINT []` is `.exec([])`, the way to clear an inherited one).
     private func commandLine() throws -> CommandLine {
         if let list = try json(arguments) { return .exec(list) }
         return .shell(arguments)

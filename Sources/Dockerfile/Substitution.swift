@@ -213,7 +213,7 @@ struct ShellLexer {
         }
     }
 
-    private mutating func value(of name: String) -> String? {
+    private func value(of name: String) -> String? {
         lookup(name)
     }
 
