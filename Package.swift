@@ -109,13 +109,22 @@ let package = Package(
         .target(
             name: "Orchestrator",
             dependencies: [
-                "Compose", "Runtime", "Images", "ContainerSpecs", "ContainerNetworking", "Network", "Support",
+                "Build", "Compose", "Runtime", "Images", "ContainerSpecs", "ContainerNetworking", "Network", "Support",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ], swiftSettings: memberImportVisibility),
+        // Images from Dockerfiles: stages, the layer cache, RUN steps in berth containers, COPY and
+        // ADD through a detached overlay (no container). The language itself is the Dockerfile
+        // module's; the store's layer capture and commits are Images'.
+        .target(
+            name: "Build",
+            dependencies: [
+                "Dockerfile", "Images", "Runtime", "ContainerSpecs", "ContainerNetworking", "CRuntime", "CArchive",
+                "Support", .product(name: "Crypto", package: "swift-crypto"),
             ], swiftSettings: memberImportVisibility),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking",
+                "Build", "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking",
                 "Network", "YAML",
                 "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -62,7 +62,8 @@ extension Orchestrator {
             }
         }
         if let rmi = options.removeImages {
-            errors += removeImages(targets.map { $0.record.spec.image }, mode: rmi)
+            errors += removeImages(
+                targets.map { (image: $0.record.spec.image, service: $0.service) }, mode: rmi)
         }
         if keep.isEmpty, errors.isEmpty {
             // The lock file too, while this call holds it: a command waiting for it finds it
@@ -88,9 +89,11 @@ extension Orchestrator {
     }
 
     /// `--rmi all`: every service's image; `local`: those without a custom tag (built ones, named
-    /// PROJECT-SERVICE; berth builds none yet, so none).
-    func removeImages(_ images: [String], mode: String) -> [Swift.Error] {
-        guard mode == "all" else { return [] }
+    /// PROJECT-SERVICE).
+    func removeImages(_ used: [(image: String, service: String)], mode: String) -> [Swift.Error] {
+        let images = used.filter { mode == "all" || (mode == "local" && $0.image == "\(projectName)-\($0.service)") }
+            .map(\.image)
+        guard !images.isEmpty else { return [] }
         var errors: [Swift.Error] = []
         guard let store = try? ImageStore(root: root) else { return [] }
         for image in Array(Set(images)).sorted() where (try? store.image(image)) != nil {

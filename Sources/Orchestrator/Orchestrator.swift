@@ -1,3 +1,4 @@
+import Build
 import Compose
 import ContainerNetworking
 import ContainerSpecs
@@ -26,6 +27,8 @@ public final class Orchestrator: @unchecked Sendable {
     let pull: @Sendable (String) throws -> Void
     /// Whether the person asked to stop (Ctrl-C): the waits for dependencies give up.
     public var isInterrupted: @Sendable () -> Bool = { false }
+    /// Where a service's build reports its steps (the CLI draws them as `berth build` does).
+    public var buildProgress: BuildProgress = { _ in }
 
     public init(
         root: String, projectName: String, berth: String, progress: @escaping ProgressSink = { _ in },

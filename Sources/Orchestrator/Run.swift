@@ -40,7 +40,8 @@ extension Orchestrator {
         }
         // The service's own image, networks and volumes (its dependencies' came with their `up`).
         try updatedRecord(project)
-        try pullImages(of: [service], policy: nil)
+        try buildImages(of: [service], in: project, UpOptions())
+        try pullImages(of: [service].filter { $0.build == nil }, policy: nil)
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
         try resources.ensureNetworks(for: [service], in: project)
         try resources.ensureVolumes(for: [service], in: project)

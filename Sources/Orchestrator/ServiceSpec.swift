@@ -33,11 +33,7 @@ struct ServiceSpecBuilder {
     }
 
     func spec(for service: Service, number: Int, name: String, oneoff: Bool = false) throws -> ContainerSpec {
-        guard let image = service.image else {
-            if service.build != nil {
-                throw OrchestratorError(
-                    "service \(service.name) has a build section: berth cannot build images yet (give it an image)")
-            }
+        guard let image = service.imageName(project: project.name) else {
             throw OrchestratorError("service \(service.name) has neither an image nor a build context specified")
         }
         var spec = ContainerSpec(image: image, layerPaths: [])

@@ -28,6 +28,11 @@ public struct UpOptions: Sendable {
     public var waitTimeout: Double?
     /// `-t`: the grace period when a changed container is recreated.
     public var timeout: Int?
+    /// `--build`: build every selected service that has a `build:` first; `--no-build`: never.
+    public var build = false
+    public var noBuild = false
+    /// What `--build` passes to each build.
+    public var buildOverrides = BuildOverrides()
 
     public init() {}
 }
@@ -57,7 +62,8 @@ extension Orchestrator {
         // What the supervisor, `down` and `ps` read later; written before anything is made.
         try updatedRecord(project)
 
-        try pullImages(of: services, policy: options.pull)
+        try buildImages(of: services, in: project, options)
+        try pullImages(of: services.filter { $0.build == nil || options.noBuild }, policy: options.pull)
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
         try resources.ensureNetworks(for: services, in: project)
         try resources.ensureVolumes(for: services, in: project)
@@ -116,7 +122,7 @@ extension Orchestrator {
 
     /// Each service's image by its pull_policy (or `--pull`): `missing` (docker compose's default
     /// `if_not_present` too) pulls what the store lacks, `always` pulls anyway, `never` fails on a
-    /// missing one, `build` asks for the build that berth cannot do yet.
+    /// missing one, `build` is for services with a `build:` section (`buildImages`).
     func pullImages(of services: [Service], policy override: String?) throws {
         let images = try ImageStore(root: root)
         var done = Set<String>()
@@ -137,13 +143,28 @@ extension Orchestrator {
                         "service \(service.name): image \(image) is not in the store and pull_policy is never")
                 }
             case "build":
-                throw OrchestratorError("service \(service.name): pull_policy build: berth cannot build images yet")
+                throw OrchestratorError("service \(service.name): pull_policy build needs a build section")
             default:
                 if policy.hasPrefix("daily") || policy.hasPrefix("weekly") || policy.hasPrefix("every_") {
                     if !present { try pullImage(image) }
                 } else {
                     throw OrchestratorError("service \(service.name): invalid pull_policy \"\(policy)\"")
                 }
+            }
+        }
+    }
+
+    /// The images of services with a `build:` section: built with `--build` or `pull_policy:
+    /// build`, or when the store lacks them (docker compose's rule); never with `--no-build`.
+    func buildImages(of services: [Service], in project: Project, _ options: UpOptions) throws {
+        guard !options.noBuild else { return }
+        let images = try ImageStore(root: root)
+        for service in services where service.build != nil {
+            guard let name = service.imageName(project: project.name) else { continue }
+            let present = (try? images.image(name)) != nil
+            let policy = options.pull ?? service.pullPolicy ?? "missing"
+            if options.build || policy == "build" || !present {
+                try buildImage(of: service, in: project, options.buildOverrides)
             }
         }
     }
@@ -187,7 +208,7 @@ extension Orchestrator {
         }
         // Scaled down: the highest numbers go first, as docker compose's.
         try inParallel(extra) { try self.remove($0, timeout: options.timeout) }
-        let imageID = (try? ImageStore(root: root).image(service.image ?? ""))?.id
+        let imageID = (try? ImageStore(root: root).image(service.imageName(project: project.name) ?? ""))?.id
         let result = Mutex<[Container?]>(Array(repeating: nil, count: desired))
         let changedAny = Mutex(false)
         try inParallel(Array(0..<desired).map { $0 + 1 }) { number in

@@ -33,6 +33,7 @@ struct Berth: ParsableCommand {
             ComposeWait.self,
             ComposePort.self,
             ComposeSupervise.self,
+            BuildCommand.self,
             VersionCommand.self,
             ContainerCommand.self,
             ImageCommand.self,
@@ -172,6 +173,10 @@ struct GlobalOptions: ParsableArguments {
             return arguments.map { $0 == "-f" ? "--follow" : $0 }
         case "rm":
             return arguments.map { $0 == "-f" ? "--force" : $0 }
+        case "build":
+            // `berth build -f Dockerfile.dev .` as `docker build` takes it; the compose file
+            // given before the command is spelled --file by then.
+            return arguments.map { $0 == "-f" ? "--dockerfile" : $0 }
         case "run":
             var result = arguments
             let valued = Set(

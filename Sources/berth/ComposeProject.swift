@@ -1,4 +1,5 @@
 import ArgumentParser
+import Build
 import Compose
 import FoundationEssentials
 import Orchestrator
@@ -86,6 +87,9 @@ extension GlobalOptions {
             root: root, projectName: name, berth: ContainerRun.selfPath(), progress: renderer.sink,
             warn: { StandardStreams.writeError("WARN[0000] \($0)\n") },
             pull: { image in try pullForContainer(image, root: root) })
+        // A build's steps as `berth build --progress plain` prints them; on a terminal the block's
+        // "Building" line stands for them (two blocks redrawn in place would overwrite each other).
+        if renderer.mode == .plain { orchestrator.buildProgress = BuildView(mode: .plain, colour: false).sink }
         return ComposeContext(root: root, project: project, name: name, orchestrator: orchestrator, renderer: renderer)
     }
 

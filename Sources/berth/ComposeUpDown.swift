@@ -63,6 +63,7 @@ struct ComposeUp: ParsableCommand {
     @Argument var services: [String] = []
 
     func validate() throws {
+        if build && noBuild { throw ValidationError("--build and --no-build are incompatible") }
         if forceRecreate && noRecreate { throw ValidationError("--force-recreate and --no-recreate are incompatible") }
         if detach && (abortOnContainerExit || abortOnContainerFailure || exitCodeFrom != nil) {
             throw ValidationError(
@@ -78,12 +79,6 @@ struct ComposeUp: ParsableCommand {
     }
 
     func run() throws {
-        if build {
-            throw ContainerCommandError(
-                description:
-                    "--build: berth cannot build images from Dockerfiles yet; build them elsewhere and name them in image:"
-            )
-        }
         let context = try global.composeContext(output, needsModel: true)
         guard let project = context.project else { return }
         try checkServices(services + (exitCodeFrom.map { [$0] } ?? []), context)
@@ -98,6 +93,8 @@ struct ComposeUp: ParsableCommand {
         options.wait = wait
         options.waitTimeout = waitTimeout
         options.timeout = timeout
+        options.build = build
+        options.noBuild = noBuild
         for entry in scale {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, let count = Int(parts[1]), count >= 0 else {

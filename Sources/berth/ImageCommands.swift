@@ -11,7 +11,7 @@ struct ImageCommand: ParsableCommand {
         subcommands: [
             ImageImport.self, ImagePull.self, ImagePush.self, ImageList.self, ImageRemove.self, ImageTag.self,
             ImageInspect.self, ImageLoad.self,
-            ImageSave.self, ImageHistory.self, ImagePrune.self,
+            ImageSave.self, ImageHistory.self, ImagePrune.self, ImageBuild.self,
         ])
 }
 

@@ -1,0 +1,103 @@
+import ContainerNetworking
+import ContainerSpecs
+import FoundationEssentials
+import Images
+import Runtime
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A RUN step: a berth container of the stage's image so far (the runtime's defaults: seccomp,
+/// dropped capabilities, its own namespaces and cgroup), whose upper dir, once the command has
+/// exited with 0, is what the step adds.
+struct RunStep {
+    var argv: [String]
+    /// KEY=VALUE over the image's Env: the build args in scope that ENV does not set.
+    var env: [String]
+    var user: String?
+    var workingDir: String?
+    var network: NetworkMode
+    var mounts: [MountSpec]
+    /// The mount targets the container made (to take out of the layer when empty).
+    var mountTargets: [String]
+
+    /// Lines of output kept for a failure's message.
+    static let keptLines = 10
+
+    /// Runs the command; on success returns the captured upper dir, moved to `step` (a workspace
+    /// directory), with nothing else of the container left. `output` gets each line.
+    func run(image: Image, root: String, step: String, output: (String) -> Void) throws -> String {
+        var spec = ContainerSpec(image: image, reference: image.reference.isEmpty ? image.id : image.reference)
+        spec.name = "berth-build-" + String(UUID().uuidString.lowercased().filter { $0 != "-" }.prefix(12))
+        spec.entrypoint = []
+        spec.command = argv
+        spec.env = env
+        spec.user = user
+        spec.workingDir = workingDir
+        spec.network = network
+        spec.mounts = mounts
+        spec.labels = ["berth.build": "true"]
+        spec.logDriver = "none"
+        let networking = ContainerNetworking(root: root)
+        let plan = try networking.plan(spec)
+        let container = try Container.create(spec: spec, root: root, startingNow: true)
+        defer {
+            try? networking.remove(container, force: true)
+        }
+        let process = try container.start(
+            stdio: .pipes(stdin: false),
+            beforeResume: plan.isEmpty
+                ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
+        var pending: [UInt8] = []
+        var last: [String] = []
+        func line(_ bytes: ArraySlice<UInt8>) {
+            let text = String(decoding: bytes, as: UTF8.self)
+            output(text)
+            last.append(text)
+            if last.count > Self.keptLines { last.removeFirst() }
+        }
+        let code = withoutActuallyEscaping(line) { line in
+            withExtendedLifetime(process) {
+                process.wait(removing: true) { bytes, _ in
+                    pending.append(contentsOf: bytes)
+                    while let newline = pending.firstIndex(of: 10) {
+                        line(pending[..<newline])
+                        pending.removeSubrange(...newline)
+                    }
+                }
+            }
+        }
+        if !pending.isEmpty { line(pending[...]) }
+        guard code == 0 else {
+            throw BuildError(
+                message: "\(Self.shown(argv)) did not complete successfully: exit code \(code)", exitCode: code,
+                lastOutput: last)
+        }
+        let upper = container.file("upper")
+        let captured = step + "/upper"
+        guard rename(upper, captured) == 0 else { throw BuildError("move \(upper)", errno: errno) }
+        removeMountStubs(captured, layers: image.layerPaths)
+        return captured
+    }
+
+    /// The empty directories the runtime made as mount points, and their parents it made for
+    /// them, when the image had none there: a cache or secret mount leaves nothing in the image.
+    private func removeMountStubs(_ upper: String, layers: [String]) {
+        for target in mountTargets {
+            var parts = target.split(separator: "/").map(String.init)
+            while !parts.isEmpty {
+                let relative = "/" + parts.joined(separator: "/")
+                if layers.contains(where: { Files.exists($0 + relative) }) { break }
+                guard rmdir(upper + relative) == 0 else { break }
+                parts.removeLast()
+            }
+        }
+    }
+
+    /// The command as the error shows it: `/bin/sh -c "make all"`.
+    static func shown(_ argv: [String]) -> String {
+        argv.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }.joined(separator: " ")
+    }
+}

@@ -1,0 +1,175 @@
+import CRuntime
+import Dockerfile
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A descriptor owned by one value, closed when it goes. A class rather than Support's
+/// non-copyable FileDescriptor: walks keep them in arrays and closures.
+final class Descriptor {
+    let fd: Int32
+    init?(_ fd: Int32) {
+        guard fd >= 0 else { return nil }
+        self.fd = fd
+    }
+    deinit { close(fd) }
+}
+
+/// What COPY and ADD read: a file or tree found by path under a root directory (the context, or a
+/// stage's image through a read-only overlay), never leaving it: every path is resolved with
+/// openat2(RESOLVE_IN_ROOT), so a link in the context or in an image that points at /etc names
+/// the root's own /etc, and every entry below is opened by name, without following links.
+struct SourceTree {
+    /// The root the path is resolved in (not owned).
+    let root: Int32
+    /// Cleaned, relative to the root, "/"-separated; "" is the root itself.
+    let path: String
+    /// `.dockerignore` of the context (paths relative to the context root); nil for an image.
+    let ignore: DockerIgnore?
+    /// COPY --exclude patterns, matched against paths relative to the source.
+    let excludes: [String]
+
+    /// One step of a walk: a directory begins or ends, or any other entry.
+    enum Event {
+        case enter(Entry)
+        case leave(Entry)
+        case leaf(Entry)
+    }
+
+    struct Entry {
+        /// Below the source ("" for the source itself).
+        var relative: String
+        /// The entry's directory, and its name there (with a NUL), for the *at calls.
+        var parent: Int32
+        var name: [CChar]
+        var info: stat
+        /// Open, for a directory's events (O_RDONLY | O_DIRECTORY).
+        var directory: Int32?
+
+        var isDirectory: Bool { info.st_mode & S_IFMT == S_IFDIR }
+
+        /// The entry opened for reading. A source reached through a link is held as an O_PATH
+        /// descriptor of the file itself (named "."), reopened through /proc: the same inode.
+        func openFile() -> Int32 {
+            if name == [46, 0] && !isDirectory {
+                return Glibc.open("/proc/self/fd/\(parent)", O_RDONLY | O_NOCTTY | O_CLOEXEC)
+            }
+            return openat(parent, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)
+        }
+    }
+
+    /// Deeper trees are refused: each level holds a descriptor while it is walked.
+    static let maxDepth = 512
+
+    /// The source's own entry, opened: nil when it does not exist.
+    func open() throws -> (parent: Descriptor, name: [CChar], info: stat)? {
+        let parentPath = path.split(separator: "/").dropLast().joined(separator: "/")
+        let last = path.split(separator: "/").last.map(String.init) ?? "."
+        guard let parent = Descriptor(berth_in_root_open(root, parentPath.isEmpty ? "." : parentPath, O_RDONLY | O_DIRECTORY))
+        else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw BuildError("open \(parentPath)", errno: errno)
+        }
+        var name = Array(last.utf8CString)
+        var info = stat()
+        guard fstatat(parent.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            if errno == ENOENT { return nil }
+            throw BuildError("stat \(path)", errno: errno)
+        }
+        // A link named as the source is followed (inside the root), as Docker follows it: what it
+        // points at is copied under the link's name.
+        if info.st_mode & S_IFMT == S_IFLNK {
+            guard let target = Descriptor(berth_in_root_open(root, path, Int32(BERTH_O_PATH))) else {
+                if errno == ENOENT || errno == ELOOP { return nil }
+                throw BuildError("open \(path)", errno: errno)
+            }
+            guard fstat(target.fd, &info) == 0 else { throw BuildError("stat \(path)", errno: errno) }
+            name = [CChar(UInt8(ascii: ".")), 0]
+            return (target, name, info)
+        }
+        return (parent, name, info)
+    }
+
+    func isExcluded(_ relative: String) -> Bool {
+        if let ignore {
+            let contextPath = path.isEmpty ? relative : relative.isEmpty ? path : path + "/" + relative
+            if ignore.excludes(contextPath) { return true }
+        }
+        return excludes.contains { pattern in
+            (try? PathPattern.matches(pattern, relative)) == true
+                || relative.split(separator: "/").last.map { (try? PathPattern.matches(pattern, String($0))) == true }
+                    == true
+        }
+    }
+
+    /// Walks the source depth first, names in byte order (so a digest of the walk is stable),
+    /// skipping what `.dockerignore` and `--exclude` leave out. A missing source throws.
+    func walk(_ visit: (Event) throws -> Void) throws {
+        guard let (parent, name, info) = try open() else {
+            throw BuildError(message: "\"\(path.isEmpty ? "." : path)\": not found")
+        }
+        try withExtendedLifetime(parent) {
+            try walk(
+                Entry(relative: "", parent: parent.fd, name: name, info: info, directory: nil), depth: 0,
+                visit)
+        }
+    }
+
+    private func walk(_ entry: Entry, depth: Int, _ visit: (Event) throws -> Void) throws {
+        guard entry.isDirectory else { return try visit(.leaf(entry)) }
+        guard depth < Self.maxDepth else {
+            throw BuildError(message: "\(entry.relative): more than \(Self.maxDepth) directory levels")
+        }
+        guard let dir = Descriptor(openat(entry.parent, entry.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+        else { throw BuildError("open \(display(entry.relative))", errno: errno) }
+        var opened = entry
+        opened.directory = dir.fd
+        try visit(.enter(opened))
+        for name in try Self.names(dir.fd, display: display(entry.relative)) {
+            let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let relative = entry.relative.isEmpty ? text : entry.relative + "/" + text
+            var info = stat()
+            guard fstatat(dir.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw BuildError("stat \(display(relative))", errno: errno)
+            }
+            if isExcluded(relative) {
+                // An excluded directory is still entered when an exception may bring back
+                // something below it; what is entered but left empty is not copied.
+                guard info.st_mode & S_IFMT == S_IFDIR, let ignore,
+                    ignore.mayIncludeUnder(path.isEmpty ? relative : path + "/" + relative)
+                else { continue }
+            }
+            try walk(
+                Entry(relative: relative, parent: dir.fd, name: name, info: info, directory: nil), depth: depth + 1,
+                visit)
+        }
+        try visit(.leave(opened))
+    }
+
+    func display(_ relative: String) -> String {
+        let joined = path.isEmpty ? relative : relative.isEmpty ? path : path + "/" + relative
+        return joined.isEmpty ? "." : joined
+    }
+
+    /// A directory's entry names (with their NUL), in byte order.
+    static func names(_ fd: Int32, display: String) throws -> [[CChar]] {
+        guard let dir = fdopendir(dup(fd)) else { throw BuildError("read \(display)", errno: errno) }
+        defer { closedir(dir) }
+        var names: [[CChar]] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw BuildError("read \(display)", errno: errno) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                $0.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } + [0]
+            }
+            if name == [46, 0] || name == [46, 46, 0] { continue }
+            names.append(name)
+        }
+        return names.sorted { $0.lexicographicallyPrecedes($1) { UInt8(bitPattern: $0) < UInt8(bitPattern: $1) } }
+    }
+}

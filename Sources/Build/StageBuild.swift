@@ -1,0 +1,487 @@
+import CRuntime
+import Dockerfile
+import FoundationEssentials
+import Images
+import Runtime
+import Support
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One stage, step by step. The state between steps is an image in the store (every step but
+/// ARG commits one, metadata steps without a layer), so a step's cache entry is simply the
+/// image it made, and the next step's key starts from that image's ID.
+final class StageBuild {
+    let session: BuildSession
+    let index: Int
+    let stage: Stage
+    /// The image so far; nil while a FROM scratch stage has made nothing.
+    var image: Image?
+    var config = ImageConfig()
+    /// The ARGs declared in this stage, with their values (nil: declared, no value).
+    var args: [String: String?] = [:]
+    /// Whether CMD was set in this stage (an ENTRYPOINT clears an inherited CMD, not this one's).
+    var cmdSet = false
+    /// "build" (the stage's name) or "stage-2": how the steps are shown.
+    let label: String
+    var position = 0
+    var total: Int
+
+    var store: ImageStore { session.builder.store }
+    var escape: Character { session.dockerfile.escape }
+    var file: String { session.dockerfile.path }
+
+    init(session: BuildSession, index: Int) {
+        self.session = session
+        self.index = index
+        stage = session.dockerfile.stages[index]
+        label = stage.name ?? "stage-\(index)"
+        total = stage.instructions.count + 1
+    }
+
+    /// The instruction's typed form, its errors as the build's.
+    static func typed(
+        _ instruction: Instruction, file: String, escape: Character, lookup: (String) -> String?
+    ) throws -> Command {
+        do {
+            return try instruction.command(file: file, escape: escape, lookup: lookup)
+        } catch let error as DockerfileError {
+            throw BuildError(message: error.description)
+        }
+    }
+
+    /// A variable as the stage's instructions see it: ENV first, then the ARGs.
+    func lookup(_ name: String) -> String? {
+        if let value = Self.envValue(name, in: config.env) { return value }
+        if let declared = args[name] { return declared }
+        return nil
+    }
+
+    static func envValue(_ name: String, in env: [String]?) -> String? {
+        guard let env else { return nil }
+        for entry in env.reversed() {
+            if let eq = entry.firstIndex(of: "="), entry[..<eq] == name { return String(entry[entry.index(after: eq)...]) }
+        }
+        return nil
+    }
+
+    func run() throws -> Image? {
+        try from()
+        var instructions = stage.instructions
+        // The base image's ONBUILD triggers run first, and are not passed on (Docker's rule).
+        if let triggers = config.onBuild, !triggers.isEmpty {
+            let text = "FROM scratch\n" + triggers.joined(separator: "\n")
+            do {
+                let parsed = try Dockerfile.parse(text, path: "ONBUILD")
+                instructions = (parsed.stages.first?.instructions ?? []) + instructions
+                total += parsed.stages.first?.instructions.count ?? 0
+            } catch let error as DockerfileError {
+                throw BuildError(message: "the base image's ONBUILD: \(error.description)")
+            }
+            config.onBuild = nil
+        }
+        for instruction in instructions {
+            if session.isCancelled { throw BuildError(message: "cancelled") }
+            try step(instruction)
+        }
+        return image
+    }
+
+    // MARK: steps
+
+    private func stepName(_ instruction: Instruction) -> String {
+        "[\(label) \(position)/\(total)] \(instruction.original)"
+    }
+
+    /// Runs `body` as a step with its progress: it returns whether the result was cached.
+    private func reported(_ instruction: Instruction, _ body: () throws -> Bool) throws {
+        position += 1
+        let number = session.nextStepNumber()
+        let name = stepName(instruction)
+        session.builder.progress(.started(step: number, name: name))
+        let start = Self.now()
+        currentStep = number
+        do {
+            if try body() {
+                session.builder.progress(.cached(step: number))
+            } else {
+                session.builder.progress(.finished(step: number, seconds: Self.now() - start))
+            }
+        } catch let error as BuildError {
+            session.builder.progress(.failed(step: number, seconds: Self.now() - start))
+            let where_ = "\(file):\(instruction.position.line):\(instruction.position.column)"
+            throw error.at(where_, step: name)
+        } catch {
+            session.builder.progress(.failed(step: number, seconds: Self.now() - start))
+            let where_ = "\(file):\(instruction.position.line):\(instruction.position.column)"
+            throw BuildError(message: "\(error)").at(where_, step: name)
+        }
+    }
+
+    private var currentStep = 0
+
+    /// AT_EMPTY_PATH, a _GNU_SOURCE name Swift's Glibc module does not export.
+    static let atEmptyPath: Int32 = 0x1000
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    private func from() throws {
+        try reported(stage.from) {
+            let command = try Self.typed(stage.from, file: file, escape: escape) { self.session.globalArgs[$0] }
+            guard case .from(let name, _, _) = command else { throw BuildError(message: "not a FROM") }
+            // A stage is named by its AS name, and only one defined before (Docker's rule).
+            if let j = session.dockerfile.stages[..<index].firstIndex(where: { $0.name == name.lowercased() }) {
+                image = try session.result(of: j)
+            } else if name.lowercased() == "scratch" {
+                image = nil
+            } else {
+                image = try externalImage(name)
+            }
+            config = image?.config ?? ImageConfig()
+            return false
+        }
+    }
+
+    /// An image from the store, pulled when it is missing (or always, with --pull).
+    func externalImage(_ name: String) throws -> Image {
+        if session.options.pull { try session.builder.pull(name) }
+        do {
+            return try store.image(name)
+        } catch ImageStore.Error.notFound {
+            try session.builder.pull(name)
+            return try store.image(name)
+        }
+    }
+
+    private func step(_ instruction: Instruction) throws {
+        // ARG changes only what later steps see: no image, no cache entry.
+        if instruction.keyword == "ARG" {
+            try reported(instruction) {
+                let command = try Self.typed(instruction, file: file, escape: escape, lookup: lookup)
+                guard case .arg(let definitions) = command else { return false }
+                for d in definitions {
+                    let value = session.buildArgs[d.name] ?? d.defaultValue ?? session.globalArgs[d.name]
+                    args[d.name] = .some(value)
+                }
+                return false
+            }
+            return
+        }
+        try reported(instruction) {
+            let command = try Self.typed(instruction, file: file, escape: escape, lookup: lookup)
+            switch command {
+            case .run(let run): return try self.run(run, instruction)
+            case .copy(let copy): return try self.copy(copy, instruction, isAdd: false)
+            case .add(let copy): return try self.copy(copy, instruction, isAdd: true)
+            case .workdir(let path): return try workdir(path, instruction)
+            default: return try metadata(command, instruction)
+            }
+        }
+    }
+
+    /// The key's start: the image so far.
+    var parentKey: CacheKey { CacheKey(parent: image?.id ?? "scratch") }
+
+    /// The cached result of `key`, made current; false when there is none (or --no-cache).
+    func useCached(_ key: CacheKey) -> Bool {
+        guard !session.options.noCache, let cached = store.cachedImage(key: key.value) else { return false }
+        image = cached
+        config = cached.config
+        return true
+    }
+
+    func commit(_ layer: BuiltLayer?, _ createdBy: String, key: CacheKey) throws {
+        image = try store.commitImage(
+            parent: image, layer: layer, config: config,
+            history: HistoryEntry(createdBy: createdBy, comment: nil, emptyLayer: layer == nil),
+            created: session.created, cacheKey: key.value)
+    }
+
+    // MARK: metadata
+
+    private func metadata(_ command: Command, _ instruction: Instruction) throws -> Bool {
+        var key = parentKey
+        key.add(instruction.keyword)
+        key.add("\(command)")
+        if useCached(key) { return true }
+        switch command {
+        case .env(let pairs):
+            var env = config.env ?? []
+            for p in pairs {
+                env.removeAll { $0.hasPrefix(p.key + "=") }
+                env.append(p.key + "=" + p.value)
+            }
+            config.env = env
+        case .label(let pairs):
+            var labels = config.labels ?? [:]
+            for p in pairs { labels[p.key] = p.value }
+            config.labels = labels
+        case .expose(let ports):
+            var all = Set(config.exposedPorts ?? [])
+            for p in ports { all.insert(p.contains("/") ? p.lowercased() : p + "/tcp") }
+            config.exposedPorts = all.sorted()
+        case .cmd(let line):
+            config.cmd = argv(line)
+            cmdSet = true
+        case .entrypoint(let line):
+            config.entrypoint = argv(line)
+            if !cmdSet { config.cmd = nil }
+        case .volume(let paths):
+            var all = Set(config.volumes ?? [])
+            for p in paths where !p.isEmpty { all.insert(p) }
+            config.volumes = all.sorted()
+        case .user(let user):
+            config.user = user
+        case .stopSignal(let signal):
+            config.stopSignal = signal
+        case .healthcheck(let check):
+            if let check {
+                config.healthcheck = ImageHealthcheck(
+                    test: check.test, interval: check.interval, timeout: check.timeout,
+                    startPeriod: check.startPeriod, startInterval: check.startInterval, retries: check.retries)
+            } else {
+                config.healthcheck = ImageHealthcheck(test: ["NONE"])
+            }
+        case .shell(let shell):
+            config.shell = shell
+        case .onbuild(let trigger):
+            config.onBuild = (config.onBuild ?? []) + [trigger]
+        case .maintainer:
+            break
+        default:
+            throw BuildError(message: "unexpected \(instruction.keyword)")
+        }
+        try commit(nil, instruction.original, key: key)
+        return false
+    }
+
+    /// CMD/ENTRYPOINT/RUN's argv: the JSON form as written, the shell form through SHELL.
+    private func argv(_ line: CommandLine) -> [String] {
+        switch line {
+        case .exec(let words): return words
+        case .shell(let text): return (config.shell ?? ["/bin/sh", "-c"]) + [text]
+        }
+    }
+
+    // MARK: WORKDIR
+
+    private func workdir(_ path: String, _ instruction: Instruction) throws -> Bool {
+        let joined = path.hasPrefix("/") ? path : (config.workingDir ?? "/") + "/" + path
+        let clean = Self.cleanAbsolute(joined)
+        var key = parentKey
+        key.add("WORKDIR")
+        key.add(clean)
+        if useCached(key) { return true }
+        config.workingDir = clean
+        // Made when missing, as BuildKit does, owned by the USER of the moment.
+        let layer = try inOverlay { root in
+            let owner = try config.user.map { try self.owner($0, root: root) }
+            guard let made = Descriptor(berth_in_root(root, clean, Int32(BERTH_IN_ROOT_MKDIR), 0o755)) else {
+                throw BuildError("mkdir \(clean)", errno: errno)
+            }
+            if let owner, fchownat(made.fd, "", owner.uid, owner.gid, Self.atEmptyPath) != 0 {
+                throw BuildError("chown \(clean)", errno: errno)
+            }
+        }
+        try commit(layer, "WORKDIR " + clean, key: key)
+        return false
+    }
+
+    /// `/a/./b/../c` as `/a/c`.
+    static func cleanAbsolute(_ path: String) -> String {
+        var parts: [Substring] = []
+        for p in path.split(separator: "/") {
+            if p == "." { continue }
+            if p == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(p)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// Runs `body` on a writable overlay of the image so far, then captures what it wrote: nil
+    /// when it wrote nothing.
+    func inOverlay(_ body: (Int32) throws -> Void) throws -> BuiltLayer? {
+        let step = try session.workspace.stepDirectory()
+        defer { Workspace.remove(step) }
+        do {
+            let overlay = try session.workspace.openOverlay(layers: image?.layerPaths ?? [], step: step)
+            try withExtendedLifetime(overlay) { try body(overlay.fd) }
+        }
+        let upper = step + "/upper"
+        if Files.names(in: upper).isEmpty { return nil }
+        return try store.captureLayer(directory: upper, sourceDateEpoch: session.options.sourceDateEpoch)
+    }
+
+    /// A user or uid[:gid] as the image's /etc/passwd and /etc/group (read in `root`) name it.
+    func owner(_ spec: String, root: Int32) throws -> (uid: UInt32, gid: UInt32) {
+        do {
+            let user = try ProcessResolution.user(spec) { path in
+                guard let fd = Descriptor(berth_in_root_open(root, path, O_RDONLY)) else { return nil }
+                return Files.readAll(fd: fd.fd).map { String(decoding: $0, as: UTF8.self) }
+            }
+            return (user.uid, user.gid)
+        } catch let error as ProcessResolution.Error {
+            throw BuildError(message: error.description)
+        }
+    }
+
+    // MARK: RUN
+
+    private func run(_ run: Run, _ instruction: Instruction) throws -> Bool {
+        let step = try session.workspace.stepDirectory()
+        defer { Workspace.remove(step) }
+        var argv: [String]
+        var mounts: [MountSpec] = []
+        var targets: [String] = []
+        switch run.command {
+        case .exec(let words):
+            argv = words
+        case .shell(let text):
+            let shell = config.shell ?? ["/bin/sh", "-c"]
+            if let only = run.heredocs.first, run.heredocs.count == 1,
+                text.trimmingWhitespace().hasPrefix("<<"), !text.trimmingWhitespace().contains(" ")
+            {
+                // `RUN <<EOF`: the body is the script; one with #! runs through its interpreter,
+                // from a file mounted for it (BuildKit's /dev/pipes).
+                let body = only.expand ? only.content : only.content
+                if body.hasPrefix("#!") {
+                    let script = step + "/" + only.name
+                    try Self.writeFile(script, body, mode: 0o755)
+                    let target = "/dev/pipes/" + only.name
+                    mounts.append(MountSpec(kind: .bind, source: script, target: target, readOnly: true))
+                    argv = [target]
+                } else {
+                    argv = shell + [body]
+                }
+            } else if !run.heredocs.isEmpty {
+                // Heredocs fed to a command: the shell reads them itself, as written.
+                argv = shell + [text + "\n" + run.heredocs.map { $0.content + $0.name + "\n" }.joined()]
+            } else {
+                argv = shell + [text]
+            }
+        }
+        // The build args in scope reach the command as variables (ENV of the same name wins).
+        var env: [String] = []
+        for (name, value) in args.sorted(by: { $0.key < $1.key }) {
+            guard let value, Self.envValue(name, in: config.env) == nil else { continue }
+            env.append(name + "=" + value)
+        }
+        var described: [String] = []
+        for m in run.mounts {
+            switch m.kind {
+            case .cache:
+                let id = m.id ?? m.target
+                let path = try session.workspace.cacheMount(
+                    id: id, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755)
+                mounts.append(MountSpec(kind: .bind, source: path, target: m.target, readOnly: m.readOnly))
+                described.append("cache \(id) \(m.target)")
+            case .tmpfs:
+                mounts.append(MountSpec(kind: .tmpfs, target: m.target, tmpfsSize: m.size))
+                described.append("tmpfs \(m.target)")
+            case .secret:
+                let id = m.id ?? String(m.target.split(separator: "/").last ?? "")
+                guard let source = session.options.secrets[id] else {
+                    if m.required { throw BuildError(message: "secret \(id) not found: give it with --secret id=\(id),src=FILE") }
+                    continue
+                }
+                mounts.append(MountSpec(kind: .bind, source: source, target: m.target, readOnly: true))
+                // The secret's content never enters the key: only that one was mounted.
+                described.append("secret \(id) \(m.target)")
+            case .bind:
+                let (source, digest) = try bindSource(m)
+                mounts.append(MountSpec(kind: .bind, source: source, target: m.target, readOnly: true))
+                described.append("bind \(m.source ?? "") \(m.target) \(digest)")
+            case .ssh:
+                throw BuildError(message: "RUN --mount=type=ssh is not supported")
+            }
+            targets.append(m.target)
+        }
+        let networkName = run.network ?? session.options.network
+        let network: NetworkMode
+        switch networkName {
+        case "none": network = .none
+        case "host": network = .host
+        default: network = .default
+        }
+        var key = parentKey
+        key.add("RUN")
+        key.add(argv)
+        key.add(env)
+        key.add(described)
+        key.add(networkName)
+        if useCached(key) { return true }
+        guard let base = image else {
+            throw BuildError(message: "RUN needs an image with a shell: this stage has no file yet (FROM scratch)")
+        }
+        let runStep = RunStep(
+            argv: argv, env: env, user: config.user, workingDir: config.workingDir, network: network, mounts: mounts,
+            mountTargets: targets)
+        let number = currentStep
+        let upper = try runStep.run(image: base, root: session.builder.root, step: step) { line in
+            session.builder.progress(.output(step: number, line: line))
+        }
+        let layer = try store.captureLayer(directory: upper, sourceDateEpoch: session.options.sourceDateEpoch)
+        // BuildKit's form: the build args the command saw, then its argv.
+        let shownArgs = env.isEmpty ? "" : "|\(env.count) " + env.joined(separator: " ") + " "
+        try commit(layer, "RUN " + shownArgs + argv.joined(separator: " "), key: key)
+        return false
+    }
+
+    /// A bind mount's source from the context (read-only): its real path, resolved inside the
+    /// context, and its content's digest for the key.
+    private func bindSource(_ m: RunMount) throws -> (String, String) {
+        if let from = m.from {
+            throw BuildError(message: "RUN --mount=type=bind,from=\(from) is not supported: bind the context, or COPY --from")
+        }
+        let path = Self.cleanRelative(m.source ?? "")
+        guard !path.hasPrefix("..") else {
+            throw BuildError(message: "forbidden path outside the build context: \(m.source ?? "")")
+        }
+        let tree = SourceTree(root: session.context.descriptor.fd, path: path, ignore: nil, excludes: [])
+        let digest = try ContentDigest.of(tree)
+        guard let fd = Descriptor(berth_in_root_open(session.context.descriptor.fd, path.isEmpty ? "." : path, Int32(BERTH_O_PATH)))
+        else { throw BuildError("open \(path) in the context", errno: errno) }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(fd.fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { throw BuildError("resolve \(path) in the context", errno: errno) }
+        return (String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self), digest)
+    }
+
+    /// A context path cleaned as Go's filepath.Clean, relative: "" for the context itself, and
+    /// starting with ".." when it leaves it.
+    static func cleanRelative(_ path: String) -> String {
+        var parts: [Substring] = []
+        var ups = 0
+        for p in path.split(separator: "/") {
+            if p == "." { continue }
+            if p == ".." {
+                if parts.isEmpty {
+                    // Above the root of an absolute path stays at the root, as in Go.
+                    if !path.hasPrefix("/") { ups += 1 }
+                } else {
+                    parts.removeLast()
+                }
+                continue
+            }
+            parts.append(p)
+        }
+        return (Array(repeating: "..", count: ups) + parts.map(String.init)).joined(separator: "/")
+    }
+
+    static func writeFile(_ path: String, _ text: String, mode: mode_t) throws {
+        do {
+            try Array(text.utf8).withUnsafeBytes { try Files.replace(path, with: $0, mode: mode) }
+        } catch let error as FileError {
+            throw BuildError("write \(path)", errno: error.errno)
+        }
+        chmod(path, mode)
+    }
+}
