@@ -2,6 +2,7 @@ import Dispatch
 import Dockerfile
 import FoundationEssentials
 import Images
+import Runtime
 import Support
 
 #if canImport(Glibc)
@@ -18,6 +19,7 @@ public final class Builder {
     /// Brings an image the store lacks (or, with `--pull`, every FROM image) into the store: the
     /// CLI's registry pull, with its own progress.
     let pull: (String) throws -> Void
+    let cancellation = Cancellation()
 
     public init(root: String, progress: @escaping BuildProgress = { _ in }, pull: @escaping (String) throws -> Void)
         throws
@@ -28,6 +30,13 @@ public final class Builder {
         self.pull = pull
     }
 
+    /// Stops the build (Ctrl-C): the RUN steps' containers are killed, no new step starts, and
+    /// `build` throws once what was started is cleaned up. Safe from any thread.
+    public func cancel() { cancellation.cancel() }
+
+    /// Whether `cancel` was called.
+    public var isCancelled: Bool { cancellation.isCancelled }
+
     /// Builds, tags the result with `options.tags` and returns it.
     public func build(_ options: BuildOptions) throws -> Image {
         let (text, displayPath, ignoreText) = try Self.readInputs(options)
@@ -37,6 +46,7 @@ public final class Builder {
         }
         let context = try BuildContext(directory: options.context, ignore: DockerIgnore(ignoreText ?? ""))
         let workspace = try Workspace(root: root)
+        if workspace.sweptLeftovers { RunStep.removeLeftovers(root: root) }
         let session = try BuildSession(
             builder: self, options: options, dockerfile: dockerfile, context: context, workspace: workspace)
         var image = try session.run()
@@ -297,8 +307,8 @@ final class BuildSession {
         }
     }
 
-    /// True once a stage failed: the others stop at their next step.
-    var isCancelled: Bool { lock.withLock { failure != nil } }
+    /// True once a stage failed or the build was cancelled: the others stop at their next step.
+    var isCancelled: Bool { builder.cancellation.isCancelled || lock.withLock { failure != nil } }
 
     func nextStepNumber() -> Int {
         lock.withLock {
@@ -306,6 +316,36 @@ final class BuildSession {
             return stepCounter
         }
     }
+}
+
+/// A build's cancellation: the flag, and the containers of the RUN steps running now.
+final class Cancellation: @unchecked Sendable {
+    private let lock = StateLock()
+    private var cancelled = false
+    private var running: [String: Container] = [:]
+
+    var isCancelled: Bool { lock.withLock { cancelled } }
+
+    func cancel() {
+        let containers: [Container] = lock.withLock {
+            cancelled = true
+            return Array(running.values)
+        }
+        for c in containers { try? c.kill(signal: SIGKILL) }
+    }
+
+    /// Follows a RUN step's container while it runs; false (and the container is killed) when
+    /// the build is cancelled already.
+    func started(_ container: Container) -> Bool {
+        let go = lock.withLock {
+            if !cancelled { running[container.id] = container }
+            return !cancelled
+        }
+        if !go { try? container.kill(signal: SIGKILL) }
+        return go
+    }
+
+    func ended(_ container: Container) { lock.withLock { _ = running.removeValue(forKey: container.id) } }
 }
 
 /// A mutex for the session's few shared values (FoundationEssentials has no NSLock).

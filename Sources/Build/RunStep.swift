@@ -28,7 +28,9 @@ struct RunStep {
 
     /// Runs the command; on success returns the captured upper dir, moved to `step` (a workspace
     /// directory), with nothing else of the container left. `output` gets each line.
-    func run(image: Image, root: String, step: String, output: (String) -> Void) throws -> String {
+    func run(image: Image, root: String, step: String, cancellation: Cancellation, output: (String) -> Void) throws
+        -> String
+    {
         var spec = ContainerSpec(image: image, reference: image.reference.isEmpty ? image.id : image.reference)
         spec.name = "berth-build-" + String(UUID().uuidString.lowercased().filter { $0 != "-" }.prefix(12))
         spec.entrypoint = []
@@ -38,7 +40,7 @@ struct RunStep {
         spec.workingDir = workingDir
         spec.network = network
         spec.mounts = mounts
-        spec.labels = ["berth.build": "true"]
+        spec.labels = [Self.label: "true"]
         spec.logDriver = "none"
         let networking = ContainerNetworking(root: root)
         let plan = try networking.plan(spec)
@@ -50,6 +52,8 @@ struct RunStep {
             stdio: .pipes(stdin: false),
             beforeResume: plan.isEmpty
                 ? nil : { pid, netns in try networking.attach(container, pid: pid, namespace: netns, to: plan) })
+        let followed = cancellation.started(container)
+        defer { cancellation.ended(container) }
         var pending: [UInt8] = []
         var last: [String] = []
         func line(_ bytes: ArraySlice<UInt8>) {
@@ -70,6 +74,7 @@ struct RunStep {
             }
         }
         if !pending.isEmpty { line(pending[...]) }
+        if !followed || cancellation.isCancelled { throw BuildError(message: "cancelled") }
         guard code == 0 else {
             throw BuildError(
                 message: "\(Self.shown(argv)) did not complete successfully: exit code \(code)", exitCode: code,
@@ -81,6 +86,18 @@ struct RunStep {
         removeMountStubs(captured, layers: image.layerPaths)
         return captured
     }
+
+    /// The RUN containers a build killed half-way left (kill -9 of berth while a step ran); called
+    /// when no build runs.
+    static func removeLeftovers(root: String) {
+        let networking = ContainerNetworking(root: root)
+        for container in Container.list(root: root) where container.record.spec.labels[label] == "true" {
+            try? networking.remove(container, force: true)
+        }
+    }
+
+    /// What marks a RUN step's container.
+    static let label = "berth.build"
 
     /// The empty directories the runtime made as mount points, and their parents it made for
     /// them, when the image had none there: a cache or secret mount leaves nothing in the image.

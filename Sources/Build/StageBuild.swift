@@ -425,7 +425,9 @@ final class StageBuild {
             argv: argv, env: env, user: config.user, workingDir: config.workingDir, network: network, mounts: mounts,
             mountTargets: targets)
         let number = currentStep
-        let upper = try runStep.run(image: base, root: session.builder.root, step: step) { line in
+        let upper = try runStep.run(
+            image: base, root: session.builder.root, step: step, cancellation: session.builder.cancellation
+        ) { line in
             session.builder.progress(.output(step: number, line: line))
         }
         let layer = try store.captureLayer(directory: upper, sourceDateEpoch: session.options.sourceDateEpoch)

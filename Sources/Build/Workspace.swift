@@ -21,6 +21,8 @@ final class Workspace {
     let tmp: String
     let cacheMounts: String
     private let lock: Descriptor
+    /// No other build was running when this one began: what builds left was swept.
+    let sweptLeftovers: Bool
 
     init(root: String) throws {
         self.root = root
@@ -36,7 +38,8 @@ final class Workspace {
             throw BuildError("open \(dir)/lock", errno: errno)
         }
         self.lock = lock
-        if flock(lock.fd, LOCK_EX | LOCK_NB) == 0 {
+        sweptLeftovers = flock(lock.fd, LOCK_EX | LOCK_NB) == 0
+        if sweptLeftovers {
             for name in Files.names(in: tmp) { try? TreeRemoval.remove(path: tmp + "/" + name) }
         }
         while flock(lock.fd, LOCK_SH) != 0 && errno == EINTR {}

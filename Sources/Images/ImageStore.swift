@@ -157,7 +157,9 @@ public final class ImageStore {
         if let kept = report.kept.first(where: { content.contains($0.item) }) {
             throw Error.contentKept(reference, "\(kept.error)")
         }
-        let remaining = Set(try readIndex().manifests.map(\.digest))
+        // What the build cache still holds stays on purpose (`builder prune` removes it).
+        let cached = Set(buildCacheEntries(removingDamaged: false).map(\.manifest))
+        let remaining = Set(try readIndex().manifests.map(\.digest)).union(cached)
         for image in removedImages where !remaining.contains(image.manifest) {
             // Only a collection that skipped everything (a damaged store file) leaves it.
             guard !Files.exists(blobPath(image.manifest)) else {

@@ -4,6 +4,7 @@ import Compose
 import FoundationEssentials
 import Images
 import Orchestrator
+import Runtime
 import Support
 import Synchronization
 
@@ -83,11 +84,35 @@ struct BuildFlags: ParsableArguments {
     func build(_ options: BuildOptions, root: String, output: ComposeOutputOptions) throws -> Image {
         let view = BuildView(mode: quiet ? .quiet : BuildView.mode(output), colour: output.useANSI)
         let builder = try Builder(root: root, progress: view.sink, pull: { try pullForContainer($0, root: root) })
+        // Ctrl-C (or SIGTERM, SIGHUP) cancels: the running steps' containers are killed and the
+        // build's temporary state removed before berth exits with 130.
+        let signals = Foreground.SignalForwarding()
+        let watcher = signals.descriptor.map { fd in
+            BackgroundWork<Void> {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                while poll(&poller, 1, -1) >= 0 || errno == EINTR {
+                    let received = signals.received()
+                    if received.contains(where: { [SIGINT, SIGTERM, SIGHUP].contains($0) }) { builder.cancel() }
+                    // A 0 is no signal: the build is over and the watch ends.
+                    if received.contains(0) { return }
+                }
+            }
+        }
+        defer {
+            var stop: UInt8 = 0
+            _ = write(Foreground.signalPipeWriter, &stop, 1)
+            _ = try? watcher?.wait()
+            signals.stop()
+        }
         let image: Image
         do {
             image = try builder.build(options)
         } catch {
             view.finish()
+            if builder.isCancelled {
+                StandardStreams.writeError("berth: build cancelled\n")
+                throw CommandFailure(status: 130)
+            }
             throw error
         }
         view.finish()

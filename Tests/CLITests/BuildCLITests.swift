@@ -29,21 +29,20 @@ import Testing
 
     /// The step lines of a plain build: "[name i/n] TEXT" -> "CACHED" or "DONE".
     static func steps(_ output: String) -> [(name: String, cached: Bool)] {
-        var names: [String: String] = [:]
-        var order: [String] = []
-        var cached: Set<String> = []
+        var steps: [(name: String, cached: Bool)] = []
+        var latest: [String: Int] = [:]  // a step number's entry (numbers start again in each build)
         for line in output.split(separator: "\n") {
             guard line.hasPrefix("#"), let space = line.firstIndex(of: " ") else { continue }
             let number = String(line[..<space])
             let rest = String(line[line.index(after: space)...])
             if rest.hasPrefix("[") {
-                names[number] = rest
-                order.append(number)
-            } else if rest == "CACHED" {
-                cached.insert(number)
+                latest[number] = steps.count
+                steps.append((rest, false))
+            } else if rest == "CACHED", let index = latest[number] {
+                steps[index].cached = true
             }
         }
-        return order.map { (names[$0]!, cached.contains($0)) }
+        return steps
     }
 
     static func layers(_ world: World, _ image: String) throws -> [String] {
@@ -95,7 +94,7 @@ import Testing
         #expect(changed.status == 0, "\(changed.stderr)")
         let steps = Self.steps(changed.stderr)
         let copyIndex = try #require(steps.firstIndex { $0.name.contains("COPY src/") })
-        #expect(steps[1..<copyIndex].allSatisfy(\.cached), "\(changed.stderr)")
+        #expect(steps[1..<copyIndex].allSatisfy { $0.cached }, "\(changed.stderr)")
         #expect(steps[copyIndex...].allSatisfy { !$0.cached }, "\(changed.stderr)")
         let after = try Self.layers(world, "six")
         #expect(Array(after.prefix(before.count - 2)) == Array(before.prefix(before.count - 2)))
@@ -182,6 +181,148 @@ import Testing
         }
         #expect(digests[0] == digests[1])
         #expect(digests[0].count == 3)
+    }
+
+    @Test func copyAndAddFlagsArchivesAndHostileLinks() throws {
+        let world = try World()
+        let context = try Context(
+            world, "copy",
+            [
+                "app/a.txt": "a\n", "app/b.log": "b\n", "app/sub/c.txt": "c\n", "docs/x.md": "x\n",
+                "docs/y.md": "y\n", "Dockerfile.dockerignore": "secret.txt\n", "secret.txt": "no\n",
+                "nested/deep/file.txt": "deep\n",
+            ])
+        // A link in the context that points out of it is resolved inside the context.
+        try FileManager.default.createSymbolicLink(atPath: context.path + "/passwd", withDestinationPath: "/etc/passwd")
+        try context.write("etc/passwd", "the context's own\n")
+        // A tar to unpack: ADD makes its tree, COPY copies the file.
+        let tarDir = world.dir.path + "/tar-src"
+        try FileManager.default.createDirectory(atPath: tarDir + "/pkg", withIntermediateDirectories: true)
+        try "packed\n".write(toFile: tarDir + "/pkg/inside.txt", atomically: true, encoding: .utf8)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/bin/tar")
+        tar.arguments = ["-C", tarDir, "-czf", context.path + "/bundle.tar.gz", "pkg"]
+        try tar.run()
+        tar.waitUntilExit()
+        let dockerfile = """
+            FROM busybox
+            RUN mkdir -p /target && ln -s /etc /target/link
+            COPY --chown=app:staff --chmod=640 app/a.txt /owned/
+            COPY --exclude=*.log app /app/
+            COPY docs/*.md /docs/
+            COPY --parents nested/deep/file.txt /parents/
+            COPY passwd /from-link
+            ADD bundle.tar.gz /unpacked/
+            COPY bundle.tar.gz /packed/
+            COPY app/a.txt /target/link/written-through-link
+            """
+        try context.write("Dockerfile", dockerfile)
+        let built = try Self.build(world, ["-t", "copy", "-f", context.path + "/Dockerfile", context.path])
+        #expect(built.status == 0, "\(built.stderr)")
+        let script = [
+            "stat -c '%U:%G %a' /owned/a.txt", "ls /app /app/sub", "ls /docs", "cat /parents/nested/deep/file.txt",
+            "cat /from-link", "cat /unpacked/pkg/inside.txt", "ls /packed", "ls -l /target/link | cut -c1",
+            "ls /etc/written-through-link", "test ! -e /secret.txt && echo no-secret",
+        ].joined(separator: "; ")
+        let run = try world.berth(["container", "run", "--rm", "copy", "sh", "-c", script])
+        #expect(
+            run.stdout
+                == """
+                app:staff 640
+                /app:
+                a.txt
+                sub
+
+                /app/sub:
+                c.txt
+                x.md
+                y.md
+                deep
+                the context's own
+                packed
+                bundle.tar.gz
+                l
+                /etc/written-through-link
+                no-secret
+
+                """, "\(run.stderr)")
+        // Dockerfile.dockerignore excluded secret.txt: naming it is "not found".
+        try context.write("Dockerfile", "FROM busybox\nCOPY secret.txt /\n")
+        let excluded = try Self.build(world, ["-f", context.path + "/Dockerfile", context.path])
+        #expect(excluded.status != 0 && excluded.stderr.contains("secret.txt"), "\(excluded.stderr)")
+        try Self.expectNothingLeft(world)
+    }
+
+    @Test func theTerminalViewShowsStepsTimesAndCachedOnes() throws {
+        let world = try World()
+        let context = try Context(world, "tty", ["Dockerfile": "FROM busybox\nRUN echo built > /f\nCMD [\"cat\", \"/f\"]\n"])
+        for _ in 0..<2 {
+            let result = try world.berth(["build", "--progress", "tty", "--ansi", "never", "-t", "tty", context.path])
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        let last = try world.berth(["build", "--progress", "tty", "-t", "tty", context.path])
+        #expect(last.stderr.contains("[+] Building"))
+        #expect(last.stderr.contains("\u{1B}[2K => CACHED [stage-0 2/3] RUN echo built > /f"))
+        #expect(last.stderr.contains("\u{1B}["))  // drawn in place
+        let quiet = try world.berth(["image", "build", "-q", context.path])
+        #expect(quiet.stdout.hasPrefix("sha256:") && quiet.stderr.isEmpty)
+    }
+
+    @Test func composeBuildsServicesNamesThemAndRemovesThemWithRmiLocal() throws {
+        let world = try World()
+        let project = "bld\(UUID().uuidString.prefix(6).lowercased())"
+        let dir = world.dir.path + "/" + project
+        let context = try Context(
+            world, project,
+            [
+                "web/Dockerfile": "FROM busybox\nARG GREETING\nRUN echo $GREETING > /greeting\nCMD [\"sleep\", \"600\"]\n",
+                "tool/Dockerfile": "FROM busybox\nRUN echo tool > /tool\n",
+                "compose.yaml": """
+                    services:
+                      web:
+                        build:
+                          context: web
+                          args:
+                            GREETING: hello
+                        init: true
+                      tool:
+                        image: custom-tool:1
+                        build:
+                          context: ./tool
+                          tags: ["custom-tool:extra"]
+                        pull_policy: build
+                        command: ["sleep", "600"]
+                        init: true
+                    """,
+            ])
+        _ = context
+        func compose(_ arguments: [String]) throws -> BerthProcess.Result {
+            try world.berth(["-f", dir + "/compose.yaml", "-p", project, "--progress", "plain"] + arguments)
+        }
+        defer { _ = try? compose(["down", "-v", "-t", "0"]) }
+        // `build SERVICE`: that one only, named PROJECT-SERVICE.
+        let one = try compose(["build", "web"])
+        #expect(one.status == 0, "\(one.stderr)")
+        var images = try world.berth(["image", "ls"]).stdout
+        #expect(images.contains("\(project)-web") && !images.contains("custom-tool"))
+        // `up`: tool's image is missing (and pull_policy build): built, with its tags.
+        let up = try compose(["up", "-d"])
+        #expect(up.status == 0, "\(up.stderr)")
+        images = try world.berth(["image", "ls"]).stdout
+        #expect(images.contains("custom-tool") && images.contains("extra"))
+        let greeting = try world.berth(["container", "exec", "\(project)-web-1", "cat", "/greeting"])
+        #expect(greeting.stdout == "hello\n")
+        // A second `up --build` with nothing changed: every step from the cache, nothing recreated.
+        let again = try compose(["up", "-d", "--build"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let runs = Self.steps(again.stderr).filter { $0.name.contains("] RUN") }
+        #expect(runs.count == 2 && runs.allSatisfy { $0.cached }, "\(again.stderr)")
+        #expect(!again.stderr.contains("Recreate"), "\(again.stderr)")
+        // `down --rmi local`: the PROJECT-SERVICE image goes, the one named in image: stays.
+        let down = try compose(["down", "--rmi", "local", "-t", "0"])
+        #expect(down.status == 0, "\(down.stdout) \(down.stderr)")
+        images = try world.berth(["image", "ls"]).stdout
+        #expect(!images.contains("\(project)-web") && images.contains("custom-tool"))
     }
 
     @Test func badInputIsAClearErrorAndLeavesNothing() throws {
