@@ -159,7 +159,7 @@ let package = Package(
             name: "RuntimeTests", dependencies: ["Runtime", "Images", "ContainerSpecs", "Support", "TestSupport"]),
         .testTarget(name: "NetworkTests", dependencies: ["Network", "CNetlink", "TestSupport"]),
         .testTarget(name: "NameServerTests", dependencies: ["NameServer", "Network", "CNetlink", "TestSupport"]),
-        .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "Compose", "Runtime"]),
+        .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "Compose", "Runtime", "Images"]),
         .testTarget(name: "CLITests", dependencies: ["berth", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

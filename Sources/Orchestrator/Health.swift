@@ -1,5 +1,6 @@
 import Compose
 import FoundationEssentials
+import Images
 import Runtime
 import Support
 
@@ -27,6 +28,26 @@ public struct HealthcheckSpec: Codable, Equatable, Sendable {
         self.startPeriod = startPeriod
         self.startInterval = startInterval
         self.retries = retries
+    }
+
+    /// Compose's healthcheck over the image's HEALTHCHECK, field by field as Docker merges them
+    /// (a compose check with only `interval` keeps the image's test); nil when there is none or
+    /// either disables it.
+    public init?(compose: Healthcheck?, image: ImageHealthcheck?) throws {
+        guard let image, image.test.first != "NONE", !image.test.isEmpty else {
+            guard let compose else { return nil }
+            try self.init(compose)
+            return
+        }
+        var merged = compose ?? Healthcheck()
+        if merged.test == nil { merged.test = image.test }
+        func duration(_ ns: Int64?) -> ComposeDuration? { ns.map { ComposeDuration(nanoseconds: $0) } }
+        merged.interval = merged.interval ?? duration(image.interval)
+        merged.timeout = merged.timeout ?? duration(image.timeout)
+        merged.startPeriod = merged.startPeriod ?? duration(image.startPeriod)
+        merged.startInterval = merged.startInterval ?? duration(image.startInterval)
+        merged.retries = merged.retries ?? image.retries.map { UInt64(max(0, $0)) }
+        try self.init(merged)
     }
 
     /// From compose's healthcheck; nil when it is disabled (`disable: true`, `test: [NONE]`) or

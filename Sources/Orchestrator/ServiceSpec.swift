@@ -1,4 +1,5 @@
 import Compose
+import Images
 import Crypto
 import FoundationEssentials
 import Runtime
@@ -109,7 +110,9 @@ struct ServiceSpecBuilder {
             return "\(key):\(dependency.condition):\(dependency.restart)"
         }.joined(separator: ",")
         spec.labels = labels
-        labels[ComposeLabel.configHash] = Self.configHash(spec, supervision: try Orchestrator.serviceRecord(service))
+        let imageHealth = Orchestrator.imageHealthcheck(of: service, in: project, try? ImageStore(root: root))
+        labels[ComposeLabel.configHash] = Self.configHash(
+            spec, supervision: try Orchestrator.serviceRecord(service, image: imageHealth))
         spec.labels = labels
         return spec
     }

@@ -64,6 +64,8 @@ extension Orchestrator {
 
         try buildImages(of: services, in: project, options)
         try pullImages(of: services.filter { $0.build == nil || options.noBuild }, policy: options.pull)
+        // Again, now that the images are here: a service's health check may be its image's.
+        try updatedRecord(project)
         let resources = ProjectResources(root: root, progress: progress, warn: warn)
         try resources.ensureNetworks(for: services, in: project)
         try resources.ensureVolumes(for: services, in: project)
@@ -96,14 +98,23 @@ extension Orchestrator {
     /// Saves the project's record with this model's services (those of disabled profiles too:
     /// their containers from an earlier `--profile` run stay supervised).
     func updatedRecord(_ project: Project) throws {
-        let services = try (project.services + project.disabledServices).map(Self.serviceRecord)
+        let images = try? ImageStore(root: root)
+        let services = try (project.services + project.disabledServices).map { service in
+            try Self.serviceRecord(service, image: Self.imageHealthcheck(of: service, in: project, images))
+        }
         try store.save(
             ProjectRecord(
                 name: project.name, workingDir: project.workingDir, configFiles: project.composeFiles,
                 services: services))
     }
 
-    static func serviceRecord(_ service: Service) throws -> ServiceRecord {
+    /// The HEALTHCHECK of the service's image (from its Dockerfile), when the store has it.
+    static func imageHealthcheck(of service: Service, in project: Project, _ images: ImageStore?) -> ImageHealthcheck? {
+        guard let name = service.imageName(project: project.name) else { return nil }
+        return (try? images?.image(name))?.config.healthcheck
+    }
+
+    static func serviceRecord(_ service: Service, image: ImageHealthcheck? = nil) throws -> ServiceRecord {
         var restart = RestartPolicy.no
         if let text = service.restart {
             restart = try RestartPolicy(parsing: text)
@@ -115,7 +126,7 @@ extension Orchestrator {
             dependsOn: service.dependsOn.mapValues {
                 DependencyRecord(condition: $0.condition, restart: $0.restart, required: $0.required)
             },
-            healthcheck: try service.healthcheck.flatMap { try HealthcheckSpec($0) }, restart: restart)
+            healthcheck: try HealthcheckSpec(compose: service.healthcheck, image: image), restart: restart)
     }
 
     // MARK: images

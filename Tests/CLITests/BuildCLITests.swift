@@ -275,7 +275,13 @@ import Testing
         let context = try Context(
             world, project,
             [
-                "web/Dockerfile": "FROM busybox\nARG GREETING\nRUN echo $GREETING > /greeting\nCMD [\"sleep\", \"600\"]\n",
+                "web/Dockerfile": """
+                    FROM busybox
+                    ARG GREETING
+                    RUN echo $GREETING > /greeting
+                    HEALTHCHECK --interval=1s --start-interval=1s CMD test -f /greeting
+                    CMD ["sleep", "600"]
+                    """,
                 "tool/Dockerfile": "FROM busybox\nRUN echo tool > /tool\n",
                 "compose.yaml": """
                     services:
@@ -305,9 +311,11 @@ import Testing
         #expect(one.status == 0, "\(one.stderr)")
         var images = try world.berth(["image", "ls"]).stdout
         #expect(images.contains("\(project)-web") && !images.contains("custom-tool"))
-        // `up`: tool's image is missing (and pull_policy build): built, with its tags.
-        let up = try compose(["up", "-d"])
+        // `up`: tool's image is missing (and pull_policy build): built, with its tags. web's
+        // health check is its image's HEALTHCHECK, which --wait waits for.
+        let up = try compose(["up", "-d", "--wait"])
         #expect(up.status == 0, "\(up.stderr)")
+        #expect(try compose(["ps"]).stdout.contains("(healthy)"))
         images = try world.berth(["image", "ls"]).stdout
         #expect(images.contains("custom-tool") && images.contains("extra"))
         let greeting = try world.berth(["container", "exec", "\(project)-web-1", "cat", "/greeting"])
@@ -316,6 +324,7 @@ import Testing
         let again = try compose(["up", "-d", "--build"])
         #expect(again.status == 0, "\(again.stderr)")
         let runs = Self.steps(again.stderr).filter { $0.name.contains("] RUN") }
+        #expect(!again.stderr.contains("Recreated"), "\(again.stderr)")
         #expect(runs.count == 2 && runs.allSatisfy { $0.cached }, "\(again.stderr)")
         #expect(!again.stderr.contains("Recreate"), "\(again.stderr)")
         // `down --rmi local`: the PROJECT-SERVICE image goes, the one named in image: stays.

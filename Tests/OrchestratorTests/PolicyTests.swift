@@ -1,4 +1,5 @@
 import Compose
+import Images
 import Runtime
 import Testing
 
@@ -108,5 +109,23 @@ struct PolicyTests {
         #expect(Set(hashes).count == 3)
         #expect(ServiceSpecBuilder.configHash(spec, supervision: ordered) == hashes[0])
         #expect(ServiceSpecBuilder.configHash(spec, supervision: base) == hashes[0], "stable")
+    }
+
+    @Test func composeHealthchecksOverrideTheImagesFieldByField() throws {
+        let image = ImageHealthcheck(test: ["CMD", "probe"], interval: 2_000_000_000, retries: 7)
+        // None in compose: the image's, its defaults filled in.
+        let fromImage = try #require(try HealthcheckSpec(compose: nil, image: image))
+        #expect(fromImage.command == ["probe"] && fromImage.interval == 2 && fromImage.retries == 7)
+        #expect(fromImage.timeout == 30)
+        // Compose's interval over the image's, the image's test kept.
+        var compose = Healthcheck()
+        compose.interval = ComposeDuration(seconds: 5)
+        let merged = try #require(try HealthcheckSpec(compose: compose, image: image))
+        #expect(merged.command == ["probe"] && merged.interval == 5 && merged.retries == 7)
+        // disable, or NONE on either side: no check.
+        compose.disable = true
+        #expect(try HealthcheckSpec(compose: compose, image: image) == nil)
+        #expect(try HealthcheckSpec(compose: nil, image: ImageHealthcheck(test: ["NONE"])) == nil)
+        #expect(try HealthcheckSpec(compose: nil, image: nil) == nil)
     }
 }
