@@ -52,7 +52,9 @@ enum ArchiveExtract {
 
     /// Unpacks every entry under `destination` in `root`, with the archive's owners (or
     /// `owner`), modes and times.
-    static func extract(_ archive: Archive, into root: Int32, at destination: String, owner: (uid: UInt32, gid: UInt32)?)
+    static func extract(
+        _ archive: Archive, into root: Int32, at destination: String, owner: (uid: UInt32, gid: UInt32)?
+    )
         throws
     {
         var entry = archive.pending

@@ -148,7 +148,11 @@ final class BuildSession {
         }
         var args: [String: String] = [:]
         for (k, v) in options.buildArgs {
-            if let v { args[k] = v } else if let fromEnvironment = getenv(k) { args[k] = String(cString: fromEnvironment) }
+            if let v {
+                args[k] = v
+            } else if let fromEnvironment = getenv(k) {
+                args[k] = String(cString: fromEnvironment)
+            }
         }
         buildArgs = args
         globalArgs = Self.platformArgs
@@ -169,23 +173,12 @@ final class BuildSession {
 
     /// BuildKit's automatic platform args, in the global scope.
     static var platformArgs: [String: String] {
-        let arch = hostArchitecture
+        let arch = ImageStore.hostArchitecture
         let platform = "linux/" + arch
         return [
             "BUILDPLATFORM": platform, "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": "",
             "TARGETPLATFORM": platform, "TARGETOS": "linux", "TARGETARCH": arch, "TARGETVARIANT": "",
         ]
-    }
-
-    static var hostArchitecture: String {
-        var u = utsname()
-        uname(&u)
-        let machine = withUnsafeBytes(of: &u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        switch machine {
-        case "x86_64": return "amd64"
-        case "aarch64": return "arm64"
-        default: return machine
-        }
     }
 
     /// Builds the target stage (and, at once, every stage it needs) and returns its image.

@@ -83,14 +83,15 @@ extension StageBuild {
         let destIsDirectory = c.destination.hasSuffix("/") || c.destination == "." || c.destination.hasSuffix("/.")
         if (sources.count > 1 || wildcard) && !destIsDirectory {
             throw BuildError(
-                message: "When using \(keyword) with more than one source file, the destination must be a directory and end with a /")
+                message:
+                    "When using \(keyword) with more than one source file, the destination must be a directory and end with a /"
+            )
         }
         let destination = Self.cleanAbsolute(dest)
         for source in sources {
             key.add(source.path)
             do { key.add(try ContentDigest.of(source)) } catch let error as BuildError {
-                let shown = source.path.isEmpty ? "." : source.path
-                throw BuildError(message: "\(keyword) failed: \"\(shown)\": \(error.message)")
+                throw BuildError(message: "\(keyword) failed: \(error.message)")
             }
         }
         key.add([destination, destIsDirectory ? "dir" : "", c.chown ?? "", c.chmod ?? "", c.parents ? "parents" : ""])
@@ -117,8 +118,8 @@ extension StageBuild {
                     }
                     let isDirectory = info.st_mode & S_IFMT == S_IFDIR
                     if isAdd && !isDirectory && c.from == nil, let archive = try ArchiveExtract.open(source) {
-                        let dir = try Self.directory(to, in: target)
-                        _ = dir
+                        // The destination exists even for an empty archive.
+                        _ = try Self.directory(to, in: target)
                         try ArchiveExtract.extract(archive, into: target, at: to, owner: owner)
                         continue
                     }

@@ -30,17 +30,19 @@ struct FileCopy {
                     return
                 }
                 let parent = targets.last?.fd ?? directory
-                let made = try makeDirectory(entry.relative.isEmpty ? name! : entry.name, in: parent, source.display(entry.relative))
+                let made = try makeDirectory(
+                    entry.relative.isEmpty ? name! : entry.name, in: parent, source.display(entry.relative))
                 targets.append(made)
             case .leave(let entry):
                 let target = targets.removeLast()
                 if !(entry.relative.isEmpty && name == nil) {
-                    try setAttributes(target.fd, like: entry.info, from: entry.directory ?? -1, source.display(entry.relative))
+                    try setAttributes(
+                        target.fd, like: entry.info, from: entry.directory ?? -1, source.display(entry.relative))
                 }
             case .leaf(let entry):
                 let parent = targets.last?.fd ?? directory
-                let as_ = entry.relative.isEmpty ? (name ?? entry.name) : entry.name
-                try copyLeaf(entry, as: as_, in: parent, source.display(entry.relative))
+                let target = entry.relative.isEmpty ? (name ?? entry.name) : entry.name
+                try copyLeaf(entry, as: target, in: parent, source.display(entry.relative))
             }
         }
     }

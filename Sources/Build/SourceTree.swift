@@ -67,7 +67,9 @@ struct SourceTree {
     func open() throws -> (parent: Descriptor, name: [CChar], info: stat)? {
         let parentPath = path.split(separator: "/").dropLast().joined(separator: "/")
         let last = path.split(separator: "/").last.map(String.init) ?? "."
-        guard let parent = Descriptor(berth_in_root_open(root, parentPath.isEmpty ? "." : parentPath, O_RDONLY | O_DIRECTORY))
+        guard
+            let parent = Descriptor(
+                berth_in_root_open(root, parentPath.isEmpty ? "." : parentPath, O_RDONLY | O_DIRECTORY))
         else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw BuildError("open \(parentPath)", errno: errno)

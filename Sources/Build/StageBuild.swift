@@ -61,7 +61,9 @@ final class StageBuild {
     static func envValue(_ name: String, in env: [String]?) -> String? {
         guard let env else { return nil }
         for entry in env.reversed() {
-            if let eq = entry.firstIndex(of: "="), entry[..<eq] == name { return String(entry[entry.index(after: eq)...]) }
+            if let eq = entry.firstIndex(of: "="), entry[..<eq] == name {
+                return String(entry[entry.index(after: eq)...])
+            }
         }
         return nil
     }
@@ -110,12 +112,12 @@ final class StageBuild {
             }
         } catch let error as BuildError {
             session.builder.progress(.failed(step: number, seconds: Self.now() - start))
-            let where_ = "\(file):\(instruction.position.line):\(instruction.position.column)"
-            throw error.at(where_, step: name)
+            let location = "\(file):\(instruction.position.line):\(instruction.position.column)"
+            throw error.at(location, step: name)
         } catch {
             session.builder.progress(.failed(step: number, seconds: Self.now() - start))
-            let where_ = "\(file):\(instruction.position.line):\(instruction.position.column)"
-            throw BuildError(message: "\(error)").at(where_, step: name)
+            let location = "\(file):\(instruction.position.line):\(instruction.position.column)"
+            throw BuildError(message: "\(error)").at(location, step: name)
         }
     }
 
@@ -351,7 +353,8 @@ final class StageBuild {
             {
                 // `RUN <<EOF`: the body is the script; one with #! runs through its interpreter,
                 // from a file mounted for it (BuildKit's /dev/pipes).
-                let body = only.expand ? only.content : only.content
+                // The shell expands the body's variables itself (BuildKit leaves them to it).
+                let body = only.content
                 if body.hasPrefix("#!") {
                     let script = step + "/" + only.name
                     try Self.writeFile(script, body, mode: 0o755)
@@ -389,7 +392,9 @@ final class StageBuild {
             case .secret:
                 let id = m.id ?? String(m.target.split(separator: "/").last ?? "")
                 guard let source = session.options.secrets[id] else {
-                    if m.required { throw BuildError(message: "secret \(id) not found: give it with --secret id=\(id),src=FILE") }
+                    if m.required {
+                        throw BuildError(message: "secret \(id) not found: give it with --secret id=\(id),src=FILE")
+                    }
                     continue
                 }
                 mounts.append(MountSpec(kind: .bind, source: source, target: m.target, readOnly: true))
@@ -441,7 +446,8 @@ final class StageBuild {
     /// context, and its content's digest for the key.
     private func bindSource(_ m: RunMount) throws -> (String, String) {
         if let from = m.from {
-            throw BuildError(message: "RUN --mount=type=bind,from=\(from) is not supported: bind the context, or COPY --from")
+            throw BuildError(
+                message: "RUN --mount=type=bind,from=\(from) is not supported: bind the context, or COPY --from")
         }
         let path = Self.cleanRelative(m.source ?? "")
         guard !path.hasPrefix("..") else {
@@ -449,7 +455,9 @@ final class StageBuild {
         }
         let tree = SourceTree(root: session.context.descriptor.fd, path: path, ignore: nil, excludes: [])
         let digest = try ContentDigest.of(tree)
-        guard let fd = Descriptor(berth_in_root_open(session.context.descriptor.fd, path.isEmpty ? "." : path, Int32(BERTH_O_PATH)))
+        guard
+            let fd = Descriptor(
+                berth_in_root_open(session.context.descriptor.fd, path.isEmpty ? "." : path, Int32(BERTH_O_PATH)))
         else { throw BuildError("open \(path) in the context", errno: errno) }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/fd/\(fd.fd)", &buffer, buffer.count - 1)

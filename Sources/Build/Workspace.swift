@@ -59,31 +59,38 @@ final class Workspace {
         for sub in ["upper", "work"] {
             guard mkdir(step + "/" + sub, 0o755) == 0 else { throw BuildError("mkdir \(step)/\(sub)", errno: errno) }
         }
-        let empty = root + "/cache/empty-layer"
-        do { try Files.makeDirectories(empty) } catch let error as FileError {
-            throw BuildError("mkdir \(error.path)", errno: error.errno)
+        // overlayfs wants one lower dir at least: an empty one for an image with no layer.
+        let lower = layers.isEmpty ? [try emptyLayer()] : layers.reversed()
+        return try mounted("the step's overlay") { message in
+            berth_overlay_open(lower.joined(separator: ":"), step + "/upper", step + "/work", &message, message.count)
         }
-        var message = [CChar](repeating: 0, count: 512)
-        let lower = (layers.reversed() + (layers.isEmpty ? [empty] : [])).joined(separator: ":")
-        let fd = berth_overlay_open(lower, step + "/upper", step + "/work", &message, message.count)
-        guard let mount = Descriptor(fd) else {
-            let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw BuildError(message: "mount the step's overlay: \(String(cString: strerror(-fd)))\(reason.isEmpty ? "" : " (\(reason))")")
-        }
-        return mount
     }
 
-    /// An image's layers read-only (COPY --from, RUN --mount from=).
+    /// An image's layers read-only (COPY --from): overlayfs wants two lower dirs at least
+    /// without an upper one, so an empty one lies at the bottom.
     func openReadOnly(layers: [String]) throws -> Descriptor {
+        let lower = layers.reversed() + [try emptyLayer()]
+        return try mounted("the image's layers") { message in
+            berth_overlay_open_readonly(lower.joined(separator: ":"), &message, message.count)
+        }
+    }
+
+    private func emptyLayer() throws -> String {
         let empty = root + "/cache/empty-layer"
         do { try Files.makeDirectories(empty) } catch let error as FileError {
             throw BuildError("mkdir \(error.path)", errno: error.errno)
         }
+        return empty
+    }
+
+    /// The mount `open` makes (a descriptor or -errno, and the kernel's words in `message`).
+    private func mounted(_ what: String, _ open: (inout [CChar]) -> Int32) throws -> Descriptor {
         var message = [CChar](repeating: 0, count: 512)
-        let fd = berth_overlay_open_readonly((layers.reversed() + [empty]).joined(separator: ":"), &message, message.count)
+        let fd = open(&message)
         guard let mount = Descriptor(fd) else {
             let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw BuildError(message: "mount the image's layers: \(String(cString: strerror(-fd)))\(reason.isEmpty ? "" : " (\(reason))")")
+            throw BuildError(
+                message: "mount \(what): \(String(cString: strerror(-fd)))" + (reason.isEmpty ? "" : " (\(reason))"))
         }
         return mount
     }

@@ -408,7 +408,8 @@ public final class ImageStore {
         }
     }
 
-    static var hostArchitecture: String {
+    /// This machine's architecture as images name it (Go's names: amd64, arm64).
+    public static var hostArchitecture: String {
         var u = utsname()
         uname(&u)
         let machine = withUnsafeBytes(of: &u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -1,7 +1,7 @@
 import Compose
-import Images
 import Crypto
 import FoundationEssentials
+import Images
 import Runtime
 import Support
 import Synchronization

@@ -255,7 +255,8 @@ import Testing
 
     @Test func theTerminalViewShowsStepsTimesAndCachedOnes() throws {
         let world = try World()
-        let context = try Context(world, "tty", ["Dockerfile": "FROM busybox\nRUN echo built > /f\nCMD [\"cat\", \"/f\"]\n"])
+        let context = try Context(
+            world, "tty", ["Dockerfile": "FROM busybox\nRUN echo built > /f\nCMD [\"cat\", \"/f\"]\n"])
         for _ in 0..<2 {
             let result = try world.berth(["build", "--progress", "tty", "--ansi", "never", "-t", "tty", context.path])
             #expect(result.status == 0, "\(result.stderr)")
@@ -276,30 +277,30 @@ import Testing
             world, project,
             [
                 "web/Dockerfile": """
-                    FROM busybox
-                    ARG GREETING
-                    RUN echo $GREETING > /greeting
-                    HEALTHCHECK --interval=1s --start-interval=1s CMD test -f /greeting
-                    CMD ["sleep", "600"]
-                    """,
+                FROM busybox
+                ARG GREETING
+                RUN echo $GREETING > /greeting
+                HEALTHCHECK --interval=1s --start-interval=1s CMD test -f /greeting
+                CMD ["sleep", "600"]
+                """,
                 "tool/Dockerfile": "FROM busybox\nRUN echo tool > /tool\n",
                 "compose.yaml": """
-                    services:
-                      web:
-                        build:
-                          context: web
-                          args:
-                            GREETING: hello
-                        init: true
-                      tool:
-                        image: custom-tool:1
-                        build:
-                          context: ./tool
-                          tags: ["custom-tool:extra"]
-                        pull_policy: build
-                        command: ["sleep", "600"]
-                        init: true
-                    """,
+                services:
+                  web:
+                    build:
+                      context: web
+                      args:
+                        GREETING: hello
+                    init: true
+                  tool:
+                    image: custom-tool:1
+                    build:
+                      context: ./tool
+                      tags: ["custom-tool:extra"]
+                    pull_policy: build
+                    command: ["sleep", "600"]
+                    init: true
+                """,
             ])
         _ = context
         func compose(_ arguments: [String]) throws -> BerthProcess.Result {
@@ -339,7 +340,8 @@ import Testing
         func fails(_ dockerfile: String, _ expected: [String], arguments: [String] = [], files: [String: String] = [:])
             throws
         {
-            let context = try Context(world, "bad-\(UUID().uuidString.prefix(6))", files.merging(["Dockerfile": dockerfile]) { a, _ in a })
+            let context = try Context(
+                world, "bad-\(UUID().uuidString.prefix(6))", files.merging(["Dockerfile": dockerfile]) { a, _ in a })
             let result = try Self.build(world, arguments + [context.path])
             #expect(result.status != 0)
             for text in expected { #expect(result.stderr.contains(text), "\(text) not in \(result.stderr)") }
