@@ -335,6 +335,81 @@ import Testing
         #expect(!images.contains("\(project)-web") && images.contains("custom-tool"))
     }
 
+    /// Two stages that depend on neither each other run at once: each RUN marks its start in a
+    /// cache mount both share and waits (5 s at most) for the other's mark. Built one after the
+    /// other, the first would wait in vain and write "alone".
+    @Test func independentStagesBuildAtOnce() throws {
+        let world = try World()
+        func stage(_ me: String, _ other: String) -> String {
+            """
+            FROM busybox AS \(me)
+            RUN --mount=type=cache,target=/meet,id=meet touch /meet/\(me); i=0; \\
+                while [ ! -e /meet/\(other) ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \\
+                if [ -e /meet/\(other) ]; then echo together; else echo alone; fi > /\(me)
+            """
+        }
+        let dockerfile = stage("left", "right") + "\n" + stage("right", "left") + """
+
+            FROM busybox
+            COPY --from=left /left /
+            COPY --from=right /right /
+            CMD ["cat", "/left", "/right"]
+            """
+        let context = try Context(world, "parallel", ["Dockerfile": dockerfile])
+        let built = try Self.build(world, ["-t", "parallel", context.path])
+        #expect(built.status == 0, "\(built.stderr)")
+        #expect(try world.berth(["container", "run", "--rm", "parallel"]).stdout == "together\ntogether\n")
+    }
+
+    /// What the metadata instructions set reaches the image's config (`image inspect`), and an
+    /// ONBUILD trigger runs in the image built FROM it.
+    @Test func metadataInstructionsAndOnbuild() throws {
+        let world = try World()
+        let base = try Context(
+            world, "meta",
+            [
+                "Dockerfile": """
+                FROM busybox
+                LABEL org.example.name="meta image" version=1
+                ENV A=1 B="two words"
+                EXPOSE 8080 53/udp
+                VOLUME ["/data"]
+                STOPSIGNAL SIGINT
+                HEALTHCHECK --interval=5s --retries=2 CMD ["true"]
+                SHELL ["/bin/sh", "-ec"]
+                ENTRYPOINT ["/bin/echo"]
+                CMD ["hello"]
+                USER app
+                ONBUILD RUN echo triggered > /tmp/onbuild
+                """
+            ])
+        #expect(try Self.build(world, ["-t", "meta", base.path]).status == 0)
+        let inspect = try world.berth(["image", "inspect", "meta"])
+        let all = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]
+        let config = try #require(all?.first?["Config"] as? [String: Any])
+        #expect((config["Labels"] as? [String: String]) == ["org.example.name": "meta image", "version": "1"])
+        #expect((config["Env"] as? [String])?.suffix(2) == ["A=1", "B=two words"])
+        #expect(((config["ExposedPorts"] as? [String: Any]) ?? [:]).keys.sorted() == ["53/udp", "8080/tcp"])
+        #expect(((config["Volumes"] as? [String: Any]) ?? [:]).keys.sorted() == ["/data"])
+        #expect(config["StopSignal"] as? String == "SIGINT")
+        let health = config["Healthcheck"] as? [String: Any]
+        #expect(health?["Test"] as? [String] == ["CMD", "true"] && health?["Retries"] as? Int == 2)
+        #expect(health?["Interval"] as? Int == 5_000_000_000)
+        #expect(config["Shell"] as? [String] == ["/bin/sh", "-ec"])
+        #expect(config["Entrypoint"] as? [String] == ["/bin/echo"] && config["Cmd"] as? [String] == ["hello"])
+        #expect(config["User"] as? String == "app")
+        #expect(config["OnBuild"] as? [String] == ["RUN echo triggered > /tmp/onbuild"])
+        #expect(try world.berth(["container", "run", "--rm", "meta"]).stdout == "hello\n")
+
+        let child = try Context(world, "child", ["Dockerfile": "FROM meta\nCMD [\"/tmp/onbuild\"]\n"])
+        #expect(try Self.build(world, ["-t", "child", child.path]).status == 0)
+        let run = try world.berth(["container", "run", "--rm", "--entrypoint", "cat", "child", "/tmp/onbuild"])
+        #expect(run.stdout == "triggered\n", "\(run.stderr)")
+        // The triggers are not passed on.
+        let childInspect = try world.berth(["image", "inspect", "child"])
+        #expect(!childInspect.stdout.contains("OnBuild"))
+    }
+
     @Test func badInputIsAClearErrorAndLeavesNothing() throws {
         let world = try World()
         func fails(_ dockerfile: String, _ expected: [String], arguments: [String] = [], files: [String: String] = [:])
