@@ -348,13 +348,14 @@ import Testing
                 if [ -e /meet/\(other) ]; then echo together; else echo alone; fi > /\(me)
             """
         }
-        let dockerfile = stage("left", "right") + "\n" + stage("right", "left") + """
+        let dockerfile =
+            stage("left", "right") + "\n" + stage("right", "left") + """
 
-            FROM busybox
-            COPY --from=left /left /
-            COPY --from=right /right /
-            CMD ["cat", "/left", "/right"]
-            """
+                FROM busybox
+                COPY --from=left /left /
+                COPY --from=right /right /
+                CMD ["cat", "/left", "/right"]
+                """
         let context = try Context(world, "parallel", ["Dockerfile": dockerfile])
         let built = try Self.build(world, ["-t", "parallel", context.path])
         #expect(built.status == 0, "\(built.stderr)")

@@ -230,6 +230,34 @@ import Testing
         #expect(try client.berth(project + ["down"]).status == 0)
     }
 
+    /// A FROM image the store lacks is pulled; `--pull` pulls it again and a moved tag rebuilds
+    /// from the new base; without `--pull` the stored one is used.
+    @Test func buildPullsItsBaseImage() throws {
+        let client = try Client()
+        let layout = try Self.layout(client)
+        _ = try Self.smallImage(layout, tag: "v1", text: "first\n")
+        let registry = try RegistryServer()
+        try registry.push(layout, tag: "v1", to: "app/base")
+        let reference = "\(registry.host)/app/base:v1"
+        let context = client.dir.path + "/ctx"
+        try FileManager.default.createDirectory(atPath: context, withIntermediateDirectories: true)
+        try "FROM \(reference)\nRUN cp /hello.txt /copied\nCMD [\"cat\", \"/copied\"]\n".write(
+            toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+        let first = try client.berth(["build", "-q", "-t", "derived", context])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try client.berth(["container", "run", "--rm", "derived"]).stdout == "first\n")
+
+        // The tag moves in the registry: only --pull sees it.
+        let newer = try Self.layout(client)
+        _ = try Self.smallImage(newer, tag: "v1", text: "second\n")
+        try registry.push(newer, tag: "v1", to: "app/base")
+        #expect(try client.berth(["build", "-q", "-t", "derived", context]).status == 0)
+        #expect(try client.berth(["container", "run", "--rm", "derived"]).stdout == "first\n")
+        let pulled = try client.berth(["build", "-q", "--pull", "-t", "derived", context])
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(try client.berth(["container", "run", "--rm", "derived"]).stdout == "second\n")
+    }
+
     /// On a terminal, the layers' lines are drawn again in place (cursor up, line cleared) with a
     /// bar while downloading; in a pipe, one plain line per step and no escape sequence (Docker's
     /// two forms). The terminal is a pseudo-terminal from util-linux's `script`.
