@@ -61,11 +61,9 @@ public final class Builder {
                 history: HistoryEntry(createdBy: "LABEL " + shown, comment: nil, emptyLayer: true),
                 created: session.created)
         }
-        if !options.tags.isEmpty {
-            try store.tagImage(image, as: options.tags)
-            image = try store.image(image.id)
-        }
-        return image
+        // Untagged, it is listed as <none> (Docker's dangling image) rather than only cached.
+        try store.tagImage(image, as: options.tags)
+        return try store.image(image.id)
     }
 
     /// The Dockerfile's text, the name errors give it, and the .dockerignore that applies:

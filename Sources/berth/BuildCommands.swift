@@ -44,7 +44,12 @@ struct BuildFlags: ParsableArguments {
     }
 
     /// The build's options, for `context` and the Dockerfile given.
-    func options(context: String, dockerfile: String?) throws -> BuildOptions {
+    func options(context: String, dockerfile given: String?) throws -> BuildOptions {
+        // docker build's -f is relative to the current directory; the context's is the fallback.
+        var dockerfile = given
+        if let given, !given.hasPrefix("/"), access(given, F_OK) == 0 {
+            dockerfile = FileManager.default.currentDirectoryPath + "/" + given
+        }
         var args: [String: String?] = [:]
         for a in buildArgs {
             if let eq = a.firstIndex(of: "=") {
