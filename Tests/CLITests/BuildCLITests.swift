@@ -95,7 +95,7 @@ import Testing
         #expect(changed.status == 0, "\(changed.stderr)")
         let steps = Self.steps(changed.stderr)
         let copyIndex = try #require(steps.firstIndex { $0.name.contains("COPY src/") })
-        #expect(steps[1..<copyIndex].allSatisfy(\.cached), "\(changed.stderr)")
+        #expect(steps[1..<copyIndex].allSatisfy { $0.cached }, "\(changed.stderr)")
         #expect(steps[copyIndex...].allSatisfy { !$0.cached }, "\(changed.stderr)")
         let after = try Self.layers(world, "six")
         #expect(Array(after.prefix(before.count - 2)) == Array(before.prefix(before.count - 2)))
@@ -189,7 +189,8 @@ import Testing
         func fails(_ dockerfile: String, _ expected: [String], arguments: [String] = [], files: [String: String] = [:])
             throws
         {
-            let context = try Context(world, "bad-\(UUID().uuidString.prefix(6))", files.merging(["Dockerfile": dockerfile]) { a, _ in a })
+            let context = try Context(
+                world, "bad-\(UUID().uuidString.prefix(6))", files.merging(["Dockerfile": dockerfile]) { a, _ in a })
             let result = try Self.build(world, arguments + [context.path])
             #expect(result.status != 0)
             for text in expected { #expect(result.stderr.contains(text), "\(text) not in \(result.stderr)") }
