@@ -124,7 +124,8 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "Build", "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs", "ContainerNetworking",
+                "Build", "Orchestrator", "Compose", "Runtime", "Images", "Registry", "ContainerSpecs",
+                "ContainerNetworking",
                 "Network", "YAML",
                 "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

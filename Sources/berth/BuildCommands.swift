@@ -23,7 +23,9 @@ struct BuildFlags: ParsableArguments {
     var noCache = false
     @Flag(name: .customLong("pull"), help: "Always attempt to pull a newer version of the image.")
     var pull = false
-    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Suppress the build output and print image ID on success.")
+    @Flag(
+        name: [.customShort("q"), .customLong("quiet")],
+        help: "Suppress the build output and print image ID on success.")
     var quiet = false
     @Option(name: .customLong("label"), help: "Set metadata for an image (KEY=VALUE).")
     var labels: [String] = []
@@ -115,11 +117,14 @@ struct ImageBuild: ParsableCommand {
         try Self.build(context: context, dockerfile: dockerfile, flags: flags, output: output, root: global.stateRoot)
     }
 
-    static func build(context: String, dockerfile: String?, flags: BuildFlags, output: ComposeOutputOptions, root: String)
+    static func build(
+        context: String, dockerfile: String?, flags: BuildFlags, output: ComposeOutputOptions, root: String
+    )
         throws
     {
         guard context != "-" && !context.contains("://") else {
-            throw ContainerCommandError(description: "a build context from standard input or a URL is not supported: give a directory")
+            throw ContainerCommandError(
+                description: "a build context from standard input or a URL is not supported: give a directory")
         }
         let image = try flags.build(flags.options(context: context, dockerfile: dockerfile), root: root, output: output)
         if flags.quiet {
