@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func everySampleHasAComposeFileAndAReadme() throws {
-        #expect(Self.sampleNames == ["profiles", "testenv", "webstack"])
+        #expect(Self.sampleNames == ["buildstack", "profiles", "testenv", "webstack"])
         for name in Self.sampleNames {
             let directory = Self.samplesDirectory.appendingPathComponent(name)
             #expect(
@@ -55,7 +55,20 @@ import Testing
         #expect(project.name == sample)
         #expect(!project.services.isEmpty)
         for service in project.services {
-            #expect(service.image == "busybox", "\(sample)/\(service.name) must run on the busybox image")
+            if let build = service.build {
+                // A built image must start from busybox too: every FROM of its Dockerfile names
+                // busybox or an earlier stage.
+                let context = build.context.hasPrefix("/") ? build.context : project.workingDir + "/" + build.context
+                let dockerfile = try String(
+                    contentsOfFile: context + "/" + (build.dockerfile ?? "Dockerfile"), encoding: .utf8)
+                let froms = dockerfile.split(separator: "\n").filter { $0.hasPrefix("FROM ") }
+                #expect(!froms.isEmpty, "\(sample)/\(service.name): no FROM")
+                for from in froms {
+                    #expect(from.split(separator: " ")[1] == "busybox", "\(sample)/\(service.name): \(from)")
+                }
+            } else {
+                #expect(service.image == "busybox", "\(sample)/\(service.name) must run on the busybox image")
+            }
         }
         // Every dependency can be ordered.
         let levels = try project.dependencyGraph.startLevels()
@@ -151,6 +164,37 @@ import Testing
         #expect(project.serviceNames == ["app"])
         let both = try Self.load("profiles", environment: ["COMPOSE_PROFILES": "debug,tools"])
         #expect(both.serviceNames == ["app", "dashboard", "inspector", "seed", "shell"])
+    }
+
+    // MARK: - buildstack
+
+    @Test func buildstackBuildsBothServicesWithArgsFromDotEnv() throws {
+        let project = try Self.load("buildstack")
+        #expect(project.serviceNames == ["api", "web"])
+        let web = try #require(project.service("web"))
+        let api = try #require(project.service("api"))
+        // No image: up names the built images PROJECT-SERVICE.
+        #expect(web.image == nil && api.image == nil)
+        #expect(web.build?.context.hasSuffix("web") == true)
+        #expect(api.build?.context.hasSuffix("api") == true)
+        #expect(web.build?.args["SITE_TITLE"] == "Buildstack sample")
+        #expect(api.build?.args["API_VERSION"] == "1.0")
+        #expect(web.environment["API_ADDRESS"] == "api 9000")
+        #expect(web.ports.map { "\($0.hostIP ?? ""):\($0.published ?? ""):\($0.target)" } == ["127.0.0.1:8088:8080"])
+        #expect(web.dependsOn["api"]?.condition == "service_healthy")
+        #expect(api.healthcheck?.test?.last == "wget -q -O- http://127.0.0.1:$API_PORT/cgi-bin/health | grep -q ok")
+        #expect(try project.dependencyGraph.startLevels() == [["api"], ["web"]])
+        // Each context leaves notes and editor files out.
+        for context in ["api", "web"] {
+            let ignore = Self.samplesDirectory.appendingPathComponent("buildstack/\(context)/.dockerignore").path
+            #expect(FileManager.default.fileExists(atPath: ignore), "\(context)/.dockerignore")
+        }
+    }
+
+    @Test func buildstackShellEnvironmentWinsOverDotEnvInBuildArgs() throws {
+        let project = try Self.load("buildstack", environment: ["SITE_TITLE": "Mine", "API_VERSION": "2.0"])
+        #expect(project.service("web")?.build?.args["SITE_TITLE"] == "Mine")
+        #expect(project.service("api")?.build?.args["API_VERSION"] == "2.0")
     }
 
     // MARK: - testenv

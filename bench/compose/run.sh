@@ -55,13 +55,7 @@ export BERTH_ROOT="$work/berth-root"
 five="$here/five/compose.yaml"
 health="$here/five/health.yaml"
 manyfile="$work/many.yaml"
-dockerd_pid=""
 docker_image_made=0
-
-# The host's firewall as dockerd found it, to put back if this script starts dockerd.
-forward_policy="$(iptables -S FORWARD 2>/dev/null | sed -n 's/^-P FORWARD //p')"
-bridge_nf="$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || true)"
-docker_chains_before="$(iptables -S 2>/dev/null | grep -c -- '-N DOCKER' || true)"
 
 # Every project on every side, taken down with its volumes; then what the script started.
 cleanup() {
@@ -85,42 +79,9 @@ cleanup() {
     fi
     if has berth && [[ -n "${BERTH:-}" ]]; then "$BERTH" system prune -f >/dev/null 2>&1; fi
     if ((docker_image_made)); then docker rmi "$image" >/dev/null 2>&1; fi
-    if [[ -n "$dockerd_pid" ]]; then
-        kill "$dockerd_pid" 2>/dev/null
-        for _ in $(seq 60); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.5; done
-        ip link del docker0 2>/dev/null
-        restore_firewall
-    fi
+    stop_dockerd
     rm -rf "$work"
 }
-# What dockerd changed on the host, undone: its iptables chains and jumps (when there were none
-# before), the FORWARD policy, bridge-nf-call-iptables. Prints what it found.
-restore_firewall() {
-    local now
-    if ((docker_chains_before == 0)); then
-        for table in filter nat; do
-            iptables -t "$table" -S 2>/dev/null | grep -E '^-A (FORWARD|PREROUTING|OUTPUT|POSTROUTING|INPUT) .*(DOCKER|docker0)' |
-                sed 's/^-A /-D /' | while read -r rule; do eval "iptables -t $table $rule"; done
-            for chain in $(iptables -t "$table" -S 2>/dev/null | sed -n 's/^-N \(DOCKER[^ ]*\)$/\1/p'); do
-                iptables -t "$table" -F "$chain"
-            done
-            for chain in $(iptables -t "$table" -S 2>/dev/null | sed -n 's/^-N \(DOCKER[^ ]*\)$/\1/p'); do
-                iptables -t "$table" -X "$chain"
-            done
-        done
-    fi
-    now="$(iptables -S FORWARD 2>/dev/null | sed -n 's/^-P FORWARD //p')"
-    if [[ -n "$forward_policy" && "$now" != "$forward_policy" ]]; then
-        echo "== dockerd had set the FORWARD policy to $now: back to $forward_policy" >&2
-        iptables -P FORWARD "$forward_policy"
-    fi
-    now="$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null || true)"
-    if [[ "$now" != "$bridge_nf" ]]; then
-        echo "== dockerd had set net.bridge.bridge-nf-call-iptables to ${now:-(absent)}: back to ${bridge_nf:-(absent)}" >&2
-        if [[ -n "$bridge_nf" ]]; then sysctl -qw net.bridge.bridge-nf-call-iptables="$bridge_nf"; fi
-    fi
-}
-
 # The docker side's client: docker compose v2 when there, else docker-compose 1.x.
 if [[ -n "${DOCKER_COMPOSE:-}" ]]; then
     read -r -a docker_compose <<<"$DOCKER_COMPOSE"
@@ -238,13 +199,7 @@ trap 'exit 130' INT TERM
 scripts_tar="$work/busybox.tar"
 "$repo/scripts/busybox-image" "$scripts_tar"
 if has docker; then
-    if ! docker info >/dev/null 2>&1; then
-        echo "== starting dockerd (log: $work/dockerd.log)" >&2
-        dockerd >"$work/dockerd.log" 2>&1 &
-        dockerd_pid=$!
-        for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-        docker info >/dev/null 2>&1 || { echo "run.sh: dockerd did not answer" >&2; tail "$work/dockerd.log" >&2; exit 1; }
-    fi
+    start_dockerd "$work" || exit 1
     if ! docker image inspect "$image" >/dev/null 2>&1; then
         docker import --change 'CMD ["sh"]' --change 'ENV PATH=/bin' "$scripts_tar" "$image" >/dev/null
         docker_image_made=1
