@@ -119,18 +119,21 @@ extension StageBuild {
                     let isDirectory = info.st_mode & S_IFMT == S_IFDIR
                     if isAdd && !isDirectory && c.from == nil, let archive = try ArchiveExtract.open(source) {
                         // The destination exists even for an empty archive.
-                        _ = try Self.directory(to, in: target)
+                        _ = try Self.directory(to, in: target, owner: owner)
                         try ArchiveExtract.extract(archive, into: target, at: to, owner: owner)
                         continue
                     }
                     if isDirectory {
-                        let dir = try Self.directory(to, in: target)
+                        let dir = try Self.directory(to, in: target, owner: owner)
                         try copier.copy(source, into: dir.fd, name: nil)
                     } else if destIsDirectory || c.parents || Self.isDirectory(to, in: target) {
-                        let dir = try Self.directory(to, in: target)
+                        let dir = try Self.directory(to, in: target, owner: owner)
                         let base = source.path.split(separator: "/").last.map(String.init) ?? source.path
                         try copier.copy(source, into: dir.fd, name: Array(base.utf8CString))
                     } else {
+                        if let slash = to.lastIndex(of: "/"), slash != to.startIndex {
+                            _ = try Self.directory(String(to[..<slash]), in: target, owner: owner)
+                        }
                         var name = [CChar](repeating: 0, count: Int(NAME_MAX) + 1)
                         guard let parent = Descriptor(berth_in_root_parent(target, to, &name, name.count)) else {
                             throw BuildError("make the directory of \(to)", errno: errno)
@@ -146,9 +149,30 @@ extension StageBuild {
     }
 
     /// A directory in the step's tree, made (with its parents) when missing, resolved inside it.
-    static func directory(_ path: String, in root: Int32) throws -> Descriptor {
+    /// The ones made take `owner` (--chown), as BuildKit gives them; those there keep theirs.
+    static func directory(_ path: String, in root: Int32, owner: (uid: UInt32, gid: UInt32)? = nil) throws
+        -> Descriptor
+    {
+        var missing: [String] = []
+        if owner != nil {
+            var prefix = ""
+            for part in path.split(separator: "/") {
+                prefix += "/" + part
+                if missing.isEmpty, Descriptor(berth_in_root_open(root, prefix, Int32(BERTH_O_PATH))) != nil {
+                    continue
+                }
+                missing.append(prefix)
+            }
+        }
         guard let dir = Descriptor(berth_in_root(root, path, Int32(BERTH_IN_ROOT_MKDIR), 0o755)) else {
             throw BuildError("make the directory \(path)", errno: errno)
+        }
+        if let owner {
+            for made in missing {
+                guard let fd = Descriptor(berth_in_root_open(root, made, Int32(BERTH_O_PATH))),
+                    fchownat(fd.fd, "", owner.uid, owner.gid, StageBuild.atEmptyPath) == 0
+                else { throw BuildError("chown \(made)", errno: errno) }
+            }
         }
         return dir
     }

@@ -220,7 +220,8 @@ import Testing
         let built = try Self.build(world, ["-t", "copy", "-f", context.path + "/Dockerfile", context.path])
         #expect(built.status == 0, "\(built.stderr)")
         let script = [
-            "stat -c '%U:%G %a' /owned/a.txt", "ls /app /app/sub", "ls /docs", "cat /parents/nested/deep/file.txt",
+            "stat -c '%U:%G %a' /owned/a.txt", "stat -c '%U:%G' /owned /", "ls /app /app/sub", "ls /docs",
+            "cat /parents/nested/deep/file.txt",
             "cat /from-link", "cat /unpacked/pkg/inside.txt", "ls /packed", "ls -l /target/link | cut -c1",
             "ls /etc/written-through-link", "test ! -e /secret.txt && echo no-secret",
         ].joined(separator: "; ")
@@ -229,6 +230,8 @@ import Testing
             run.stdout
                 == """
                 app:staff 640
+                app:staff
+                root:root
                 /app:
                 a.txt
                 sub

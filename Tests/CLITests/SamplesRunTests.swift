@@ -111,9 +111,7 @@ import Testing
         #expect(try world.berth(["system", "prune", "-f"]).status == 0)
         ComposeCLITests.expectNothingLeft(world)
         let removed = try world.berth(["image", "rm", "buildstack-api", "buildstack-web"])
-        withKnownIssue("image rm of a built image exits 1: the build cache still holds its manifest") {
-            #expect(removed.status == 0, "\(removed.stderr)")
-        }
+        #expect(removed.status == 0, "\(removed.stderr)")
         #expect(!(try world.berth(["image", "ls"]).stdout.contains("buildstack-")))
     }
 
