@@ -6,19 +6,83 @@ import Testing
     import Glibc
 #endif
 
-/// The dockerd the parity tests compare with, on its usual socket.
-enum DockerDaemon {
-    static let socket = "/var/run/docker.sock"
+/// The dockerd the parity tests compare with: the host's when one answers on
+/// /var/run/docker.sock, else one of the test's own when dockerd is installed (Debian's docker.io,
+/// which scripts/setup installs): its own data root and socket in a temporary folder, no bridge,
+/// no iptables rules, no forwarding, so it changes nothing on the host; stopped and removed when
+/// the test ends.
+final class DockerDaemon {
+    static let systemSocket = "/var/run/docker.sock"
+    let socket: String
+    /// The private daemon's process and folder.
+    private var process: Process?
+    private var directory: String?
 
-    /// Whether something accepts a connection on Docker's socket.
-    static let answers: Bool = {
+    var isPrivate: Bool { process != nil }
+    var environment: [String: String] { ["DOCKER_HOST": "unix://" + socket] }
+
+    static var dockerd: String? {
+        ["/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/local/bin/dockerd"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+    }
+
+    static var available: Bool { answers(systemSocket) || dockerd != nil }
+
+    init() throws {
+        if Self.answers(Self.systemSocket) {
+            socket = Self.systemSocket
+            return
+        }
+        guard let dockerd = Self.dockerd else { throw FixtureError("neither a dockerd answers nor is one installed") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "berth-dockerd-\(UUID().uuidString.prefix(8))"
+        ).path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        directory = dir
+        socket = dir + "/docker.sock"
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: dockerd)
+        daemon.arguments = [
+            "--data-root", dir + "/data", "--exec-root", dir + "/exec", "--host", "unix://" + socket, "--pidfile",
+            dir + "/docker.pid", "--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+            "--ip-masq=false",
+        ]
+        daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        daemon.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: Self.touch(dir + "/dockerd.log")))
+        try daemon.run()
+        process = daemon
+        guard eventually(60, { Self.answers(self.socket) }) else {
+            let log = (try? String(contentsOfFile: dir + "/dockerd.log", encoding: .utf8)) ?? ""
+            throw FixtureError("the test's dockerd did not answer: \(log.suffix(2000))")
+        }
+    }
+
+    private static func touch(_ path: String) -> String {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        return path
+    }
+
+    deinit {
+        guard let process, let directory else { return }
+        process.terminate()
+        if !eventually(30, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        // What a dockerd killed half-way may leave mounted under its root.
+        _ = try? Command.run("/bin/umount", ["-R", "-l", directory + "/data"])
+        _ = try? Command.run("/bin/umount", ["-R", "-l", directory + "/exec"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Whether something accepts a connection on `path`.
+    static func answers(_ path: String) -> Bool {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (i, byte) in DockerDaemon.socket.utf8.enumerated() where i < buffer.count - 1 { buffer[i] = byte }
+            for (i, byte) in path.utf8.enumerated() where i < buffer.count - 1 { buffer[i] = byte }
         }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -26,15 +90,15 @@ enum DockerDaemon {
             }
         }
         return connected == 0
-    }()
+    }
 }
 
-/// berth's builds against Docker's, when a dockerd answers on /var/run/docker.sock: an image
+/// berth's builds against Docker's (the host's dockerd, or the test's own): an image
 /// berth built runs in Docker (`berth image save`, `docker load`), and the same Dockerfile built
 /// by both gives the same files (path, type, mode, owner, size, link target) in the final root
 /// filesystem. Everything made in Docker (images, containers, the build's cache records) and in
 /// berth is removed at the end, pass or fail.
-@Suite(.serialized, .enabled(if: DockerDaemon.answers, "no dockerd answers on /var/run/docker.sock"))
+@Suite(.serialized, .enabled(if: DockerDaemon.available, "no dockerd answers, and none is installed"))
 struct BuildDockerParityTests {
     typealias World = ContainerCLITests.World
 
@@ -45,22 +109,25 @@ struct BuildDockerParityTests {
         var label: String { "berth-parity=\(id)" }
         var base: String { "berth-parity-busybox-\(id)" }
         var images: [String] = []
-        let cacheBefore: Set<String>
+        let daemon: DockerDaemon
+        var cacheBefore: Set<String> = []
         /// The client and environment of a BuildKit build (buildx, or DOCKER_BUILDKIT=1 with a
         /// client that has it built in); nil when none works: the classic builder then.
         var buildKit: (client: String, environment: [String: String])?
 
         init(tar: String, contextDirectory: String) throws {
-            cacheBefore = Self.buildCache()
-            try Self.check(["import", tar, base])
+            daemon = try DockerDaemon()
+            cacheBefore = buildCache()
+            try check(["import", tar, base])
             images.append(base)
             // A one-line build tells which builder works.
             let probe = contextDirectory + "/probe"
             try FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
             try "FROM \(base)\nLABEL \(label)\n".write(toFile: probe + "/Dockerfile", atomically: true, encoding: .utf8)
             for client in ["docker", "/usr/bin/docker"] {
-                let result = try Command.run(
-                    client, ["build", "-q", "--label", label, probe], environment: ["DOCKER_BUILDKIT": "1"])
+                let result = try run(
+                    ["build", "-q", "--label", label] + networkArguments + [probe], client: client,
+                    environment: ["DOCKER_BUILDKIT": "1"])
                 if result.status == 0 {
                     buildKit = (client, ["DOCKER_BUILDKIT": "1"])
                     break
@@ -68,14 +135,17 @@ struct BuildDockerParityTests {
             }
         }
 
-        static func run(_ arguments: [String], client: String = "docker", environment: [String: String] = [:]) throws
+        /// A build's network: the test's own dockerd has no bridge.
+        var networkArguments: [String] { daemon.isPrivate ? ["--network", "none"] : [] }
+
+        func run(_ arguments: [String], client: String = "docker", environment: [String: String] = [:]) throws
             -> BerthProcess.Result
         {
-            try Command.run(client, arguments, environment: environment)
+            try Command.run(client, arguments, environment: environment.merging(daemon.environment) { a, _ in a })
         }
 
         @discardableResult
-        static func check(_ arguments: [String]) throws -> BerthProcess.Result {
+        func check(_ arguments: [String]) throws -> BerthProcess.Result {
             let result = try run(arguments)
             guard result.status == 0 else {
                 throw FixtureError(
@@ -87,19 +157,18 @@ struct BuildDockerParityTests {
         /// `docker build` of `context` as `tag`, with BuildKit when it works.
         func build(_ context: String, tag: String) throws -> BerthProcess.Result {
             images.append(tag)
-            let arguments = ["build", "--label", label, "-t", tag, context]
+            let arguments = ["build", "--label", label, "-t", tag] + networkArguments + [context]
             if let buildKit {
-                return try Self.run(arguments, client: buildKit.client, environment: buildKit.environment)
+                return try run(arguments, client: buildKit.client, environment: buildKit.environment)
             }
-            return try Self.run(arguments, environment: ["DOCKER_BUILDKIT": "0"])
+            return try run(arguments, environment: ["DOCKER_BUILDKIT": "0"])
         }
 
         /// The IDs of dockerd's build cache records (GET /system/df).
-        static func buildCache() -> Set<String> {
+        func buildCache() -> Set<String> {
             guard
                 let result = try? Command.run(
-                    "curl",
-                    ["-sf", "--unix-socket", DockerDaemon.socket, "http://localhost/system/df?type=build-cache"]),
+                    "curl", ["-sf", "--unix-socket", daemon.socket, "http://localhost/system/df?type=build-cache"]),
                 result.status == 0,
                 let json = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
                 let records = json["BuildCache"] as? [[String: Any]]
@@ -108,13 +177,13 @@ struct BuildDockerParityTests {
         }
 
         deinit {
-            for image in images.reversed() { _ = try? Self.run(["rmi", "-f", image]) }
-            _ = try? Self.run(["image", "prune", "-f", "--filter", "label=\(label)"])
+            for image in images.reversed() { _ = try? run(["rmi", "-f", image]) }
+            _ = try? run(["image", "prune", "-f", "--filter", "label=\(label)"])
             // A record goes only once nothing is built on it: the leaves first, pass by pass.
             for _ in 0..<20 {
-                let left = Self.buildCache().subtracting(cacheBefore)
+                let left = buildCache().subtracting(cacheBefore)
                 if left.isEmpty { break }
-                for record in left { _ = try? Self.run(["builder", "prune", "-a", "-f", "--filter", "id=\(record)"]) }
+                for record in left { _ = try? run(["builder", "prune", "-a", "-f", "--filter", "id=\(record)"]) }
             }
         }
     }
@@ -203,10 +272,10 @@ struct BuildDockerParityTests {
         let saved = try world.berth(["image", "save", "-o", archive, tag])
         #expect(saved.status == 0, "\(saved.stderr)")
         docker.images.append(tag)
-        let loaded = try Docker.run(["load", "-i", archive])
+        let loaded = try docker.run(["load", "-i", archive])
         #expect(loaded.status == 0, "\(loaded.stderr)")
         #expect(loaded.stdout.contains(tag), "\(loaded.stdout)")
-        let ran = try Docker.run(["run", "--rm", tag])
+        let ran = try docker.run(["run", "--rm", tag])
         #expect(ran.status == 0, "\(ran.stderr)")
         #expect(ran.stdout == expected)
         try BuildCLITests.expectNothingLeft(world)
@@ -260,13 +329,13 @@ struct BuildDockerParityTests {
         print("docker's builder: \(docker.buildKit.map { "BuildKit (\($0.client))" } ?? "classic")")
 
         // The default command: the same output on both.
-        let dockerSays = try Docker.run(["run", "--rm", tag])
+        let dockerSays = try docker.run(["run", "--rm", tag])
         let berthSays = try world.berth(["container", "run", "--rm", tag])
         #expect(dockerSays.stdout == "parity from app in /home/app/work\ndata\nmade by app\n", "\(dockerSays.stderr)")
         #expect(berthSays.stdout == dockerSays.stdout, "\(berthSays.stderr)")
 
         // The root filesystems, listed as root from inside a container of each.
-        let dockerList = try Docker.run(["run", "--rm", "-u", "0", tag, "sh", "-c", Self.listing])
+        let dockerList = try docker.run(["run", "--rm", "-u", "0", tag, "sh", "-c", Self.listing])
         let berthList = try world.berth(["container", "run", "--rm", "-u", "0", tag, "sh", "-c", Self.listing])
         #expect(dockerList.status == 0, "\(dockerList.stderr)")
         #expect(berthList.status == 0, "\(berthList.stderr)")
