@@ -430,6 +430,8 @@ final class StageBuild {
         ) { line in
             session.builder.progress(.output(step: number, line: line))
         }
+        // A `#!` heredoc runs from a file: argv names only its path, so its text goes in here.
+        key.add(run.heredocs.map { $0.name + "\n" + $0.content })
         let layer = try store.captureLayer(directory: upper, sourceDateEpoch: session.options.sourceDateEpoch)
         // BuildKit's form: the build args the command saw, then its argv.
         let shownArgs = env.isEmpty ? "" : "|\(env.count) " + env.joined(separator: " ") + " "
