@@ -153,8 +153,10 @@ enum ArchiveExtract {
                 mknodat(
                     parent.fd, leaf, mode_t(archive_entry_filetype(entry)) | 0o600, dev_t(archive_entry_rdev(entry)))
                     == 0,
-                fchownat(parent.fd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) == 0
+                fchownat(parent.fd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) == 0,
+                berth_chmod_node(parent.fd, leaf, mode, archive_entry_filetype(entry)) == 0
             else { throw BuildError("ADD: make \(path)", errno: errno) }
+            utimensat(parent.fd, leaf, &times, AT_SYMLINK_NOFOLLOW)
         }
     }
 }

@@ -20,8 +20,14 @@ public struct BuildOptions: Sendable {
     public var labels: [String: String]
     /// `--secret id=ID,src=PATH`: files a `RUN --mount=type=secret,id=ID` sees.
     public var secrets: [String: String]
+    /// `--secret id=ID,env=VAR` (or `id=ID` alone, VAR being ID): secrets given by value, which
+    /// the RUN step that mounts one gets as a file of its own.
+    public var secretValues: [String: String]
     /// RUN steps' network when they name none: "default" (a bridge), "none" or "host".
     public var network: String
+    /// `--allow network.host`: a Dockerfile's `RUN --network=host` may use the host's network
+    /// (BuildKit's entitlement). Without it only `network` "host" (the user's own choice) does.
+    public var allowHostNetwork: Bool
     /// SOURCE_DATE_EPOCH: the time written into the image and the layers' newest mtime, so that
     /// equal inputs give equal digests.
     public var sourceDateEpoch: Int64?
@@ -30,7 +36,7 @@ public struct BuildOptions: Sendable {
         context: String, dockerfile: String? = nil, dockerfileText: String? = nil, buildArgs: [String: String?] = [:],
         target: String? = nil, noCache: Bool = false, pull: Bool = false, tags: [String] = [],
         labels: [String: String] = [:], secrets: [String: String] = [:], network: String = "default",
-        sourceDateEpoch: Int64? = nil
+        sourceDateEpoch: Int64? = nil, allowHostNetwork: Bool = false, secretValues: [String: String] = [:]
     ) {
         self.context = context
         self.dockerfile = dockerfile
@@ -44,5 +50,7 @@ public struct BuildOptions: Sendable {
         self.secrets = secrets
         self.network = network
         self.sourceDateEpoch = sourceDateEpoch
+        self.allowHostNetwork = allowHostNetwork
+        self.secretValues = secretValues
     }
 }

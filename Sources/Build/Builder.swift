@@ -46,7 +46,6 @@ public final class Builder {
         }
         let context = try BuildContext(directory: options.context, ignore: DockerIgnore(ignoreText ?? ""))
         let workspace = try Workspace(root: root)
-        if workspace.sweptLeftovers { RunStep.removeLeftovers(root: root) }
         let session = try BuildSession(
             builder: self, options: options, dockerfile: dockerfile, context: context, workspace: workspace)
         var image = try session.run()

@@ -1,3 +1,4 @@
+import CRuntime
 import Crypto
 import FoundationEssentials
 
@@ -41,6 +42,14 @@ extension String {
 /// and content (a link's target, a device's number), in walk order. Times are left out: a file
 /// touched but not changed is the same source.
 enum ContentDigest {
+    /// The extended attributes COPY copies (a file capability, an ACL), as text.
+    static func attributes(_ fd: Int32, _ display: String) throws -> String {
+        var text = [CChar](repeating: 0, count: 65536)
+        let n = berth_xattrs_text(fd, &text, text.count)
+        guard n >= 0 else { throw BuildError("read the extended attributes of \(display)", errno: Int32(-n)) }
+        return String(decoding: text[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     static func of(_ source: SourceTree) throws -> String {
         var hasher = SHA256()
         func add(_ text: String) {
@@ -64,6 +73,7 @@ enum ContentDigest {
                 guard let file = Descriptor(entry.openFile()) else {
                     throw BuildError("open \(source.display(entry.relative))", errno: errno)
                 }
+                try add(attributes(file.fd, source.display(entry.relative)))
                 while true {
                     let n = buffer.withUnsafeMutableBytes { read(file.fd, $0.baseAddress, $0.count) }
                     if n < 0 && errno == EINTR { continue }
@@ -77,7 +87,7 @@ enum ContentDigest {
                 guard n >= 0 else { throw BuildError("readlink \(source.display(entry.relative))", errno: errno) }
                 add(String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
             case S_IFDIR:
-                break
+                if let fd = entry.directory { try add(attributes(fd, source.display(entry.relative))) }
             default:
                 add(String(info.st_rdev))
             }

@@ -70,7 +70,9 @@ extension StageBuild {
             if PathPattern.hasWildcards(clean) {
                 wildcard = true
                 let found = try glob(clean, root: root, ignore: ignore)
-                sources += found.map { SourceTree(root: root, path: $0, ignore: ignore, excludes: c.excludes) }
+                sources += found.map {
+                    SourceTree(root: root, path: $0.path, ignore: ignore, excludes: c.excludes, bytes: $0.bytes)
+                }
             } else {
                 if let ignore, !clean.isEmpty, ignore.excludes(clean) {
                     throw BuildError(message: "\(keyword) failed: \"\(text)\": not found (excluded by .dockerignore)")
@@ -128,8 +130,8 @@ extension StageBuild {
                         try copier.copy(source, into: dir.fd, name: nil)
                     } else if destIsDirectory || c.parents || Self.isDirectory(to, in: target) {
                         let dir = try Self.directory(to, in: target, owner: owner)
-                        let base = source.path.split(separator: "/").last.map(String.init) ?? source.path
-                        try copier.copy(source, into: dir.fd, name: Array(base.utf8CString))
+                        let base = source.bytes.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? []
+                        try copier.copy(source, into: dir.fd, name: SourceTree.cString(base))
                     } else {
                         if let slash = to.lastIndex(of: "/"), slash != to.startIndex {
                             _ = try Self.directory(String(to[..<slash]), in: target, owner: owner)
@@ -184,32 +186,33 @@ extension StageBuild {
     }
 
     /// The paths under `root` a wildcard source names, component by component (Go's
-    /// filepath.Match per name, as Docker's), in byte order, without .dockerignore's.
-    func glob(_ pattern: String, root: Int32, ignore: DockerIgnore?) throws -> [String] {
-        var matches = [""]
+    /// filepath.Match per name, as Docker's), in byte order, without .dockerignore's. Names are
+    /// kept as bytes: one need not be UTF-8.
+    func glob(_ pattern: String, root: Int32, ignore: DockerIgnore?) throws -> [(path: String, bytes: [UInt8])] {
+        var matches: [(path: String, bytes: [UInt8])] = [("", [])]
         for component in pattern.split(separator: "/").map(String.init) {
-            var next: [String] = []
+            var next: [(path: String, bytes: [UInt8])] = []
             for prefix in matches {
                 guard
                     let dir = Descriptor(
-                        berth_in_root_open(root, prefix.isEmpty ? "." : prefix, O_RDONLY | O_DIRECTORY))
+                        berth_in_root_open(root, SourceTree.cString(prefix.bytes), O_RDONLY | O_DIRECTORY))
                 else { continue }
-                let names: [String]
+                var names: [[UInt8]] = []
                 if PathPattern.hasWildcards(component) {
-                    names = try SourceTree.names(dir.fd, display: prefix).map {
-                        String(decoding: $0.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                    }.filter { name in
-                        do { return try PathPattern.matches(component, name) } catch {
-                            return false
+                    for raw in try SourceTree.names(dir.fd, display: prefix.path) {
+                        let bytes = raw.dropLast().map { UInt8(bitPattern: $0) }
+                        if (try? PathPattern.matches(component, String(decoding: bytes, as: UTF8.self))) == true {
+                            names.append(bytes)
                         }
                     }
-                } else {
-                    names = faccessat(dir.fd, component, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ? [component] : []
+                } else if faccessat(dir.fd, component, F_OK, AT_SYMLINK_NOFOLLOW) == 0 {
+                    names = [Array(component.utf8)]
                 }
                 for name in names {
-                    let path = prefix.isEmpty ? name : prefix + "/" + name
+                    let text = String(decoding: name, as: UTF8.self)
+                    let path = prefix.path.isEmpty ? text : prefix.path + "/" + text
                     if let ignore, ignore.excludes(path) { continue }
-                    next.append(path)
+                    next.append((path, prefix.bytes.isEmpty ? name : prefix.bytes + [UInt8(ascii: "/")] + name))
                 }
             }
             matches = next

@@ -101,16 +101,43 @@ struct RunStep {
 
     /// The empty directories the runtime made as mount points, and their parents it made for
     /// them, when the image had none there: a cache or secret mount leaves nothing in the image.
+    /// The upper dir and the layers are trees the image and the command wrote: a target is
+    /// cleaned first (the runtime resolved its ".." inside the root) and every component is
+    /// opened by name without following links, so neither ".." nor a link the command planted
+    /// leads a check or an rmdir out of them onto the host.
     private func removeMountStubs(_ upper: String, layers: [String]) {
+        guard let top = Descriptor(open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) else { return }
         for target in mountTargets {
-            var parts = target.split(separator: "/").map(String.init)
-            while !parts.isEmpty {
-                let relative = "/" + parts.joined(separator: "/")
-                if layers.contains(where: { Files.exists($0 + relative) }) { break }
-                guard rmdir(upper + relative) == 0 else { break }
+            var parts = StageBuild.cleanAbsolute(target).split(separator: "/").map(String.init)
+            while let last = parts.last {
+                if layers.contains(where: { Self.exists(parts[...], under: $0) }) { break }
+                guard let parent = Self.directory(parts.dropLast(), in: top.fd),
+                    unlinkat(parent.fd, last, AT_REMOVEDIR) == 0
+                else { break }
                 parts.removeLast()
             }
         }
+    }
+
+    /// The directory `parts` below `root`, each component opened without following a link.
+    static func directory(_ parts: ArraySlice<String>, in root: Int32) -> Descriptor? {
+        guard var current = Descriptor(dup(root)) else { return nil }
+        for part in parts {
+            guard let next = Descriptor(openat(current.fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+            else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    /// Whether `parts` names an entry below the directory `path`, no link followed.
+    static func exists(_ parts: ArraySlice<String>, under path: String) -> Bool {
+        guard let last = parts.last,
+            let top = Descriptor(open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)),
+            let parent = directory(parts.dropLast(), in: top.fd)
+        else { return false }
+        var info = stat()
+        return fstatat(parent.fd, last, &info, AT_SYMLINK_NOFOLLOW) == 0
     }
 
     /// The command as the error shows it: `/bin/sh -c "make all"`.

@@ -30,6 +30,16 @@ struct SourceTree {
     let ignore: DockerIgnore?
     /// COPY --exclude patterns, matched against paths relative to the source.
     let excludes: [String]
+    /// `path` as the bytes to open: a name a wildcard matched need not be UTF-8.
+    let bytes: [UInt8]
+
+    init(root: Int32, path: String, ignore: DockerIgnore?, excludes: [String], bytes: [UInt8]? = nil) {
+        self.root = root
+        self.path = path
+        self.ignore = ignore
+        self.excludes = excludes
+        self.bytes = bytes ?? Array(path.utf8)
+    }
 
     /// One step of a walk: a directory begins or ends, or any other entry.
     enum Event {
@@ -65,16 +75,13 @@ struct SourceTree {
 
     /// The source's own entry, opened: nil when it does not exist.
     func open() throws -> (parent: Descriptor, name: [CChar], info: stat)? {
-        let parentPath = path.split(separator: "/").dropLast().joined(separator: "/")
-        let last = path.split(separator: "/").last.map(String.init) ?? "."
-        guard
-            let parent = Descriptor(
-                berth_in_root_open(root, parentPath.isEmpty ? "." : parentPath, O_RDONLY | O_DIRECTORY))
-        else {
+        let parts = bytes.split(separator: UInt8(ascii: "/"))
+        let parentPath = Self.cString(Array(parts.dropLast().joined(separator: [UInt8(ascii: "/")])))
+        var name = Self.cString(parts.last.map(Array.init) ?? [])
+        guard let parent = Descriptor(berth_in_root_open(root, parentPath, O_RDONLY | O_DIRECTORY)) else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw BuildError("open \(parentPath)", errno: errno)
         }
-        var name = Array(last.utf8CString)
         var info = stat()
         guard fstatat(parent.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
             if errno == ENOENT { return nil }
@@ -83,7 +90,7 @@ struct SourceTree {
         // A link named as the source is followed (inside the root), as Docker follows it: what it
         // points at is copied under the link's name.
         if info.st_mode & S_IFMT == S_IFLNK {
-            guard let target = Descriptor(berth_in_root_open(root, path, Int32(BERTH_O_PATH))) else {
+            guard let target = Descriptor(berth_in_root_open(root, Self.cString(bytes), Int32(BERTH_O_PATH))) else {
                 if errno == ENOENT || errno == ELOOP { return nil }
                 throw BuildError("open \(path)", errno: errno)
             }
@@ -92,6 +99,11 @@ struct SourceTree {
             return (target, name, info)
         }
         return (parent, name, info)
+    }
+
+    /// A path's bytes with a NUL, "." for none.
+    static func cString(_ bytes: [UInt8]) -> [CChar] {
+        (bytes.isEmpty ? [UInt8(ascii: ".")] : bytes).map { CChar(bitPattern: $0) } + [0]
     }
 
     func isExcluded(_ relative: String) -> Bool {

@@ -391,7 +391,14 @@ final class StageBuild {
                 described.append("tmpfs \(m.target)")
             case .secret:
                 let id = m.id ?? String(m.target.split(separator: "/").last ?? "")
-                guard let source = session.options.secrets[id] else {
+                let source: String
+                if let path = session.options.secrets[id] {
+                    source = path
+                } else if let value = session.options.secretValues[id] {
+                    // A value (from the environment): a file of its own in the step's directory.
+                    source = step + "/secret-\(targets.count)"
+                    try Self.writeFile(source, value, mode: 0o400)
+                } else {
                     if m.required {
                         throw BuildError(message: "secret \(id) not found: give it with --secret id=\(id),src=FILE")
                     }
@@ -409,6 +416,14 @@ final class StageBuild {
             }
             targets.append(m.target)
         }
+        // The host's network namespace reaches its loopback services: a Dockerfile asks for it,
+        // the user grants it (BuildKit's network.host entitlement).
+        if run.network == "host" && session.options.network != "host" && !session.options.allowHostNetwork {
+            throw BuildError(
+                message:
+                    "RUN --network=host is not allowed: grant it with --allow network.host (or build with --network host)"
+            )
+        }
         let networkName = run.network ?? session.options.network
         let network: NetworkMode
         switch networkName {
@@ -422,6 +437,8 @@ final class StageBuild {
         key.add(env)
         key.add(described)
         key.add(networkName)
+        // A `#!` heredoc runs from a file: argv names only its path, so its text goes in here.
+        key.add(run.heredocs.map { $0.name + "\n" + $0.content })
         if useCached(key) { return true }
         guard let base = image else {
             throw BuildError(message: "RUN needs an image with a shell: this stage has no file yet (FROM scratch)")

@@ -41,6 +41,9 @@ final class Workspace {
         sweptLeftovers = flock(lock.fd, LOCK_EX | LOCK_NB) == 0
         if sweptLeftovers {
             for name in Files.names(in: tmp) { try? TreeRemoval.remove(path: tmp + "/" + name) }
+            // Still under the exclusive lock: once it is shared, another build may start a RUN
+            // container that this sweep would take for a leftover and remove while it runs.
+            RunStep.removeLeftovers(root: root)
         }
         while flock(lock.fd, LOCK_SH) != 0 && errno == EINTR {}
     }

@@ -25,6 +25,33 @@ int berth_copy_xattrs(int from_fd, int to_fd) {
     return failed;
 }
 
+ssize_t berth_xattrs_text(int fd, char *out, size_t size) {
+    char names[8192];
+    ssize_t len = flistxattr(fd, names, sizeof names);
+    if (len < 0) return (errno == ENOTSUP || errno == EOPNOTSUPP) ? 0 : -errno;
+    /* Names in the kernel's order, which is stable for one file system; what berth_copy_xattrs
+       copies, each as "name=hex(value);". */
+    size_t used = 0;
+    unsigned char value[16384];
+    static const char digits[] = "0123456789abcdef";
+    for (ssize_t at = 0; at < len; at += (ssize_t)strlen(names + at) + 1) {
+        const char *name = names + at;
+        if (strncmp(name, "trusted.overlay.", 16) == 0) continue;
+        ssize_t n = fgetxattr(fd, name, value, sizeof value);
+        if (n < 0) return -errno;
+        size_t need = strlen(name) + 2 + 2 * (size_t)n;
+        if (used + need >= size) return -E2BIG;
+        used += (size_t)snprintf(out + used, size - used, "%s=", name);
+        for (ssize_t i = 0; i < n; i++) {
+            out[used++] = digits[value[i] >> 4];
+            out[used++] = digits[value[i] & 15];
+        }
+        out[used++] = ';';
+    }
+    out[used] = 0;
+    return (ssize_t)used;
+}
+
 int berth_chmod_node(int dir_fd, const char *name, unsigned int mode, unsigned int type) {
     int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return -1;

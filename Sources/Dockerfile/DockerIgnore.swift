@@ -160,38 +160,56 @@ public struct DockerIgnore: Sendable {
         return tokens
     }
 
-    private static func match(_ tokens: ArraySlice<Token>, _ path: ArraySlice<Unicode.Scalar>) -> Bool {
-        guard let token = tokens.first else { return path.isEmpty }
-        let rest = tokens.dropFirst()
-        switch token {
-        case .anything:
-            return true
-        case .directories:
-            // Nothing, or any run of characters ending with "/".
-            if match(rest, path) { return true }
-            var index = path.startIndex
-            while index < path.endIndex {
-                if path[index] == "/" && match(rest, path[(index + 1)...]) { return true }
-                index += 1
+    /// Whether `tokens` match the whole `path`: the pattern run as an automaton over the path's
+    /// characters, a set of token positions at a time, O(tokens × path). Trying every split at
+    /// every star was exponential: `*a*a*a*a*a*a*a*a*a*a*a*a*b` against a 200-character name
+    /// held a build for hours, deaf to SIGTERM.
+    private static func match(_ pattern: ArraySlice<Token>, _ path: ArraySlice<Unicode.Scalar>) -> Bool {
+        let tokens = Array(pattern)
+        let n = tokens.count
+        // `at[t]`: token t is next; `inRun[t]`: within the "(.*/)" of a `directories` token t.
+        var at = [Bool](repeating: false, count: n + 1)
+        var inRun = [Bool](repeating: false, count: n + 1)
+        var accepted = false
+        // What matches nothing is passed: a star, a directories token (no directory), and a
+        // trailing "**" takes whatever is left.
+        func close(_ states: inout [Bool]) {
+            for t in 0..<n where states[t] {
+                switch tokens[t] {
+                case .star, .directories: states[t + 1] = true
+                case .anything: accepted = true
+                default: break
+                }
             }
-            return false
-        case .star:
-            var remaining = path
-            while true {
-                if match(rest, remaining) { return true }
-                guard let first = remaining.first, first != "/" else { return false }
-                remaining = remaining.dropFirst()
-            }
-        case .one:
-            guard let first = path.first, first != "/" else { return false }
-            return match(rest, path.dropFirst())
-        case .literal(let literal):
-            guard path.first == literal else { return false }
-            return match(rest, path.dropFirst())
-        case .set(let negated, let ranges):
-            guard let first = path.first, first != "/", ranges.contains(where: { $0.contains(first) }) != negated
-            else { return false }
-            return match(rest, path.dropFirst())
         }
+        at[0] = true
+        close(&at)
+        for c in path {
+            if accepted { return true }
+            var next = [Bool](repeating: false, count: n + 1)
+            var nextRun = [Bool](repeating: false, count: n + 1)
+            for t in 0..<n where at[t] || inRun[t] {
+                switch tokens[t] {
+                case .directories:
+                    nextRun[t] = true
+                    if c == "/" { next[t + 1] = true }
+                case .star:
+                    if at[t] && c != "/" { next[t] = true }
+                case .one:
+                    if at[t] && c != "/" { next[t + 1] = true }
+                case .literal(let literal):
+                    if at[t] && c == literal { next[t + 1] = true }
+                case .set(let negated, let ranges):
+                    if at[t] && c != "/" && ranges.contains(where: { $0.contains(c) }) != negated { next[t + 1] = true }
+                case .anything:
+                    break
+                }
+            }
+            close(&next)
+            at = next
+            inRun = nextRun
+            if !accepted && !at.contains(true) && !inRun.contains(true) { return false }
+        }
+        return accepted || at[n]
     }
 }

@@ -108,17 +108,26 @@ public enum PathPattern {
         return tokens
     }
 
-    static func match(_ tokens: ArraySlice<Token>, _ name: ArraySlice<Unicode.Scalar>) -> Bool {
-        guard let token = tokens.first else { return name.isEmpty }
-        if token == .star {
-            var rest = name
-            while true {
-                if match(tokens.dropFirst(), rest) { return true }
-                guard let first = rest.first, first != "/" else { return false }
-                rest = rest.dropFirst()
-            }
+    /// Whether `tokens` match the whole of `name`: a set of token positions at a time over the
+    /// characters, O(tokens × name), where trying every split at every star was exponential.
+    static func match(_ pattern: ArraySlice<Token>, _ name: ArraySlice<Unicode.Scalar>) -> Bool {
+        let tokens = Array(pattern)
+        let n = tokens.count
+        var at = [Bool](repeating: false, count: n + 1)
+        func close(_ states: inout [Bool]) {
+            for t in 0..<n where states[t] && tokens[t] == .star { states[t + 1] = true }
         }
-        guard let first = name.first, token.accepts(first) else { return false }
-        return match(tokens.dropFirst(), name.dropFirst())
+        at[0] = true
+        close(&at)
+        for c in name {
+            var next = [Bool](repeating: false, count: n + 1)
+            for t in 0..<n where at[t] && tokens[t].accepts(c) {
+                next[tokens[t] == .star ? t : t + 1] = true
+            }
+            close(&next)
+            at = next
+            if !at.contains(true) { return false }
+        }
+        return at[n]
     }
 }

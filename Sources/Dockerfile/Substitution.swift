@@ -42,6 +42,10 @@ struct ShellLexer {
     private let escape: Unicode.Scalar
     private let lookup: (String) -> String?
     private var position = 0
+    /// How many `${...}` enclose the one being read: each level is a recursion, so a hostile
+    /// Dockerfile's thousands would overflow the stack (a stage's thread has half a megabyte).
+    private var depth = 0
+    static let maxDepth = 64
     var rawQuotes = false
     var rawEscapes = false
     var skipUnset = false
@@ -226,6 +230,11 @@ struct ShellLexer {
             return value
         }
         position += 1  // the "{"
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else {
+            throw DockerfileError("syntax error: substitutions nested more than \(Self.maxDepth) deep")
+        }
         switch peek {
         case nil: throw DockerfileError("syntax error: missing '}'")
         case "{", "}", ":": throw DockerfileError("syntax error: bad substitution")
@@ -364,25 +373,40 @@ struct ShellGlob {
         self.tokens = tokens
     }
 
-    /// Whether the whole of `text` matches.
+    /// Whether the whole of `text` matches. Iterative, backtracking only to the last `*` (a later
+    /// star can take whatever an earlier one would): O(pattern × text), where trying every split
+    /// for every star was exponential (`${A#*a*a*a*a*a*a*a*a*a*a*a*a*b}` ran for hours), and
+    /// no recursion per character to overflow a stage thread's stack.
     private func matches(_ text: ArraySlice<Unicode.Scalar>) -> Bool {
-        func match(_ t: Int, _ i: Int) -> Bool {
-            if t == tokens.count { return i == text.endIndex }
-            switch tokens[t] {
-            case .any:
-                var j = i
-                while true {
-                    if match(t + 1, j) { return true }
-                    if j == text.endIndex { return false }
-                    j += 1
+        var t = 0
+        var i = text.startIndex
+        var star: (token: Int, index: Int)? = nil
+        while i < text.endIndex {
+            if t < tokens.count {
+                switch tokens[t] {
+                case .any:
+                    star = (t, i)
+                    t += 1
+                    continue
+                case .one:
+                    t += 1
+                    i += 1
+                    continue
+                case .literal(let scalar) where text[i] == scalar:
+                    t += 1
+                    i += 1
+                    continue
+                default:
+                    break
                 }
-            case .one:
-                return i < text.endIndex && match(t + 1, i + 1)
-            case .literal(let scalar):
-                return i < text.endIndex && text[i] == scalar && match(t + 1, i + 1)
             }
+            guard let last = star else { return false }
+            star = (last.token, last.index + 1)
+            t = last.token + 1
+            i = last.index + 1
         }
-        return match(0, text.startIndex)
+        while t < tokens.count, case .any = tokens[t] { t += 1 }
+        return t == tokens.count
     }
 
     private static func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String {

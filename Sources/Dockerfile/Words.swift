@@ -148,6 +148,10 @@ enum JSONForm {
     private struct Parser {
         let bytes: [UInt8]
         var index = 0
+        /// Arrays and objects open around the value being read: deeper is not read (each level is
+        /// a recursion, and a stage's thread has a small stack).
+        var depth = 0
+        static let maxDepth = 64
 
         init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -182,6 +186,9 @@ enum JSONForm {
 
         mutating func array() -> Value? {
             index += 1
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { return nil }
             var items: [Value] = []
             skipSpace()
             if peek == UInt8(ascii: "]") {
@@ -201,6 +208,9 @@ enum JSONForm {
 
         mutating func object() -> Value? {
             index += 1
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { return nil }
             skipSpace()
             if peek == UInt8(ascii: "}") {
                 index += 1

@@ -55,12 +55,15 @@ extension Orchestrator {
         for (k, v) in overrides.buildArgs { args[k] = .some(v) }
         var noCache = overrides.noCache
         if case .bool(true)? = build.other["no_cache"] { noCache = true }
+        var entitlements: [String] = []
+        if case .list(let granted)? = build.other["entitlements"] { entitlements = granted.compactMap(\.string) }
         var pull = overrides.pull
         if case .bool(true)? = build.other["pull"] { pull = true }
         let options = BuildOptions(
             context: context, dockerfile: build.dockerfile, dockerfileText: build.dockerfileInline, buildArgs: args,
             target: build.target, noCache: noCache, pull: pull, tags: tags, labels: build.labels,
-            network: build.network ?? "default", sourceDateEpoch: overrides.sourceDateEpoch)
+            network: build.network ?? "default", sourceDateEpoch: overrides.sourceDateEpoch,
+            allowHostNetwork: entitlements.contains("network.host"))
         progress(ProgressEvent(.image, name, "Building", .working))
         do {
             let builder = try Builder(root: root, progress: buildProgress, pull: { try self.pull($0) })

@@ -37,7 +37,13 @@ struct BuildFlags: ParsableArguments {
     @Option(name: .customLong("network"), help: "Networking mode for the RUN instructions: default, none or host.")
     var network: String = "default"
 
+    @Option(name: .customLong("allow"), help: "Extra privileged entitlement: network.host (RUN --network=host).")
+    var allow: [String] = []
+
     func validate() throws {
+        for entitlement in allow where entitlement != "network.host" {
+            throw ValidationError("entitlement \"\(entitlement)\" not supported: only network.host is")
+        }
         guard ["default", "none", "host", "bridge"].contains(network) else {
             throw ValidationError("network mode \"\(network)\" not supported by buildkit: use default, none or host")
         }
@@ -64,26 +70,40 @@ struct BuildFlags: ParsableArguments {
             labelValues[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
         }
         var secretFiles: [String: String] = [:]
+        var secretValues: [String: String] = [:]
         for s in secrets {
             var id: String?
             var src: String?
+            var env: String?
             for field in s.split(separator: ",") {
                 let kv = field.split(separator: "=", maxSplits: 1).map(String.init)
                 guard kv.count == 2 else { continue }
                 switch kv[0] {
                 case "id": id = kv[1]
                 case "src", "source": src = kv[1]
+                case "env": env = kv[1]
                 default: break
                 }
             }
             guard let id else { throw ValidationError("invalid secret \"\(s)\": id= is required") }
-            secretFiles[id] = src ?? getenv(id).map { String(cString: $0) } ?? ""
+            if let src {
+                secretFiles[id] = src
+                continue
+            }
+            // Without src=, the variable's value is the secret (as docker's), never a path: read
+            // as one, a token ended up in a "bind source path does not exist" message.
+            let variable = env ?? id
+            guard let value = getenv(variable) else {
+                throw ValidationError("secret \(id): no src= given and no variable \(variable) in the environment")
+            }
+            secretValues[id] = String(cString: value)
         }
         for tag in tags { _ = try ImageReference(parsing: tag) }
         return BuildOptions(
             context: context, dockerfile: dockerfile, buildArgs: args, target: target, noCache: noCache, pull: pull,
             tags: tags, labels: labelValues, secrets: secretFiles, network: network == "bridge" ? "default" : network,
-            sourceDateEpoch: getenv("SOURCE_DATE_EPOCH").flatMap { Int64(String(cString: $0)) })
+            sourceDateEpoch: getenv("SOURCE_DATE_EPOCH").flatMap { Int64(String(cString: $0)) },
+            allowHostNetwork: allow.contains("network.host"), secretValues: secretValues)
     }
 
     /// Builds with progress on stderr (none with -q), prints what docker prints, and writes the

@@ -250,6 +250,9 @@ int berth_in_root_parent(int root_fd, const char *path, char *name, size_t size)
    ACLs) to `to_fd`, but overlayfs's own: the number that could not be set (best effort, as the
    volume's file system may not take them), or -errno when the list cannot be read. */
 int berth_copy_xattrs(int from_fd, int to_fd);
+/* The extended attributes berth_copy_xattrs would copy, as text ("name=hexvalue;" each) in
+   `out`: its length, or -errno (-E2BIG when they do not fit). For a build's source digest. */
+ssize_t berth_xattrs_text(int fd, char *out, size_t size);
 /* chmod of the node `name` in `dir_fd` (a device, FIFO or socket just made) without following
    a link: refused (EEXIST) when it is not of `type` (S_IFCHR, ...). 0, or -1 with errno. */
 int berth_chmod_node(int dir_fd, const char *name, unsigned int mode, unsigned int type);
