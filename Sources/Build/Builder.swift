@@ -50,15 +50,24 @@ public final class Builder {
             builder: self, options: options, dockerfile: dockerfile, context: context, workspace: workspace)
         var image = try session.run()
         if !options.labels.isEmpty {
-            var config = image.config
-            var labels = config.labels ?? [:]
-            for (k, v) in options.labels { labels[k] = v }
-            config.labels = labels
-            let shown = options.labels.keys.sorted().map { "\($0)=\(options.labels[$0]!)" }.joined(separator: " ")
-            image = try store.commitImage(
-                parent: image, layer: nil, config: config,
-                history: HistoryEntry(createdBy: "LABEL " + shown, comment: nil, emptyLayer: true),
-                created: session.created)
+            // A step of its own, cached as the others are: the same labels give the same image.
+            let shown = options.labels.keys.sorted().map { "\($0)=\(options.labels[$0]!)" }
+            var key = CacheKey(parent: image.id)
+            key.add(options.sourceDateEpoch.map { "epoch \($0)" } ?? "now")
+            key.add("--label")
+            key.add(shown)
+            if !options.noCache, let cached = store.cachedImage(key: key.value) {
+                image = cached
+            } else {
+                var config = image.config
+                var labels = config.labels ?? [:]
+                for (k, v) in options.labels { labels[k] = v }
+                config.labels = labels
+                image = try store.commitImage(
+                    parent: image, layer: nil, config: config,
+                    history: HistoryEntry(createdBy: "LABEL " + shown.joined(separator: " "), emptyLayer: true),
+                    created: session.created, cacheKey: key.value)
+            }
         }
         // Untagged, it is listed as <none> (Docker's dangling image) rather than only cached.
         try store.tagImage(image, as: options.tags)
@@ -122,7 +131,9 @@ final class BuildSession {
     private var results: [Int: StageResult] = [:]
     private var failure: Error?
     private var stepCounter = 0
-    private let group = DispatchGroup()
+    /// The stages' threads (threads of their own: a stage blocks while a RUN runs, or while it
+    /// waits for another stage, which a pool of workers need not make room for).
+    private var threads: [BackgroundWork<Void>] = []
 
     enum StageResult {
         case running(DispatchGroup)
@@ -196,10 +207,10 @@ final class BuildSession {
         do {
             image = try result(of: target)
         } catch {
-            group.wait()
+            waitForStages()
             throw firstFailure ?? error
         }
-        group.wait()
+        waitForStages()
         if let failure = firstFailure { throw failure }
         guard let image else {
             // FROM scratch and nothing else: an image with no layer, as Docker makes.
@@ -235,9 +246,7 @@ final class BuildSession {
             }
             for instruction in stage.instructions {
                 for flag in instruction.flags {
-                    for prefix in ["--from=", "from="] where flag.hasPrefix(prefix) {
-                        references.append(String(flag.dropFirst(prefix.count)))
-                    }
+                    if flag.hasPrefix("--from=") { references.append(String(flag.dropFirst(7))) }
                     if flag.hasPrefix("--mount=") {
                         for field in flag.dropFirst(8).split(separator: ",") where field.hasPrefix("from=") {
                             references.append(String(field.dropFirst(5)))
@@ -254,6 +263,18 @@ final class BuildSession {
 
     var firstFailure: Error? { lock.withLock { failure } }
 
+    private var pulled: Set<String> = []
+    private let pulling = StateLock()
+
+    /// `--pull`'s pull of an image, once per build however many stages name it.
+    func pullOnce(_ name: String) throws {
+        try pulling.withLock {
+            guard !pulled.contains(name) else { return }
+            try builder.pull(name)
+            pulled.insert(name)
+        }
+    }
+
     /// Starts a stage on a thread of its own unless it is started already.
     private func schedule(_ index: Int) {
         let started: Bool = lock.withLock {
@@ -264,16 +285,20 @@ final class BuildSession {
             return true
         }
         guard started else { return }
-        group.enter()
-        DispatchQueue.global().async {
-            defer { self.group.leave() }
+        let thread = BackgroundWork<Void> {
             var image: Image?
             var ok = false
             do {
                 image = try StageBuild(session: self, index: index).run()
                 ok = true
             } catch {
-                self.lock.withLock { if self.failure == nil { self.failure = error } }
+                let first = self.lock.withLock {
+                    if self.failure != nil { return false }
+                    self.failure = error
+                    return true
+                }
+                // The other stages' RUN commands are stopped, not waited for (BuildKit's too).
+                if first { self.builder.cancellation.killRunning() }
             }
             let waiting: DispatchGroup? = self.lock.withLock {
                 guard case .running(let done) = self.results[index] else { return nil }
@@ -282,6 +307,12 @@ final class BuildSession {
             }
             waiting?.leave()
         }
+        lock.withLock { threads.append(thread) }
+    }
+
+    /// Until every stage started has ended (a stage may start another while it runs).
+    private func waitForStages() {
+        while let thread = lock.withLock({ threads.popLast() }) { _ = try? thread.wait() }
     }
 
     /// A stage's image, once built (nil: FROM scratch with no step). Starts it if need be.
@@ -317,11 +348,13 @@ final class Cancellation: @unchecked Sendable {
     var isCancelled: Bool { lock.withLock { cancelled } }
 
     func cancel() {
-        let containers: [Container] = lock.withLock {
-            cancelled = true
-            return Array(running.values)
-        }
-        for c in containers { try? c.kill(signal: SIGKILL) }
+        lock.withLock { cancelled = true }
+        killRunning()
+    }
+
+    /// Kills the RUN containers running now (a stage failed: the build will fail anyway).
+    func killRunning() {
+        for c in lock.withLock({ Array(running.values) }) { try? c.kill(signal: SIGKILL) }
     }
 
     /// Follows a RUN step's container while it runs; false (and the container is killed) when

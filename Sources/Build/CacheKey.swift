@@ -1,6 +1,7 @@
 import CRuntime
 import Crypto
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -27,15 +28,7 @@ struct CacheKey {
         for p in parts { add(p) }
     }
 
-    var value: String { hasher.finalize().map { String(format2: $0) }.joined() }
-}
-
-extension String {
-    /// Two lower-case hex digits.
-    init(format2 byte: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self.init([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
-    }
+    var value: String { Array(hasher.finalize()).hexString }
 }
 
 /// The digest of what COPY would copy from a source: each entry's path, type, mode, owner, size
@@ -92,6 +85,6 @@ enum ContentDigest {
                 add(String(info.st_rdev))
             }
         }
-        return hasher.finalize().map { String(format2: $0) }.joined()
+        return Array(hasher.finalize()).hexString
     }
 }

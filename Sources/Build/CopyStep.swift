@@ -50,6 +50,7 @@ extension StageBuild {
             }
             holders.append(dir)
             for h in c.heredocs {
+                try StageBuild.checkHeredocName(h.name)
                 let content =
                     h.expand ? try Substitution.expand(h.content, escape: escape, lookup: lookup) : h.content
                 try Self.writeFile(scratch + "/" + h.name, content, mode: 0o644)
@@ -80,10 +81,14 @@ extension StageBuild {
                 sources.append(SourceTree(root: root, path: clean, ignore: ignore, excludes: c.excludes))
             }
         }
-        guard !sources.isEmpty else { throw BuildError(message: "\(keyword) failed: no source files were specified") }
+        // A wildcard that matches nothing copies nothing (BuildKit's AllowEmptyWildcard: the
+        // `COPY optional* ./` idiom).
+        guard !sources.isEmpty || wildcard else {
+            throw BuildError(message: "\(keyword) failed: no source files were specified")
+        }
         let dest = c.destination.hasPrefix("/") ? c.destination : (config.workingDir ?? "/") + "/" + c.destination
         let destIsDirectory = c.destination.hasSuffix("/") || c.destination == "." || c.destination.hasSuffix("/.")
-        if (sources.count > 1 || wildcard) && !destIsDirectory {
+        if sources.count > 1 && !destIsDirectory {
             throw BuildError(
                 message:
                     "When using \(keyword) with more than one source file, the destination must be a directory and end with a /"
@@ -216,9 +221,6 @@ extension StageBuild {
                 }
             }
             matches = next
-        }
-        if matches.isEmpty {
-            throw BuildError(message: "no source files were specified: nothing matches \(pattern)")
         }
         return matches
     }

@@ -99,8 +99,9 @@ struct RunStep {
     /// What marks a RUN step's container.
     static let label = "berth.build"
 
-    /// The empty directories the runtime made as mount points, and their parents it made for
-    /// them, when the image had none there: a cache or secret mount leaves nothing in the image.
+    /// The mount points the runtime made (an empty directory, or an empty file for a file's
+    /// bind: a secret), and the parents it made for them, when the image had none there: a cache
+    /// or secret mount leaves nothing in the image (BuildKit's mount stub cleaning).
     /// The upper dir and the layers are trees the image and the command wrote: a target is
     /// cleaned first (the runtime resolved its ".." inside the root) and every component is
     /// opened by name without following links, so neither ".." nor a link the command planted
@@ -109,11 +110,19 @@ struct RunStep {
         guard let top = Descriptor(open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) else { return }
         for target in mountTargets {
             var parts = StageBuild.cleanAbsolute(target).split(separator: "/").map(String.init)
+            var isTarget = true
             while let last = parts.last {
                 if layers.contains(where: { Self.exists(parts[...], under: $0) }) { break }
-                guard let parent = Self.directory(parts.dropLast(), in: top.fd),
-                    unlinkat(parent.fd, last, AT_REMOVEDIR) == 0
-                else { break }
+                guard let parent = Self.directory(parts.dropLast(), in: top.fd) else { break }
+                var removed = unlinkat(parent.fd, last, AT_REMOVEDIR) == 0
+                var info = stat()
+                if !removed, isTarget, fstatat(parent.fd, last, &info, AT_SYMLINK_NOFOLLOW) == 0,
+                    info.st_mode & S_IFMT == S_IFREG, info.st_size == 0
+                {
+                    removed = unlinkat(parent.fd, last, 0) == 0
+                }
+                guard removed else { break }
+                isTarget = false
                 parts.removeLast()
             }
         }

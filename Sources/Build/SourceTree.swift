@@ -124,15 +124,29 @@ struct SourceTree {
         guard let (parent, name, info) = try open() else {
             throw BuildError(message: "\"\(path.isEmpty ? "." : path)\": not found")
         }
+        var pending: [Held] = []
         try withExtendedLifetime(parent) {
             try walk(
                 Entry(relative: "", parent: parent.fd, name: name, info: info, directory: nil), depth: 0,
-                visit)
+                held: false, &pending, visit)
         }
     }
 
-    private func walk(_ entry: Entry, depth: Int, _ visit: (Event) throws -> Void) throws {
-        guard entry.isDirectory else { return try visit(.leaf(entry)) }
+    /// An excluded directory entered only because an exception may bring back something below
+    /// it: its `.enter` waits until something below is emitted, and without one it is neither
+    /// copied nor digested (as fsutil's walk, which emits a parent only for a child).
+    private struct Held {
+        var entry: Entry
+        var emitted = false
+    }
+
+    private func walk(
+        _ entry: Entry, depth: Int, held: Bool, _ pending: inout [Held], _ visit: (Event) throws -> Void
+    ) throws {
+        guard entry.isDirectory else {
+            try emitHeld(&pending, visit)
+            return try visit(.leaf(entry))
+        }
         guard depth < Self.maxDepth else {
             throw BuildError(message: "\(entry.relative): more than \(Self.maxDepth) directory levels")
         }
@@ -140,7 +154,12 @@ struct SourceTree {
         else { throw BuildError("open \(display(entry.relative))", errno: errno) }
         var opened = entry
         opened.directory = dir.fd
-        try visit(.enter(opened))
+        if held {
+            pending.append(Held(entry: opened))
+        } else {
+            try emitHeld(&pending, visit)
+            try visit(.enter(opened))
+        }
         for name in try Self.names(dir.fd, display: display(entry.relative)) {
             let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let relative = entry.relative.isEmpty ? text : entry.relative + "/" + text
@@ -148,18 +167,29 @@ struct SourceTree {
             guard fstatat(dir.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 throw BuildError("stat \(display(relative))", errno: errno)
             }
-            if isExcluded(relative) {
-                // An excluded directory is still entered when an exception may bring back
-                // something below it; what is entered but left empty is not copied.
+            let excluded = isExcluded(relative)
+            if excluded {
                 guard info.st_mode & S_IFMT == S_IFDIR, let ignore,
                     ignore.mayIncludeUnder(path.isEmpty ? relative : path + "/" + relative)
                 else { continue }
             }
             try walk(
                 Entry(relative: relative, parent: dir.fd, name: name, info: info, directory: nil), depth: depth + 1,
-                visit)
+                held: excluded, &pending, visit)
         }
-        try visit(.leave(opened))
+        if held {
+            if pending.removeLast().emitted { try visit(.leave(opened)) }
+        } else {
+            try visit(.leave(opened))
+        }
+    }
+
+    /// The held directories' `.enter`s, outermost first, once something below them is emitted.
+    private func emitHeld(_ pending: inout [Held], _ visit: (Event) throws -> Void) throws {
+        for i in pending.indices where !pending[i].emitted {
+            try visit(.enter(pending[i].entry))
+            pending[i].emitted = true
+        }
     }
 
     func display(_ relative: String) -> String {

@@ -102,20 +102,20 @@ final class StageBuild {
         let number = session.nextStepNumber()
         let name = stepName(instruction)
         session.builder.progress(.started(step: number, name: name))
-        let start = Self.now()
+        let start = DaemonControl.now()
         currentStep = number
         do {
             if try body() {
                 session.builder.progress(.cached(step: number))
             } else {
-                session.builder.progress(.finished(step: number, seconds: Self.now() - start))
+                session.builder.progress(.finished(step: number, seconds: Self.seconds(since: start)))
             }
         } catch let error as BuildError {
-            session.builder.progress(.failed(step: number, seconds: Self.now() - start))
+            session.builder.progress(.failed(step: number, seconds: Self.seconds(since: start)))
             let location = "\(file):\(instruction.position.line):\(instruction.position.column)"
             throw error.at(location, step: name)
         } catch {
-            session.builder.progress(.failed(step: number, seconds: Self.now() - start))
+            session.builder.progress(.failed(step: number, seconds: Self.seconds(since: start)))
             let location = "\(file):\(instruction.position.line):\(instruction.position.column)"
             throw BuildError(message: "\(error)").at(location, step: name)
         }
@@ -126,11 +126,7 @@ final class StageBuild {
     /// AT_EMPTY_PATH, a _GNU_SOURCE name Swift's Glibc module does not export.
     static let atEmptyPath: Int32 = 0x1000
 
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    static func seconds(since start: Int64) -> Double { Double(DaemonControl.now() - start) / 1e9 }
 
     private func from() throws {
         try reported(stage.from) {
@@ -151,7 +147,7 @@ final class StageBuild {
 
     /// An image from the store, pulled when it is missing (or always, with --pull).
     func externalImage(_ name: String) throws -> Image {
-        if session.options.pull { try session.builder.pull(name) }
+        if session.options.pull { try session.pullOnce(name) }
         do {
             return try store.image(name)
         } catch ImageStore.Error.notFound {
@@ -187,7 +183,12 @@ final class StageBuild {
     }
 
     /// The key's start: the image so far.
-    var parentKey: CacheKey { CacheKey(parent: image?.id ?? "scratch") }
+    /// SOURCE_DATE_EPOCH too: it is in every image's times and the layers' mtimes.
+    var parentKey: CacheKey {
+        var key = CacheKey(parent: image?.id ?? "scratch")
+        key.add(session.options.sourceDateEpoch.map { "epoch \($0)" } ?? "now")
+        return key
+    }
 
     /// The cached result of `key`, made current; false when there is none (or --no-cache).
     func useCached(_ key: CacheKey) -> Bool {
@@ -225,7 +226,7 @@ final class StageBuild {
             config.labels = labels
         case .expose(let ports):
             var all = Set(config.exposedPorts ?? [])
-            for p in ports { all.insert(p.contains("/") ? p.lowercased() : p + "/tcp") }
+            for p in ports { all.formUnion(Self.exposed(p)) }
             config.exposedPorts = all.sorted()
         case .cmd(let line):
             config.cmd = argv(line)
@@ -262,6 +263,18 @@ final class StageBuild {
         return false
     }
 
+    /// EXPOSE's "8000-8002/udp" as Docker keeps it: each port of the range, with its protocol
+    /// (tcp when none is given).
+    static func exposed(_ text: String) -> [String] {
+        let parts = text.lowercased().split(separator: "/", maxSplits: 1)
+        let proto = parts.count == 2 ? String(parts[1]) : "tcp"
+        let range = parts.first.map { $0.split(separator: "-", maxSplits: 1).compactMap { Int($0) } } ?? []
+        guard range.count == 2, range[0] <= range[1], range[1] - range[0] < 65536 else {
+            return [String(parts.first ?? "") + "/" + proto]
+        }
+        return (range[0]...range[1]).map { "\($0)/\(proto)" }
+    }
+
     /// CMD/ENTRYPOINT/RUN's argv: the JSON form as written, the shell form through SHELL.
     private func argv(_ line: CommandLine) -> [String] {
         switch line {
@@ -281,14 +294,10 @@ final class StageBuild {
         if useCached(key) { return true }
         config.workingDir = clean
         // Made when missing, as BuildKit does, owned by the USER of the moment.
+        // Only the directories it makes take the owner; one that is there stays as it is.
         let layer = try inOverlay { root in
             let owner = try config.user.map { try self.owner($0, root: root) }
-            guard let made = Descriptor(berth_in_root(root, clean, Int32(BERTH_IN_ROOT_MKDIR), 0o755)) else {
-                throw BuildError("mkdir \(clean)", errno: errno)
-            }
-            if let owner, fchownat(made.fd, "", owner.uid, owner.gid, Self.atEmptyPath) != 0 {
-                throw BuildError("chown \(clean)", errno: errno)
-            }
+            _ = try Self.directory(clean, in: root, owner: owner)
         }
         try commit(layer, "WORKDIR " + clean, key: key)
         return false
@@ -356,6 +365,7 @@ final class StageBuild {
                 // The shell expands the body's variables itself (BuildKit leaves them to it).
                 let body = only.content
                 if body.hasPrefix("#!") {
+                    try Self.checkHeredocName(only.name)
                     let script = step + "/" + only.name
                     try Self.writeFile(script, body, mode: 0o755)
                     let target = "/dev/pipes/" + only.name
@@ -385,18 +395,21 @@ final class StageBuild {
                 let path = try session.workspace.cacheMount(
                     id: id, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o755)
                 mounts.append(MountSpec(kind: .bind, source: path, target: m.target, readOnly: m.readOnly))
-                described.append("cache \(id) \(m.target)")
+                described += ["cache", id, m.target]
             case .tmpfs:
                 mounts.append(MountSpec(kind: .tmpfs, target: m.target, tmpfsSize: m.size))
-                described.append("tmpfs \(m.target)")
+                described += ["tmpfs", m.target, m.size.map(String.init) ?? ""]
             case .secret:
                 let id = m.id ?? String(m.target.split(separator: "/").last ?? "")
-                let source: String
+                // A copy of its own in the step's directory, with the mount's owner and mode
+                // (BuildKit's default: root's, 0400), whatever the file it comes from.
+                let source = step + "/secret-\(targets.count)"
                 if let path = session.options.secrets[id] {
-                    source = path
+                    guard let bytes = Files.readAll(path) else {
+                        throw BuildError("read the secret \(id)", errno: errno)
+                    }
+                    try Self.writeFile(source, bytes: bytes, mode: 0o400)
                 } else if let value = session.options.secretValues[id] {
-                    // A value (from the environment): a file of its own in the step's directory.
-                    source = step + "/secret-\(targets.count)"
                     try Self.writeFile(source, value, mode: 0o400)
                 } else {
                     if m.required {
@@ -404,13 +417,16 @@ final class StageBuild {
                     }
                     continue
                 }
+                guard chown(source, m.uid ?? 0, m.gid ?? 0) == 0, chmod(source, mode_t(m.mode ?? 0o400)) == 0 else {
+                    throw BuildError("set the owner and mode of the secret \(id)", errno: errno)
+                }
                 mounts.append(MountSpec(kind: .bind, source: source, target: m.target, readOnly: true))
                 // The secret's content never enters the key: only that one was mounted.
-                described.append("secret \(id) \(m.target)")
+                described += ["secret", id, m.target, "\(m.uid ?? 0):\(m.gid ?? 0)", String(m.mode ?? 0o400, radix: 8)]
             case .bind:
-                let (source, digest) = try bindSource(m)
+                let (source, digest) = try bindSource(m, into: step, number: targets.count)
                 mounts.append(MountSpec(kind: .bind, source: source, target: m.target, readOnly: true))
-                described.append("bind \(m.source ?? "") \(m.target) \(digest)")
+                described += ["bind", m.source ?? "", m.target, digest]
             case .ssh:
                 throw BuildError(message: "RUN --mount=type=ssh is not supported")
             }
@@ -459,9 +475,10 @@ final class StageBuild {
         return false
     }
 
-    /// A bind mount's source from the context (read-only): its real path, resolved inside the
-    /// context, and its content's digest for the key.
-    private func bindSource(_ m: RunMount) throws -> (String, String) {
+    /// A bind mount's source from the context: what the context holds there through
+    /// .dockerignore (BuildKit binds the context as it was sent), copied into the step's
+    /// directory, and that content's digest for the key.
+    private func bindSource(_ m: RunMount, into step: String, number: Int) throws -> (String, String) {
         if let from = m.from {
             throw BuildError(
                 message: "RUN --mount=type=bind,from=\(from) is not supported: bind the context, or COPY --from")
@@ -470,16 +487,35 @@ final class StageBuild {
         guard !path.hasPrefix("..") else {
             throw BuildError(message: "forbidden path outside the build context: \(m.source ?? "")")
         }
-        let tree = SourceTree(root: session.context.descriptor.fd, path: path, ignore: nil, excludes: [])
+        if !path.isEmpty, session.context.ignore.excludes(path) {
+            throw BuildError(message: "\"\(path)\": not found (excluded by .dockerignore)")
+        }
+        let tree = SourceTree(
+            root: session.context.descriptor.fd, path: path, ignore: session.context.ignore, excludes: [])
         let digest = try ContentDigest.of(tree)
-        guard
-            let fd = Descriptor(
-                berth_in_root_open(session.context.descriptor.fd, path.isEmpty ? "." : path, Int32(BERTH_O_PATH)))
-        else { throw BuildError("open \(path) in the context", errno: errno) }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/fd/\(fd.fd)", &buffer, buffer.count - 1)
-        guard n > 0 else { throw BuildError("resolve \(path) in the context", errno: errno) }
-        return (String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self), digest)
+        guard let (_, _, info) = try tree.open() else { throw BuildError(message: "\"\(path)\": not found") }
+        guard let dir = Descriptor(open(step, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) else {
+            throw BuildError("open \(step)", errno: errno)
+        }
+        let name = "bind-\(number)"
+        let copier = FileCopy(owner: nil, keepsOwners: true, mode: nil)
+        if info.st_mode & S_IFMT == S_IFDIR {
+            guard mkdirat(dir.fd, name, 0o755) == 0,
+                let made = Descriptor(openat(dir.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC))
+            else { throw BuildError("mkdir \(step)/\(name)", errno: errno) }
+            try copier.copy(tree, into: made.fd, name: nil)
+        } else {
+            try copier.copy(tree, into: dir.fd, name: Array(name.utf8CString))
+        }
+        return (step + "/" + name, digest)
+    }
+
+    /// A heredoc's delimiter names a file (COPY's, or a script's at /dev/pipes): one name, never
+    /// a path, for it is written in the step's own directory on the host first.
+    static func checkHeredocName(_ name: String) throws {
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0") else {
+            throw BuildError(message: "heredoc name \"\(name)\" cannot be a file name: use a plain word")
+        }
     }
 
     /// A context path cleaned as Go's filepath.Clean, relative: "" for the context itself, and
@@ -504,8 +540,12 @@ final class StageBuild {
     }
 
     static func writeFile(_ path: String, _ text: String, mode: mode_t) throws {
+        try writeFile(path, bytes: Array(text.utf8), mode: mode)
+    }
+
+    static func writeFile(_ path: String, bytes: [UInt8], mode: mode_t) throws {
         do {
-            try Array(text.utf8).withUnsafeBytes { try Files.replace(path, with: $0, mode: mode) }
+            try bytes.withUnsafeBytes { try Files.replace(path, with: $0, mode: mode) }
         } catch let error as FileError {
             throw BuildError("write \(path)", errno: error.errno)
         }

@@ -21,8 +21,6 @@ final class Workspace {
     let tmp: String
     let cacheMounts: String
     private let lock: Descriptor
-    /// No other build was running when this one began: what builds left was swept.
-    let sweptLeftovers: Bool
 
     init(root: String) throws {
         self.root = root
@@ -38,8 +36,8 @@ final class Workspace {
             throw BuildError("open \(dir)/lock", errno: errno)
         }
         self.lock = lock
-        sweptLeftovers = flock(lock.fd, LOCK_EX | LOCK_NB) == 0
-        if sweptLeftovers {
+        // No other build running: what killed builds left goes.
+        if flock(lock.fd, LOCK_EX | LOCK_NB) == 0 {
             for name in Files.names(in: tmp) { try? TreeRemoval.remove(path: tmp + "/" + name) }
             // Still under the exclusive lock: once it is shared, another build may start a RUN
             // container that this sweep would take for a leftover and remove while it runs.

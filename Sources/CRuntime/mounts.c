@@ -311,6 +311,11 @@ int berth_overlay_open(const char *lowerdir, const char *upperdir, const char *w
         /* Whatever the kernel's default: an index would tie a (recycled) upper dir to one set
            of lower layers. */
         fsconfig(fs, FSCONFIG_SET_STRING, "index", "off", 0) < 0 ||
+        /* Plain copies up, whatever the kernel's default: a build captures an upper dir as a
+           layer, and a redirect or metacopy entry has no tar form. A kernel without the options
+           (EINVAL) has neither. */
+        (fsconfig(fs, FSCONFIG_SET_STRING, "redirect_dir", "off", 0) < 0 && errno != EINVAL) ||
+        (fsconfig(fs, FSCONFIG_SET_STRING, "metacopy", "off", 0) < 0 && errno != EINVAL) ||
         fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
         (mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0)) < 0) {
         int e = errno;

@@ -8,17 +8,15 @@ public struct BuildOverrides: Sendable {
     public var buildArgs: [String: String?]
     public var noCache: Bool
     public var pull: Bool
-    public var quiet: Bool
     public var sourceDateEpoch: Int64?
 
     public init(
-        buildArgs: [String: String?] = [:], noCache: Bool = false, pull: Bool = false, quiet: Bool = false,
+        buildArgs: [String: String?] = [:], noCache: Bool = false, pull: Bool = false,
         sourceDateEpoch: Int64? = nil
     ) {
         self.buildArgs = buildArgs
         self.noCache = noCache
         self.pull = pull
-        self.quiet = quiet
         self.sourceDateEpoch = sourceDateEpoch
     }
 }
@@ -47,6 +45,30 @@ extension Orchestrator {
         if let ssh = build.other["ssh"], case .list(let entries) = ssh, !entries.isEmpty {
             throw OrchestratorError("service \(service.name): build.ssh is not supported")
         }
+        for key in ["additional_contexts", "cache_from", "cache_to", "platforms"] {
+            if let value = build.other[key], value != .list([]), value != .map([:]) {
+                throw OrchestratorError("service \(service.name): build.\(key) is not supported")
+            }
+        }
+        // build.secrets: the project's secrets by name, a file's path or an environment value,
+        // mounted where a RUN --mount=type=secret,id=NAME asks for them.
+        var secretFiles: [String: String] = [:]
+        var secretValues: [String: String] = [:]
+        if case .list(let references)? = build.other["secrets"] {
+            for case .map(let reference) in references {
+                guard let source = reference["source"]?.string else { continue }
+                guard let secret = project.secrets[source] else {
+                    throw OrchestratorError("service \(service.name): build secret \(source) is not defined")
+                }
+                if let file = secret.file {
+                    secretFiles[source] = file.hasPrefix("/") ? file : project.workingDir + "/" + file
+                } else if let value = secret.content ?? secret.environment.flatMap({ project.environment[$0] }) {
+                    secretValues[source] = value
+                } else {
+                    throw OrchestratorError("service \(service.name): build secret \(source) has no file or value")
+                }
+            }
+        }
         var tags = [name]
         if case .list(let extra)? = build.other["tags"] { tags += extra.compactMap(\.string) }
         var args: [String: String?] = [:]
@@ -62,8 +84,8 @@ extension Orchestrator {
         let options = BuildOptions(
             context: context, dockerfile: build.dockerfile, dockerfileText: build.dockerfileInline, buildArgs: args,
             target: build.target, noCache: noCache, pull: pull, tags: tags, labels: build.labels,
-            network: build.network ?? "default", sourceDateEpoch: overrides.sourceDateEpoch,
-            allowHostNetwork: entitlements.contains("network.host"))
+            secrets: secretFiles, network: build.network ?? "default", sourceDateEpoch: overrides.sourceDateEpoch,
+            allowHostNetwork: entitlements.contains("network.host"), secretValues: secretValues)
         progress(ProgressEvent(.image, name, "Building", .working))
         do {
             let builder = try Builder(root: root, progress: buildProgress, pull: { try self.pull($0) })

@@ -154,6 +154,11 @@ extension Orchestrator {
                         "service \(service.name): image \(image) is not in the store and pull_policy is never")
                 }
             case "build":
+                // `up --pull build`: a service with only an image is pulled when missing.
+                guard override == nil else {
+                    if !present { try pullImage(image) }
+                    continue
+                }
                 throw OrchestratorError("service \(service.name): pull_policy build needs a build section")
             default:
                 if policy.hasPrefix("daily") || policy.hasPrefix("weekly") || policy.hasPrefix("every_") {

@@ -206,6 +206,7 @@ struct BuildCommand: ParsableCommand {
         let context = try global.composeContext(output, needsModel: true)
         guard let project = context.project else { return }
         try checkServices(arguments, context)
+        if flags.quiet { context.orchestrator.buildProgress = { _ in } }
         try context.orchestrator.build(project, services: arguments, options: flags.composeOverrides())
     }
 
@@ -224,7 +225,7 @@ extension BuildFlags {
     func composeOverrides() throws -> BuildOverrides {
         let given = try options(context: ".", dockerfile: nil)
         return BuildOverrides(
-            buildArgs: given.buildArgs, noCache: noCache, pull: pull, quiet: quiet,
+            buildArgs: given.buildArgs, noCache: noCache, pull: pull,
             sourceDateEpoch: given.sourceDateEpoch)
     }
 }
@@ -247,7 +248,7 @@ final class BuildView: Sendable {
     private struct State {
         var steps: [Step] = []
         var drawn = 0
-        var started = StageClock.now()
+        var started = DaemonControl.now()
     }
     private let state = Mutex(State())
 
@@ -330,7 +331,7 @@ final class BuildView: Sendable {
 
     private func draw(_ state: State) -> [String] {
         let done = state.steps.filter { $0.state != "running" }.count
-        let elapsed = Self.seconds(StageClock.now() - state.started)
+        let elapsed = Self.seconds(Double(DaemonControl.now() - state.started) / 1e9)
         var out = ["[+] Building \(elapsed) (\(done)/\(state.steps.count))"]
         for step in state.steps {
             switch step.state {
@@ -358,13 +359,4 @@ final class BuildView: Sendable {
     }
 
     private func paint(_ text: String, _ code: Int) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
-}
-
-/// Monotonic seconds, for the view's clock.
-enum StageClock {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
 }

@@ -265,3 +265,162 @@ import Testing
         #expect(listed.stdout.contains("2f 67 2f 62 61 64 ff 2e 74 78 74"), "\(listed.stdout)")
     }
 }
+
+/// What a review of the build found, each case as Docker (BuildKit) behaves.
+@Suite(.serialized) struct BuildReviewTests {
+    typealias World = ContainerCLITests.World
+    typealias Context = BuildCLITests.Context
+
+    static func build(_ world: World, _ arguments: [String], environment: [String: String] = [:]) throws
+        -> BerthProcess.Result
+    {
+        try BerthProcess.run(
+            ["build", "--progress", "plain"] + arguments,
+            environment: ["BERTH_ROOT": world.root].merging(environment) {
+                a, _ in a
+            })
+    }
+
+    static func inspect(_ world: World, _ image: String) throws -> [String: Any] {
+        let output = try world.berth(["image", "inspect", image]).stdout
+        return (try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]])?.first ?? [:]
+    }
+
+    static func run(_ world: World, _ image: String, _ script: String) throws -> String {
+        try world.berth(["container", "run", "--rm", "-u", "0", image, "sh", "-c", script]).stdout
+    }
+
+    /// A heredoc's name is written in the step's directory on the host first: one with a path
+    /// in it is refused, and nothing is written outside.
+    @Test func aHeredocNameIsNoHostPath() throws {
+        let world = try World()
+        let climb = String(repeating: "../", count: 12) + String(world.dir.path.dropFirst()) + "/escaped"
+        let context = try Context(
+            world, "heredoc", ["Dockerfile": "FROM busybox\nCOPY <<\(climb) /x\nhello\n\(climb)\n"])
+        let result = try Self.build(world, [context.path])
+        #expect(result.status != 0 && result.stderr.contains("heredoc name"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: world.dir.path + "/escaped"))
+    }
+
+    /// SOURCE_DATE_EPOCH is in the key: an image built without it is not reused for a build
+    /// with it (its times would be the other build's).
+    @Test func sourceDateEpochIsPartOfTheKey() throws {
+        let world = try World()
+        let context = try Context(world, "epoch", ["Dockerfile": "FROM busybox\nRUN echo x > /x\n"])
+        #expect(try Self.build(world, ["-t", "e", context.path]).status == 0)
+        let again = try Self.build(world, ["-t", "e", context.path], environment: ["SOURCE_DATE_EPOCH": "0"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(!BuildCLITests.steps(again.stderr).last!.cached)
+        let inspect = try world.berth(["image", "inspect", "e"])
+        #expect(inspect.stdout.contains("\"Created\" : \"1970-01-01T00:00:00"), "\(inspect.stdout)")
+    }
+
+    /// Mount points the runtime made for a secret (a file) and a cache (a directory), and their
+    /// parents, are not in the layer; WORKDIR under USER owns only what it makes; a secret has
+    /// the mount's owner and mode; labels given on the command line keep the image ID.
+    @Test func mountStubsWorkdirOwnersSecretsAndLabels() throws {
+        let world = try World()
+        let secret = world.dir.path + "/token"
+        try "s3cret\n".write(toFile: secret, atomically: true, encoding: .utf8)
+        chmod(secret, 0o600)
+        let context = try Context(
+            world, "stubs",
+            [
+                "Dockerfile": """
+                FROM busybox
+                RUN --mount=type=secret,id=tok --mount=type=cache,target=/var/cache/x cat /run/secrets/tok
+                USER app
+                WORKDIR /etc
+                WORKDIR /home/app/new/dir
+                RUN --mount=type=secret,id=tok,uid=1000,mode=0400 cat /run/secrets/tok > seen
+                """
+            ])
+        let arguments = ["--secret", "id=tok,src=\(secret)", "--label", "a=b", "-t", "stubs", context.path]
+        let first = try Self.build(world, arguments)
+        #expect(first.status == 0, "\(first.stderr)")
+        let listing = try Self.run(
+            world, "stubs",
+            "ls -d /run/secrets /var/cache 2>&1; stat -c '%U %n' /etc /home/app/new /home/app/new/dir; cat seen")
+        #expect(
+            listing
+                == "ls: /run/secrets: No such file or directory\nls: /var/cache: No such file or directory\n"
+                + "root /etc\napp /home/app/new\napp /home/app/new/dir\ns3cret\n", "\(listing)")
+        let id = try Self.inspect(world, "stubs")["Id"] as? String
+        let second = try Self.build(world, arguments)
+        #expect(second.status == 0)
+        #expect(try Self.inspect(world, "stubs")["Id"] as? String == id)
+    }
+
+    /// `.dockerignore` exceptions bring back what they name and no empty directory around it;
+    /// a RUN bind of the context sees it through .dockerignore too.
+    @Test func ignoreExceptionsCopyNoSkeletonsAndBindsSeeTheFilteredContext() throws {
+        let world = try World()
+        let context = try Context(
+            world, "ignore",
+            [
+                ".dockerignore": "*\n!**/*.go\n!Dockerfile\n", "main.go": "package main\n",
+                "pkg/util.go": "package pkg\n", "node_modules/lib/index.js": "x\n", "secret.txt": "no\n",
+                "Dockerfile": """
+                FROM busybox
+                COPY . /app/
+                RUN --mount=type=bind,target=/ctx ls -R /ctx > /seen
+                """,
+            ])
+        try FileManager.default.createDirectory(
+            atPath: context.path + "/.git/objects/ab", withIntermediateDirectories: true)
+        #expect(try Self.build(world, ["-t", "ign", context.path]).status == 0)
+        #expect(
+            try Self.run(world, "ign", "cd /app && find . | sort")
+                == ".\n./Dockerfile\n./main.go\n./pkg\n./pkg/util.go\n")
+        let seen = try Self.run(world, "ign", "cat /seen")
+        #expect(!seen.contains("secret.txt") && seen.contains("main.go"), "\(seen)")
+        // An empty directory under an ignored one changes nothing.
+        try FileManager.default.createDirectory(
+            atPath: context.path + "/.git/objects/cd", withIntermediateDirectories: true)
+        let again = try Self.build(world, ["-t", "ign", context.path])
+        #expect(BuildCLITests.steps(again.stderr).filter { $0.name.contains("COPY") }.allSatisfy { $0.cached })
+    }
+
+    /// A wildcard that matches one file may name a file destination; one that matches nothing
+    /// copies nothing (BuildKit's AllowEmptyWildcard).
+    @Test func wildcardsMatchingOneOrNone() throws {
+        let world = try World()
+        let context = try Context(
+            world, "wild",
+            [
+                "requirements.txt": "r\n",
+                "Dockerfile": "FROM busybox\nCOPY re*.txt /app/reqs.txt\nCOPY optional* /app/\nEXPOSE 8000-8002\n",
+            ])
+        let built = try Self.build(world, ["-t", "wild", context.path])
+        #expect(built.status == 0, "\(built.stderr)")
+        #expect(try Self.run(world, "wild", "ls /app") == "reqs.txt\n")
+        let config = try Self.inspect(world, "wild")["Config"] as? [String: Any]
+        let ports = (config?["ExposedPorts"] as? [String: Any] ?? [:]).keys.sorted()
+        #expect(ports == ["8000/tcp", "8001/tcp", "8002/tcp"])
+    }
+
+    /// When a stage fails, a stage building beside it is stopped rather than waited for.
+    @Test func aFailingStageStopsItsSiblings() throws {
+        let world = try World()
+        let context = try Context(
+            world, "siblings",
+            [
+                "Dockerfile": """
+                FROM busybox AS slow
+                RUN sleep 60 && touch /done
+                FROM busybox AS failing
+                RUN sleep 1; exit 3
+                FROM busybox
+                COPY --from=slow /done /
+                COPY --from=failing /etc/passwd /
+                """
+            ])
+        let result = try Self.build(world, [context.path])
+        #expect(result.status != 0 && result.stderr.contains("exit code 3"), "\(result.stderr)")
+        // The slow step's number, and how it ended: ERROR (killed), not DONE after 60 s.
+        let line = result.stderr.split(separator: "\n").first { $0.hasSuffix("RUN sleep 60 && touch /done") }
+        let number = try #require(line.flatMap { $0.split(separator: " ").first })
+        #expect(result.stderr.contains("\n\(number) ERROR"), "\(result.stderr)")
+        try BuildCLITests.expectNothingLeft(world)
+    }
+}
