@@ -46,6 +46,10 @@ void berth_run_init(int efd) {
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
+    /* Before the fork: it reads /proc/self/stat through a descriptor of its own, which the
+       container's process would otherwise see in /proc/1/fd for that moment. The child execs,
+       so the blanked argument area and the name "init" end with it. */
+    hide_berth_arguments();
     pid_t child = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (child < 0) berth_fail(efd, BERTH_STAGE_INIT, errno, -1);
     if (child == 0) {
@@ -60,7 +64,6 @@ void berth_run_init(int efd) {
        container's life and be reachable through /proc/1/fd. */
     close(efd);
     syscall(SYS_close_range, 3, ~0U, 0);
-    hide_berth_arguments();
     for (;;) {
         siginfo_t info;
         int sig = sigwaitinfo(&all, &info);
