@@ -59,7 +59,7 @@ final class DockerDaemon {
     }
 
     private static func touch(_ path: String) -> String {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         return path
     }
 
