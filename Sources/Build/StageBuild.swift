@@ -208,6 +208,8 @@ final class StageBuild {
     // MARK: metadata
 
     private func metadata(_ command: Command, _ instruction: Instruction) throws -> Bool {
+        // Known whether the step is cached or not: a later ENTRYPOINT keeps this stage's CMD.
+        if case .cmd = command { cmdSet = true }
         var key = parentKey
         key.add(instruction.keyword)
         key.add("\(command)")
@@ -230,7 +232,6 @@ final class StageBuild {
             config.exposedPorts = all.sorted()
         case .cmd(let line):
             config.cmd = argv(line)
-            cmdSet = true
         case .entrypoint(let line):
             config.entrypoint = argv(line)
             if !cmdSet { config.cmd = nil }

@@ -423,4 +423,19 @@ import Testing
         #expect(result.stderr.contains("\n\(number) ERROR"), "\(result.stderr)")
         try BuildCLITests.expectNothingLeft(world)
     }
+
+    /// ENTRYPOINT clears an inherited CMD, not one this stage set, also when that CMD step came
+    /// from the cache.
+    @Test func anEntrypointKeepsTheStagesCachedCmd() throws {
+        let world = try World()
+        let context = try Context(
+            world, "cmd", ["Dockerfile": "FROM busybox\nCMD [\"one\"]\nENTRYPOINT [\"/bin/echo\"]\n"])
+        #expect(try Self.build(world, ["-t", "cmd", context.path]).status == 0)
+        try context.write("Dockerfile", "FROM busybox\nCMD [\"one\"]\nENTRYPOINT [\"/bin/echo\", \"-n\"]\n")
+        let again = try Self.build(world, ["-t", "cmd", context.path])
+        #expect(again.status == 0, "\(again.stderr)")
+        let config = try Self.inspect(world, "cmd")["Config"] as? [String: Any]
+        #expect(config?["Cmd"] as? [String] == ["one"])
+        #expect(config?["Entrypoint"] as? [String] == ["/bin/echo", "-n"])
+    }
 }
