@@ -1,4 +1,5 @@
 import Compose
+import Images
 import Runtime
 
 /// `run`'s overrides of a service, as docker compose's flags give them.
@@ -47,7 +48,9 @@ extension Orchestrator {
         try resources.ensureVolumes(for: [service], in: project)
         let suffix = String(ServiceSpecBuilder.randomHex(6).prefix(12))
         let containerName = options.name ?? "\(project.name)-\(name)-run-\(suffix)"
-        var spec = try specBuilder(project).spec(for: service, number: 1, name: containerName, oneoff: true)
+        let image = try? ImageStore(root: root).image(service.imageName(project: project.name) ?? "")
+        var spec = try specBuilder(project).spec(
+            for: service, number: 1, name: containerName, oneoff: true, image: image)
         if let command = options.command { spec.command = command }
         if let entrypoint = options.entrypoint { spec.entrypoint = entrypoint }
         spec.env += options.env

@@ -33,7 +33,11 @@ struct ServiceSpecBuilder {
         service.containerName ?? "\(project)-\(service.name)-\(number)"
     }
 
-    func spec(for service: Service, number: Int, name: String, oneoff: Bool = false) throws -> ContainerSpec {
+    /// `image`: the service's image as the store has it (its HEALTHCHECK is part of the
+    /// supervision the config hash covers), looked up once by the caller for all replicas.
+    func spec(for service: Service, number: Int, name: String, oneoff: Bool = false, image stored: Image?) throws
+        -> ContainerSpec
+    {
         guard let image = service.imageName(project: project.name) else {
             throw OrchestratorError("service \(service.name) has neither an image nor a build context specified")
         }
@@ -110,9 +114,8 @@ struct ServiceSpecBuilder {
             return "\(key):\(dependency.condition):\(dependency.restart)"
         }.joined(separator: ",")
         spec.labels = labels
-        let imageHealth = Orchestrator.imageHealthcheck(of: service, in: project, try? ImageStore(root: root))
         labels[ComposeLabel.configHash] = Self.configHash(
-            spec, supervision: try Orchestrator.serviceRecord(service, image: imageHealth))
+            spec, supervision: try Orchestrator.serviceRecord(service, image: stored?.config.healthcheck))
         spec.labels = labels
         return spec
     }

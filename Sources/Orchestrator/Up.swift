@@ -60,7 +60,7 @@ extension Orchestrator {
         let services = project.services.filter { selected.contains($0.name) }
 
         // What the supervisor, `down` and `ps` read later; written before anything is made.
-        try updatedRecord(project)
+        try updatedRecord(project, imagesReady: false)
 
         try buildImages(of: services, in: project, options)
         try pullImages(of: services.filter { $0.build == nil || options.noBuild }, policy: options.pull)
@@ -97,8 +97,10 @@ extension Orchestrator {
 
     /// Saves the project's record with this model's services (those of disabled profiles too:
     /// their containers from an earlier `--profile` run stay supervised).
-    func updatedRecord(_ project: Project) throws {
-        let images = try? ImageStore(root: root)
+    /// `imagesReady`: the services' images are in the store (pulled, built), whose HEALTHCHECKs
+    /// then count; before that, only compose's health checks are recorded.
+    func updatedRecord(_ project: Project, imagesReady: Bool = true) throws {
+        let images = imagesReady ? try? ImageStore(root: root) : nil
         let services = try (project.services + project.disabledServices).map { service in
             try Self.serviceRecord(service, image: Self.imageHealthcheck(of: service, in: project, images))
         }
@@ -224,12 +226,13 @@ extension Orchestrator {
         }
         // Scaled down: the highest numbers go first, as docker compose's.
         try inParallel(extra) { try self.remove($0, timeout: options.timeout) }
-        let imageID = (try? ImageStore(root: root).image(service.imageName(project: project.name) ?? ""))?.id
+        let image = try? ImageStore(root: root).image(service.imageName(project: project.name) ?? "")
+        let imageID = image?.id
         let result = Mutex<[Container?]>(Array(repeating: nil, count: desired))
         let changedAny = Mutex(false)
         try inParallel(Array(0..<desired).map { $0 + 1 }) { number in
             let name = ServiceSpecBuilder.containerName(service, project: project.name, number: number)
-            let spec = try self.specBuilder(project).spec(for: service, number: number, name: name)
+            let spec = try self.specBuilder(project).spec(for: service, number: number, name: name, image: image)
             var container: Container
             if let current = byNumber[number] {
                 let changed =
