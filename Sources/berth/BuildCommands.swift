@@ -203,9 +203,8 @@ struct BuildCommand: ParsableCommand {
                 context: arguments[0], dockerfile: dockerfile, flags: flags, output: output, root: global.stateRoot)
             return
         }
-        let context = try global.composeContext(output, needsModel: true)
+        let context = try global.composeContext(output, needsModel: true, services: arguments)
         guard let project = context.project else { return }
-        try checkServices(arguments, context)
         if flags.quiet { context.orchestrator.buildProgress = { _ in } }
         try context.orchestrator.build(project, services: arguments, options: flags.composeOverrides())
     }
@@ -247,7 +246,7 @@ final class BuildView: Sendable {
     }
     private struct State {
         var steps: [Step] = []
-        var drawn = 0
+        var screen = TerminalBlock()
         var started = DaemonControl.now()
     }
     private let state = Mutex(State())
@@ -313,14 +312,9 @@ final class BuildView: Sendable {
                     $0.seconds = s
                 }
             case .note(let text):
-                let up = state.drawn > 0 ? "\u{1B}[\(state.drawn)A\r\u{1B}[J" : ""
-                state.drawn = 0
-                return up + text + "\n"
+                return state.screen.erase() + text + "\n"
             }
-            let lines = draw(state)
-            let up = state.drawn > 0 ? "\u{1B}[\(state.drawn)A" : ""
-            state.drawn = lines.count
-            return up + lines.map { "\r\u{1B}[2K" + $0 + "\n" }.joined() + "\u{1B}[J"
+            return state.screen.redraw(draw(state))
         }
         StandardStreams.writeError(text)
     }
@@ -350,13 +344,11 @@ final class BuildView: Sendable {
     func finish() {
         guard mode == .tty else { return }
         let text = state.withLock { state -> String in
-            let lines = draw(state)
-            let up = state.drawn > 0 ? "\u{1B}[\(state.drawn)A" : ""
-            state.drawn = 0
-            return up + lines.map { "\r\u{1B}[2K" + $0 + "\n" }.joined()
+            defer { state.screen.detach() }
+            return state.screen.redraw(draw(state))
         }
         StandardStreams.writeError(text)
     }
 
-    private func paint(_ text: String, _ code: Int) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+    private func paint(_ text: String, _ code: Int) -> String { TerminalBlock.paint(text, code, colour: colour) }
 }

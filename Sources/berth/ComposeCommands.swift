@@ -76,8 +76,7 @@ struct ComposePs: ParsableCommand {
     }
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         let store = context.orchestrator.store
         let rows = context.orchestrator.containers(of: services).compactMap { container -> Row? in
             let state = container.state()
@@ -176,8 +175,7 @@ struct ComposeStart: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         try context.orchestrator.start(services: services)
     }
 }
@@ -191,8 +189,7 @@ struct ComposeStop: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         try context.orchestrator.stop(services: services, timeout: timeout)
     }
 }
@@ -206,8 +203,7 @@ struct ComposeRestart: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         try context.orchestrator.restart(services: services, timeout: timeout)
     }
 }
@@ -221,8 +217,7 @@ struct ComposeKill: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         guard let number = Signals.number(signal) else {
             throw ContainerCommandError(description: "unknown signal \"\(signal)\"")
         }
@@ -244,8 +239,7 @@ struct ComposeRm: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         try context.orchestrator.removeStopped(services: services, stopFirst: stop, timeout: nil, volumes: volumes)
     }
 }
@@ -266,9 +260,8 @@ struct ComposeCreate: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: true)
+        let context = try global.composeContext(output, needsModel: true, services: services)
         guard let project = context.project else { return }
-        try checkServices(services, context)
         var options = UpOptions()
         options.services = services
         options.noStart = true
@@ -287,9 +280,8 @@ struct ComposePull: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: true)
+        let context = try global.composeContext(output, needsModel: true, services: services)
         guard let project = context.project else { return }
-        try checkServices(services, context)
         try context.orchestrator.pull(project, services: services)
     }
 }
@@ -304,8 +296,7 @@ struct ComposeWait: ParsableCommand {
     @Argument var services: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         var first: Int32?
         for container in context.orchestrator.containers(of: services) {
             let code = try container.waitForExit()
@@ -329,8 +320,7 @@ struct ComposePort: ParsableCommand {
     @Argument var privatePort: UInt16
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices([service], context)
+        let context = try global.composeContext(output, needsModel: false, services: [service])
         guard let container = context.orchestrator.containers(of: [service]).first(where: { $0.number == index }),
             container.isRunning
         else { throw ContainerCommandError(description: "service \"\(service)\" is not running") }
@@ -369,8 +359,7 @@ struct ComposeExec: ParsableCommand {
 
     func run() throws {
         guard !command.isEmpty else { throw ContainerCommandError(description: "exec needs a command to run") }
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices([service], context)
+        let context = try global.composeContext(output, needsModel: false, services: [service])
         let replicas = context.orchestrator.containers(of: [service])
         guard let container = replicas.first(where: { $0.number == index }) else {
             throw ContainerCommandError(
@@ -438,9 +427,8 @@ struct ComposeRun: ParsableCommand {
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: true)
+        let context = try global.composeContext(output, needsModel: true, services: [service])
         guard let project = context.project else { return }
-        try checkServices([service], context)
         var options = RunOptions()
         options.command = command.isEmpty ? nil : command
         options.entrypoint = entrypoint.map { $0.isEmpty ? [] : [$0] }

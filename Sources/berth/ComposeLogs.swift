@@ -135,8 +135,7 @@ struct ComposeLogsCommand: ParsableCommand {
         var single = ContainerLogs()
         (single.tail, single.since, single.until) = (tail, since, until)
         let selection = try single.parseSelection()
-        let context = try global.composeContext(output, needsModel: false)
-        try checkServices(services, context)
+        let context = try global.composeContext(output, needsModel: false, services: services)
         let containers = context.orchestrator.containers(of: services, oneoff: true).filter {
             index == nil || $0.number == index
         }
@@ -159,19 +158,5 @@ struct ComposeLogsCommand: ParsableCommand {
         }
         all.sort { $0.time != $1.time ? $0.time < $1.time : $0.order < $1.order }
         for item in all { guard printer.print([item.entry], of: item.container) else { return } }
-    }
-}
-
-/// docker compose's answer for a service the model does not have.
-func checkServices(_ names: [String], _ context: ComposeContext) throws {
-    let known: Set<String>
-    if let project = context.project {
-        known = Set(project.serviceNames + project.disabledServices.map(\.name))
-    } else {
-        known = Set((context.orchestrator.store.load()?.services.map(\.name) ?? []))
-            .union(context.orchestrator.containers(oneoff: true).map(\.service))
-    }
-    for name in names where !known.contains(name) {
-        throw ContainerCommandError(description: "no such service: \(name)")
     }
 }

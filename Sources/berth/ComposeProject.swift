@@ -54,8 +54,11 @@ extension GlobalOptions {
 
     /// The context of a compose command. `needsModel`: up, create, run and pull need the files;
     /// the others work from disk when the files no longer load (a project named by -p, or the
-    /// one recorded for this directory).
-    func composeContext(_ output: ComposeOutputOptions, needsModel: Bool) throws -> ComposeContext {
+    /// one recorded for this directory). `services`: the names the command was given, each of which
+    /// must be the project's (docker compose's "no such service").
+    func composeContext(_ output: ComposeOutputOptions, needsModel: Bool, services: [String] = []) throws
+        -> ComposeContext
+    {
         let root = stateRoot
         var project: Project?
         var name: String
@@ -90,7 +93,10 @@ extension GlobalOptions {
         // A build's steps as `berth build --progress plain` prints them; on a terminal the block's
         // "Building" line stands for them (two blocks redrawn in place would overwrite each other).
         if renderer.mode == .plain { orchestrator.buildProgress = BuildView(mode: .plain, colour: false).sink }
-        return ComposeContext(root: root, project: project, name: name, orchestrator: orchestrator, renderer: renderer)
+        let context = ComposeContext(
+            root: root, project: project, name: name, orchestrator: orchestrator, renderer: renderer)
+        try checkServices(services, context)
+        return context
     }
 
     /// The project whose recorded working directory is this one (or --project-directory).
@@ -123,8 +129,8 @@ final class ProgressRenderer: Sendable {
     }
     private struct Block {
         var lines: [Line] = []
-        /// How many lines the last drawing took (the cursor goes up that many to draw again).
-        var drawn = 0
+        /// The terminal lines drawn last, which the next drawing replaces.
+        var screen = TerminalBlock()
     }
     private let block = Mutex(Block())
 
@@ -166,10 +172,7 @@ final class ProgressRenderer: Sendable {
                             id: id, status: event.status, state: event.state, detail: event.detail, started: now,
                             ended: event.state == .working ? nil : now))
                 }
-                let drawing = draw(block.lines, now: now)
-                let up = block.drawn > 0 ? "\u{1B}[\(block.drawn)A" : ""
-                block.drawn = drawing.count
-                return up + drawing.map { "\r\u{1B}[2K" + $0 + "\n" }.joined()
+                return block.screen.redraw(draw(block.lines, now: now))
             }
             StandardStreams.writeError(text)
         }
@@ -196,7 +199,7 @@ final class ProgressRenderer: Sendable {
         return out
     }
 
-    func paint(_ text: String, _ code: Int) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+    func paint(_ text: String, _ code: Int) -> String { TerminalBlock.paint(text, code, colour: colour) }
 }
 
 /// One JSON object on a line, keys sorted (docker compose's `--format json` and `--progress json`).
@@ -204,4 +207,18 @@ func jsonLine<T: Encodable>(_ value: T) -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return ((try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
+}
+
+/// docker compose's answer for a service the model does not have.
+private func checkServices(_ names: [String], _ context: ComposeContext) throws {
+    let known: Set<String>
+    if let project = context.project {
+        known = Set(project.serviceNames + project.disabledServices.map(\.name))
+    } else {
+        known = Set((context.orchestrator.store.load()?.services.map(\.name) ?? []))
+            .union(context.orchestrator.containers(oneoff: true).map(\.service))
+    }
+    for name in names where !known.contains(name) {
+        throw ContainerCommandError(description: "no such service: \(name)")
+    }
 }

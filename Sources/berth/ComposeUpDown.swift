@@ -79,9 +79,9 @@ struct ComposeUp: ParsableCommand {
     }
 
     func run() throws {
-        let context = try global.composeContext(output, needsModel: true)
+        let context = try global.composeContext(
+            output, needsModel: true, services: services + (exitCodeFrom.map { [$0] } ?? []))
         guard let project = context.project else { return }
-        try checkServices(services + (exitCodeFrom.map { [$0] } ?? []), context)
         var options = UpOptions()
         options.services = services
         options.noDeps = noDeps

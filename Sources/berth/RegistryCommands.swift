@@ -274,7 +274,7 @@ final class ProgressPrinter: @unchecked Sendable {
     private struct State {
         var order: [String] = []
         var lines: [String: String] = [:]
-        var drawn = 0
+        var screen = TerminalBlock()
     }
     private let state = Mutex(State())
     private let output: Int32
@@ -327,10 +327,7 @@ final class ProgressPrinter: @unchecked Sendable {
             if s.lines[id] == nil { s.order.append(id) }
             s.lines[id] = text
             if terminal {
-                var out = s.drawn > 0 ? "\u{1B}[\(s.drawn)A" : ""
-                for id in s.order { out += "\u{1B}[2K\(id): \(s.lines[id] ?? "")\n" }
-                s.drawn = s.order.count
-                StandardStreams.write(out, to: output)
+                StandardStreams.write(s.screen.redraw(s.order.map { "\($0): \(s.lines[$0] ?? "")" }), to: output)
             } else if plain {
                 StandardStreams.write("\(id): \(text.prefix { $0 != "[" }.trimmingWhitespace())\n", to: output)
             }

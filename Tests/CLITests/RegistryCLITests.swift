@@ -280,7 +280,7 @@ import Testing
             "script", ["-qec", command, "/dev/null"], environment: client.environment)
         #expect(terminal.status == 0, "\(terminal.stdout)")
         #expect(terminal.stdout.contains("\u{1B}[2K"), "\(terminal.stdout)")
-        #expect(terminal.stdout.contains("A\u{1B}[2K"), "lines drawn again in place: \(terminal.stdout)")
+        #expect(terminal.stdout.contains("A\r\u{1B}[2K"), "lines drawn again in place: \(terminal.stdout)")
         #expect(terminal.stdout.contains(": Pull complete"))
     }
 
