@@ -304,19 +304,8 @@ final class StageBuild {
         return false
     }
 
-    /// `/a/./b/../c` as `/a/c`.
-    static func cleanAbsolute(_ path: String) -> String {
-        var parts: [Substring] = []
-        for p in path.split(separator: "/") {
-            if p == "." { continue }
-            if p == ".." {
-                if !parts.isEmpty { parts.removeLast() }
-                continue
-            }
-            parts.append(p)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
+    /// `/a/./b/../c` as `/a/c`: what a path inside the root names, never above it.
+    static func cleanAbsolute(_ path: String) -> String { PathPattern.clean("/" + path) }
 
     /// Runs `body` on a writable overlay of the image so far, then captures what it wrote: nil
     /// when it wrote nothing.
@@ -520,24 +509,11 @@ final class StageBuild {
     }
 
     /// A context path cleaned as Go's filepath.Clean, relative: "" for the context itself, and
-    /// starting with ".." when it leaves it.
+    /// starting with ".." when it leaves it (an absolute one stays inside, as in Go).
     static func cleanRelative(_ path: String) -> String {
-        var parts: [Substring] = []
-        var ups = 0
-        for p in path.split(separator: "/") {
-            if p == "." { continue }
-            if p == ".." {
-                if parts.isEmpty {
-                    // Above the root of an absolute path stays at the root, as in Go.
-                    if !path.hasPrefix("/") { ups += 1 }
-                } else {
-                    parts.removeLast()
-                }
-                continue
-            }
-            parts.append(p)
-        }
-        return (Array(repeating: "..", count: ups) + parts.map(String.init)).joined(separator: "/")
+        let clean = PathPattern.clean(path)
+        if clean == "." { return "" }
+        return clean.hasPrefix("/") ? String(clean.dropFirst()) : clean
     }
 
     static func writeFile(_ path: String, _ text: String, mode: mode_t) throws {

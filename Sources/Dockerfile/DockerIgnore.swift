@@ -37,7 +37,7 @@ public struct DockerIgnore: Sendable {
             let exception = pattern.hasPrefix("!")
             if exception { pattern = String(pattern.dropFirst()).trimmingBlanks }
             if !pattern.isEmpty {
-                pattern = Self.clean(pattern)
+                pattern = PathPattern.clean(pattern)
                 if pattern.count > 1 && pattern.hasPrefix("/") { pattern.removeFirst() }
             }
             rules.append(
@@ -56,7 +56,7 @@ public struct DockerIgnore: Sendable {
     /// Whether the file or directory at `relativePath` (relative to the context, "/"-separated)
     /// is left out of the context.
     public func excludes(_ relativePath: String) -> Bool {
-        let path = Self.clean(relativePath)
+        let path = PathPattern.clean(relativePath)
         let components = path.split(separator: "/")
         // The path's parent directories, nearest the root first: "a", "a/b" for "a/b/c".
         let parents =
@@ -75,7 +75,7 @@ public struct DockerIgnore: Sendable {
     /// Whether some exception could include again something under this directory, so that a
     /// walker must look inside an excluded directory rather than skip it whole.
     public func mayIncludeUnder(_ relativeDirectory: String) -> Bool {
-        let directory = Self.clean(relativeDirectory).split(separator: "/").map(String.init)
+        let directory = PathPattern.clean(relativeDirectory).split(separator: "/").map(String.init)
         return rules.contains { rule in
             rule.exception && Self.mayMatchUnder(rule.segments[...], directory[...])
         }
@@ -92,27 +92,6 @@ public struct DockerIgnore: Sendable {
     }
 
     // MARK: - Patterns
-
-    /// Go's filepath.Clean for "/"-separated paths, "" being ".".
-    static func clean(_ path: String) -> String {
-        let rooted = path.hasPrefix("/")
-        var parts: [Substring] = []
-        for part in path.split(separator: "/") {
-            switch part {
-            case ".": continue
-            case "..":
-                if let last = parts.last, last != ".." {
-                    parts.removeLast()
-                } else if !rooted {
-                    parts.append(part)
-                }
-            default: parts.append(part)
-            }
-        }
-        let joined = parts.joined(separator: "/")
-        if rooted { return "/" + joined }
-        return joined.isEmpty ? "." : joined
-    }
 
     private static func compile(_ pattern: String) -> [Token] {
         let scalars = Array(pattern.unicodeScalars)

@@ -8,6 +8,27 @@
 /// The whole name must match. A malformed pattern (an unclosed class, a trailing backslash) is
 /// an error even when the name would not match, as in Go since 1.16.
 public enum PathPattern {
+    /// Go's filepath.Clean for "/"-separated paths, "" being ".".
+    public static func clean(_ path: String) -> String {
+        let rooted = path.hasPrefix("/")
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            switch part {
+            case ".": continue
+            case "..":
+                if let last = parts.last, last != ".." {
+                    parts.removeLast()
+                } else if !rooted {
+                    parts.append(part)
+                }
+            default: parts.append(part)
+            }
+        }
+        let joined = parts.joined(separator: "/")
+        if rooted { return "/" + joined }
+        return joined.isEmpty ? "." : joined
+    }
+
     public static func matches(_ pattern: String, _ name: String) throws -> Bool {
         let tokens = try compile(pattern)
         return match(tokens[...], Array(name.unicodeScalars)[...])

@@ -68,4 +68,13 @@ import Testing
         #expect(!PathPattern.hasWildcards("escaped\\*star"))
         #expect(PathPattern.hasWildcards("escaped\\*but*"))
     }
+
+    /// Go's filepath.Clean: what a COPY source, a destination and a .dockerignore pattern become.
+    @Test(arguments: [
+        ("", "."), (".", "."), ("a/./b/", "a/b"), ("a/../../b", "../b"), ("/../a", "/a"), ("/a/b/../..", "/"),
+        ("a//b", "a/b"), ("../..", "../.."),
+    ])
+    func clean(_ path: String, _ expected: String) {
+        #expect(PathPattern.clean(path) == expected)
+    }
 }
